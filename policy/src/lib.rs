@@ -1,0 +1,15 @@
+//! triproxy-policy: deterministic decisions and the sans-IO per-connection session engine.
+//!
+//! Given the configuration of a service, the request and `now`, policy answers:
+//! authenticated or which failure ([`auth`], [`users`]), allowed or denied ([`acl`]). The
+//! [`session`] engine owns a protocol server machine, consults these decisions and emits
+//! I/O intents that a runtime carries out. Nothing here opens a socket or reads a clock.
+
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod acl;
+pub mod auth;
+pub mod service;
+pub mod session;
+pub mod users;

@@ -1,0 +1,22 @@
+//! Shared vocabulary of the triproxy protocol crates.
+//!
+//! This crate holds the types every protocol machine speaks in: the [`Status`] a parser
+//! answers with, the [`TargetAddr`] a client asks for, bounded [`DomainName`]s, the
+//! [`Transmit`] buffer a machine hands its driver, and the 3proxy [`LogCode`] every failure
+//! maps to. It does no I/O, reads no clock and allocates nothing.
+//!
+//! It is not a protocol: SOCKS, HTTP and the others live in their own crates and depend on
+//! this one.
+
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+mod addr;
+mod code;
+mod status;
+mod transmit;
+
+pub use addr::{DomainError, DomainName, TargetAddr, MAX_DOMAIN_LEN};
+pub use code::LogCode;
+pub use status::Status;
+pub use transmit::{Transmit, TransmitFull, MAX_TRANSMIT};
