@@ -1,1 +1,724 @@
-//! (being written)
+//! The `auth` chain: which authentication methods a service tries, in which order, and
+//! what user name the ACL then sees.
+//!
+//! 3proxy's `auth A B C` (reference section 6, `src/auth.c doauth()`) tries each method in
+//! turn; the first that succeeds decides, and its ACL check (if any) is final. This module
+//! parses the chain ([`AuthChain::parse`]) and runs it: [`AuthChain::decide`] runs the whole
+//! 3proxy algorithm including the ACL, [`AuthChain::authenticate`] only the
+//! credential part (for callers that check the ACL themselves).
+//!
+//! It is not the password table ([`crate::users`]) nor the ACL matcher ([`crate::acl`]);
+//! `cache`, `cacheacl`, `dnsname` and `radius` are recognised but refused until they are
+//! implemented, and the removed `nbname` is refused as 3proxy 1.0 does.
+
+use crate::acl::{self, Ace, AclRequest, Action, ConfigToken};
+use crate::users::Users;
+use core::fmt;
+use triproxy_wire::LogCode;
+
+/// Most methods one `auth` line may list.
+pub const MAX_AUTH_METHODS: usize = 16;
+
+/// One authentication method of an `auth` line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum AuthMethod {
+    /// `none`: everyone is accepted and **no ACL is evaluated** (no `allow`/`deny`).
+    None,
+    /// `iponly`: the ACL decides with the user name hidden (the ACL sees `-`); if the ACL
+    /// refuses, the chain goes on to the next method. 3proxy's effective default.
+    IpOnly,
+    /// `useronly`: any user name is accepted without a password, then the ACL decides.
+    UserOnly,
+    /// `strong`: user name and password are checked against `users`, then the ACL decides.
+    Strong,
+}
+
+impl AuthMethod {
+    /// Parses one word of an `auth` line (case-sensitive, as 3proxy).
+    ///
+    /// ```
+    /// use triproxy_policy::auth::{AuthError, AuthMethod};
+    /// assert_eq!(AuthMethod::parse("strong"), Ok(AuthMethod::Strong));
+    /// assert_eq!(AuthMethod::parse("radius"), Err(AuthError::Unsupported { name: "radius" }));
+    /// assert_eq!(AuthMethod::parse("nbname"), Err(AuthError::Removed));
+    /// ```
+    pub fn parse(word: &str) -> Result<AuthMethod, AuthError> {
+        match word {
+            "none" => Ok(AuthMethod::None),
+            "iponly" => Ok(AuthMethod::IpOnly),
+            "useronly" => Ok(AuthMethod::UserOnly),
+            "strong" => Ok(AuthMethod::Strong),
+            "cache" => Err(AuthError::Unsupported { name: "cache" }),
+            "cacheacl" => Err(AuthError::Unsupported { name: "cacheacl" }),
+            "dnsname" => Err(AuthError::Unsupported { name: "dnsname" }),
+            "radius" => Err(AuthError::Unsupported { name: "radius" }),
+            "nbname" => Err(AuthError::Removed),
+            other => Err(AuthError::Unknown {
+                name: ConfigToken::new(other),
+            }),
+        }
+    }
+
+    /// The configuration word.
+    pub fn name(self) -> &'static str {
+        match self {
+            AuthMethod::None => "none",
+            AuthMethod::IpOnly => "iponly",
+            AuthMethod::UserOnly => "useronly",
+            AuthMethod::Strong => "strong",
+        }
+    }
+}
+
+impl fmt::Display for AuthMethod {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// Why an `auth` line is refused.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum AuthError {
+    /// `auth` with no method.
+    Empty,
+    /// More than [`MAX_AUTH_METHODS`] methods.
+    TooMany {
+        /// The limit.
+        max: usize,
+    },
+    /// A 3proxy method triproxy does not implement yet.
+    Unsupported {
+        /// Its name.
+        name: &'static str,
+    },
+    /// `nbname`, removed from 3proxy (a configuration error in 3proxy 1.0 as well).
+    Removed,
+    /// Not a 3proxy method.
+    Unknown {
+        /// The word.
+        name: ConfigToken,
+    },
+}
+
+impl fmt::Display for AuthError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            AuthError::Empty => write!(f, "auth needs at least one method"),
+            AuthError::TooMany { max } => write!(f, "auth lists more than {max} methods"),
+            AuthError::Unsupported { name } => {
+                write!(f, "auth method `{name}` is not supported by triproxy yet")
+            }
+            AuthError::Removed => write!(f, "auth method `nbname` was removed from 3proxy"),
+            AuthError::Unknown { name } => write!(
+                f,
+                "unknown auth method `{name}` (expected none, iponly, useronly or strong)"
+            ),
+        }
+    }
+}
+
+impl std::error::Error for AuthError {}
+
+/// Result of the credential part of the chain ([`AuthChain::authenticate`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AuthOutcome {
+    /// A method accepted the client.
+    Authenticated {
+        /// The name ACL user lists match against (`None` matches `-`).
+        acl_user: Option<String>,
+        /// Whether the ACL must still be checked (false only for `none`).
+        check_acl: bool,
+    },
+    /// Every method refused; the 3proxy log code.
+    Failed(LogCode),
+}
+
+/// Result of the whole chain, ACL included ([`AuthChain::decide`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AuthDecision {
+    /// The request may proceed.
+    Granted {
+        /// The method that accepted it.
+        method: AuthMethod,
+        /// The name the ACL saw (`None`: `-`, or no ACL for `none`; for `none` this holds
+        /// the presented name, for logging).
+        acl_user: Option<String>,
+        /// Index in the ACL of the `allow` entry that matched; `None` when the ACL was
+        /// empty or not evaluated (`none`).
+        rule: Option<usize>,
+    },
+    /// Refused with this 3proxy log code (1 deny, 3 no match, 4 no user name, 5 unknown
+    /// user, 6 bad password).
+    Refused(LogCode),
+}
+
+/// The methods of one `auth` line, in order; never empty.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct AuthChain(Vec<AuthMethod>);
+
+impl Default for AuthChain {
+    fn default() -> Self {
+        Self::default_chain()
+    }
+}
+
+impl AuthChain {
+    /// Parses the words after `auth` (1..=[`MAX_AUTH_METHODS`] methods).
+    pub fn parse(words: &[&str]) -> Result<AuthChain, AuthError> {
+        if words.is_empty() {
+            return Err(AuthError::Empty);
+        }
+        if words.len() > MAX_AUTH_METHODS {
+            return Err(AuthError::TooMany {
+                max: MAX_AUTH_METHODS,
+            });
+        }
+        words
+            .iter()
+            .map(|w| AuthMethod::parse(w))
+            .collect::<Result<Vec<_>, _>>()
+            .map(AuthChain)
+    }
+
+    /// 3proxy's effective default, `auth iponly` (installed at start and on every reload,
+    /// although the manual says `none`).
+    pub fn default_chain() -> AuthChain {
+        AuthChain(vec![AuthMethod::IpOnly])
+    }
+
+    /// The methods, in order.
+    pub fn methods(&self) -> &[AuthMethod] {
+        &self.0
+    }
+
+    /// Whether any method wants a password from the client (`strong`): decides whether a
+    /// SOCKS5 server selects username/password authentication (RFC 1928 section 3).
+    pub fn needs_password(&self) -> bool {
+        self.0.contains(&AuthMethod::Strong)
+    }
+
+    /// Whether the chain starts with `none`: every client is then accepted at once and ACLs
+    /// are never evaluated (3proxy: `auth none` disables `allow`/`deny`/`parent`).
+    /// A later `none` (`auth strong none`) only applies to clients earlier methods refused.
+    pub fn is_none(&self) -> bool {
+        self.0.first() == Some(&AuthMethod::None)
+    }
+
+    /// Runs the credential part of the chain for a client that presented `user` and
+    /// `password` (either may be absent; an empty name counts as absent).
+    ///
+    /// * `none` → `Authenticated { acl_user: <presented name>, check_acl: false }`.
+    /// * `iponly` → `Authenticated { acl_user: None, check_acl: true }`: the name is hidden
+    ///   from the ACL (the caller may still log it).
+    /// * `useronly` → needs a name (code 4; a name that is not UTF-8 also gives 4, as
+    ///   no ACL user entry could name it).
+    /// * `strong` → [`Users::verify`] (4 no name, 5 unknown user, 6 bad password).
+    ///
+    /// The first method that succeeds wins; if all fail, the highest code (3proxy keeps the
+    /// largest error; a code ≥ 10 would stop the chain at once).
+    ///
+    /// Limitation: in 3proxy `iponly` succeeds only if the ACL allows, and otherwise the
+    /// chain continues (`auth iponly strong`: trusted networks without a password, the rest
+    /// with one). Without the ACL this method cannot know, and treats `iponly` as a success
+    /// whose ACL check is still due; use [`AuthChain::decide`] for the exact behaviour.
+    pub fn authenticate(
+        &self,
+        users: &Users,
+        user: Option<&[u8]>,
+        password: Option<&[u8]>,
+    ) -> AuthOutcome {
+        let user = user.filter(|u| !u.is_empty());
+        let mut worst = 0u16;
+        for method in &self.0 {
+            let code = match method {
+                AuthMethod::None => {
+                    return AuthOutcome::Authenticated {
+                        acl_user: user.and_then(utf8_name),
+                        check_acl: false,
+                    }
+                }
+                AuthMethod::IpOnly => {
+                    return AuthOutcome::Authenticated {
+                        acl_user: None,
+                        check_acl: true,
+                    }
+                }
+                AuthMethod::UserOnly | AuthMethod::Strong => {
+                    match credential_check(*method, users, user, password) {
+                        Ok(name) => {
+                            return AuthOutcome::Authenticated {
+                                acl_user: Some(name),
+                                check_acl: true,
+                            }
+                        }
+                        Err(code) => code,
+                    }
+                }
+            };
+            worst = worst.max(code.get());
+            if worst >= LogCode::LIMIT_EXCEEDED.get() {
+                break;
+            }
+        }
+        AuthOutcome::Failed(LogCode(worst))
+    }
+
+    /// Runs 3proxy's whole `doauth` for one request: each method in order, with the ACL.
+    ///
+    /// `req.user` is ignored: each method sets the name the ACL sees (`iponly`: none, so
+    /// `-`; `useronly`/`strong`: the presented name). Per method:
+    /// * `none` → granted, ACL not evaluated;
+    /// * `iponly` → the ACL (without user) allows → granted; otherwise its code (1 or 3) is
+    ///   remembered and the **next method is tried**;
+    /// * `useronly` / `strong` → credential failure (4, 5, 6) is remembered and the next
+    ///   method is tried; on success the ACL (with the user) is final: allow → granted,
+    ///   deny → refused 1, no match → refused 3.
+    ///
+    /// When every method fails, the highest remembered code is returned (as 3proxy; a code
+    /// ≥ 10 would stop the chain at once). An empty ACL allows everything.
+    ///
+    /// ```
+    /// use triproxy_policy::{acl::*, auth::*, users::Users};
+    /// use triproxy_wire::LogCode;
+    /// let mut users = Users::new();
+    /// users.add_spec("alice:CL:pw").unwrap();
+    /// let chain = AuthChain::parse(&["iponly", "strong"]).unwrap();
+    /// let acl = [
+    ///     Ace::parse(Action::Allow, &["*", "192.168.0.0/16"]).unwrap(),
+    ///     Ace::parse(Action::Allow, &["alice"]).unwrap(),
+    /// ];
+    /// let mut req = AclRequest {
+    ///     user: None, client: "203.0.113.5".parse().unwrap(), target_host: None,
+    ///     target_ip: Some("192.0.2.1".parse().unwrap()), port: Some(443),
+    ///     operation: Operation::Connect, time: CivilTime { weekday: 2, seconds_of_day: 0 },
+    /// };
+    /// // Outside the trusted network: iponly finds no rule, strong checks the password.
+    /// assert_eq!(chain.decide(&users, None, None, &acl, &req), AuthDecision::Refused(LogCode::NO_USERNAME));
+    /// assert!(matches!(chain.decide(&users, Some(b"alice"), Some(b"pw"), &acl, &req),
+    ///                  AuthDecision::Granted { method: AuthMethod::Strong, rule: Some(1), .. }));
+    /// // Inside: no password needed.
+    /// req.client = "192.168.1.9".parse().unwrap();
+    /// assert!(matches!(chain.decide(&users, None, None, &acl, &req),
+    ///                  AuthDecision::Granted { method: AuthMethod::IpOnly, rule: Some(0), .. }));
+    /// ```
+    pub fn decide(
+        &self,
+        users: &Users,
+        user: Option<&[u8]>,
+        password: Option<&[u8]>,
+        acl: &[Ace],
+        req: &AclRequest<'_>,
+    ) -> AuthDecision {
+        let user = user.filter(|u| !u.is_empty());
+        let mut worst = 0u16;
+        for method in &self.0 {
+            let code = match method {
+                AuthMethod::None => {
+                    return AuthDecision::Granted {
+                        method: AuthMethod::None,
+                        acl_user: user.and_then(utf8_name),
+                        rule: None,
+                    }
+                }
+                AuthMethod::IpOnly => match authorize(acl, req, None) {
+                    Ok(rule) => {
+                        return AuthDecision::Granted {
+                            method: AuthMethod::IpOnly,
+                            acl_user: None,
+                            rule,
+                        }
+                    }
+                    Err(code) => code,
+                },
+                AuthMethod::UserOnly | AuthMethod::Strong => {
+                    match credential_check(*method, users, user, password) {
+                        Ok(name) => {
+                            return match authorize(acl, req, Some(&name)) {
+                                Ok(rule) => AuthDecision::Granted {
+                                    method: *method,
+                                    acl_user: Some(name),
+                                    rule,
+                                },
+                                Err(code) => AuthDecision::Refused(code),
+                            }
+                        }
+                        Err(code) => code,
+                    }
+                }
+            };
+            worst = worst.max(code.get());
+            if worst >= LogCode::LIMIT_EXCEEDED.get() {
+                break;
+            }
+        }
+        AuthDecision::Refused(LogCode(worst))
+    }
+}
+
+fn utf8_name(name: &[u8]) -> Option<String> {
+    core::str::from_utf8(name).ok().map(str::to_owned)
+}
+
+/// `useronly` / `strong` without the ACL: the accepted name, or the failure code.
+fn credential_check(
+    method: AuthMethod,
+    users: &Users,
+    user: Option<&[u8]>,
+    password: Option<&[u8]>,
+) -> Result<String, LogCode> {
+    let name = user.ok_or(LogCode::NO_USERNAME)?;
+    if method == AuthMethod::Strong {
+        users.verify(name, password.unwrap_or_default())?;
+        // A verified name is a key of the table, hence UTF-8.
+        return utf8_name(name).ok_or(LogCode::USER_NOT_FOUND);
+    }
+    utf8_name(name).ok_or(LogCode::NO_USERNAME)
+}
+
+/// 3proxy `checkACL` with the given user: the matching `allow` rule (None for an empty ACL)
+/// or the refusal code.
+fn authorize(
+    acl: &[Ace],
+    req: &AclRequest<'_>,
+    user: Option<&str>,
+) -> Result<Option<usize>, LogCode> {
+    if acl.is_empty() {
+        return Ok(None);
+    }
+    let req = AclRequest { user, ..*req };
+    let index = acl::first_match(acl, &req).ok_or(LogCode::ACL_NO_MATCH)?;
+    match acl.get(index).map(|ace| ace.action) {
+        Some(Action::Allow) => Ok(Some(index)),
+        _ => Err(LogCode::ACL_DENIED),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::acl::{CivilTime, Operation};
+
+    fn users() -> Users {
+        let mut u = Users::new();
+        u.add_spec("alice:CL:pw").unwrap();
+        u.add_spec("bob:CL:bobpw").unwrap();
+        u
+    }
+
+    fn chain(words: &[&str]) -> AuthChain {
+        AuthChain::parse(words).unwrap()
+    }
+
+    fn req<'a>(client: &str) -> AclRequest<'a> {
+        AclRequest {
+            user: Some("ignored"),
+            client: client.parse().unwrap(),
+            target_host: None,
+            target_ip: Some("192.0.2.1".parse().unwrap()),
+            port: Some(80),
+            operation: Operation::Connect,
+            time: CivilTime {
+                weekday: 3,
+                seconds_of_day: 0,
+            },
+        }
+    }
+
+    fn allow(fields: &[&str]) -> Ace {
+        Ace::parse(Action::Allow, fields).unwrap()
+    }
+
+    fn deny(fields: &[&str]) -> Ace {
+        Ace::parse(Action::Deny, fields).unwrap()
+    }
+
+    #[test]
+    fn parse_methods_and_errors() {
+        assert_eq!(
+            chain(&["none", "iponly", "useronly", "strong"]).methods(),
+            &[
+                AuthMethod::None,
+                AuthMethod::IpOnly,
+                AuthMethod::UserOnly,
+                AuthMethod::Strong
+            ]
+        );
+        for m in [
+            AuthMethod::None,
+            AuthMethod::IpOnly,
+            AuthMethod::UserOnly,
+            AuthMethod::Strong,
+        ] {
+            assert_eq!(AuthMethod::parse(m.name()), Ok(m));
+        }
+        for name in ["cache", "cacheacl", "dnsname", "radius"] {
+            let e = AuthMethod::parse(name).unwrap_err();
+            assert_eq!(e, AuthError::Unsupported { name });
+            assert!(e.to_string().contains(name));
+        }
+        assert_eq!(AuthMethod::parse("nbname"), Err(AuthError::Removed));
+        let e = AuthChain::parse(&["iponly", "Strong"]).unwrap_err();
+        assert_eq!(
+            e,
+            AuthError::Unknown {
+                name: ConfigToken::new("Strong")
+            }
+        );
+        assert!(e.to_string().contains("`Strong`"));
+        assert_eq!(AuthChain::parse(&[]), Err(AuthError::Empty));
+        assert!(AuthChain::parse(&["iponly"; MAX_AUTH_METHODS]).is_ok());
+        assert_eq!(
+            AuthChain::parse(&["iponly"; MAX_AUTH_METHODS + 1]),
+            Err(AuthError::TooMany {
+                max: MAX_AUTH_METHODS
+            })
+        );
+    }
+
+    #[test]
+    fn chain_properties() {
+        let d = AuthChain::default_chain();
+        assert_eq!(d.methods(), &[AuthMethod::IpOnly]);
+        assert_eq!(AuthChain::default(), d);
+        assert!(!d.needs_password() && !d.is_none());
+        assert!(chain(&["iponly", "strong"]).needs_password());
+        assert!(!chain(&["useronly"]).needs_password());
+        assert!(chain(&["none"]).is_none());
+        assert!(chain(&["none", "strong"]).is_none());
+        assert!(!chain(&["strong", "none"]).is_none());
+    }
+
+    #[test]
+    fn authenticate_each_method() {
+        let u = users();
+        let a = chain(&["none"]).authenticate(&u, Some(b"alice"), None);
+        assert_eq!(
+            a,
+            AuthOutcome::Authenticated {
+                acl_user: Some("alice".into()),
+                check_acl: false
+            }
+        );
+        assert_eq!(
+            chain(&["none"]).authenticate(&u, None, None),
+            AuthOutcome::Authenticated {
+                acl_user: None,
+                check_acl: false
+            }
+        );
+        // iponly hides the user from the ACL.
+        assert_eq!(
+            chain(&["iponly"]).authenticate(&u, Some(b"alice"), Some(b"pw")),
+            AuthOutcome::Authenticated {
+                acl_user: None,
+                check_acl: true
+            }
+        );
+        let uo = chain(&["useronly"]);
+        assert_eq!(
+            uo.authenticate(&u, Some(b"anyone"), None),
+            AuthOutcome::Authenticated {
+                acl_user: Some("anyone".into()),
+                check_acl: true
+            }
+        );
+        assert_eq!(
+            uo.authenticate(&u, None, None),
+            AuthOutcome::Failed(LogCode::NO_USERNAME)
+        );
+        assert_eq!(
+            uo.authenticate(&u, Some(b""), None),
+            AuthOutcome::Failed(LogCode::NO_USERNAME)
+        );
+        assert_eq!(
+            uo.authenticate(&u, Some(b"\xff"), None),
+            AuthOutcome::Failed(LogCode::NO_USERNAME)
+        );
+        let st = chain(&["strong"]);
+        assert_eq!(
+            st.authenticate(&u, Some(b"alice"), Some(b"pw")),
+            AuthOutcome::Authenticated {
+                acl_user: Some("alice".into()),
+                check_acl: true
+            }
+        );
+        assert_eq!(
+            st.authenticate(&u, None, Some(b"pw")),
+            AuthOutcome::Failed(LogCode(4))
+        );
+        assert_eq!(
+            st.authenticate(&u, Some(b"carol"), Some(b"pw")),
+            AuthOutcome::Failed(LogCode(5))
+        );
+        assert_eq!(
+            st.authenticate(&u, Some(b"alice"), Some(b"bobpw")),
+            AuthOutcome::Failed(LogCode(6))
+        );
+        assert_eq!(
+            st.authenticate(&u, Some(b"alice"), None),
+            AuthOutcome::Failed(LogCode(6))
+        );
+    }
+
+    #[test]
+    fn authenticate_chain_order() {
+        let u = users();
+        // First success wins.
+        assert_eq!(
+            chain(&["strong", "useronly"]).authenticate(&u, Some(b"carol"), None),
+            AuthOutcome::Authenticated {
+                acl_user: Some("carol".into()),
+                check_acl: true
+            }
+        );
+        assert_eq!(
+            chain(&["strong", "none"]).authenticate(&u, Some(b"alice"), Some(b"x")),
+            AuthOutcome::Authenticated {
+                acl_user: Some("alice".into()),
+                check_acl: false
+            }
+        );
+        assert_eq!(
+            chain(&["strong", "none"]).authenticate(&u, Some(b"alice"), Some(b"pw")),
+            AuthOutcome::Authenticated {
+                acl_user: Some("alice".into()),
+                check_acl: true
+            }
+        );
+        // All fail: the highest code.
+        assert_eq!(
+            chain(&["strong", "useronly"]).authenticate(&u, None, None),
+            AuthOutcome::Failed(LogCode(4))
+        );
+        assert_eq!(
+            chain(&["useronly", "strong"]).authenticate(&u, Some(b"alice"), Some(b"x")),
+            AuthOutcome::Authenticated {
+                acl_user: Some("alice".into()),
+                check_acl: true
+            }
+        );
+        let two_strong = chain(&["strong", "strong"]);
+        assert_eq!(
+            two_strong.authenticate(&u, Some(b"alice"), Some(b"x")),
+            AuthOutcome::Failed(LogCode(6))
+        );
+    }
+
+    #[test]
+    fn decide_none_skips_acl() {
+        let u = users();
+        let acl = [deny(&["*"])];
+        assert_eq!(
+            chain(&["none"]).decide(&u, Some(b"x"), None, &acl, &req("10.0.0.1")),
+            AuthDecision::Granted {
+                method: AuthMethod::None,
+                acl_user: Some("x".into()),
+                rule: None
+            }
+        );
+    }
+
+    #[test]
+    fn decide_iponly_hides_user_and_falls_through() {
+        let u = users();
+        // The user list `alice` cannot match under iponly: the ACL sees `-`.
+        let acl = [allow(&["alice"]), allow(&["-", "10.0.0.0/8"])];
+        let ip = chain(&["iponly"]);
+        assert_eq!(
+            ip.decide(&u, Some(b"alice"), Some(b"pw"), &acl, &req("192.0.2.7")),
+            AuthDecision::Refused(LogCode::ACL_NO_MATCH)
+        );
+        assert_eq!(
+            ip.decide(&u, Some(b"alice"), Some(b"pw"), &acl, &req("10.1.1.1")),
+            AuthDecision::Granted {
+                method: AuthMethod::IpOnly,
+                acl_user: None,
+                rule: Some(1)
+            }
+        );
+        // iponly then strong: the password path is taken when iponly's ACL check fails.
+        let both = chain(&["iponly", "strong"]);
+        assert_eq!(
+            both.decide(&u, Some(b"alice"), Some(b"pw"), &acl, &req("192.0.2.7")),
+            AuthDecision::Granted {
+                method: AuthMethod::Strong,
+                acl_user: Some("alice".into()),
+                rule: Some(0)
+            }
+        );
+        // Codes: iponly 3 then strong 6 → 6; iponly deny (1) then strong 4 → 4.
+        assert_eq!(
+            both.decide(&u, Some(b"alice"), Some(b"bad"), &acl, &req("192.0.2.7")),
+            AuthDecision::Refused(LogCode::BAD_CL_PASSWORD)
+        );
+        let deny_all = [deny(&["*"])];
+        assert_eq!(
+            both.decide(&u, None, None, &deny_all, &req("192.0.2.7")),
+            AuthDecision::Refused(LogCode::NO_USERNAME)
+        );
+        assert_eq!(
+            ip.decide(&u, None, None, &deny_all, &req("192.0.2.7")),
+            AuthDecision::Refused(LogCode::ACL_DENIED)
+        );
+        // Empty ACL allows.
+        assert_eq!(
+            ip.decide(&u, None, None, &[], &req("192.0.2.7")),
+            AuthDecision::Granted {
+                method: AuthMethod::IpOnly,
+                acl_user: None,
+                rule: None
+            }
+        );
+    }
+
+    #[test]
+    fn decide_acl_after_credentials_is_final() {
+        let u = users();
+        let acl = [deny(&["bob"]), allow(&["alice,bob"])];
+        let c = chain(&["strong", "iponly"]);
+        assert_eq!(
+            c.decide(&u, Some(b"alice"), Some(b"pw"), &acl, &req("10.0.0.1")),
+            AuthDecision::Granted {
+                method: AuthMethod::Strong,
+                acl_user: Some("alice".into()),
+                rule: Some(1)
+            }
+        );
+        // bob authenticates, then the ACL denies: no fall-through to iponly.
+        assert_eq!(
+            c.decide(&u, Some(b"bob"), Some(b"bobpw"), &acl, &req("10.0.0.1")),
+            AuthDecision::Refused(LogCode::ACL_DENIED)
+        );
+        let only_alice = [allow(&["alice"])];
+        assert_eq!(
+            chain(&["useronly"]).decide(&u, Some(b"carol"), None, &only_alice, &req("10.0.0.1")),
+            AuthDecision::Refused(LogCode::ACL_NO_MATCH)
+        );
+        assert_eq!(
+            chain(&["strong"]).decide(
+                &u,
+                Some(b"carol"),
+                Some(b"x"),
+                &only_alice,
+                &req("10.0.0.1")
+            ),
+            AuthDecision::Refused(LogCode::USER_NOT_FOUND)
+        );
+        assert_eq!(
+            chain(&["strong"]).decide(&u, None, None, &only_alice, &req("10.0.0.1")),
+            AuthDecision::Refused(LogCode::NO_USERNAME)
+        );
+        assert_eq!(
+            chain(&["strong"]).decide(
+                &u,
+                Some(b"alice"),
+                Some(b"no"),
+                &only_alice,
+                &req("10.0.0.1")
+            ),
+            AuthDecision::Refused(LogCode::BAD_CL_PASSWORD)
+        );
+    }
+}

@@ -1,1 +1,612 @@
-//! (being written)
+//! The per-connection session engine: one SOCKS client, from the first byte to the log line.
+//!
+//! A [`Session`] owns a [`triproxy_socks::server::Server`] machine, consults the service's
+//! [`ServicePolicy`] (auth chain, users, ACL) and tells its driver what to do next as
+//! [`Intent`]s: resolve this name, connect to these addresses, relay, write this log record,
+//! close. The driver (a runtime) carries out each intent and reports back through the typed
+//! `handle_*` methods. Because all protocol and policy logic is here, both runtimes run the
+//! very same session and contain no SOCKS or ACL code.
+//!
+//! It is not a relay: once [`Intent::Relay`] is emitted the runtime moves bytes itself and
+//! reports totals with [`Session::handle_relay_end`].
+//!
+//! # Driving a session
+//!
+//! After every input (`handle_input`, `handle_timeout`, `handle_*` decisions) the driver
+//! drains [`Session::poll_transmit`] (bytes for the client) and then [`Session::poll_intent`]
+//! until both are empty, carrying out each intent in order. Bytes that `handle_input` did not
+//! consume stay with the driver: once [`Intent::Relay`] arrives they are the client's first
+//! data for the target (pipelined after the request) and must be sent there first.
+//!
+//! ```
+//! use std::{sync::Arc, time::{Duration, Instant}};
+//! use triproxy_policy::{acl::CivilTime, service::ServicePolicy, session::{Intent, Session}};
+//!
+//! let now = Instant::now();
+//! let policy = Arc::new(ServicePolicy::new(1080));
+//! let client = "127.0.0.1:50000".parse().unwrap();
+//! let local = "127.0.0.1:1080".parse().unwrap();
+//! let time = CivilTime { weekday: 1, seconds_of_day: 3600 };
+//! let mut s = Session::new(now, policy, client, local, time);
+//!
+//! // Greeting (no auth) and CONNECT 127.0.0.1:80 in one write, followed by data.
+//! let input = [5, 1, 0, 5, 1, 0, 1, 127, 0, 0, 1, 0, 80, b'G', b'E', b'T'];
+//! let used = s.handle_input(now, &input);
+//! assert_eq!(&input[used..], b"GET"); // pipelined data is handed back
+//! assert_eq!(s.poll_transmit().unwrap().as_bytes(), &[5, 0]); // method selection
+//! let Some(Intent::Connect { addrs, .. }) = s.poll_intent() else { panic!() };
+//! assert_eq!(addrs[0], "127.0.0.1:80".parse().unwrap());
+//! s.handle_connected(now, "127.0.0.1:40000".parse().unwrap(), addrs[0]);
+//! assert_eq!(s.poll_transmit().unwrap()[..2], [5, 0]); // reply: succeeded
+//! assert!(matches!(s.poll_intent(), Some(Intent::Relay { .. })));
+//! ```
+
+use crate::acl::{AclRequest, CivilTime, Operation};
+use crate::auth::{AuthDecision, AuthOutcome};
+use crate::service::{NeedUser, ServicePolicy};
+use arrayvec::ArrayVec;
+use core::time::Duration;
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+use triproxy_socks::server::{
+    AuthVerdict, Command, Credentials, MethodPolicy, Request, Server, ServerConfig, ServerEvent,
+    State, Version,
+};
+use triproxy_socks::v5::ReplyCode;
+use triproxy_wire::{DomainName, LogCode, TargetAddr, Transmit};
+
+/// At most this many resolved addresses are tried for one request.
+pub const MAX_CONNECT_ADDRS: usize = 8;
+
+/// What the session asks its runtime to do next. (Large variants are inline on purpose: an
+/// intent lives for one step of the driver loop and is never stored in bulk.)
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Intent {
+    /// Resolve `host`; answer with [`Session::handle_resolved`].
+    Resolve {
+        /// The name as the client sent it.
+        host: DomainName,
+        /// The port to attach to each address.
+        port: u16,
+    },
+    /// Connect to the first of `addrs` that accepts, each attempt bounded by `timeout`;
+    /// answer with [`Session::handle_connected`] or [`Session::handle_connect_failed`].
+    Connect {
+        /// Candidate addresses in order of preference (1..=[`MAX_CONNECT_ADDRS`]).
+        addrs: ArrayVec<SocketAddr, MAX_CONNECT_ADDRS>,
+        /// Limit for each attempt.
+        timeout: Duration,
+    },
+    /// Relay bytes between client and target in both directions until both are done,
+    /// closing a tunnel that sees no traffic for `idle_timeout`; bytes the driver holds
+    /// unconsumed go to the target first. Answer with [`Session::handle_relay_end`].
+    Relay {
+        /// Idle limit for the whole tunnel.
+        idle_timeout: Duration,
+    },
+    /// Write this record to the service's log.
+    Log(LogRecord),
+    /// Flush pending transmits, close both sockets and drop the session.
+    Close,
+}
+
+/// Why an outgoing connection failed, as far as the runtime can tell.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ConnectError {
+    /// The target refused (RST).
+    Refused,
+    /// No route to the network.
+    NetworkUnreachable,
+    /// No route to the host.
+    HostUnreachable,
+    /// No answer within the connect timeout.
+    TimedOut,
+    /// Any other failure (no socket, no memory, ...).
+    Other,
+}
+
+impl ConnectError {
+    fn reply(self) -> ReplyCode {
+        match self {
+            ConnectError::Refused => ReplyCode::ConnectionRefused,
+            ConnectError::NetworkUnreachable => ReplyCode::NetworkUnreachable,
+            ConnectError::HostUnreachable | ConnectError::TimedOut => ReplyCode::HostUnreachable,
+            ConnectError::Other => ReplyCode::GeneralFailure,
+        }
+    }
+}
+
+/// Why name resolution gave no address.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ResolveError {
+    /// The name does not exist or has no address of a usable family.
+    NotFound,
+    /// The name is not valid text for the resolver.
+    InvalidName,
+    /// The resolver failed or timed out.
+    Failed,
+}
+
+/// How a relay ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum RelayEnd {
+    /// Both directions reached end of stream and everything was delivered.
+    Clean,
+    /// No traffic for the idle timeout.
+    IdleTimeout,
+    /// The client side failed (reset, write error).
+    ClientError,
+    /// The target side failed.
+    ServerError,
+    /// Both sides failed.
+    BothError,
+    /// Data read from one side could not be delivered to the other.
+    UnsentData,
+}
+
+impl RelayEnd {
+    /// The 3proxy log code of this ending (0, 92, 95, 96, 97, 94).
+    pub fn log_code(self) -> LogCode {
+        match self {
+            RelayEnd::Clean => LogCode::SUCCESS,
+            RelayEnd::IdleTimeout => LogCode::RELAY_IDLE_TIMEOUT,
+            RelayEnd::ClientError => LogCode::RELAY_CLIENT_ABORT,
+            RelayEnd::ServerError => LogCode::RELAY_SERVER_ABORT,
+            RelayEnd::BothError => LogCode::RELAY_BOTH_ABORT,
+            RelayEnd::UnsentData => LogCode::RELAY_UNSENT_DATA,
+        }
+    }
+}
+
+/// What a runtime reports when a relay is over.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RelayReport {
+    /// Bytes delivered from the target to the client (3proxy `%I`).
+    pub bytes_in: u64,
+    /// Bytes delivered from the client to the target, pipelined bytes included (`%O`).
+    pub bytes_out: u64,
+    /// How it ended.
+    pub end: RelayEnd,
+}
+
+/// One log record: the facts of a finished connection, rendered by the daemon's
+/// `logformat`. Every failure carries a 3proxy [`LogCode`] and a readable `reason`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogRecord {
+    /// 3proxy service name: `SOCK5`, `SOCK4`, `SOC45`, or `SOCKS` before the version is known.
+    pub service: &'static str,
+    /// Listening port of the service (`%p`).
+    pub listen_port: u16,
+    /// 3proxy error code (`%E`).
+    pub code: LogCode,
+    /// A readable reason for a failure; `None` on success.
+    pub reason: Option<String>,
+    /// The user name, when the client gave one (`%U`).
+    pub user: Option<String>,
+    /// The client's address (`%C:%c`).
+    pub client: SocketAddr,
+    /// The proxy address the client connected to (`%i`).
+    pub internal: SocketAddr,
+    /// The address actually connected to (`%R:%r`), if any.
+    pub remote: Option<SocketAddr>,
+    /// The proxy's own address of the outgoing connection (`%e`), if any.
+    pub external: Option<SocketAddr>,
+    /// The destination as requested (`%n`, `%Q:%q`), if a request was read.
+    pub requested: Option<TargetAddr>,
+    /// Bytes from the target to the client (`%I`).
+    pub bytes_in: u64,
+    /// Bytes from the client to the target (`%O`).
+    pub bytes_out: u64,
+    /// Parent proxy hops used (`%h`).
+    pub hops: u32,
+    /// Service text (`%T`): `CONNECT host:port`, `BIND host:port`, `UDPASSOC host:port`.
+    pub text: String,
+    /// From accept to this record (`%D`).
+    pub duration: Duration,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    Handshake,
+    Resolving,
+    Connecting,
+    Relaying,
+    Done,
+}
+
+/// One client connection of a SOCKS service. See the module documentation.
+#[derive(Debug)]
+pub struct Session {
+    policy: Arc<ServicePolicy>,
+    server: Server,
+    phase: Phase,
+    started: Instant,
+    time: CivilTime,
+    client: SocketAddr,
+    internal: SocketAddr,
+    /// The user name the client presented (for logs).
+    user: Option<String>,
+    /// RFC 1929 credentials that passed the sub-negotiation; the auth chain runs again with
+    /// them (and the ACL) once the target is known.
+    credentials: Option<Credentials>,
+    request: Option<Request>,
+    remote: Option<SocketAddr>,
+    external: Option<SocketAddr>,
+    intents: VecDeque<Intent>,
+}
+
+impl Session {
+    /// A session for a client that connected from `client` to the proxy's `local` address.
+    /// `time` is the local civil time at accept, for weekday and time-period ACL fields.
+    pub fn new(
+        now: Instant,
+        policy: Arc<ServicePolicy>,
+        client: SocketAddr,
+        local: SocketAddr,
+        time: CivilTime,
+    ) -> Self {
+        let methods = match policy.needuser {
+            NeedUser::Never => MethodPolicy::NoAuth,
+            NeedUser::Required => MethodPolicy::Password,
+            NeedUser::IfOffered if policy.auth.needs_password() => MethodPolicy::Password,
+            NeedUser::IfOffered => MethodPolicy::NoAuthOrPassword,
+        };
+        let server = Server::new(
+            now,
+            ServerConfig {
+                methods,
+                allow_v4: true,
+                allow_v5: true,
+                handshake_timeout: policy.timeouts.handshake,
+            },
+        );
+        Session {
+            policy,
+            server,
+            phase: Phase::Handshake,
+            started: now,
+            time,
+            client,
+            internal: local,
+            user: None,
+            credentials: None,
+            request: None,
+            remote: None,
+            external: None,
+            intents: VecDeque::new(),
+        }
+    }
+
+    /// Feeds bytes from the client; returns how many were consumed. Unconsumed bytes stay
+    /// with the driver (see the module documentation). Malformed input ends the session:
+    /// the failure reply comes out of `poll_transmit`, then `Log` and `Close` intents.
+    pub fn handle_input(&mut self, now: Instant, input: &[u8]) -> usize {
+        let mut used = 0;
+        while self.phase == Phase::Handshake {
+            let rest = input.get(used..).unwrap_or_default();
+            let consumed = match self.server.handle_input(now, rest) {
+                Ok(n) => n,
+                Err(e) => {
+                    let code = e.log_code();
+                    self.finish(now, code, Some(e.to_string()), 0, 0);
+                    return input.len();
+                }
+            };
+            used += consumed;
+            let mut events = false;
+            while let Some(event) = self.server.poll_event() {
+                events = true;
+                self.on_event(now, event);
+            }
+            let waiting_for_bytes = matches!(
+                self.server.state(),
+                State::Greeting | State::Authenticating | State::AwaitingRequest
+            );
+            if (consumed == 0 && !events) || !waiting_for_bytes || used >= input.len() {
+                break;
+            }
+        }
+        used
+    }
+
+    /// The client closed its side (or its socket failed) before the relay started.
+    pub fn handle_client_eof(&mut self, now: Instant) {
+        if self.phase == Phase::Done {
+            return;
+        }
+        match self.server.handle_eof() {
+            Some(e) => self.finish(now, e.log_code(), Some(e.to_string()), 0, 0),
+            None => self.finish(
+                now,
+                LogCode(441),
+                Some("client closed the connection before the request was answered".into()),
+                0,
+                0,
+            ),
+        }
+    }
+
+    /// The earliest time at which [`Session::handle_timeout`] must be called, if any.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        match self.phase {
+            Phase::Handshake => self.server.poll_timeout(),
+            _ => None,
+        }
+    }
+
+    /// Lets time pass; a handshake past its deadline ends the session.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        if self.phase != Phase::Handshake {
+            return;
+        }
+        if let Some(e) = self.server.handle_timeout(now) {
+            self.finish(now, e.log_code(), Some(e.to_string()), 0, 0);
+        }
+    }
+
+    /// The next bytes to write to the client.
+    pub fn poll_transmit(&mut self) -> Option<Transmit> {
+        self.server.poll_transmit()
+    }
+
+    /// The next thing the runtime must do.
+    pub fn poll_intent(&mut self) -> Option<Intent> {
+        self.intents.pop_front()
+    }
+
+    /// Whether the session has ended (its `Close` intent was emitted).
+    pub fn is_done(&self) -> bool {
+        self.phase == Phase::Done
+    }
+
+    /// The answer to [`Intent::Resolve`].
+    pub fn handle_resolved(&mut self, now: Instant, result: Result<&[SocketAddr], ResolveError>) {
+        if self.phase != Phase::Resolving {
+            return;
+        }
+        match result {
+            Ok(addrs) if !addrs.is_empty() => self.authorize_and_connect(now, addrs),
+            Ok(_) | Err(_) => {
+                let reason = match result {
+                    Err(ResolveError::InvalidName) => "host name is not valid text",
+                    Err(ResolveError::Failed) => "name resolution failed",
+                    _ => "host not found",
+                };
+                self.refuse(
+                    now,
+                    ReplyCode::HostUnreachable,
+                    LogCode::HOST_NOT_FOUND,
+                    reason.into(),
+                );
+            }
+        }
+    }
+
+    /// The answer to [`Intent::Connect`]: connected from `local` to `peer`.
+    pub fn handle_connected(&mut self, now: Instant, local: SocketAddr, peer: SocketAddr) {
+        if self.phase != Phase::Connecting {
+            return;
+        }
+        let _ = now;
+        self.remote = Some(peer);
+        self.external = Some(local);
+        // RFC 1928 section 6: BND is the address the server assigned to connect to the
+        // target, i.e. the outgoing socket's local address (3proxy reports the
+        // client-facing address instead).
+        self.server.handle_granted(local);
+        self.phase = Phase::Relaying;
+        self.intents.push_back(Intent::Relay {
+            idle_timeout: self.policy.timeouts.idle,
+        });
+    }
+
+    /// The answer to [`Intent::Connect`]: every address failed; `error` is the last failure.
+    pub fn handle_connect_failed(&mut self, now: Instant, error: ConnectError) {
+        if self.phase != Phase::Connecting {
+            return;
+        }
+        self.refuse(
+            now,
+            error.reply(),
+            LogCode::CONNECT_FAILED,
+            format!("connect failed: {error:?}"),
+        );
+    }
+
+    /// The answer to [`Intent::Relay`].
+    pub fn handle_relay_end(&mut self, now: Instant, report: RelayReport) {
+        if self.phase != Phase::Relaying {
+            return;
+        }
+        let reason = match report.end {
+            RelayEnd::Clean => None,
+            other => Some(format!("relay ended: {other:?}")),
+        };
+        self.finish(
+            now,
+            report.end.log_code(),
+            reason,
+            report.bytes_in,
+            report.bytes_out,
+        );
+    }
+
+    fn on_event(&mut self, now: Instant, event: ServerEvent) {
+        match event {
+            ServerEvent::Credentials(c) => {
+                self.user = Some(String::from_utf8_lossy(&c.username).into_owned());
+                let outcome = self.policy.auth.authenticate(
+                    &self.policy.users,
+                    Some(&c.username),
+                    Some(&c.password),
+                );
+                match outcome {
+                    AuthOutcome::Authenticated { .. } => {
+                        self.credentials = Some(c);
+                        self.server.handle_auth(AuthVerdict::Accepted);
+                    }
+                    AuthOutcome::Failed(code) => {
+                        // RFC 1929: a failure status, then the server closes the connection
+                        // (3proxy answers success here and fails the request later).
+                        self.server.handle_auth(AuthVerdict::Rejected);
+                        self.finish(now, code, Some(auth_reason(code).into()), 0, 0);
+                    }
+                }
+            }
+            ServerEvent::Request(request) => self.on_request(now, request),
+        }
+    }
+
+    fn on_request(&mut self, now: Instant, request: Request) {
+        if let Some(id) = &request.user_id {
+            self.user = Some(String::from_utf8_lossy(id).into_owned());
+        }
+        let target = request.target.clone();
+        let command = request.command;
+        self.request = Some(request);
+        if command != Command::Connect {
+            self.refuse(
+                now,
+                ReplyCode::CommandNotSupported,
+                LogCode::NOT_IMPLEMENTED,
+                format!(
+                    "{} is not relayed by this version of triproxy",
+                    command_text(command)
+                ),
+            );
+            return;
+        }
+        match target {
+            TargetAddr::Ip(addr) => self.authorize_and_connect(now, &[addr]),
+            TargetAddr::Domain(host, port) => {
+                self.phase = Phase::Resolving;
+                self.intents.push_back(Intent::Resolve { host, port });
+            }
+        }
+    }
+
+    /// Runs the auth chain and ACL for each candidate address and connects to the allowed
+    /// ones. Checking every address (not just the first) means a name that resolves to both
+    /// an allowed and a denied address cannot be used to reach the denied one.
+    fn authorize_and_connect(&mut self, now: Instant, candidates: &[SocketAddr]) {
+        let (user, password) = match &self.credentials {
+            Some(c) => (Some(&c.username[..]), Some(&c.password[..])),
+            None => (self.user.as_deref().map(str::as_bytes), None),
+        };
+        let host = self.request.as_ref().and_then(|r| r.target.domain());
+        let mut addrs = ArrayVec::<SocketAddr, MAX_CONNECT_ADDRS>::new();
+        let mut first_refusal = None;
+        for addr in candidates.iter().take(MAX_CONNECT_ADDRS) {
+            let request = AclRequest {
+                user: None,
+                client: self.client.ip(),
+                target_host: host,
+                target_ip: Some(addr.ip()),
+                port: Some(addr.port()),
+                operation: Operation::Connect,
+                time: self.time,
+            };
+            let decision = self.policy.auth.decide(
+                &self.policy.users,
+                user,
+                password,
+                &self.policy.acl,
+                &request,
+            );
+            match decision {
+                AuthDecision::Granted { .. } => addrs.push(*addr),
+                AuthDecision::Refused(code) => {
+                    first_refusal.get_or_insert(code);
+                }
+            }
+        }
+        if addrs.is_empty() {
+            let code = first_refusal.unwrap_or(LogCode::ACL_NO_MATCH);
+            self.refuse(now, ReplyCode::NotAllowed, code, auth_reason(code).into());
+            return;
+        }
+        self.phase = Phase::Connecting;
+        self.intents.push_back(Intent::Connect {
+            addrs,
+            timeout: self.policy.timeouts.connect,
+        });
+    }
+
+    fn refuse(&mut self, now: Instant, reply: ReplyCode, code: LogCode, reason: String) {
+        self.server.handle_refused(reply);
+        self.finish(now, code, Some(reason), 0, 0);
+    }
+
+    fn finish(
+        &mut self,
+        now: Instant,
+        code: LogCode,
+        reason: Option<String>,
+        bytes_in: u64,
+        bytes_out: u64,
+    ) {
+        if self.phase == Phase::Done {
+            return;
+        }
+        self.phase = Phase::Done;
+        let (requested, text) = match &self.request {
+            Some(r) => (
+                Some(r.target.clone()),
+                format!("{} {}", command_text(r.command), r.target),
+            ),
+            None => (None, String::new()),
+        };
+        let service = match self.server.version() {
+            Some(Version::V5) => "SOCK5",
+            Some(Version::V4) => "SOCK4",
+            Some(Version::V4a) => "SOC45",
+            None => "SOCKS",
+        };
+        self.intents.push_back(Intent::Log(LogRecord {
+            service,
+            listen_port: self.policy.listen_port,
+            code,
+            reason,
+            user: self.user.clone(),
+            client: self.client,
+            internal: self.internal,
+            remote: self.remote,
+            external: self.external,
+            requested,
+            bytes_in,
+            bytes_out,
+            hops: 0,
+            text,
+            duration: now.saturating_duration_since(self.started),
+        }));
+        self.intents.push_back(Intent::Close);
+    }
+}
+
+fn command_text(command: Command) -> &'static str {
+    match command {
+        Command::Connect => "CONNECT",
+        Command::Bind => "BIND",
+        Command::UdpAssociate => "UDPASSOC",
+    }
+}
+
+fn auth_reason(code: LogCode) -> &'static str {
+    match code {
+        LogCode::ACL_DENIED => "denied by ACL",
+        LogCode::ACL_NO_MATCH => "no ACL entry allows this request",
+        LogCode::NO_USERNAME => "authentication required but no user name given",
+        LogCode::USER_NOT_FOUND => "unknown user",
+        LogCode::BAD_CL_PASSWORD | LogCode::BAD_CR_PASSWORD | LogCode::BAD_NT_PASSWORD => {
+            "wrong password"
+        }
+        _ => "authentication failed",
+    }
+}

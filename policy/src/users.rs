@@ -1,1 +1,488 @@
-//! (being written)
+//! The global `users` table: user names and their passwords, and the password check.
+//!
+//! 3proxy keeps one table for all services, filled by `users` commands (cumulative; a
+//! reload starts from an empty table). This module parses the `users` arguments
+//! ([`Users::add_spec`]) and answers "is this the password of that user" in constant time
+//! with 3proxy's log codes ([`Users::verify`]).
+//!
+//! It is not the `auth` chain (which decides whether a password is needed at all; see
+//! [`crate::auth`]) and it does not read password files: `$file` inclusion is the
+//! configuration parser's job. Only cleartext (`CL`) passwords exist so far; `CR`
+//! (MD5-crypt) and `NT` entries are refused explicitly rather than ignored.
+
+use crate::acl::ConfigToken;
+use core::fmt;
+use std::collections::BTreeMap;
+use triproxy_wire::LogCode;
+
+/// Longest user name, in bytes (RFC 1929 section 2: ULEN is one byte).
+pub const MAX_USER_NAME_LEN: usize = 255;
+
+/// Longest password, in bytes (RFC 1929 section 2: PLEN is one byte).
+pub const MAX_PASSWORD_LEN: usize = 255;
+
+/// Most entries the table holds.
+pub const MAX_USERS: usize = 1 << 20;
+
+/// A stored password.
+///
+/// `Debug` never prints the secret.
+#[derive(Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Password {
+    /// `CL`: the password itself.
+    Cleartext(String),
+}
+
+impl fmt::Debug for Password {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Password::Cleartext(_) => write!(f, "Cleartext(<redacted>)"),
+        }
+    }
+}
+
+/// Why a `users` argument or an insertion was refused. `Display` names the user (or the
+/// entry, when it has no `:` and so no password) and never prints a password.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum UsersError {
+    /// An entry without `:` (3proxy keeps it as a user that can never log in; triproxy
+    /// refuses it).
+    MissingColon {
+        /// The entry.
+        entry: ConfigToken,
+    },
+    /// An entry with an empty user name (`:pass`).
+    EmptyName,
+    /// A user name longer than [`MAX_USER_NAME_LEN`].
+    NameTooLong {
+        /// The start of the name.
+        name: ConfigToken,
+        /// Its length in bytes.
+        len: usize,
+    },
+    /// A password type triproxy does not support yet (`CR`, `NT`, `LM`).
+    UnsupportedPasswordType {
+        /// The user.
+        name: ConfigToken,
+        /// The type as written (`CR`, `NT` or `LM`).
+        kind: &'static str,
+    },
+    /// `name:TYPE:pass` where TYPE is not `CL`, `CR`, `NT` or empty. The type is not
+    /// printed: with a `:` inside a password it may be part of the secret.
+    UnknownPasswordType {
+        /// The user.
+        name: ConfigToken,
+    },
+    /// An empty password. 3proxy accepts *any* password for such a user; triproxy refuses
+    /// the entry instead of silently allowing everyone in.
+    EmptyPassword {
+        /// The user.
+        name: ConfigToken,
+    },
+    /// A password longer than [`MAX_PASSWORD_LEN`].
+    PasswordTooLong {
+        /// The user.
+        name: ConfigToken,
+        /// Its length in bytes.
+        len: usize,
+    },
+    /// The table already holds [`MAX_USERS`] users.
+    TooManyUsers {
+        /// The limit.
+        max: usize,
+    },
+}
+
+impl fmt::Display for UsersError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            UsersError::MissingColon { entry } => write!(
+                f,
+                "users entry `{entry}` has no `:`; write `name:CL:password`"
+            ),
+            UsersError::EmptyName => write!(f, "users entry with an empty user name"),
+            UsersError::NameTooLong { name, len } => write!(
+                f,
+                "user name `{name}` is {len} bytes long (at most {MAX_USER_NAME_LEN})"
+            ),
+            UsersError::UnsupportedPasswordType { name, kind } => write!(
+                f,
+                "user `{name}`: password type `{kind}` is not supported yet (only CL)"
+            ),
+            UsersError::UnknownPasswordType { name } => write!(
+                f,
+                "user `{name}`: unknown password type (expected CL, CR or NT; \
+                 write `{name}:CL:...` for a password containing `:`)"
+            ),
+            UsersError::EmptyPassword { name } => write!(
+                f,
+                "user `{name}` has an empty password (3proxy would accept any password; \
+                 refused)"
+            ),
+            UsersError::PasswordTooLong { name, len } => write!(
+                f,
+                "user `{name}`: password is {len} bytes long (at most {MAX_PASSWORD_LEN})"
+            ),
+            UsersError::TooManyUsers { max } => write!(f, "more than {max} users"),
+        }
+    }
+}
+
+impl std::error::Error for UsersError {}
+
+/// The `users` table. Names are exact, case-sensitive byte strings.
+///
+/// `Debug` prints the user names only.
+///
+/// ```
+/// use triproxy_policy::users::Users;
+/// use triproxy_wire::LogCode;
+/// let mut users = Users::new();
+/// users.add_spec("alice:CL:secret").unwrap();
+/// assert_eq!(users.verify(b"alice", b"secret"), Ok(()));
+/// assert_eq!(users.verify(b"alice", b"guess"), Err(LogCode::BAD_CL_PASSWORD));
+/// assert_eq!(users.verify(b"bob", b"secret"), Err(LogCode::USER_NOT_FOUND));
+/// ```
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct Users {
+    table: BTreeMap<String, Password>,
+}
+
+impl fmt::Debug for Users {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Users")
+            .field("names", &self.table.keys().collect::<Vec<_>>())
+            .finish()
+    }
+}
+
+impl Users {
+    /// An empty table.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds one `users` argument.
+    ///
+    /// Forms: `name:CL:pass`, `name::pass` (empty type = CL) and `name:pass` (no type = CL;
+    /// the password must then contain no `:`). Everything after the second `:` is the
+    /// password, so `name:CL:a:b` has the password `a:b`. `name:CR:...`, `name:NT:...` and
+    /// `name:LM:...` give [`UsersError::UnsupportedPasswordType`]; any other type gives
+    /// [`UsersError::UnknownPasswordType`]; an entry without `:` gives
+    /// [`UsersError::MissingColon`] (3proxy silently keeps it as an unusable entry).
+    ///
+    /// Differs from 3proxy 1.0, whose parser only recognises `name:XX:...` with a
+    /// two-letter type and keeps `name:pass` as an unusable entry named `name:pass`.
+    /// Later definitions of a name replace earlier ones. Limits: names up to
+    /// [`MAX_USER_NAME_LEN`] bytes, passwords 1..=[`MAX_PASSWORD_LEN`] bytes,
+    /// [`MAX_USERS`] entries.
+    pub fn add_spec(&mut self, spec: &str) -> Result<(), UsersError> {
+        let Some((name, rest)) = spec.split_once(':') else {
+            return Err(UsersError::MissingColon {
+                entry: ConfigToken::new(spec),
+            });
+        };
+        if name.is_empty() {
+            return Err(UsersError::EmptyName);
+        }
+        let password = match rest.split_once(':') {
+            None => rest,
+            Some(("" | "CL", password)) => password,
+            Some(("CR", _)) => return Err(unsupported(name, "CR")),
+            Some(("NT", _)) => return Err(unsupported(name, "NT")),
+            Some(("LM", _)) => return Err(unsupported(name, "LM")),
+            Some(_) => {
+                return Err(UsersError::UnknownPasswordType {
+                    name: ConfigToken::new(name),
+                })
+            }
+        };
+        self.try_insert(name, Password::Cleartext(password.to_owned()))
+    }
+
+    /// Adds or replaces a user, checking the limits [`Users::add_spec`] states.
+    pub fn try_insert(&mut self, name: &str, password: Password) -> Result<(), UsersError> {
+        self.insert_capped(name, password, MAX_USERS)
+    }
+
+    fn insert_capped(
+        &mut self,
+        name: &str,
+        password: Password,
+        max_users: usize,
+    ) -> Result<(), UsersError> {
+        if name.is_empty() {
+            return Err(UsersError::EmptyName);
+        }
+        if name.len() > MAX_USER_NAME_LEN {
+            return Err(UsersError::NameTooLong {
+                name: ConfigToken::new(name),
+                len: name.len(),
+            });
+        }
+        let Password::Cleartext(secret) = &password;
+        if secret.is_empty() {
+            return Err(UsersError::EmptyPassword {
+                name: ConfigToken::new(name),
+            });
+        }
+        if secret.len() > MAX_PASSWORD_LEN {
+            return Err(UsersError::PasswordTooLong {
+                name: ConfigToken::new(name),
+                len: secret.len(),
+            });
+        }
+        if self.table.len() >= max_users && !self.table.contains_key(name) {
+            return Err(UsersError::TooManyUsers { max: max_users });
+        }
+        self.table.insert(name.to_owned(), password);
+        Ok(())
+    }
+
+    /// Adds or replaces a user. An entry that [`Users::try_insert`] would refuse (empty or
+    /// over-long name or password, full table) is not stored; use `try_insert` to learn why.
+    pub fn insert(&mut self, name: &str, password: Password) {
+        // Documented: refused entries are dropped; callers who care use `try_insert`.
+        let _ = self.try_insert(name, password);
+    }
+
+    /// Number of users.
+    pub fn len(&self) -> usize {
+        self.table.len()
+    }
+
+    /// Whether the table is empty.
+    pub fn is_empty(&self) -> bool {
+        self.table.is_empty()
+    }
+
+    /// Whether a user of that exact name exists.
+    pub fn contains(&self, name: &[u8]) -> bool {
+        core::str::from_utf8(name).is_ok_and(|name| self.table.contains_key(name))
+    }
+
+    /// The user names, in byte order.
+    pub fn names(&self) -> impl Iterator<Item = &str> + '_ {
+        self.table.keys().map(String::as_str)
+    }
+
+    /// Checks a password (3proxy `strongauth`).
+    ///
+    /// Unknown user (including any name that is not UTF-8, since configured names are) →
+    /// `Err(LogCode::USER_NOT_FOUND)` (5); wrong cleartext password →
+    /// `Err(LogCode::BAD_CL_PASSWORD)` (6). The comparison takes time that depends on the
+    /// presented password's length only, never on where it differs from the stored one or on
+    /// the stored length; finding the user is an ordinary map lookup.
+    pub fn verify(&self, name: &[u8], password: &[u8]) -> Result<(), LogCode> {
+        let stored = core::str::from_utf8(name)
+            .ok()
+            .and_then(|name| self.table.get(name))
+            .ok_or(LogCode::USER_NOT_FOUND)?;
+        match stored {
+            Password::Cleartext(secret) => {
+                if constant_time_eq(secret.as_bytes(), password) {
+                    Ok(())
+                } else {
+                    Err(LogCode::BAD_CL_PASSWORD)
+                }
+            }
+        }
+    }
+}
+
+fn unsupported(name: &str, kind: &'static str) -> UsersError {
+    UsersError::UnsupportedPasswordType {
+        name: ConfigToken::new(name),
+        kind,
+    }
+}
+
+/// Compares `presented` with `stored` without an early exit: every byte of `presented` is
+/// looked at, differences are OR-ed together, and the lengths are compared the same way.
+fn constant_time_eq(stored: &[u8], presented: &[u8]) -> bool {
+    let mut diff = stored.len() ^ presented.len();
+    for (i, p) in presented.iter().enumerate() {
+        let s = stored.get(i).copied().unwrap_or(0);
+        diff |= usize::from(s ^ p);
+    }
+    core::hint::black_box(diff) == 0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn secret(u: &Users, name: &str) -> Option<String> {
+        match u.table.get(name)? {
+            Password::Cleartext(s) => Some(s.clone()),
+        }
+    }
+
+    #[test]
+    fn constant_time_compare() {
+        assert!(constant_time_eq(b"secret", b"secret"));
+        assert!(constant_time_eq(b"", b""));
+        for wrong in [
+            &b"Secret"[..],
+            b"secreT",
+            b"secre",
+            b"secrets",
+            b"",
+            b"secret\0",
+            b"xxxxxx",
+        ] {
+            assert!(!constant_time_eq(b"secret", wrong), "{wrong:?}");
+        }
+        assert!(!constant_time_eq(b"", b"\0"));
+        assert!(!constant_time_eq(b"\0", b""));
+        // A presented password that is the stored one padded with NULs must not pass.
+        assert!(!constant_time_eq(b"ab", b"ab\0\0"));
+    }
+
+    #[test]
+    fn add_spec_forms() {
+        let mut u = Users::new();
+        u.add_spec("a:CL:one").unwrap();
+        u.add_spec("b:two").unwrap();
+        u.add_spec("c::three").unwrap();
+        u.add_spec("d:CL:with:colons").unwrap();
+        u.add_spec("e:CL:").unwrap_err();
+        assert_eq!(u.len(), 4);
+        assert_eq!(secret(&u, "a").as_deref(), Some("one"));
+        assert_eq!(secret(&u, "b").as_deref(), Some("two"));
+        assert_eq!(secret(&u, "c").as_deref(), Some("three"));
+        assert_eq!(secret(&u, "d").as_deref(), Some("with:colons"));
+        // Later definitions replace earlier ones.
+        u.add_spec("a:CL:uno").unwrap();
+        assert_eq!(u.len(), 4);
+        assert_eq!(u.verify(b"a", b"uno"), Ok(()));
+        assert_eq!(u.verify(b"a", b"one"), Err(LogCode::BAD_CL_PASSWORD));
+        assert!(u.contains(b"d") && !u.contains(b"D") && !u.contains(b"\xff"));
+        assert_eq!(u.names().collect::<Vec<_>>(), ["a", "b", "c", "d"]);
+    }
+
+    #[test]
+    fn add_spec_errors() {
+        let mut u = Users::new();
+        let e = u.add_spec("alice").unwrap_err();
+        assert_eq!(
+            e,
+            UsersError::MissingColon {
+                entry: ConfigToken::new("alice")
+            }
+        );
+        assert!(e.to_string().contains("`alice`"));
+        assert_eq!(u.add_spec(":CL:pw"), Err(UsersError::EmptyName));
+        assert_eq!(u.add_spec(":pw"), Err(UsersError::EmptyName));
+        for (spec, kind) in [
+            ("bob:CR:$1$s$h", "CR"),
+            ("bob:NT:ABCD", "NT"),
+            ("bob:LM:x", "LM"),
+        ] {
+            let e = u.add_spec(spec).unwrap_err();
+            assert_eq!(
+                e,
+                UsersError::UnsupportedPasswordType {
+                    name: ConfigToken::new("bob"),
+                    kind
+                }
+            );
+            let msg = e.to_string();
+            assert!(msg.contains("`bob`") && msg.contains(kind), "{msg}");
+        }
+        let e = u.add_spec("carol:my:secret").unwrap_err();
+        assert_eq!(
+            e,
+            UsersError::UnknownPasswordType {
+                name: ConfigToken::new("carol")
+            }
+        );
+        let msg = e.to_string();
+        assert!(msg.contains("carol") && !msg.contains("secret") && !msg.contains("my"));
+        // Lowercase types are not types.
+        assert!(matches!(
+            u.add_spec("carol:cl:pw"),
+            Err(UsersError::UnknownPasswordType { .. })
+        ));
+        for spec in ["dave:", "dave:CL:", "dave::"] {
+            let e = u.add_spec(spec).unwrap_err();
+            assert_eq!(
+                e,
+                UsersError::EmptyPassword {
+                    name: ConfigToken::new("dave")
+                },
+                "{spec}"
+            );
+            assert!(e.to_string().contains("`dave`"));
+        }
+        let long_name = "n".repeat(256);
+        assert!(matches!(
+            u.add_spec(&format!("{long_name}:CL:pw")),
+            Err(UsersError::NameTooLong { len: 256, .. })
+        ));
+        u.add_spec(&format!("{}:CL:pw", "n".repeat(255))).unwrap();
+        let long_pw = "p".repeat(256);
+        let e = u.add_spec(&format!("eve:CL:{long_pw}")).unwrap_err();
+        assert_eq!(
+            e,
+            UsersError::PasswordTooLong {
+                name: ConfigToken::new("eve"),
+                len: 256
+            }
+        );
+        assert!(!e.to_string().contains(&long_pw));
+        u.add_spec(&format!("eve:CL:{}", "p".repeat(255))).unwrap();
+        assert_eq!(u.len(), 2);
+    }
+
+    #[test]
+    fn insert_and_caps() {
+        let mut u = Users::new();
+        u.insert("x", Password::Cleartext("pw".into()));
+        u.insert("", Password::Cleartext("pw".into()));
+        u.insert("y", Password::Cleartext(String::new()));
+        assert_eq!(u.len(), 1);
+        assert!(!u.is_empty());
+        let pw = || Password::Cleartext("p".into());
+        u.insert_capped("z", pw(), 2).unwrap();
+        assert_eq!(u.len(), 2);
+        assert_eq!(
+            u.insert_capped("one-more", pw(), 2),
+            Err(UsersError::TooManyUsers { max: 2 })
+        );
+        assert_eq!(
+            UsersError::TooManyUsers { max: MAX_USERS }.to_string(),
+            "more than 1048576 users"
+        );
+        // Replacing an existing user is still possible when full.
+        u.insert_capped("x", Password::Cleartext("new".into()), 2)
+            .unwrap();
+        assert_eq!(u.verify(b"x", b"new"), Ok(()));
+    }
+
+    #[test]
+    fn verify_codes() {
+        let mut u = Users::new();
+        u.add_spec("alice:CL:pw").unwrap();
+        assert_eq!(u.verify(b"alice", b"pw"), Ok(()));
+        assert_eq!(u.verify(b"alice", b"PW"), Err(LogCode::BAD_CL_PASSWORD));
+        assert_eq!(u.verify(b"alice", b""), Err(LogCode::BAD_CL_PASSWORD));
+        assert_eq!(u.verify(b"Alice", b"pw"), Err(LogCode::USER_NOT_FOUND));
+        assert_eq!(u.verify(b"", b"pw"), Err(LogCode::USER_NOT_FOUND));
+        assert_eq!(u.verify(b"alice\xff", b"pw"), Err(LogCode::USER_NOT_FOUND));
+        assert_eq!(LogCode::USER_NOT_FOUND.get(), 5);
+        assert_eq!(LogCode::BAD_CL_PASSWORD.get(), 6);
+    }
+
+    #[test]
+    fn debug_hides_passwords() {
+        let mut u = Users::new();
+        u.add_spec("alice:CL:hunter2").unwrap();
+        let dbg = format!("{u:?}");
+        assert!(dbg.contains("alice") && !dbg.contains("hunter2"), "{dbg}");
+        let p = format!("{:?}", Password::Cleartext("hunter2".into()));
+        assert!(!p.contains("hunter2"));
+    }
+}

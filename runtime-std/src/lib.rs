@@ -1,1 +1,19 @@
-//! (being written)
+//! triproxy-runtime-std: runs triproxy sessions on blocking std sockets, one thread per
+//! connection (3proxy's own model: simple to debug, good for few long connections).
+//!
+//! This crate executes the [`triproxy_policy::session::Intent`]s of a session and nothing
+//! else: it holds no SOCKS or policy logic. It also owns the socket set-up shared with
+//! `triproxy-runtime-smol` ([`net`]): listening sockets, outgoing connects, name resolution
+//! and the mapping of OS errors to session answers.
+
+#![warn(missing_docs)]
+
+mod driver;
+mod hooks;
+pub mod net;
+pub mod relay;
+mod service;
+
+pub use driver::{serve_connection, HANDSHAKE_BUFFER};
+pub use hooks::Hooks;
+pub use service::{spawn_service, ServiceHandle};

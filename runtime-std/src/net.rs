@@ -1,0 +1,123 @@
+//! Socket set-up shared by both runtimes: listening sockets, outgoing connects, name
+//! resolution, and the mapping of OS errors to the session's typed answers.
+//!
+//! Outgoing sockets are never bound before `connect()`: binding an ephemeral port first is
+//! what makes 3proxy and Dante run out of ports when TIME_WAIT piles up.
+
+use socket2::{Domain, Protocol, Socket, Type};
+use std::io;
+use std::net::{SocketAddr, TcpListener, TcpStream, ToSocketAddrs};
+use std::time::Duration;
+use triproxy_policy::session::{ConnectError, ResolveError, MAX_CONNECT_ADDRS};
+use triproxy_wire::DomainName;
+
+/// Opens a listening TCP socket on `addr` with `SO_REUSEADDR` and the given backlog.
+/// IPv6 listeners are IPv6-only so that `::` and `0.0.0.0` can be served side by side.
+pub fn listen(addr: SocketAddr, backlog: i32) -> io::Result<TcpListener> {
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+    socket.set_reuse_address(true)?;
+    if addr.is_ipv6() {
+        socket.set_only_v6(true)?;
+    }
+    socket.bind(&addr.into())?;
+    socket.listen(backlog)?;
+    Ok(socket.into())
+}
+
+/// Connects to the first address that accepts within `timeout` each, with `TCP_NODELAY`
+/// set (handshake replies and interactive traffic should not wait for Nagle). Returns the
+/// last failure when all fail.
+pub fn connect(addrs: &[SocketAddr], timeout: Duration) -> Result<TcpStream, ConnectError> {
+    let mut last = ConnectError::Other;
+    for addr in addrs {
+        match connect_one(*addr, timeout) {
+            Ok(s) => return Ok(s),
+            Err(e) => last = classify_connect_error(&e),
+        }
+    }
+    Err(last)
+}
+
+fn connect_one(addr: SocketAddr, timeout: Duration) -> io::Result<TcpStream> {
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+    socket.set_tcp_nodelay(true)?;
+    socket.connect_timeout(&addr.into(), timeout)?;
+    Ok(socket.into())
+}
+
+/// Maps an OS error from `connect()` to the session's answer.
+pub fn classify_connect_error(e: &io::Error) -> ConnectError {
+    match e.kind() {
+        io::ErrorKind::ConnectionRefused => ConnectError::Refused,
+        io::ErrorKind::TimedOut | io::ErrorKind::WouldBlock => ConnectError::TimedOut,
+        io::ErrorKind::NetworkUnreachable => ConnectError::NetworkUnreachable,
+        io::ErrorKind::HostUnreachable => ConnectError::HostUnreachable,
+        _ => ConnectError::Other,
+    }
+}
+
+/// Resolves `host` with the system resolver (blocking) and orders the result IPv4 first,
+/// then IPv6, each in resolver order, at most [`MAX_CONNECT_ADDRS`] addresses.
+///
+/// 3proxy resolves IPv4 only unless `-6`/`-46`/`-64` is given; triproxy tries both
+/// families (IPv4 first) so that names like `localhost` work for IPv6-only targets too.
+pub fn resolve(host: &DomainName, port: u16) -> Result<Vec<SocketAddr>, ResolveError> {
+    let name = host.as_str().ok_or(ResolveError::InvalidName)?;
+    let found = (name, port)
+        .to_socket_addrs()
+        .map_err(|_| ResolveError::NotFound)?;
+    Ok(order_addrs(found))
+}
+
+/// IPv4 first, then IPv6; duplicates removed; capped at [`MAX_CONNECT_ADDRS`].
+pub fn order_addrs(found: impl IntoIterator<Item = SocketAddr>) -> Vec<SocketAddr> {
+    let mut v4 = Vec::new();
+    let mut v6 = Vec::new();
+    for a in found {
+        let list = if a.is_ipv4() { &mut v4 } else { &mut v6 };
+        if !list.contains(&a) {
+            list.push(a);
+        }
+    }
+    v4.extend(v6);
+    v4.truncate(MAX_CONNECT_ADDRS);
+    v4
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ipv4_first_and_capped() {
+        let v6: SocketAddr = "[::1]:80".parse().unwrap();
+        let v4: SocketAddr = "127.0.0.1:80".parse().unwrap();
+        assert_eq!(order_addrs([v6, v4, v4]), vec![v4, v6]);
+        let many = (1..=20u8).map(|i| SocketAddr::from(([127, 0, 0, i], 80)));
+        assert_eq!(order_addrs(many).len(), MAX_CONNECT_ADDRS);
+    }
+
+    #[test]
+    fn resolves_numeric_and_rejects_unknown() {
+        let host = DomainName::new(b"127.0.0.1").unwrap();
+        assert_eq!(
+            resolve(&host, 9).unwrap(),
+            vec!["127.0.0.1:9".parse().unwrap()]
+        );
+        let bad = DomainName::new(b"no-such-host.invalid").unwrap();
+        assert_eq!(resolve(&bad, 9), Err(ResolveError::NotFound));
+        let not_text = DomainName::new(b"\xff\xfe").unwrap();
+        assert_eq!(resolve(&not_text, 9), Err(ResolveError::InvalidName));
+    }
+
+    #[test]
+    fn refused_connect_is_classified() {
+        let l = listen("127.0.0.1:0".parse().unwrap(), 8).unwrap();
+        let addr = l.local_addr().unwrap();
+        drop(l);
+        assert_eq!(
+            connect(&[addr], Duration::from_secs(2)).err(),
+            Some(ConnectError::Refused)
+        );
+    }
+}
