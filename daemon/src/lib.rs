@@ -1,1 +1,14 @@
-//! (being written)
+//! The `triproxy` daemon: reads a 3proxy configuration ([`config`]), starts its services on
+//! the chosen runtime ([`run`]) and writes one log record per connection in 3proxy's
+//! `logformat` ([`logformat`], [`logsink`]).
+
+#![warn(missing_docs)]
+
+pub mod config;
+pub mod logformat;
+pub mod logsink;
+pub mod run;
+
+/// The configuration used when `triproxy` runs with no arguments: SOCKS on
+/// 127.0.0.1:1080 for clients on this machine only, logging to standard output.
+pub const EMBEDDED_DEFAULT: &str = include_str!("default.cfg");

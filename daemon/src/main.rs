@@ -1,1 +1,79 @@
-fn main() {}
+//! `triproxy`: run with no arguments for the embedded loopback-only default, with a path to
+//! read a 3proxy configuration file, or as `triproxy socks -p1080 -i127.0.0.1` (3proxy's
+//! standalone form).
+
+use clap::Parser;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use triproxy::config::{self, Config};
+use triproxy::run::{self, RuntimeKind};
+
+/// triproxy: a SOCKS 4/4a/5 proxy server that reads 3proxy configuration files.
+#[derive(Debug, Parser)]
+#[command(version, about)]
+struct Cli {
+    /// Runtime that drives connections.
+    #[arg(long, value_enum, default_value_t = RuntimeKind::Std)]
+    runtime: RuntimeKind,
+    /// Executor threads for the smol runtime (default: number of CPUs).
+    #[arg(long)]
+    threads: Option<usize>,
+    /// A 3proxy configuration file, or a service name (`socks`) followed by its options.
+    /// None: the embedded default (SOCKS on 127.0.0.1:1080, loopback only).
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+    args: Vec<String>,
+}
+
+fn load(args: &[String]) -> Result<Config, String> {
+    match args {
+        [] => config::parse_str(
+            triproxy::EMBEDDED_DEFAULT,
+            "<embedded default>",
+            std::path::Path::new("."),
+        )
+        .map_err(|e| e.to_string()),
+        [service, options @ ..] if service == "socks" => {
+            config::parse_standalone(service, options).map_err(|e| e.to_string())
+        }
+        [path] => config::load(&PathBuf::from(path)).map_err(|e| e.to_string()),
+        [first, ..] => Err(format!(
+            "unexpected arguments after `{first}`: give one configuration file, or `socks` and its options"
+        )),
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let config = match load(&cli.args) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("triproxy: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    if config.services.is_empty() {
+        eprintln!("triproxy: the configuration starts no service");
+        return ExitCode::from(2);
+    }
+    let threads = cli
+        .threads
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
+    match run::start(&config, cli.runtime, threads) {
+        Ok(listening) => {
+            for l in &listening {
+                eprintln!(
+                    "triproxy: {} listening on {} (runtime {})",
+                    l.service, l.addr, cli.runtime
+                );
+            }
+        }
+        Err(e) => {
+            eprintln!("triproxy: {e}");
+            return ExitCode::from(1);
+        }
+    }
+    // The services run on their own threads until the process is stopped.
+    loop {
+        std::thread::park();
+    }
+}

@@ -1,0 +1,256 @@
+//! The 3proxy command vocabulary: which words are 3proxy commands, which of them triproxy
+//! runs, and how many arguments each takes (3proxy `src/conf.c commandhandlers[]`, plus the
+//! TLS, PCRE and plugin commands of 3proxy 1.0).
+//!
+//! This is a lookup table only; what a command does is in `parse`.
+
+/// How many arguments (not counting the command word) a command accepts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Arity {
+    /// Fewest arguments.
+    pub(crate) min: usize,
+    /// Most arguments; `None` = no limit.
+    pub(crate) max: Option<usize>,
+}
+
+impl Arity {
+    const fn exactly(n: usize) -> Arity {
+        Arity {
+            min: n,
+            max: Some(n),
+        }
+    }
+
+    const fn at_least(n: usize) -> Arity {
+        Arity { min: n, max: None }
+    }
+
+    /// Whether `n` arguments are acceptable.
+    pub(crate) fn accepts(self, n: usize) -> bool {
+        n >= self.min && self.max.is_none_or(|max| n <= max)
+    }
+}
+
+/// A command triproxy runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Supported {
+    Users,
+    Auth,
+    Allow,
+    Deny,
+    Flush,
+    Internal,
+    Log,
+    LogFormat,
+    MaxConn,
+    Socks,
+    Service,
+    Include,
+    End,
+}
+
+/// The commands triproxy runs, with 3proxy's argument counts.
+const SUPPORTED: &[(&str, Supported, Arity)] = &[
+    ("users", Supported::Users, Arity::at_least(0)),
+    ("auth", Supported::Auth, Arity::at_least(1)),
+    ("allow", Supported::Allow, Arity::at_least(0)),
+    ("deny", Supported::Deny, Arity::at_least(0)),
+    ("flush", Supported::Flush, Arity::exactly(0)),
+    ("internal", Supported::Internal, Arity::exactly(1)),
+    ("log", Supported::Log, Arity::at_least(0)),
+    ("logformat", Supported::LogFormat, Arity::exactly(1)),
+    ("maxconn", Supported::MaxConn, Arity::exactly(1)),
+    ("socks", Supported::Socks, Arity::at_least(0)),
+    ("service", Supported::Service, Arity::exactly(0)),
+    ("include", Supported::Include, Arity::exactly(1)),
+    ("end", Supported::End, Arity::exactly(0)),
+];
+
+/// Every other 3proxy 1.0 command (3proxy.md section 5), which triproxy does not run yet.
+const NOT_YET: &[&str] = &[
+    // services
+    "proxy",
+    "pop3p",
+    "imapp",
+    "smtpp",
+    "ftppr",
+    "admin",
+    "dnspr",
+    "auto",
+    "tlspr",
+    "tcppm",
+    "udppm",
+    // addresses, sockets, capacity
+    "external",
+    "backlog",
+    "maxseg",
+    "stacksize",
+    "timeouts",
+    // logging
+    "rotate",
+    "archiver",
+    "logdump",
+    "nolog",
+    "delimchar",
+    // DNS
+    "nserver",
+    "authnserver",
+    "nscache",
+    "nscache6",
+    "nsrecord",
+    "fakeresolve",
+    "dialer",
+    // users and authentication
+    "authcache",
+    "radius",
+    // access control and routing
+    "redirect",
+    "parent",
+    "parentretries",
+    "weight",
+    "force",
+    "noforce",
+    // limits and accounting
+    "bandlimin",
+    "bandlimout",
+    "nobandlimin",
+    "nobandlimout",
+    "connlim",
+    "noconnlim",
+    "counter",
+    "countin",
+    "countout",
+    "countall",
+    "nocountin",
+    "nocountout",
+    "nocountall",
+    // process control
+    "daemon",
+    "pidfile",
+    "config",
+    "monitor",
+    "system",
+    "chroot",
+    "setuid",
+    "setgid",
+    "writable",
+    // plugins, filters, TLS, PCRE
+    "plugin",
+    "filtermaxsize",
+    "transparent",
+    "notransparent",
+    "file_cachedir",
+    "file_preview",
+    "pcre",
+    "pcre_rewrite",
+    "pcre_extend",
+    "pcre_options",
+    "ssl_mitm",
+    "ssl_nomitm",
+    "ssl_serv",
+    "ssl_server",
+    "ssl_noserv",
+    "ssl_noserver",
+    "ssl_cli",
+    "ssl_client",
+    "ssl_nocli",
+    "ssl_noclient",
+    "ssl_server_cert",
+    "ssl_server_key",
+    "ssl_server_ca_file",
+    "ssl_server_ca_key",
+    "ssl_server_ca_dir",
+    "ssl_server_ca_store",
+    "ssl_client_cert",
+    "ssl_client_key",
+    "ssl_client_ca_file",
+    "ssl_client_ca_dir",
+    "ssl_client_ca_store",
+    "ssl_client_ciphersuites",
+    "ssl_server_ciphersuites",
+    "ssl_client_cipher_list",
+    "ssl_server_cipher_list",
+    "ssl_client_min_proto_version",
+    "ssl_server_min_proto_version",
+    "ssl_client_max_proto_version",
+    "ssl_server_max_proto_version",
+    "ssl_client_verify",
+    "ssl_client_no_verify",
+    "ssl_server_verify",
+    "ssl_server_no_verify",
+    "ssl_client_sni",
+    "ssl_client_alpn",
+    "ssl_client_mode",
+    "ssl_certcache",
+];
+
+/// What a command word is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Lookup {
+    /// A command triproxy runs.
+    Supported(Supported, Arity),
+    /// A 3proxy command triproxy does not run yet.
+    NotYet,
+    /// Not a 3proxy command.
+    Unknown,
+}
+
+/// Classifies a command word (case-sensitive, as in 3proxy).
+pub(crate) fn lookup(word: &str) -> Lookup {
+    if let Some(&(_, cmd, arity)) = SUPPORTED.iter().find(|(name, _, _)| *name == word) {
+        Lookup::Supported(cmd, arity)
+    } else if NOT_YET.contains(&word) {
+        Lookup::NotYet
+    } else {
+        Lookup::Unknown
+    }
+}
+
+/// 3proxy service commands other than `socks` (for the standalone form's messages).
+pub(crate) fn is_3proxy_service(word: &str) -> bool {
+    matches!(
+        word,
+        "proxy"
+            | "pop3p"
+            | "imapp"
+            | "smtpp"
+            | "ftppr"
+            | "admin"
+            | "dnspr"
+            | "auto"
+            | "tlspr"
+            | "tcppm"
+            | "udppm"
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn classification() {
+        assert!(matches!(
+            lookup("socks"),
+            Lookup::Supported(Supported::Socks, _)
+        ));
+        assert_eq!(lookup("proxy"), Lookup::NotYet);
+        assert_eq!(lookup("ssl_certcache"), Lookup::NotYet);
+        assert_eq!(lookup("Socks"), Lookup::Unknown);
+        assert_eq!(lookup("frobnicate"), Lookup::Unknown);
+        assert_eq!(lookup(""), Lookup::Unknown);
+        // No command is in both lists.
+        for (name, _, _) in SUPPORTED {
+            assert!(!NOT_YET.contains(name), "{name}");
+        }
+    }
+
+    #[test]
+    fn arity() {
+        assert!(Arity::exactly(1).accepts(1));
+        assert!(!Arity::exactly(1).accepts(0));
+        assert!(!Arity::exactly(1).accepts(2));
+        assert!(Arity::at_least(1).accepts(4000));
+        assert!(!Arity::at_least(1).accepts(0));
+    }
+}

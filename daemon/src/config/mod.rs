@@ -1,0 +1,471 @@
+//! Reading 3proxy configuration files into plain data: which services to start, each with the
+//! authentication, ACL, logging and limits in force at the line that starts it.
+//!
+//! Syntax (3proxy.md section 4): one command per line; a line whose first character is
+//! whitespace or `#` is a comment; words are separated by spaces, tabs and carriage returns;
+//! `"..."` quotes (`""` inside quotes is a literal `"`); an unquoted word `$FILE` is replaced
+//! by the whitespace-separated words of FILE (not recursively, at most
+//! [`MAX_INLINE_FILE_LEN`] bytes); `include FILE` reads another configuration file in place
+//! (at most [`MAX_INCLUDE_DEPTH`] levels, cycles rejected); `end` stops reading the current
+//! file. Relative file names are relative to the directory of the file that names them.
+//! A UTF-8 byte order mark at the start of a file is skipped.
+//!
+//! Commands run in order, as in 3proxy: a service line (`socks`) takes a snapshot of the
+//! `auth` chain, the `allow`/`deny` list, the `log` target, the `logformat`, `maxconn` and
+//! the `internal` address in force at that line; `flush` empties the ACL for later services;
+//! `users` is global and applies to every service wherever it appears.
+//!
+//! Supported commands: `users`, `auth`, `allow`, `deny`, `flush`, `internal`, `log`,
+//! `logformat`, `maxconn`, `socks`, `service` (a no-op), `include`, `end`. Every other 3proxy
+//! command is an error that says it is not supported yet ([`ConfigErrorKind::UnsupportedCommand`]),
+//! and any other word is an unknown command: nothing is ignored silently. The first error
+//! stops reading, so later lines (and the files they name) are never opened.
+//!
+//! This module does not open sockets, start services or open log files; the daemon does that
+//! with the [`Config`] returned here.
+
+mod commands;
+mod lexer;
+mod parse;
+
+pub use lexer::SyntaxError;
+/// 3proxy's `needuser` service option (`-u` = `Never`, `-u1` = `IfOffered`, `-u2` =
+/// `Required`), shared with the policy crate.
+pub use triproxy_policy::service::NeedUser;
+
+use crate::logformat::{LogFormat, LogFormatError};
+use core::fmt;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use triproxy_policy::acl::{Ace, AclError};
+use triproxy_policy::auth::{AuthChain, AuthError};
+use triproxy_policy::users::{Users, UsersError};
+
+/// Longest configuration line in bytes, newline excluded (3proxy reads lines into a 64 KiB
+/// buffer).
+pub const MAX_LINE_LEN: usize = 65_536;
+/// Most words on one line, including words inlined from `$FILE`s (3proxy: 4096).
+pub const MAX_WORDS_PER_LINE: usize = 4096;
+/// Largest file a `$FILE` word may inline (3proxy: 64 KiB).
+pub const MAX_INLINE_FILE_LEN: usize = 65_536;
+/// Largest configuration file (top level or `include`d).
+pub const MAX_CONFIG_FILE_LEN: usize = 16 << 20;
+/// Deepest chain of `include`s (the top-level file is depth 0).
+pub const MAX_INCLUDE_DEPTH: usize = 16;
+/// Most files (includes and `$FILE`s) read while loading one configuration.
+pub const MAX_FILES_READ: usize = 4096;
+/// Most services in one configuration.
+pub const MAX_SERVICES: usize = 4096;
+/// Most `allow`/`deny` entries in force at one time.
+pub const MAX_ACL_ENTRIES: usize = 65_536;
+/// `maxconn` bounds; 3proxy's default is 500 per service.
+pub const MAXCONN_RANGE: core::ops::RangeInclusive<u32> = 1..=1_000_000;
+/// Connections per service when no `maxconn` was given (3proxy `DEFAULT_MAXCHILD`).
+pub const DEFAULT_MAXCONN: u32 = 500;
+/// Port of a `socks` service without `-p`.
+pub const DEFAULT_SOCKS_PORT: u16 = 1080;
+
+/// Everything a configuration asks for.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Services in the order their lines appear.
+    pub services: Vec<ServiceConfig>,
+    /// The global password table: every `users` line of the whole configuration, whatever
+    /// its position relative to the services.
+    pub users: Arc<Users>,
+}
+
+/// One service to start, with the settings that were in force at its line.
+#[derive(Debug, Clone)]
+pub struct ServiceConfig {
+    /// Which protocol it serves.
+    pub kind: ServiceKind,
+    /// Listen address: `-i` or the last `internal` (default 0.0.0.0, as 3proxy), port `-p`
+    /// or the service default (SOCKS 1080). Port 0 means "any free port".
+    pub listen: SocketAddr,
+    /// The `auth` chain in force (the default chain when no `auth` line came before).
+    pub auth: AuthChain,
+    /// The `allow`/`deny` entries in force, in order (empty = allow everything, as 3proxy).
+    pub acl: Vec<Ace>,
+    /// `-u` / `-u1` / `-u2`.
+    pub needuser: NeedUser,
+    /// Most simultaneous clients (`maxconn` in force; default [`DEFAULT_MAXCONN`]).
+    pub maxconn: u32,
+    /// `-s` (true) or `-s0` (false, the default): whether relaying may use splice(2).
+    /// A hint; 3proxy itself only splices when built with it.
+    pub splice: bool,
+    /// Where its records go: `-l...`, else the `log` in force. Services before the first
+    /// `log` line do not log, as in 3proxy.
+    pub log: LogTarget,
+    /// Record format: `-f...`, else the `logformat` in force, else 3proxy's default.
+    pub logformat: LogFormat,
+    /// File and line of the service command (`("command line", 0)` for the standalone form).
+    pub origin: (String, usize),
+}
+
+/// A service protocol.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ServiceKind {
+    /// SOCKS 4, 4a and 5 on one port (3proxy `socks`).
+    Socks,
+}
+
+impl ServiceKind {
+    /// The 3proxy command that starts it.
+    pub fn command(self) -> &'static str {
+        match self {
+            ServiceKind::Socks => "socks",
+        }
+    }
+}
+
+/// Where a service writes its log records.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum LogTarget {
+    /// No records (`log /dev/null`, `-l/dev/null`, or no `log` line before the service).
+    Off,
+    /// Standard output, one line per record (`log` or `-l` without a file).
+    Stdout,
+    /// Appended to this file (`log FILE` or `-lFILE`), without rotation.
+    File(PathBuf),
+}
+
+/// A configuration that cannot be used, with the file and line to fix.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    /// The file (or origin name given to [`parse_str`]) where the problem is.
+    pub file: String,
+    /// 1-based line number; 0 when the problem is not on a line (a file that cannot be read
+    /// at all, or the command line of the standalone form).
+    pub line: usize,
+    /// What is wrong.
+    pub kind: ConfigErrorKind,
+    /// The `include` lines that led to `file`, outermost first.
+    pub included_from: Vec<(String, usize)>,
+}
+
+impl fmt::Display for ConfigError {
+    /// `<file>:<line>: <problem>`, followed by ` (included from <file>:<line>, ...)` for a
+    /// problem inside an included file.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.line == 0 {
+            write!(f, "{}: {}", self.file, self.kind)?;
+        } else {
+            write!(f, "{}:{}: {}", self.file, self.line, self.kind)?;
+        }
+        for (i, (file, line)) in self.included_from.iter().rev().enumerate() {
+            let lead = if i == 0 { " (included from " } else { ", " };
+            write!(f, "{lead}{file}:{line}")?;
+        }
+        if !self.included_from.is_empty() {
+            write!(f, ")")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+/// The problem in a [`ConfigError`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ConfigErrorKind {
+    /// A configuration, `include` or `$FILE` file could not be read.
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The operating system's reason.
+        reason: String,
+    },
+    /// A file is larger than its limit ([`MAX_CONFIG_FILE_LEN`] or [`MAX_INLINE_FILE_LEN`]).
+    FileTooLarge {
+        /// The file.
+        path: PathBuf,
+        /// The limit in bytes.
+        limit: usize,
+    },
+    /// More than [`MAX_FILES_READ`] files were read.
+    TooManyFiles {
+        /// The limit.
+        limit: usize,
+    },
+    /// A line longer than [`MAX_LINE_LEN`] bytes.
+    LineTooLong {
+        /// The limit.
+        limit: usize,
+    },
+    /// A command line that is not UTF-8 (comments may be in any encoding).
+    NotUtf8,
+    /// Quoting, `$` or word-count problem on the line.
+    Syntax(SyntaxError),
+    /// A `$FILE` whose content is not UTF-8.
+    InlineFileNotUtf8 {
+        /// The file.
+        path: PathBuf,
+    },
+    /// A quoting problem inside a `$FILE`.
+    InlineFileSyntax {
+        /// The file.
+        path: PathBuf,
+        /// The problem.
+        error: SyntaxError,
+    },
+    /// `include` nested deeper than [`MAX_INCLUDE_DEPTH`].
+    IncludeTooDeep {
+        /// The file that would have been one level too deep.
+        path: PathBuf,
+        /// The limit.
+        limit: usize,
+    },
+    /// `include` of a file that is already being read.
+    IncludeCycle {
+        /// The file.
+        path: PathBuf,
+    },
+    /// A word that is not a 3proxy command.
+    UnknownCommand {
+        /// The word.
+        command: String,
+    },
+    /// A 3proxy command triproxy does not run yet.
+    UnsupportedCommand {
+        /// The command.
+        command: String,
+    },
+    /// A command with too few or too many arguments.
+    ArgumentCount {
+        /// The command.
+        command: String,
+        /// Fewest arguments accepted.
+        min: usize,
+        /// Most arguments accepted (`None` = no limit).
+        max: Option<usize>,
+        /// Arguments given.
+        given: usize,
+    },
+    /// A `users` entry the password table rejects (its message never shows a password).
+    /// Boxed, as are the other policy errors, to keep [`ConfigError`] small.
+    Users(Box<UsersError>),
+    /// An `auth` line the authentication chain rejects.
+    Auth(Box<AuthError>),
+    /// An `allow`/`deny` line the ACL parser rejects.
+    Acl(Box<AclError>),
+    /// A number out of range or not a number.
+    InvalidNumber {
+        /// What the number is for (`maxconn`, `-p`).
+        what: &'static str,
+        /// The text given.
+        value: String,
+        /// Smallest accepted.
+        min: u64,
+        /// Largest accepted.
+        max: u64,
+    },
+    /// A listen address that is neither an IP address nor a form triproxy knows.
+    InvalidAddress {
+        /// The text given.
+        value: String,
+    },
+    /// A listen address given as a host name (3proxy resolves it; triproxy does not yet).
+    HostNameNotSupported {
+        /// The text given.
+        value: String,
+    },
+    /// A 3proxy feature triproxy does not implement yet (log rotation, syslog, ...).
+    NotSupportedYet {
+        /// The feature, as the user wrote it.
+        feature: String,
+    },
+    /// A `logformat` or `-f` that does not parse.
+    LogFormat(LogFormatError),
+    /// An empty file name where one is required.
+    EmptyFileName {
+        /// The command or option.
+        what: &'static str,
+    },
+    /// A rotation argument of `log` that is not a 3proxy rotation letter.
+    InvalidRotation {
+        /// The text given.
+        value: String,
+    },
+    /// An argument that the command does not take.
+    UnexpectedArgument {
+        /// The command.
+        command: String,
+        /// The argument.
+        argument: String,
+    },
+    /// A service option that no 3proxy service has.
+    UnknownOption {
+        /// The option as written.
+        option: String,
+    },
+    /// A 3proxy service option triproxy does not implement yet.
+    UnsupportedOption {
+        /// The option as written.
+        option: String,
+    },
+    /// A service option with a value it does not take (`-u7`, `-sx`).
+    InvalidOptionValue {
+        /// The option as written.
+        option: String,
+    },
+    /// More than [`MAX_SERVICES`] services.
+    TooManyServices {
+        /// The limit.
+        limit: usize,
+    },
+    /// More than [`MAX_ACL_ENTRIES`] `allow`/`deny` entries in force.
+    TooManyAclEntries {
+        /// The limit.
+        limit: usize,
+    },
+    /// The standalone form names a service that 3proxy does not have.
+    UnknownService {
+        /// The name given.
+        name: String,
+    },
+}
+
+impl fmt::Display for ConfigErrorKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        use ConfigErrorKind as K;
+        match self {
+            K::Read { path, reason } => write!(f, "cannot read `{}`: {reason}", path.display()),
+            K::FileTooLarge { path, limit } => {
+                write!(f, "`{}` is larger than {limit} bytes", path.display())
+            }
+            K::TooManyFiles { limit } => {
+                write!(f, "more than {limit} files included or inlined")
+            }
+            K::LineTooLong { limit } => write!(f, "line longer than {limit} bytes"),
+            K::NotUtf8 => write!(f, "line is not valid UTF-8"),
+            K::Syntax(e) => write!(f, "{e}"),
+            K::InlineFileNotUtf8 { path } => {
+                write!(f, "inlined file `{}` is not valid UTF-8", path.display())
+            }
+            K::InlineFileSyntax { path, error } => {
+                write!(f, "in inlined file `{}`: {error}", path.display())
+            }
+            K::IncludeTooDeep { path, limit } => write!(
+                f,
+                "cannot include `{}`: includes nested deeper than {limit} levels",
+                path.display()
+            ),
+            K::IncludeCycle { path } => write!(
+                f,
+                "cannot include `{}`: it is already being read (include cycle)",
+                path.display()
+            ),
+            K::UnknownCommand { command } if command.is_empty() => write!(f, "empty command"),
+            K::UnknownCommand { command } => write!(f, "unknown command `{command}`"),
+            K::UnsupportedCommand { command } => write!(
+                f,
+                "3proxy command `{command}` is not supported by triproxy yet"
+            ),
+            K::ArgumentCount {
+                command,
+                min,
+                max,
+                given,
+            } => {
+                let plural = |n: usize| if n == 1 { "argument" } else { "arguments" };
+                match max {
+                    Some(0) => write!(f, "`{command}` takes no arguments")?,
+                    Some(m) if m == min => write!(f, "`{command}` takes {m} {}", plural(*m))?,
+                    Some(m) => write!(f, "`{command}` takes {min} to {m} arguments")?,
+                    None => write!(f, "`{command}` takes at least {min} {}", plural(*min))?,
+                }
+                write!(f, ", {given} given")
+            }
+            K::Users(e) => write!(f, "bad `users` entry: {e}"),
+            K::Auth(e) => write!(f, "bad `auth`: {e}"),
+            K::Acl(e) => write!(f, "bad `allow`/`deny` entry: {e}"),
+            K::InvalidNumber {
+                what,
+                value,
+                min,
+                max,
+            } => write!(
+                f,
+                "`{value}` is not a valid {what} (a whole number from {min} to {max})"
+            ),
+            K::InvalidAddress { value } => {
+                write!(f, "`{value}` is not an IPv4 or IPv6 address")
+            }
+            K::HostNameNotSupported { value } => write!(
+                f,
+                "`{value}` is not an IP address; host names as listen addresses are not supported yet"
+            ),
+            K::NotSupportedYet { feature } => {
+                write!(f, "{feature} is not supported by triproxy yet")
+            }
+            K::LogFormat(e) => write!(f, "bad log format: {e}"),
+            K::EmptyFileName { what } => write!(f, "`{what}` needs a file name"),
+            K::InvalidRotation { value } => write!(
+                f,
+                "`{value}` is not a log rotation (3proxy letters: C, H, D, W, M, Y)"
+            ),
+            K::UnexpectedArgument { command, argument } => {
+                write!(f, "`{command}` does not take the argument `{argument}`")
+            }
+            K::UnknownOption { option } => write!(f, "unknown service option `{option}`"),
+            K::UnsupportedOption { option } => write!(
+                f,
+                "3proxy service option `{option}` is not supported by triproxy yet"
+            ),
+            K::InvalidOptionValue { option } => write!(f, "invalid service option `{option}`"),
+            K::TooManyServices { limit } => write!(f, "more than {limit} services"),
+            K::TooManyAclEntries { limit } => {
+                write!(f, "more than {limit} allow/deny entries")
+            }
+            K::UnknownService { name } => {
+                write!(f, "unknown service `{name}` (triproxy runs: socks)")
+            }
+        }
+    }
+}
+
+/// Reads and runs the configuration file at `path` (relative names inside it are relative to
+/// its directory).
+///
+/// A file that cannot be read is an error with line 0.
+pub fn load(path: &Path) -> Result<Config, ConfigError> {
+    let mut parser = parse::Parser::new();
+    parser.run_file(path)?;
+    Ok(parser.finish())
+}
+
+/// Runs configuration text. `origin` names it in errors and [`ServiceConfig::origin`];
+/// `base_dir` is where relative `include`, `$FILE` and log file names are looked up.
+///
+/// ```
+/// use std::path::Path;
+/// let cfg = triproxy::config::parse_str("socks -p1081 -i127.0.0.1\n", "inline", Path::new("."))
+///     .unwrap();
+/// assert_eq!(cfg.services[0].listen, "127.0.0.1:1081".parse().unwrap());
+/// let err = triproxy::config::parse_str("\nproxy\n", "inline", Path::new(".")).unwrap_err();
+/// assert_eq!(err.to_string(), "inline:2: 3proxy command `proxy` is not supported by triproxy yet");
+/// ```
+pub fn parse_str(text: &str, origin: &str, base_dir: &Path) -> Result<Config, ConfigError> {
+    let mut parser = parse::Parser::new();
+    parser.run_text(text.as_bytes(), origin, base_dir)?;
+    Ok(parser.finish())
+}
+
+/// The standalone form, `triproxy socks -p1080 -i127.0.0.1`: one service with the options of
+/// a service line, logging to standard output in 3proxy's default format, the default `auth`
+/// chain, an empty ACL and no users. As in 3proxy's standalone binaries, `needuser` defaults
+/// to [`NeedUser::Never`] (there is no `users` table to check names against) and the listen
+/// address to 0.0.0.0.
+///
+/// Errors name the file `command line` and line 0.
+pub fn parse_standalone(service: &str, args: &[String]) -> Result<Config, ConfigError> {
+    parse::standalone(service, args)
+}
+
+/// The address a service listens on when neither `internal` nor `-i` says otherwise.
+pub const DEFAULT_INTERNAL: IpAddr = IpAddr::V4(Ipv4Addr::UNSPECIFIED);

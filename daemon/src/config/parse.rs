@@ -1,0 +1,710 @@
+//! Running configuration commands in order: reading files line by line, expanding `$FILE`
+//! and `include`, and keeping the state (auth, ACL, log, limits) that service lines snapshot.
+//!
+//! This is the only part of the configuration reader that touches the file system, and only
+//! to read: files are opened when the line naming them runs, so nothing after the first
+//! error is ever read.
+
+use super::commands::{self, Arity, Lookup, Supported};
+use super::lexer::{self, Mode, SyntaxError};
+use super::{
+    Config, ConfigError, ConfigErrorKind, LogTarget, NeedUser, ServiceConfig, ServiceKind,
+    DEFAULT_INTERNAL, DEFAULT_MAXCONN, DEFAULT_SOCKS_PORT, MAXCONN_RANGE, MAX_ACL_ENTRIES,
+    MAX_CONFIG_FILE_LEN, MAX_FILES_READ, MAX_INCLUDE_DEPTH, MAX_INLINE_FILE_LEN, MAX_LINE_LEN,
+    MAX_SERVICES, MAX_WORDS_PER_LINE,
+};
+use crate::logformat::LogFormat;
+use std::fs::File;
+use std::io::Read;
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use triproxy_policy::acl::{Ace, Action};
+use triproxy_policy::auth::AuthChain;
+use triproxy_policy::users::Users;
+
+/// Whether to go on with the current file after a command.
+enum Flow {
+    Continue,
+    /// `end`: stop reading the current file (an including file goes on, as in 3proxy).
+    End,
+}
+
+/// Where the line being run is.
+#[derive(Clone, Copy)]
+struct Here<'a> {
+    file: &'a str,
+    line: usize,
+    base_dir: &'a Path,
+}
+
+/// The reader's state: the settings in force and what has been collected so far.
+pub(super) struct Parser {
+    auth: AuthChain,
+    acl: Vec<Ace>,
+    log: LogTarget,
+    logformat: LogFormat,
+    maxconn: u32,
+    internal: IpAddr,
+    users: Users,
+    services: Vec<ServiceConfig>,
+    /// Canonical paths of the files being read, outermost first (cycle detection).
+    open_files: Vec<PathBuf>,
+    /// The `include` lines leading to the current file.
+    includers: Vec<(String, usize)>,
+    files_read: usize,
+}
+
+impl Parser {
+    pub(super) fn new() -> Parser {
+        Parser {
+            auth: AuthChain::default_chain(),
+            acl: Vec::new(),
+            log: LogTarget::Off,
+            logformat: LogFormat::default_3proxy(),
+            maxconn: DEFAULT_MAXCONN,
+            internal: DEFAULT_INTERNAL,
+            users: Users::new(),
+            services: Vec::new(),
+            open_files: Vec::new(),
+            includers: Vec::new(),
+            files_read: 0,
+        }
+    }
+
+    pub(super) fn finish(self) -> Config {
+        Config {
+            services: self.services,
+            users: Arc::new(self.users),
+        }
+    }
+
+    fn error(&self, here: Here<'_>, kind: ConfigErrorKind) -> ConfigError {
+        ConfigError {
+            file: here.file.to_owned(),
+            line: here.line,
+            kind,
+            included_from: self.includers.clone(),
+        }
+    }
+
+    /// Reads a top-level configuration file.
+    pub(super) fn run_file(&mut self, path: &Path) -> Result<(), ConfigError> {
+        let name = path.display().to_string();
+        let here = Here {
+            file: &name,
+            line: 0,
+            base_dir: Path::new(""),
+        };
+        let bytes = self.read_file(here, path, MAX_CONFIG_FILE_LEN)?;
+        let canonical = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
+        self.open_files.push(canonical);
+        let base = path.parent().unwrap_or(Path::new(""));
+        let result = self.run_text(&bytes, &name, base);
+        self.open_files.pop();
+        result
+    }
+
+    /// Runs the lines of `bytes`, named `file` in errors.
+    pub(super) fn run_text(
+        &mut self,
+        bytes: &[u8],
+        file: &str,
+        base_dir: &Path,
+    ) -> Result<(), ConfigError> {
+        // A UTF-8 byte order mark (Windows editors) is not part of the first command.
+        let bytes = bytes.strip_prefix(b"\xef\xbb\xbf").unwrap_or(bytes);
+        for (index, raw) in bytes.split(|&b| b == b'\n').enumerate() {
+            let here = Here {
+                file,
+                line: index + 1,
+                base_dir,
+            };
+            if raw.len() > MAX_LINE_LEN {
+                return Err(self.error(
+                    here,
+                    ConfigErrorKind::LineTooLong {
+                        limit: MAX_LINE_LEN,
+                    },
+                ));
+            }
+            match raw.first() {
+                None => continue,
+                Some(b) if b.is_ascii_whitespace() || *b == b'#' || *b == 0x0b => continue,
+                Some(_) => {}
+            }
+            let line =
+                std::str::from_utf8(raw).map_err(|_| self.error(here, ConfigErrorKind::NotUtf8))?;
+            let words = self.words(here, line)?;
+            if let Flow::End = self.run_command(here, &words)? {
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    /// Splits a line into words, replacing `$FILE` words by the file's words.
+    fn words(&mut self, here: Here<'_>, line: &str) -> Result<Vec<String>, ConfigError> {
+        let split = lexer::split(line, Mode::Line, MAX_WORDS_PER_LINE)
+            .map_err(|e| self.error(here, ConfigErrorKind::Syntax(e)))?;
+        let mut words: Vec<String> = Vec::with_capacity(split.len());
+        let total = split.len();
+        for (i, word) in split.into_iter().enumerate() {
+            if !word.inline_file {
+                words.push(word.text);
+                continue;
+            }
+            let path = resolve(here.base_dir, &word.text);
+            let bytes = self.read_file(here, &path, MAX_INLINE_FILE_LEN)?;
+            let text = String::from_utf8(bytes).map_err(|_| {
+                self.error(
+                    here,
+                    ConfigErrorKind::InlineFileNotUtf8 { path: path.clone() },
+                )
+            })?;
+            // Room left for this file's words: the limit minus the words already taken and
+            // the ones still to come on the line.
+            let room = MAX_WORDS_PER_LINE.saturating_sub(words.len() + (total - i - 1));
+            let inlined = lexer::split(&text, Mode::Inline, room).map_err(|error| {
+                let kind = match error {
+                    SyntaxError::TooManyWords { .. } => {
+                        ConfigErrorKind::Syntax(SyntaxError::TooManyWords {
+                            limit: MAX_WORDS_PER_LINE,
+                        })
+                    }
+                    error => ConfigErrorKind::InlineFileSyntax {
+                        path: path.clone(),
+                        error,
+                    },
+                };
+                self.error(here, kind)
+            })?;
+            words.extend(inlined.into_iter().map(|w| w.text));
+        }
+        Ok(words)
+    }
+
+    /// Reads a whole file of at most `limit` bytes.
+    fn read_file(
+        &mut self,
+        here: Here<'_>,
+        path: &Path,
+        limit: usize,
+    ) -> Result<Vec<u8>, ConfigError> {
+        if self.files_read >= MAX_FILES_READ {
+            return Err(self.error(
+                here,
+                ConfigErrorKind::TooManyFiles {
+                    limit: MAX_FILES_READ,
+                },
+            ));
+        }
+        self.files_read += 1;
+        let read_err = |e: std::io::Error| ConfigErrorKind::Read {
+            path: path.to_path_buf(),
+            reason: e.to_string(),
+        };
+        let file = File::open(path).map_err(|e| self.error(here, read_err(e)))?;
+        let mut bytes = Vec::new();
+        let cap = u64::try_from(limit).unwrap_or(u64::MAX).saturating_add(1);
+        file.take(cap)
+            .read_to_end(&mut bytes)
+            .map_err(|e| self.error(here, read_err(e)))?;
+        if bytes.len() > limit {
+            return Err(self.error(
+                here,
+                ConfigErrorKind::FileTooLarge {
+                    path: path.to_path_buf(),
+                    limit,
+                },
+            ));
+        }
+        Ok(bytes)
+    }
+
+    fn run_command(&mut self, here: Here<'_>, words: &[String]) -> Result<Flow, ConfigError> {
+        let Some((command, args)) = words.split_first() else {
+            // A line of only separators after its first character cannot happen (that
+            // character would make it a comment), but a `$FILE` that is empty can leave
+            // nothing: 3proxy reports a parse error.
+            return Err(self.error(
+                here,
+                ConfigErrorKind::UnknownCommand {
+                    command: String::new(),
+                },
+            ));
+        };
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let (cmd, arity) = match commands::lookup(command) {
+            Lookup::Supported(cmd, arity) => (cmd, arity),
+            Lookup::NotYet => {
+                return Err(self.error(
+                    here,
+                    ConfigErrorKind::UnsupportedCommand {
+                        command: command.clone(),
+                    },
+                ))
+            }
+            Lookup::Unknown => {
+                return Err(self.error(
+                    here,
+                    ConfigErrorKind::UnknownCommand {
+                        command: command.clone(),
+                    },
+                ))
+            }
+        };
+        if !arity.accepts(args.len()) {
+            return Err(self.error(here, arg_count(command, arity, args.len())));
+        }
+        match cmd {
+            Supported::Users => {
+                for spec in &args {
+                    self.users
+                        .add_spec(spec)
+                        .map_err(|e| self.error(here, ConfigErrorKind::Users(Box::new(e))))?;
+                }
+            }
+            Supported::Auth => {
+                self.auth = AuthChain::parse(&args)
+                    .map_err(|e| self.error(here, ConfigErrorKind::Auth(Box::new(e))))?;
+            }
+            Supported::Allow | Supported::Deny => {
+                let action = if cmd == Supported::Allow {
+                    Action::Allow
+                } else {
+                    Action::Deny
+                };
+                let ace = Ace::parse(action, &args)
+                    .map_err(|e| self.error(here, ConfigErrorKind::Acl(Box::new(e))))?;
+                if self.acl.len() >= MAX_ACL_ENTRIES {
+                    return Err(self.error(
+                        here,
+                        ConfigErrorKind::TooManyAclEntries {
+                            limit: MAX_ACL_ENTRIES,
+                        },
+                    ));
+                }
+                self.acl.push(ace);
+            }
+            Supported::Flush => self.acl.clear(),
+            Supported::Internal => {
+                self.internal = parse_listen_ip(args.first().copied().unwrap_or_default())
+                    .map_err(|k| self.error(here, k))?;
+            }
+            Supported::Log => {
+                self.log = parse_log(&args, here.base_dir).map_err(|k| self.error(here, k))?;
+            }
+            Supported::LogFormat => {
+                self.logformat = LogFormat::parse(args.first().copied().unwrap_or_default())
+                    .map_err(|e| self.error(here, ConfigErrorKind::LogFormat(e)))?;
+            }
+            Supported::MaxConn => {
+                self.maxconn = parse_maxconn(args.first().copied().unwrap_or_default())
+                    .map_err(|k| self.error(here, k))?;
+            }
+            Supported::Socks => {
+                if self.services.len() >= MAX_SERVICES {
+                    return Err(self.error(
+                        here,
+                        ConfigErrorKind::TooManyServices {
+                            limit: MAX_SERVICES,
+                        },
+                    ));
+                }
+                let defaults = ServiceConfig {
+                    kind: ServiceKind::Socks,
+                    listen: SocketAddr::new(self.internal, DEFAULT_SOCKS_PORT),
+                    auth: self.auth.clone(),
+                    acl: self.acl.clone(),
+                    needuser: NeedUser::IfOffered,
+                    maxconn: self.maxconn,
+                    splice: false,
+                    log: self.log.clone(),
+                    logformat: self.logformat.clone(),
+                    origin: (here.file.to_owned(), here.line),
+                };
+                let service = apply_options(defaults, command, &args, here.base_dir)
+                    .map_err(|k| self.error(here, k))?;
+                self.services.push(service);
+            }
+            Supported::Service => {}
+            Supported::Include => {
+                self.include(here, args.first().copied().unwrap_or_default())?;
+            }
+            Supported::End => return Ok(Flow::End),
+        }
+        Ok(Flow::Continue)
+    }
+
+    fn include(&mut self, here: Here<'_>, name: &str) -> Result<(), ConfigError> {
+        if name.is_empty() {
+            return Err(self.error(here, ConfigErrorKind::EmptyFileName { what: "include" }));
+        }
+        let path = resolve(here.base_dir, name);
+        if self.includers.len() >= MAX_INCLUDE_DEPTH {
+            return Err(self.error(
+                here,
+                ConfigErrorKind::IncludeTooDeep {
+                    path,
+                    limit: MAX_INCLUDE_DEPTH,
+                },
+            ));
+        }
+        let canonical = std::fs::canonicalize(&path).map_err(|e| {
+            self.error(
+                here,
+                ConfigErrorKind::Read {
+                    path: path.clone(),
+                    reason: e.to_string(),
+                },
+            )
+        })?;
+        if self.open_files.contains(&canonical) {
+            return Err(self.error(here, ConfigErrorKind::IncludeCycle { path }));
+        }
+        let bytes = self.read_file(here, &path, MAX_CONFIG_FILE_LEN)?;
+        let name = path.display().to_string();
+        let base = path.parent().unwrap_or(Path::new("")).to_path_buf();
+        self.open_files.push(canonical);
+        self.includers.push((here.file.to_owned(), here.line));
+        let result = self.run_text(&bytes, &name, &base);
+        self.includers.pop();
+        self.open_files.pop();
+        result
+    }
+}
+
+fn arg_count(command: &str, arity: Arity, given: usize) -> ConfigErrorKind {
+    ConfigErrorKind::ArgumentCount {
+        command: command.to_owned(),
+        min: arity.min,
+        max: arity.max,
+        given,
+    }
+}
+
+/// `base/name` for a relative `name`, `name` itself otherwise.
+fn resolve(base_dir: &Path, name: &str) -> PathBuf {
+    let p = Path::new(name);
+    if p.is_absolute() {
+        p.to_path_buf()
+    } else {
+        base_dir.join(p)
+    }
+}
+
+/// A listen address for `internal` or `-i`: an IPv4 or IPv6 literal (IPv6 also in brackets).
+fn parse_listen_ip(value: &str) -> Result<IpAddr, ConfigErrorKind> {
+    let bare = value
+        .strip_prefix('[')
+        .and_then(|v| v.strip_suffix(']'))
+        .unwrap_or(value);
+    if let Ok(ip) = bare.parse::<IpAddr>() {
+        return Ok(ip);
+    }
+    if value.starts_with("unix:") {
+        return Err(ConfigErrorKind::NotSupportedYet {
+            feature: format!("listening on a unix socket (`{value}`)"),
+        });
+    }
+    let looks_like_host = !value.is_empty()
+        && value
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.' || c == '_');
+    if looks_like_host {
+        Err(ConfigErrorKind::HostNameNotSupported {
+            value: value.to_owned(),
+        })
+    } else {
+        Err(ConfigErrorKind::InvalidAddress {
+            value: value.to_owned(),
+        })
+    }
+}
+
+fn parse_maxconn(value: &str) -> Result<u32, ConfigErrorKind> {
+    parse_decimal(value)
+        .and_then(|n| u32::try_from(n).ok())
+        .filter(|n| MAXCONN_RANGE.contains(n))
+        .ok_or_else(|| ConfigErrorKind::InvalidNumber {
+            what: "maxconn",
+            value: value.to_owned(),
+            min: u64::from(*MAXCONN_RANGE.start()),
+            max: u64::from(*MAXCONN_RANGE.end()),
+        })
+}
+
+fn parse_port(value: &str) -> Result<u16, ConfigErrorKind> {
+    parse_decimal(value)
+        .and_then(|n| u16::try_from(n).ok())
+        .ok_or_else(|| ConfigErrorKind::InvalidNumber {
+            what: "port (-p)",
+            value: value.to_owned(),
+            min: 0,
+            max: u64::from(u16::MAX),
+        })
+}
+
+/// Plain decimal digits only (no sign, no spaces), at most 19 of them.
+fn parse_decimal(value: &str) -> Option<u64> {
+    if value.is_empty() || value.len() > 19 || !value.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    value.parse().ok()
+}
+
+/// `log [TARGET [ROTATION]]`.
+fn parse_log(args: &[&str], base_dir: &Path) -> Result<LogTarget, ConfigErrorKind> {
+    let Some((&target, rest)) = args.split_first() else {
+        return Ok(LogTarget::Stdout);
+    };
+    if let Some(&extra) = rest.get(1) {
+        return Err(ConfigErrorKind::UnexpectedArgument {
+            command: "log".to_owned(),
+            argument: extra.to_owned(),
+        });
+    }
+    let not_yet = |feature: String| Err(ConfigErrorKind::NotSupportedYet { feature });
+    let result = if target.is_empty() {
+        Err(ConfigErrorKind::EmptyFileName { what: "log" })
+    } else if target == "/dev/null" {
+        Ok(LogTarget::Off)
+    } else if target.starts_with('@') {
+        not_yet(format!("logging to syslog (`log {target}`)"))
+    } else if target.starts_with('&') {
+        not_yet(format!("ODBC logging (`log {target}`)"))
+    } else if target == "radius" {
+        not_yet("RADIUS accounting (`log radius`)".to_owned())
+    } else if target.contains('%') {
+        not_yet(format!("log file name templates (`log {target}`)"))
+    } else {
+        Ok(LogTarget::File(resolve(base_dir, target)))
+    };
+    let target = result?;
+    if let Some(&rotation) = rest.first() {
+        return match rotation.chars().next() {
+            Some('C' | 'c' | 'H' | 'h' | 'D' | 'd' | 'W' | 'w' | 'M' | 'm' | 'Y' | 'y') => {
+                not_yet(format!("log rotation (`{rotation}`)"))
+            }
+            _ => Err(ConfigErrorKind::InvalidRotation {
+                value: rotation.to_owned(),
+            }),
+        };
+    }
+    Ok(target)
+}
+
+/// 3proxy service options that triproxy does not implement yet (3proxy.md section 3).
+const OPTIONS_NOT_YET: &[char] = &[
+    'a', 'b', 'c', 'C', 'd', 'D', 'e', 'F', 'g', 'h', 'H', 'I', 'N', 'o', 'P', 'r', 'R', 'S', 't',
+    'T', 'U', 'x', 'X', '4', '6',
+];
+
+/// Applies service options (`-p`, `-i`, `-u`, `-s`, `-l`, `-f`, `-n`) to `svc`, in order.
+fn apply_options(
+    mut svc: ServiceConfig,
+    command: &str,
+    args: &[&str],
+    base_dir: &Path,
+) -> Result<ServiceConfig, ConfigErrorKind> {
+    for &arg in args {
+        let Some(opt) = arg.strip_prefix('-') else {
+            return Err(ConfigErrorKind::UnexpectedArgument {
+                command: command.to_owned(),
+                argument: arg.to_owned(),
+            });
+        };
+        let mut chars = opt.chars();
+        let Some(letter) = chars.next() else {
+            return Err(ConfigErrorKind::UnknownOption {
+                option: arg.to_owned(),
+            });
+        };
+        let value = chars.as_str();
+        let invalid = || ConfigErrorKind::InvalidOptionValue {
+            option: arg.to_owned(),
+        };
+        match letter {
+            'p' => svc.listen.set_port(parse_port(value)?),
+            'i' => svc.listen.set_ip(parse_listen_ip(value)?),
+            'u' => {
+                svc.needuser = match value {
+                    "" | "0" => NeedUser::Never,
+                    "1" => NeedUser::IfOffered,
+                    "2" => NeedUser::Required,
+                    _ => return Err(invalid()),
+                }
+            }
+            's' => {
+                svc.splice = match value {
+                    "" | "1" => true,
+                    "0" => false,
+                    _ => return Err(invalid()),
+                }
+            }
+            'l' => {
+                svc.log = if value.is_empty() {
+                    LogTarget::Stdout
+                } else if value == "/dev/null" {
+                    LogTarget::Off
+                } else if value.starts_with('@') {
+                    return Err(ConfigErrorKind::NotSupportedYet {
+                        feature: format!("logging to syslog (`{arg}`)"),
+                    });
+                } else {
+                    LogTarget::File(resolve(base_dir, value))
+                }
+            }
+            'f' => svc.logformat = LogFormat::parse(value).map_err(ConfigErrorKind::LogFormat)?,
+            // `-n` (no NTLM) is a no-op in 3proxy 1.0 and still in its sample configs.
+            'n' if value.is_empty() => {}
+            c if OPTIONS_NOT_YET.contains(&c) => {
+                return Err(ConfigErrorKind::UnsupportedOption {
+                    option: arg.to_owned(),
+                })
+            }
+            _ => {
+                return Err(ConfigErrorKind::UnknownOption {
+                    option: arg.to_owned(),
+                })
+            }
+        }
+    }
+    Ok(svc)
+}
+
+pub(super) fn standalone(service: &str, args: &[String]) -> Result<Config, ConfigError> {
+    const ORIGIN: &str = "command line";
+    let fail = |kind| ConfigError {
+        file: ORIGIN.to_owned(),
+        line: 0,
+        kind,
+        included_from: Vec::new(),
+    };
+    if service != "socks" {
+        return Err(fail(if commands::is_3proxy_service(service) {
+            ConfigErrorKind::UnsupportedCommand {
+                command: service.to_owned(),
+            }
+        } else {
+            ConfigErrorKind::UnknownService {
+                name: service.to_owned(),
+            }
+        }));
+    }
+    if args.len() > MAX_WORDS_PER_LINE {
+        return Err(fail(ConfigErrorKind::Syntax(SyntaxError::TooManyWords {
+            limit: MAX_WORDS_PER_LINE,
+        })));
+    }
+    let defaults = ServiceConfig {
+        kind: ServiceKind::Socks,
+        listen: SocketAddr::new(DEFAULT_INTERNAL, DEFAULT_SOCKS_PORT),
+        auth: AuthChain::default_chain(),
+        acl: Vec::new(),
+        needuser: NeedUser::Never,
+        maxconn: DEFAULT_MAXCONN,
+        splice: false,
+        log: LogTarget::Stdout,
+        logformat: LogFormat::default_3proxy(),
+        origin: (ORIGIN.to_owned(), 0),
+    };
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let svc = apply_options(defaults, service, &args, Path::new("")).map_err(fail)?;
+    Ok(Config {
+        services: vec![svc],
+        users: Arc::new(Users::new()),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn listen_addresses() {
+        assert_eq!(
+            parse_listen_ip("127.0.0.1"),
+            Ok("127.0.0.1".parse().unwrap())
+        );
+        assert_eq!(parse_listen_ip("::1"), Ok("::1".parse().unwrap()));
+        assert_eq!(parse_listen_ip("[::1]"), Ok("::1".parse().unwrap()));
+        assert!(matches!(
+            parse_listen_ip("localhost"),
+            Err(ConfigErrorKind::HostNameNotSupported { .. })
+        ));
+        assert!(matches!(
+            parse_listen_ip("unix:/tmp/s"),
+            Err(ConfigErrorKind::NotSupportedYet { .. })
+        ));
+        assert!(matches!(
+            parse_listen_ip("1.2.3.4:80"),
+            Err(ConfigErrorKind::InvalidAddress { .. })
+        ));
+        assert!(matches!(
+            parse_listen_ip(""),
+            Err(ConfigErrorKind::InvalidAddress { .. })
+        ));
+    }
+
+    #[test]
+    fn numbers() {
+        assert_eq!(parse_port("0"), Ok(0));
+        assert_eq!(parse_port("65535"), Ok(65535));
+        assert!(parse_port("65536").is_err());
+        assert!(parse_port("+1").is_err());
+        assert!(parse_port("").is_err());
+        assert!(parse_port("99999999999999999999999").is_err());
+        assert_eq!(parse_maxconn("1"), Ok(1));
+        assert_eq!(parse_maxconn("1000000"), Ok(1_000_000));
+        assert!(parse_maxconn("0").is_err());
+        assert!(parse_maxconn("1000001").is_err());
+        assert!(parse_maxconn("12abc").is_err());
+    }
+
+    #[test]
+    fn log_targets() {
+        let base = Path::new("/etc/triproxy");
+        assert_eq!(parse_log(&[], base), Ok(LogTarget::Stdout));
+        assert_eq!(parse_log(&["/dev/null"], base), Ok(LogTarget::Off));
+        assert_eq!(
+            parse_log(&["x.log"], base),
+            Ok(LogTarget::File("/etc/triproxy/x.log".into()))
+        );
+        assert_eq!(
+            parse_log(&["/var/log/x"], base),
+            Ok(LogTarget::File("/var/log/x".into()))
+        );
+        for t in [
+            "@3proxy",
+            "&dsn,user,pw",
+            "radius",
+            "/logs/3proxy-%y%m%d.log",
+        ] {
+            assert!(
+                matches!(
+                    parse_log(&[t], base),
+                    Err(ConfigErrorKind::NotSupportedYet { .. })
+                ),
+                "{t}"
+            );
+        }
+        assert!(matches!(
+            parse_log(&["f", "D"], base),
+            Err(ConfigErrorKind::NotSupportedYet { .. })
+        ));
+        assert!(matches!(
+            parse_log(&["f", "Q"], base),
+            Err(ConfigErrorKind::InvalidRotation { .. })
+        ));
+        assert!(matches!(
+            parse_log(&["f", "D", "x"], base),
+            Err(ConfigErrorKind::UnexpectedArgument { .. })
+        ));
+        assert!(matches!(
+            parse_log(&[""], base),
+            Err(ConfigErrorKind::EmptyFileName { .. })
+        ));
+    }
+}

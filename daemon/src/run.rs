@@ -1,0 +1,150 @@
+//! Starting the configured services on a runtime.
+//!
+//! Every listening socket is opened before any service starts, so a configuration with one
+//! unusable address refuses to start as a whole instead of running half of it.
+
+use crate::config::{Config, ServiceConfig, ServiceKind};
+use crate::logsink::LogSinks;
+use std::fmt;
+use std::io;
+use std::net::{SocketAddr, TcpListener};
+use std::sync::Arc;
+use triproxy_policy::service::{ServicePolicy, Timeouts};
+use triproxy_runtime_std::net;
+
+/// Which runtime drives the sessions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum RuntimeKind {
+    /// Blocking sockets, one thread per connection (3proxy's model).
+    #[default]
+    Std,
+    /// smol: many connections on a few threads.
+    Smol,
+}
+
+impl fmt::Display for RuntimeKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            RuntimeKind::Std => "std",
+            RuntimeKind::Smol => "smol",
+        })
+    }
+}
+
+/// A service that is accepting connections.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Listening {
+    /// `socks`.
+    pub service: &'static str,
+    /// The bound address (with the real port when the configuration said 0).
+    pub addr: SocketAddr,
+}
+
+/// Why the services could not start.
+#[derive(Debug)]
+pub enum StartError {
+    /// A service could not listen, open its log or start.
+    Service {
+        /// Configuration file and line of the service.
+        origin: (String, usize),
+        /// The address it was to listen on.
+        addr: SocketAddr,
+        /// What the system said.
+        error: io::Error,
+    },
+    /// The runtime's threads could not be started.
+    Runtime(io::Error),
+}
+
+impl fmt::Display for StartError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            StartError::Service {
+                origin,
+                addr,
+                error,
+            } => write!(
+                f,
+                "{}:{}: cannot start the service on {addr}: {error}",
+                origin.0, origin.1
+            ),
+            StartError::Runtime(e) => write!(f, "cannot start the runtime: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for StartError {}
+
+/// Listen backlog of a service: 3proxy's `1 + maxconn/8`, but at least 128 so that bursts
+/// of new clients are not dropped by the kernel.
+fn backlog(maxconn: u32) -> i32 {
+    i32::try_from(1 + maxconn / 8).unwrap_or(i32::MAX).max(128)
+}
+
+fn service_name(kind: &ServiceKind) -> &'static str {
+    match kind {
+        ServiceKind::Socks => "socks",
+    }
+}
+
+/// The policy snapshot a service's sessions run with.
+pub fn policy_of(service: &ServiceConfig, config: &Config, port: u16) -> ServicePolicy {
+    ServicePolicy {
+        listen_port: port,
+        auth: service.auth.clone(),
+        acl: Arc::from(service.acl.clone()),
+        users: Arc::clone(&config.users),
+        needuser: service.needuser,
+        timeouts: Timeouts::default(),
+    }
+}
+
+/// Opens every listener, then starts every service on `runtime`. Returns what listens where.
+pub fn start(
+    config: &Config,
+    runtime: RuntimeKind,
+    smol_threads: usize,
+) -> Result<Vec<Listening>, StartError> {
+    let fail = |service: &ServiceConfig, error: io::Error| StartError::Service {
+        origin: service.origin.clone(),
+        addr: service.listen,
+        error,
+    };
+    let mut listeners: Vec<(&ServiceConfig, TcpListener)> = Vec::new();
+    for service in &config.services {
+        let listener =
+            net::listen(service.listen, backlog(service.maxconn)).map_err(|e| fail(service, e))?;
+        listeners.push((service, listener));
+    }
+    let sinks = LogSinks::default();
+    let smol = match runtime {
+        RuntimeKind::Smol => {
+            Some(triproxy_runtime_smol::Runtime::start(smol_threads).map_err(StartError::Runtime)?)
+        }
+        RuntimeKind::Std => None,
+    };
+    let mut started = Vec::new();
+    for (service, listener) in listeners {
+        let addr = listener.local_addr().map_err(|e| fail(service, e))?;
+        let hooks = sinks
+            .hooks(&service.log, &service.logformat)
+            .map_err(|e| fail(service, e))?;
+        let policy = Arc::new(policy_of(service, config, addr.port()));
+        let maxconn = usize::try_from(service.maxconn).unwrap_or(usize::MAX);
+        match &smol {
+            Some(rt) => {
+                triproxy_runtime_smol::spawn_service(rt, listener, policy, hooks, maxconn)
+                    .map_err(|e| fail(service, e))?;
+            }
+            None => {
+                triproxy_runtime_std::spawn_service(listener, policy, hooks, maxconn)
+                    .map_err(|e| fail(service, e))?;
+            }
+        }
+        started.push(Listening {
+            service: service_name(&service.kind),
+            addr,
+        });
+    }
+    Ok(started)
+}

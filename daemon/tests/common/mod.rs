@@ -1,0 +1,306 @@
+//! Shared harness of the daemon's end-to-end tests: the real `triproxy` binary on
+//! loopback, local target servers, curl, and log-line waiting. Everything is bounded in
+//! time; every address is 127.0.0.1.
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{mpsc, Arc, Mutex};
+use std::thread;
+use std::time::{Duration, Instant};
+
+pub const IO_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// A unique scratch directory under the system temp dir.
+pub fn scratch_dir() -> PathBuf {
+    static N: AtomicUsize = AtomicUsize::new(0);
+    let dir = std::env::temp_dir().join(format!(
+        "triproxy-e2e-{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// A running `triproxy` process; killed on drop.
+pub struct Daemon {
+    child: Child,
+    pub addr: SocketAddr,
+    log: Arc<Mutex<Vec<String>>>,
+}
+
+impl Daemon {
+    /// Starts the binary with `config` (whose service line must use `-p0 -i127.0.0.1`).
+    pub fn start(config: &str, runtime: &str) -> Daemon {
+        let dir = scratch_dir();
+        let path = dir.join("triproxy.cfg");
+        std::fs::write(&path, config).unwrap();
+        Self::spawn(&["--runtime", runtime, path.to_str().unwrap()])
+    }
+
+    /// Starts the binary with these arguments and waits for its first listening line.
+    pub fn spawn(args: &[&str]) -> Daemon {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_triproxy"))
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stderr = child.stderr.take().unwrap();
+        let (tx, rx) = mpsc::channel();
+        thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                eprintln!("[triproxy stderr] {line}");
+                let _ = tx.send(line);
+            }
+        });
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let sink = Arc::clone(&log);
+        let stdout = child.stdout.take().unwrap();
+        thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                eprintln!("[triproxy log] {line}");
+                sink.lock().unwrap().push(line);
+            }
+        });
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let addr = loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let line = rx
+                .recv_timeout(left)
+                .unwrap_or_else(|_| panic!("triproxy did not report a listening address"));
+            if let Some(rest) = line.split(" listening on ").nth(1) {
+                break rest.split_whitespace().next().unwrap().parse().unwrap();
+            }
+        };
+        Daemon { child, addr, log }
+    }
+
+    /// Waits (at most 10 s) for a log line that satisfies `pred` and returns it.
+    pub fn wait_log(&self, what: &str, pred: impl Fn(&str) -> bool) -> String {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let lines = self.log_lines();
+            if let Some(l) = lines.iter().find(|l| pred(l)) {
+                return l.clone();
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no log line {what}; log so far: {:#?}",
+                self.log.lock().unwrap()
+            );
+            thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Waits for a log record whose `%E` (third field of the default format) is `code`
+    /// and whose text contains `needle`.
+    pub fn wait_code(&self, code: u16, needle: &str) -> String {
+        let code = format!("{code:05}");
+        self.wait_log(&format!("with code {code} and {needle:?}"), |l| {
+            l.split_whitespace().nth(2) == Some(code.as_str()) && l.contains(needle)
+        })
+    }
+
+    pub fn log_lines(&self) -> Vec<String> {
+        self.log.lock().unwrap().clone()
+    }
+
+    pub fn is_running(&mut self) -> bool {
+        self.child.try_wait().unwrap().is_none()
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A tiny HTTP/1.1 origin on 127.0.0.1 that answers every request with `body` and closes.
+pub fn http_server(body: &'static str) -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    thread::spawn(move || {
+        for stream in listener.incoming().map_while(Result::ok) {
+            thread::spawn(move || {
+                let mut s = stream;
+                s.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
+                let mut head = Vec::new();
+                let mut byte = [0u8; 1];
+                while !head.ends_with(b"\r\n\r\n") && head.len() < 64 * 1024 {
+                    match s.read(&mut byte) {
+                        Ok(1) => head.push(byte[0]),
+                        _ => return,
+                    }
+                }
+                let reply = format!(
+                    "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+                let _ = s.write_all(reply.as_bytes());
+            });
+        }
+    });
+    addr
+}
+
+/// Runs curl with a 15 s limit; returns (success, stdout, stderr).
+pub fn curl(args: &[&str]) -> (bool, String, String) {
+    let out = Command::new("curl")
+        .args([
+            "--silent",
+            "--show-error",
+            "--max-time",
+            "15",
+            "--noproxy",
+            "",
+        ])
+        .args(args)
+        .output()
+        .expect("curl must be installed (the CI script installs it)");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// Connects to the proxy with I/O timeouts set.
+pub fn connect(addr: SocketAddr) -> TcpStream {
+    let s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
+    s.set_write_timeout(Some(IO_TIMEOUT)).unwrap();
+    s
+}
+
+/// Reads exactly `n` bytes.
+pub fn read_n(s: &mut TcpStream, n: usize) -> Vec<u8> {
+    let mut v = vec![0u8; n];
+    s.read_exact(&mut v).unwrap();
+    v
+}
+
+/// Reads until EOF; returns what came (an error such as a reset ends it too).
+pub fn read_to_end(s: &mut TcpStream) -> Vec<u8> {
+    let mut v = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        match s.read(&mut buf) {
+            Ok(0) | Err(_) => return v,
+            Ok(n) => v.extend_from_slice(&buf[..n]),
+        }
+    }
+}
+
+/// SOCKS5 no-auth CONNECT to an IPv4 target; asserts success and returns the stream.
+pub fn socks5_connect(proxy: SocketAddr, target: SocketAddr) -> TcpStream {
+    let mut s = connect(proxy);
+    let SocketAddr::V4(t) = target else {
+        panic!("IPv4 target expected")
+    };
+    let mut req = vec![5, 1, 0, 5, 1, 0, 1];
+    req.extend_from_slice(&t.ip().octets());
+    req.extend_from_slice(&t.port().to_be_bytes());
+    s.write_all(&req).unwrap();
+    assert_eq!(read_n(&mut s, 2), [5, 0], "method selection");
+    let reply = read_n(&mut s, 10);
+    assert_eq!(reply[..4], [5, 0, 0, 1], "CONNECT reply");
+    s
+}
+
+/// Deterministic pseudo-random bytes (xorshift64*), so both ends can check what they got.
+pub struct Stream64(u64);
+
+impl Stream64 {
+    pub fn new(seed: u64) -> Self {
+        Stream64(seed | 1)
+    }
+    pub fn fill(&mut self, buf: &mut [u8]) {
+        for chunk in buf.chunks_mut(8) {
+            self.0 ^= self.0 >> 12;
+            self.0 ^= self.0 << 25;
+            self.0 ^= self.0 >> 27;
+            let v = self.0.wrapping_mul(0x2545_F491_4F6C_DD1D).to_le_bytes();
+            chunk.copy_from_slice(&v[..chunk.len()]);
+        }
+    }
+}
+
+/// FNV-1a over a byte stream, fed in pieces.
+#[derive(Clone, Copy)]
+pub struct Fnv(pub u64);
+
+impl Fnv {
+    pub fn new() -> Self {
+        Fnv(0xcbf2_9ce4_8422_2325)
+    }
+    pub fn update(&mut self, data: &[u8]) {
+        for b in data {
+            self.0 ^= u64::from(*b);
+            self.0 = self.0.wrapping_mul(0x0000_0100_0000_01b3);
+        }
+    }
+}
+
+/// Sends `total` generated bytes on `s` in 64 KiB writes; returns their hash.
+pub fn send_generated(s: &mut TcpStream, seed: u64, total: usize) -> u64 {
+    let mut gen = Stream64::new(seed);
+    let mut h = Fnv::new();
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut left = total;
+    while left > 0 {
+        let n = left.min(buf.len());
+        gen.fill(&mut buf[..n]);
+        h.update(&buf[..n]);
+        s.write_all(&buf[..n]).unwrap();
+        left -= n;
+    }
+    h.0
+}
+
+/// Reads until EOF; returns (bytes, hash).
+pub fn receive_hashed(s: &mut TcpStream) -> (usize, u64) {
+    let mut h = Fnv::new();
+    let mut n = 0;
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        match s.read(&mut buf) {
+            Ok(0) => return (n, h.0),
+            Ok(k) => {
+                h.update(&buf[..k]);
+                n += k;
+            }
+            Err(e) => panic!("read failed after {n} bytes: {e}"),
+        }
+    }
+}
+
+/// A target that, per connection, receives until EOF (hashing) while sending `total`
+/// generated bytes, then reports (received, hash) on the channel and closes.
+pub fn duplex_target(seed: u64, total: usize) -> (SocketAddr, mpsc::Receiver<(usize, u64, u64)>) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (tx, rx) = mpsc::channel();
+    thread::spawn(move || {
+        let (stream, _) = listener.accept().unwrap();
+        stream.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
+        stream.set_write_timeout(Some(IO_TIMEOUT)).unwrap();
+        let mut writer = stream.try_clone().unwrap();
+        let sender = thread::spawn(move || {
+            let h = send_generated(&mut writer, seed, total);
+            writer.shutdown(Shutdown::Write).unwrap();
+            h
+        });
+        let mut reader = stream;
+        let (n, h) = receive_hashed(&mut reader);
+        let sent = sender.join().unwrap();
+        let _ = tx.send((n, h, sent));
+    });
+    (addr, rx)
+}

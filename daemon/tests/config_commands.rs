@@ -1,0 +1,572 @@
+//! Configuration commands: what each one does, its argument counts and errors, the order in
+//! which they take effect, service options and the standalone form.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod config_util;
+
+use config_util::{err_at, ok, parse_in, TempDir};
+use std::net::SocketAddr;
+use triproxy::config::{self, ConfigErrorKind, LogTarget, NeedUser, ServiceKind};
+use triproxy::logformat::{LogFormat, LogFormatError};
+use triproxy_policy::acl::{Ace, Action};
+use triproxy_policy::auth::{AuthChain, AuthError};
+use triproxy_policy::users::UsersError;
+
+fn addr(s: &str) -> SocketAddr {
+    s.parse().unwrap()
+}
+
+fn ace(action: Action, fields: &[&str]) -> Ace {
+    Ace::parse(action, fields).unwrap()
+}
+
+fn arg_count(text: &str) -> (String, usize, Option<usize>, usize) {
+    match err_at(text, 1) {
+        ConfigErrorKind::ArgumentCount {
+            command,
+            min,
+            max,
+            given,
+        } => (command, min, max, given),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn socks_defaults() {
+    let cfg = ok("socks\n");
+    let s = &cfg.services[0];
+    assert_eq!(s.kind, ServiceKind::Socks);
+    assert_eq!(s.kind.command(), "socks");
+    assert_eq!(s.listen, addr("0.0.0.0:1080"));
+    assert_eq!(s.auth, AuthChain::default_chain());
+    assert!(s.acl.is_empty());
+    assert_eq!(s.needuser, NeedUser::IfOffered);
+    assert_eq!(s.maxconn, 500);
+    assert!(!s.splice);
+    assert_eq!(s.log, LogTarget::Off);
+    assert_eq!(s.logformat, LogFormat::default_3proxy());
+    assert_eq!(s.origin, ("test.cfg".to_owned(), 1));
+    assert!(cfg.users.is_empty());
+}
+
+#[test]
+fn socks_options() {
+    let s = &ok("socks -p0 -i::1 -u2 -s -l -f\"G%t %T\" -n\n").services[0];
+    assert_eq!(s.listen, addr("[::1]:0"));
+    assert_eq!(s.needuser, NeedUser::Required);
+    assert!(s.splice);
+    assert_eq!(s.log, LogTarget::Stdout);
+    assert_eq!(s.logformat.as_str(), "G%t %T");
+
+    let s = &ok("socks -p65535 -i[::1] -u -s0 -l/dev/null\n").services[0];
+    assert_eq!(s.listen, addr("[::1]:65535"));
+    assert_eq!(s.needuser, NeedUser::Never);
+    assert!(!s.splice);
+    assert_eq!(s.log, LogTarget::Off);
+
+    let n = |o: &str| ok(&format!("socks {o}\n")).services[0].needuser;
+    assert_eq!(n("-u0"), NeedUser::Never);
+    assert_eq!(n("-u1"), NeedUser::IfOffered);
+    // Later options win.
+    assert_eq!(n("-u2 -u1"), NeedUser::IfOffered);
+    assert!(ok("socks -s0 -s1\n").services[0].splice);
+    assert_eq!(
+        ok("socks -p1 -p2 -i127.0.0.1 -i10.0.0.1\n").services[0].listen,
+        addr("10.0.0.1:2")
+    );
+}
+
+#[test]
+fn socks_log_file_option_is_relative_to_the_config() {
+    let dir = TempDir::new("socks-l");
+    let cfg = parse_in(&dir, "socks -lsocks.log\nsocks -l/var/log/abs.log\n").unwrap();
+    assert_eq!(
+        cfg.services[0].log,
+        LogTarget::File(dir.path().join("socks.log"))
+    );
+    assert_eq!(
+        cfg.services[1].log,
+        LogTarget::File("/var/log/abs.log".into())
+    );
+}
+
+#[test]
+fn socks_option_errors() {
+    let bad_number = |o: &str| {
+        matches!(
+            err_at(&format!("socks {o}\n"), 1),
+            ConfigErrorKind::InvalidNumber {
+                what: "port (-p)",
+                ..
+            }
+        )
+    };
+    for o in ["-p", "-p65536", "-p-1", "-pabc", "-p80x"] {
+        assert!(bad_number(o), "{o}");
+    }
+    assert!(matches!(
+        err_at("socks -iproxy.example.org\n", 1),
+        ConfigErrorKind::HostNameNotSupported { .. }
+    ));
+    assert!(matches!(
+        err_at("socks -i1.2.3.4.5/x\n", 1),
+        ConfigErrorKind::InvalidAddress { .. }
+    ));
+    assert!(matches!(
+        err_at("socks -iunix:/run/s.sock\n", 1),
+        ConfigErrorKind::NotSupportedYet { .. }
+    ));
+    for o in ["-u3", "-ux", "-s2", "-sx"] {
+        assert_eq!(
+            err_at(&format!("socks {o}\n"), 1),
+            ConfigErrorKind::InvalidOptionValue {
+                option: o.to_owned()
+            }
+        );
+    }
+    assert!(matches!(
+        err_at("socks -l@3proxy\n", 1),
+        ConfigErrorKind::NotSupportedYet { .. }
+    ));
+    assert!(matches!(
+        err_at("socks -f%t\n", 1),
+        ConfigErrorKind::LogFormat(LogFormatError::MissingTimeZone { found: '%' })
+    ));
+    for o in [
+        "-e10.0.0.1",
+        "-4",
+        "-6",
+        "-46",
+        "-a",
+        "-d",
+        "-t",
+        "-T",
+        "-oc1",
+        "-Deth0",
+        "-Ne1.2.3.4",
+        "-H",
+        "-C",
+        "-U3",
+    ] {
+        assert_eq!(
+            err_at(&format!("socks {o}\n"), 1),
+            ConfigErrorKind::UnsupportedOption {
+                option: o.to_owned()
+            },
+            "{o}"
+        );
+    }
+    for o in ["-z", "-", "-5", "-nx", "--p1"] {
+        assert_eq!(
+            err_at(&format!("socks {o}\n"), 1),
+            ConfigErrorKind::UnknownOption {
+                option: o.to_owned()
+            },
+            "{o}"
+        );
+    }
+    let e = config_util::parse("socks -p1 1080\n").unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "test.cfg:1: `socks` does not take the argument `1080`"
+    );
+    let e = config_util::parse("socks -e1.2.3.4\n").unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "test.cfg:1: 3proxy service option `-e1.2.3.4` is not supported by triproxy yet"
+    );
+}
+
+#[test]
+fn internal_sets_the_listen_address_of_later_services() {
+    let cfg =
+        ok("socks -p1\ninternal 127.0.0.1\nsocks -p2\nsocks -p3 -i10.1.1.1\ninternal ::1\nsocks\n");
+    let listens: Vec<SocketAddr> = cfg.services.iter().map(|s| s.listen).collect();
+    assert_eq!(
+        listens,
+        [
+            addr("0.0.0.0:1"),
+            addr("127.0.0.1:2"),
+            addr("10.1.1.1:3"),
+            addr("[::1]:1080")
+        ]
+    );
+    assert!(matches!(
+        err_at("internal localhost\n", 1),
+        ConfigErrorKind::HostNameNotSupported { .. }
+    ));
+    assert_eq!(arg_count("internal\n"), ("internal".into(), 1, Some(1), 0));
+    assert_eq!(
+        arg_count("internal 1.1.1.1 2.2.2.2\n"),
+        ("internal".into(), 1, Some(1), 2)
+    );
+}
+
+#[test]
+fn users_are_global_whatever_their_position() {
+    let cfg = ok("socks -p1\nusers alice:CL:a bob:b\nsocks -p2\nusers carol::c\nusers\n");
+    assert_eq!(cfg.users.len(), 3);
+    assert_eq!(cfg.users.verify(b"alice", b"a"), Ok(()));
+    assert_eq!(cfg.users.verify(b"bob", b"b"), Ok(()));
+    assert_eq!(cfg.users.verify(b"carol", b"c"), Ok(()));
+    assert_eq!(cfg.services.len(), 2);
+}
+
+#[test]
+fn users_errors_do_not_print_passwords() {
+    let kind = err_at(
+        "users ok:CL:x\nusers \"test:CR:$1$qwer$CHFTUFGqkjue9HyhcMHEe1\"\n",
+        2,
+    );
+    assert!(
+        matches!(&kind, ConfigErrorKind::Users(e) if matches!(**e, UsersError::UnsupportedPasswordType { .. })),
+        "{kind:?}"
+    );
+    let msg = kind.to_string();
+    assert!(msg.contains("test"), "{msg}");
+    assert!(!msg.contains("CHFTUFG"), "{msg}");
+    assert!(matches!(
+        err_at("users nocolon\n", 1),
+        ConfigErrorKind::Users(e) if matches!(*e, UsersError::MissingColon { .. })
+    ));
+}
+
+#[test]
+fn auth_is_snapshotted_by_each_service() {
+    let cfg = ok("socks -p1\nauth strong\nsocks -p2\nauth none iponly\nsocks -p3\n");
+    let auths: Vec<&AuthChain> = cfg.services.iter().map(|s| &s.auth).collect();
+    assert_eq!(
+        auths,
+        [
+            &AuthChain::default_chain(),
+            &AuthChain::parse(&["strong"]).unwrap(),
+            &AuthChain::parse(&["none", "iponly"]).unwrap()
+        ]
+    );
+    assert_eq!(
+        err_at("auth nbname\n", 1),
+        ConfigErrorKind::Auth(Box::new(AuthError::Removed))
+    );
+    assert!(matches!(
+        err_at("socks\nauth bogus\n", 2),
+        ConfigErrorKind::Auth(e) if matches!(*e, AuthError::Unknown { .. })
+    ));
+    assert_eq!(arg_count("auth\n"), ("auth".into(), 1, None, 0));
+}
+
+#[test]
+fn acl_is_snapshotted_and_flush_empties_it() {
+    let cfg = ok("\
+allow admin
+socks -p1
+deny * * 127.0.0.1
+allow * 10.0.0.0/8 * 80,443 CONNECT
+socks -p2
+flush
+socks -p3
+allow
+deny
+socks -p4
+");
+    let a1 = ace(Action::Allow, &["admin"]);
+    let d = ace(Action::Deny, &["*", "*", "127.0.0.1"]);
+    let a2 = ace(
+        Action::Allow,
+        &["*", "10.0.0.0/8", "*", "80,443", "CONNECT"],
+    );
+    assert_eq!(cfg.services[0].acl, std::slice::from_ref(&a1));
+    assert_eq!(cfg.services[1].acl, [a1, d, a2]);
+    assert!(cfg.services[2].acl.is_empty());
+    assert_eq!(
+        cfg.services[3].acl,
+        [Ace::any(Action::Allow), Ace::any(Action::Deny)]
+    );
+    assert_eq!(arg_count("flush now\n"), ("flush".into(), 0, Some(0), 1));
+}
+
+#[test]
+fn acl_errors() {
+    assert!(matches!(
+        err_at("allow * 10.0.0.0/99\n", 1),
+        ConfigErrorKind::Acl(_)
+    ));
+    assert!(matches!(
+        err_at("socks\ndeny * * * 80-70\n", 2),
+        ConfigErrorKind::Acl(_)
+    ));
+    let e = config_util::parse("deny a b c d e f g h i\n").unwrap_err();
+    assert!(matches!(e.kind, ConfigErrorKind::Acl(_)));
+    assert!(
+        e.to_string()
+            .starts_with("test.cfg:1: bad `allow`/`deny` entry: "),
+        "{e}"
+    );
+}
+
+#[test]
+fn log_targets_are_snapshotted() {
+    let dir = TempDir::new("log");
+    let cfg = parse_in(
+        &dir,
+        "socks -p1\nlog\nsocks -p2\nlog logs/proxy.log\nsocks -p3\nlog /dev/null\nsocks -p4\nlog /abs.log\nsocks -p5 -l\n",
+    )
+    .unwrap();
+    let logs: Vec<&LogTarget> = cfg.services.iter().map(|s| &s.log).collect();
+    assert_eq!(
+        logs,
+        [
+            &LogTarget::Off,
+            &LogTarget::Stdout,
+            &LogTarget::File(dir.path().join("logs/proxy.log")),
+            &LogTarget::Off,
+            &LogTarget::Stdout,
+        ]
+    );
+}
+
+#[test]
+fn log_features_not_yet_supported() {
+    for (line, feature) in [
+        ("log @3proxy", "syslog"),
+        ("log &3proxylog,root", "ODBC"),
+        ("log radius", "RADIUS"),
+        ("log /logs/3proxy-%y%m%d.log", "template"),
+        ("log /var/log/3proxy.log D", "rotation"),
+        ("log c:\\3proxy\\logs\\3proxy.log D", "rotation"),
+    ] {
+        let e = config_util::parse(&format!("{line}\n")).unwrap_err();
+        assert!(
+            matches!(e.kind, ConfigErrorKind::NotSupportedYet { .. }),
+            "{line}: {e}"
+        );
+        let msg = e.to_string();
+        assert!(
+            msg.contains(feature) && msg.ends_with("is not supported by triproxy yet"),
+            "{msg}"
+        );
+    }
+    assert!(matches!(
+        err_at("log file.log Q\n", 1),
+        ConfigErrorKind::InvalidRotation { .. }
+    ));
+    assert!(matches!(
+        err_at("log file.log D extra\n", 1),
+        ConfigErrorKind::UnexpectedArgument { .. }
+    ));
+}
+
+#[test]
+fn logformat_is_snapshotted_and_validated() {
+    let cfg = ok("socks -p1\nlogformat \"- +_L%t.%.  %N.%p %E %U %C:%c %R:%r %O %I %h %T\"\nsocks -p2\nsocks -p3 -fG%T\n");
+    assert_eq!(cfg.services[0].logformat, LogFormat::default_3proxy());
+    assert_eq!(
+        cfg.services[1].logformat.as_str(),
+        "- +_L%t.%.  %N.%p %E %U %C:%c %R:%r %O %I %h %T"
+    );
+    assert_eq!(cfg.services[2].logformat.as_str(), "G%T");
+    assert_eq!(
+        err_at("logformat \"%d-%m-%Y %H:%M:%S %U\"\n", 1),
+        ConfigErrorKind::LogFormat(LogFormatError::MissingTimeZone { found: '%' })
+    );
+    assert_eq!(
+        err_at("logformat -abc\n", 1),
+        ConfigErrorKind::LogFormat(LogFormatError::BadReplacementPrefix)
+    );
+    assert_eq!(
+        arg_count("logformat\n"),
+        ("logformat".into(), 1, Some(1), 0)
+    );
+    assert_eq!(
+        arg_count("logformat G%t G%T\n"),
+        ("logformat".into(), 1, Some(1), 2)
+    );
+}
+
+#[test]
+fn maxconn_is_snapshotted_and_bounded() {
+    let cfg = ok("socks -p1\nmaxconn 3\nsocks -p2\nmaxconn 1000000\nsocks -p3\n");
+    let m: Vec<u32> = cfg.services.iter().map(|s| s.maxconn).collect();
+    assert_eq!(m, [500, 3, 1_000_000]);
+    for bad in ["0", "1000001", "-5", "ten", "5k", "99999999999999999999999"] {
+        assert_eq!(
+            err_at(&format!("maxconn {bad}\n"), 1),
+            ConfigErrorKind::InvalidNumber {
+                what: "maxconn",
+                value: bad.to_owned(),
+                min: 1,
+                max: 1_000_000
+            }
+        );
+    }
+    assert_eq!(arg_count("maxconn\n"), ("maxconn".into(), 1, Some(1), 0));
+    let e = config_util::parse("maxconn 0\n").unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "test.cfg:1: `0` is not a valid maxconn (a whole number from 1 to 1000000)"
+    );
+}
+
+#[test]
+fn service_is_a_no_op() {
+    assert_eq!(ok("service\nsocks\n").services.len(), 1);
+    assert_eq!(arg_count("service x\n"), ("service".into(), 0, Some(0), 1));
+    let e = config_util::parse("service x\n").unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "test.cfg:1: `service` takes no arguments, 1 given"
+    );
+}
+
+#[test]
+fn argument_count_messages() {
+    assert_eq!(
+        config_util::parse("internal\n").unwrap_err().to_string(),
+        "test.cfg:1: `internal` takes 1 argument, 0 given"
+    );
+    assert_eq!(
+        config_util::parse("auth\n").unwrap_err().to_string(),
+        "test.cfg:1: `auth` takes at least 1 argument, 0 given"
+    );
+}
+
+#[test]
+fn unsupported_3proxy_commands_are_told_apart_from_unknown_words() {
+    for cmd in [
+        "proxy -n",
+        "nserver 10.1.2.1",
+        "nscache 65536",
+        "timeouts 1 5 30 60 180 1800 15 60",
+        "external 10.1.1.1",
+        "parent 1000 socks5 1.2.3.4 1080",
+        "bandlimin 20000 vasia",
+        "counter x.3cf",
+        "countin \"1/Test\" D 100 *",
+        "connlim 10 0",
+        "daemon",
+        "pidfile /run/3proxy.pid",
+        "monitor /etc/3proxy.cfg",
+        "chroot /jail",
+        "setuid 65534",
+        "rotate 30",
+        "archiver gz /bin/gzip %F",
+        "tcppm 25 mail 25",
+        "admin",
+        "dnspr",
+        "writable",
+        "plugin lib.so func",
+        "ssl_mitm",
+        "pcre request deny x",
+        "nolog",
+        "authcache user 60",
+    ] {
+        let word = cmd.split(' ').next().unwrap();
+        let e = config_util::parse(&format!("# x\n{cmd}\n")).unwrap_err();
+        assert_eq!(
+            e.kind,
+            ConfigErrorKind::UnsupportedCommand {
+                command: word.to_owned()
+            },
+            "{cmd}"
+        );
+        assert_eq!(
+            e.to_string(),
+            format!("test.cfg:2: 3proxy command `{word}` is not supported by triproxy yet")
+        );
+    }
+    for word in [
+        "Socks",
+        "SOCKS",
+        "frobnicate",
+        "KOI8-R",
+        "CREATE",
+        "allowed",
+    ] {
+        let e = config_util::parse(&format!("{word} x\n")).unwrap_err();
+        assert_eq!(
+            e.kind,
+            ConfigErrorKind::UnknownCommand {
+                command: word.to_owned()
+            }
+        );
+        assert_eq!(
+            e.to_string(),
+            format!("test.cfg:1: unknown command `{word}`")
+        );
+    }
+}
+
+#[test]
+fn errors_stop_at_the_first_bad_line() {
+    assert!(matches!(
+        err_at("socks\nsocks\nbogus\nproxy\n", 3),
+        ConfigErrorKind::UnknownCommand { .. }
+    ));
+}
+
+#[test]
+fn service_origin_names_file_and_line() {
+    let dir = TempDir::new("origin");
+    let p = dir.write("o.cfg", "# c\n\nsocks -p1\n\n socks\nsocks -p2\n");
+    let cfg = config::load(&p).unwrap();
+    let origins: Vec<(String, usize)> = cfg.services.iter().map(|s| s.origin.clone()).collect();
+    let f = p.display().to_string();
+    assert_eq!(origins, [(f.clone(), 3), (f, 6)]);
+}
+
+#[test]
+fn standalone_form() {
+    let args = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+    let cfg = config::parse_standalone("socks", &args(&["-p1080", "-i127.0.0.1"])).unwrap();
+    assert_eq!(cfg.services.len(), 1);
+    let s = &cfg.services[0];
+    assert_eq!(s.listen, addr("127.0.0.1:1080"));
+    assert_eq!(s.log, LogTarget::Stdout);
+    assert_eq!(s.logformat, LogFormat::default_3proxy());
+    assert_eq!(s.auth, AuthChain::default_chain());
+    assert!(s.acl.is_empty());
+    assert_eq!(s.needuser, NeedUser::Never);
+    assert_eq!(s.maxconn, 500);
+    assert_eq!(s.origin, ("command line".to_owned(), 0));
+    assert!(cfg.users.is_empty());
+
+    let s = &config::parse_standalone("socks", &[]).unwrap().services[0];
+    assert_eq!(s.listen, addr("0.0.0.0:1080"));
+    let s = &config::parse_standalone("socks", &args(&["-u2", "-s", "-l/dev/null", "-p0"]))
+        .unwrap()
+        .services[0];
+    assert_eq!(
+        (s.needuser, s.splice, &s.log, s.listen.port()),
+        (NeedUser::Required, true, &LogTarget::Off, 0)
+    );
+
+    let e = config::parse_standalone("socks", &args(&["-x1"])).unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "command line: 3proxy service option `-x1` is not supported by triproxy yet"
+    );
+    let e = config::parse_standalone("socks", &args(&["-q"])).unwrap_err();
+    assert_eq!(e.to_string(), "command line: unknown service option `-q`");
+    let e = config::parse_standalone("proxy", &[]).unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "command line: 3proxy command `proxy` is not supported by triproxy yet"
+    );
+    let e = config::parse_standalone("sox", &[]).unwrap_err();
+    assert_eq!(
+        e.kind,
+        ConfigErrorKind::UnknownService { name: "sox".into() }
+    );
+}
+
+#[test]
+fn embedded_default_config_parses() {
+    let cfg = config::parse_str(
+        triproxy::EMBEDDED_DEFAULT,
+        "embedded default",
+        std::path::Path::new("."),
+    )
+    .unwrap();
+    assert_eq!(cfg.services.len(), 1);
+    assert!(cfg.services[0].listen.ip().is_loopback());
+}

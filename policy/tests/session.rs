@@ -1,0 +1,350 @@
+//! Session engine transcripts: a client's bytes in, the exact replies, intents and log
+//! codes out, with virtual time. Nothing here touches a socket or a clock.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::disallowed_methods)]
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use triproxy_policy::acl::{Ace, Action, CivilTime};
+use triproxy_policy::auth::AuthChain;
+use triproxy_policy::service::ServicePolicy;
+use triproxy_policy::session::{
+    ConnectError, Intent, RelayEnd, RelayReport, ResolveError, Session,
+};
+use triproxy_policy::users::Users;
+use triproxy_wire::LogCode;
+
+const TIME: CivilTime = CivilTime {
+    weekday: 3,
+    seconds_of_day: 12 * 3600,
+};
+
+fn policy(auth: &[&str], acl: &[(Action, &[&str])], users: &[&str]) -> Arc<ServicePolicy> {
+    let mut p = ServicePolicy::new(1080);
+    p.auth = AuthChain::parse(auth).unwrap();
+    p.acl = acl
+        .iter()
+        .map(|(a, f)| Ace::parse(*a, f).unwrap())
+        .collect::<Vec<_>>()
+        .into();
+    let mut u = Users::new();
+    for spec in users {
+        u.add_spec(spec).unwrap();
+    }
+    p.users = Arc::new(u);
+    Arc::new(p)
+}
+
+fn session(p: Arc<ServicePolicy>, now: Instant) -> Session {
+    Session::new(
+        now,
+        p,
+        "127.0.0.1:50000".parse().unwrap(),
+        "127.0.0.1:1080".parse().unwrap(),
+        TIME,
+    )
+}
+
+/// Drains transmits (concatenated) and intents.
+fn drain(s: &mut Session) -> (Vec<u8>, Vec<Intent>) {
+    let mut out = Vec::new();
+    while let Some(t) = s.poll_transmit() {
+        out.extend_from_slice(&t);
+    }
+    let mut intents = Vec::new();
+    while let Some(i) = s.poll_intent() {
+        intents.push(i);
+    }
+    (out, intents)
+}
+
+fn log_code(intents: &[Intent]) -> Option<LogCode> {
+    intents.iter().find_map(|i| match i {
+        Intent::Log(r) => Some(r.code),
+        _ => None,
+    })
+}
+
+fn connect_v4(ip: [u8; 4], port: u16) -> Vec<u8> {
+    let mut v = vec![5, 1, 0, 1];
+    v.extend_from_slice(&ip);
+    v.extend_from_slice(&port.to_be_bytes());
+    v
+}
+
+#[test]
+fn no_auth_connect_relay_and_log() {
+    let t0 = Instant::now();
+    let mut s = session(policy(&["iponly"], &[], &[]), t0);
+    let mut input = vec![5, 1, 0];
+    input.extend(connect_v4([10, 0, 0, 1], 80));
+    input.extend_from_slice(b"early data");
+    let used = s.handle_input(t0, &input);
+    assert_eq!(&input[used..], b"early data");
+    let (out, intents) = drain(&mut s);
+    assert_eq!(out, [5, 0]);
+    let [Intent::Connect { addrs, timeout }] = &intents[..] else {
+        panic!("{intents:?}")
+    };
+    assert_eq!(addrs[..], ["10.0.0.1:80".parse().unwrap()]);
+    assert_eq!(*timeout, Duration::from_secs(15));
+    s.handle_connected(
+        t0,
+        "10.0.0.9:4321".parse().unwrap(),
+        "10.0.0.1:80".parse().unwrap(),
+    );
+    let (out, intents) = drain(&mut s);
+    // BND is the outgoing socket's address (RFC 1928 section 6).
+    assert_eq!(out, [5, 0, 0, 1, 10, 0, 0, 9, 0x10, 0xE1]);
+    assert!(matches!(intents[..], [Intent::Relay { .. }]));
+    assert_eq!(
+        s.poll_timeout(),
+        None,
+        "no handshake deadline while relaying"
+    );
+    s.handle_relay_end(
+        t0 + Duration::from_millis(1500),
+        RelayReport {
+            bytes_in: 300,
+            bytes_out: 10,
+            end: RelayEnd::Clean,
+        },
+    );
+    let (_, intents) = drain(&mut s);
+    let Some(Intent::Log(rec)) = intents.first() else {
+        panic!("{intents:?}")
+    };
+    assert_eq!(rec.code, LogCode::SUCCESS);
+    assert_eq!(rec.service, "SOCK5");
+    assert_eq!(rec.text, "CONNECT 10.0.0.1:80");
+    assert_eq!((rec.bytes_in, rec.bytes_out), (300, 10));
+    assert_eq!(rec.remote, Some("10.0.0.1:80".parse().unwrap()));
+    assert_eq!(rec.duration, Duration::from_millis(1500));
+    assert!(matches!(intents[1], Intent::Close));
+    assert!(s.is_done());
+}
+
+#[test]
+fn strong_auth_rejects_at_rfc1929_with_codes_5_and_6() {
+    let p = policy(&["strong"], &[], &["alice:CL:secret"]);
+    for (user, pass, code) in [
+        (&b"alice"[..], &b"wrong"[..], LogCode::BAD_CL_PASSWORD),
+        (b"mallory", b"secret", LogCode::USER_NOT_FOUND),
+    ] {
+        let t0 = Instant::now();
+        let mut s = session(Arc::clone(&p), t0);
+        let mut input = vec![5, 2, 0, 2, 1, user.len() as u8];
+        input.extend_from_slice(user);
+        input.push(pass.len() as u8);
+        input.extend_from_slice(pass);
+        input.extend(connect_v4([10, 0, 0, 1], 80));
+        s.handle_input(t0, &input);
+        let (out, intents) = drain(&mut s);
+        assert_eq!(out, [5, 2, 1, 1], "method 2, then RFC 1929 failure");
+        assert_eq!(log_code(&intents), Some(code));
+        assert!(matches!(intents.last(), Some(Intent::Close)));
+    }
+}
+
+#[test]
+fn strong_auth_without_password_method_is_refused_with_code_4() {
+    let t0 = Instant::now();
+    let mut s = session(policy(&["strong"], &[], &["alice:secret"]), t0);
+    s.handle_input(t0, &[5, 1, 0]);
+    let (out, intents) = drain(&mut s);
+    assert_eq!(out, [5, 0xFF]);
+    assert_eq!(log_code(&intents), Some(LogCode::NO_USERNAME));
+}
+
+#[test]
+fn strong_auth_success_then_acl_by_user() {
+    let p = policy(
+        &["strong"],
+        &[(Action::Allow, &["alice"]), (Action::Deny, &["*"])],
+        &["alice:CL:secret", "bob:CL:pw"],
+    );
+    for (user, pass, reply, code) in [
+        (&b"alice"[..], &b"secret"[..], None, None),
+        (b"bob", b"pw", Some(2u8), Some(LogCode::ACL_DENIED)),
+    ] {
+        let t0 = Instant::now();
+        let mut s = session(Arc::clone(&p), t0);
+        let mut input = vec![5, 1, 2, 1, user.len() as u8];
+        input.extend_from_slice(user);
+        input.push(pass.len() as u8);
+        input.extend_from_slice(pass);
+        input.extend(connect_v4([10, 0, 0, 1], 80));
+        s.handle_input(t0, &input);
+        let (out, intents) = drain(&mut s);
+        assert_eq!(
+            out[..4],
+            [5, 2, 1, 0],
+            "RFC 1929 success for a right password"
+        );
+        match reply {
+            None => assert!(matches!(intents[..], [Intent::Connect { .. }])),
+            Some(rep) => {
+                assert_eq!(out[4..6], [5, rep]);
+                assert_eq!(log_code(&intents), code);
+                let Some(Intent::Log(rec)) = intents.first() else {
+                    panic!()
+                };
+                assert_eq!(rec.user.as_deref(), Some("bob"));
+            }
+        }
+    }
+}
+
+#[test]
+fn acl_no_match_is_code_3_and_socks4_gets_91() {
+    let t0 = Instant::now();
+    let mut s = session(
+        policy(&["iponly"], &[(Action::Allow, &["*", "192.0.2.0/24"])], &[]),
+        t0,
+    );
+    s.handle_input(t0, &[4, 1, 0, 80, 10, 0, 0, 1, b'u', 0]);
+    let (out, intents) = drain(&mut s);
+    assert_eq!(out, [0, 91, 0, 0, 0, 0, 0, 0]);
+    assert_eq!(log_code(&intents), Some(LogCode::ACL_NO_MATCH));
+    let Some(Intent::Log(rec)) = intents.first() else {
+        panic!()
+    };
+    assert_eq!(rec.service, "SOCK4");
+    assert_eq!(rec.user.as_deref(), Some("u"));
+}
+
+#[test]
+fn auth_none_skips_the_acl() {
+    let t0 = Instant::now();
+    let mut s = session(policy(&["none"], &[(Action::Deny, &["*"])], &[]), t0);
+    s.handle_input(t0, &[5, 1, 0]);
+    s.handle_input(t0, &connect_v4([10, 0, 0, 1], 80));
+    let (_, intents) = drain(&mut s);
+    assert!(
+        matches!(intents[..], [Intent::Connect { .. }]),
+        "{intents:?}"
+    );
+}
+
+#[test]
+fn domain_is_resolved_then_each_address_checked() {
+    let t0 = Instant::now();
+    let mut s = session(
+        policy(
+            &["iponly"],
+            &[
+                (Action::Deny, &["*", "*", "10.0.0.2"]),
+                (Action::Allow, &[]),
+            ],
+            &[],
+        ),
+        t0,
+    );
+    let mut req = vec![5, 1, 0, 5, 1, 0, 3, 11];
+    req.extend_from_slice(b"example.org");
+    req.extend_from_slice(&443u16.to_be_bytes());
+    s.handle_input(t0, &req);
+    let (_, intents) = drain(&mut s);
+    let [Intent::Resolve { host, port }] = &intents[..] else {
+        panic!("{intents:?}")
+    };
+    assert_eq!((host.as_str(), *port), (Some("example.org"), 443));
+    let addrs = [
+        "10.0.0.2:443".parse().unwrap(),
+        "10.0.0.3:443".parse().unwrap(),
+    ];
+    s.handle_resolved(t0, Ok(&addrs));
+    let (_, intents) = drain(&mut s);
+    let [Intent::Connect { addrs: allowed, .. }] = &intents[..] else {
+        panic!("{intents:?}")
+    };
+    assert_eq!(allowed[..], addrs[1..], "the denied address is never tried");
+    s.handle_connect_failed(t0, ConnectError::Refused);
+    let (out, intents) = drain(&mut s);
+    assert_eq!(out[..2], [5, 5], "REP 5 connection refused");
+    assert_eq!(log_code(&intents), Some(LogCode::CONNECT_FAILED));
+}
+
+#[test]
+fn unresolvable_name_is_rep_4_and_code_100() {
+    let t0 = Instant::now();
+    let mut s = session(policy(&["iponly"], &[], &[]), t0);
+    let mut req = vec![5, 1, 0, 5, 1, 0, 3, 3];
+    req.extend_from_slice(b"x.y");
+    req.extend_from_slice(&[0, 80]);
+    s.handle_input(t0, &req);
+    drain(&mut s);
+    s.handle_resolved(t0, Err(ResolveError::NotFound));
+    let (out, intents) = drain(&mut s);
+    assert_eq!(out[..4], [5, 4, 0, 1], "REP 4 host unreachable, BND zeros");
+    assert_eq!(log_code(&intents), Some(LogCode::HOST_NOT_FOUND));
+}
+
+#[test]
+fn bind_and_udp_are_refused_with_rep_7_until_relayed() {
+    for cmd in [2u8, 3] {
+        let t0 = Instant::now();
+        let mut s = session(policy(&["iponly"], &[], &[]), t0);
+        s.handle_input(t0, &[5, 1, 0, 5, cmd, 0, 1, 10, 0, 0, 1, 0, 80]);
+        let (out, intents) = drain(&mut s);
+        assert_eq!(out[2..4], [5, 7]);
+        assert_eq!(log_code(&intents), Some(LogCode::NOT_IMPLEMENTED));
+    }
+}
+
+#[test]
+fn handshake_deadline_fires_once_and_moves_on() {
+    let t0 = Instant::now();
+    let mut s = session(policy(&["iponly"], &[], &[]), t0);
+    s.handle_input(t0, &[5, 1]);
+    let deadline = s.poll_timeout().unwrap();
+    assert_eq!(deadline, t0 + Duration::from_secs(30));
+    s.handle_timeout(t0 + Duration::from_secs(29));
+    assert_eq!(s.poll_timeout(), Some(deadline), "not yet");
+    assert!(drain(&mut s).1.is_empty());
+    s.handle_timeout(deadline);
+    let (out, intents) = drain(&mut s);
+    assert!(out.is_empty());
+    assert_eq!(log_code(&intents), Some(LogCode::RELAY_IDLE_TIMEOUT));
+    assert_eq!(
+        s.poll_timeout(),
+        None,
+        "a fired deadline is gone (no busy loop)"
+    );
+}
+
+#[test]
+fn eof_during_handshake_is_logged_once() {
+    let t0 = Instant::now();
+    let mut s = session(policy(&["iponly"], &[], &[]), t0);
+    s.handle_input(t0, &[5, 2, 0]);
+    s.handle_client_eof(t0);
+    s.handle_client_eof(t0);
+    let (_, intents) = drain(&mut s);
+    assert_eq!(
+        intents
+            .iter()
+            .filter(|i| matches!(i, Intent::Log(_)))
+            .count(),
+        1
+    );
+    assert_eq!(log_code(&intents), Some(LogCode(441)));
+}
+
+#[test]
+fn one_byte_pieces_give_the_same_transcript() {
+    let mut whole = vec![5, 1, 0];
+    whole.extend(connect_v4([10, 0, 0, 1], 80));
+    let t0 = Instant::now();
+    let mut a = session(policy(&["iponly"], &[], &[]), t0);
+    assert_eq!(a.handle_input(t0, &whole), whole.len());
+    let expect = drain(&mut a);
+    let mut b = session(policy(&["iponly"], &[], &[]), t0);
+    let mut held = Vec::new();
+    for byte in &whole {
+        held.push(*byte);
+        let used = b.handle_input(t0, &held);
+        held.drain(..used);
+    }
+    assert!(held.is_empty());
+    assert_eq!(drain(&mut b), expect);
+}
