@@ -9,7 +9,7 @@ use std::fmt;
 use std::io;
 use std::net::{SocketAddr, TcpListener};
 use std::sync::Arc;
-use triproxy_policy::service::{ServicePolicy, Timeouts};
+use triproxy_policy::service::{RelayMode, ServicePolicy, Timeouts};
 use triproxy_runtime_std::net;
 
 /// Which runtime drives the sessions.
@@ -96,6 +96,11 @@ pub fn policy_of(service: &ServiceConfig, config: &Config, port: u16) -> Service
         users: Arc::clone(&config.users),
         needuser: service.needuser,
         timeouts: Timeouts::default(),
+        relay: if service.splice {
+            RelayMode::ZeroCopy
+        } else {
+            RelayMode::Buffered
+        },
     }
 }
 

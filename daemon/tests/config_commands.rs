@@ -43,7 +43,7 @@ fn socks_defaults() {
     assert!(s.acl.is_empty());
     assert_eq!(s.needuser, NeedUser::IfOffered);
     assert_eq!(s.maxconn, 500);
-    assert!(!s.splice);
+    assert!(s.splice, "zero-copy relay is the default");
     assert_eq!(s.log, LogTarget::Off);
     assert_eq!(s.logformat, LogFormat::default_3proxy());
     assert_eq!(s.origin, ("test.cfg".to_owned(), 1));

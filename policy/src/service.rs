@@ -23,6 +23,18 @@ pub enum NeedUser {
     Required,
 }
 
+/// How a runtime moves the bytes of an established tunnel.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum RelayMode {
+    /// Kernel-side copy (Linux `splice(2)` through a pipe), used whenever nothing needs to
+    /// see or pace the bytes. The default.
+    #[default]
+    ZeroCopy,
+    /// `read`/`write` through a pooled user-space buffer (3proxy `-s0`; also what a runtime
+    /// falls back to where zero-copy is unavailable).
+    Buffered,
+}
+
 /// Time limits of a service. Defaults follow 3proxy's `timeouts` defaults where one applies.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Timeouts {
@@ -60,6 +72,8 @@ pub struct ServicePolicy {
     pub needuser: NeedUser,
     /// Time limits.
     pub timeouts: Timeouts,
+    /// How established tunnels relay.
+    pub relay: RelayMode,
 }
 
 impl ServicePolicy {
@@ -72,6 +86,7 @@ impl ServicePolicy {
             users: Arc::new(Users::new()),
             needuser: NeedUser::default(),
             timeouts: Timeouts::default(),
+            relay: RelayMode::default(),
         }
     }
 }

@@ -43,7 +43,7 @@
 
 use crate::acl::{AclRequest, CivilTime, Operation};
 use crate::auth::{AuthDecision, AuthOutcome};
-use crate::service::{NeedUser, ServicePolicy};
+use crate::service::{NeedUser, RelayMode, ServicePolicy};
 use arrayvec::ArrayVec;
 use core::time::Duration;
 use std::collections::VecDeque;
@@ -87,6 +87,9 @@ pub enum Intent {
     Relay {
         /// Idle limit for the whole tunnel.
         idle_timeout: Duration,
+        /// Zero-copy or buffered. A bandwidth pipe or a content filter (later issues) will
+        /// force `Buffered` here, so runtimes never decide it themselves.
+        mode: RelayMode,
     },
     /// Write this record to the service's log.
     Log(LogRecord),
@@ -225,7 +228,10 @@ enum Phase {
 #[derive(Debug)]
 pub struct Session {
     policy: Arc<ServicePolicy>,
-    server: Server,
+    /// The SOCKS machine, on the heap and dropped once the tunnel is up (and its last
+    /// reply sent), so that an established tunnel keeps only a few hundred bytes.
+    server: Option<Box<Server>>,
+    version: Option<Version>,
     phase: Phase,
     started: Instant,
     time: CivilTime,
@@ -235,8 +241,8 @@ pub struct Session {
     user: Option<String>,
     /// RFC 1929 credentials that passed the sub-negotiation; the auth chain runs again with
     /// them (and the ACL) once the target is known.
-    credentials: Option<Credentials>,
-    request: Option<Request>,
+    credentials: Option<Box<Credentials>>,
+    request: Option<Box<Request>>,
     remote: Option<SocketAddr>,
     external: Option<SocketAddr>,
     intents: VecDeque<Intent>,
@@ -269,7 +275,8 @@ impl Session {
         );
         Session {
             policy,
-            server,
+            server: Some(Box::new(server)),
+            version: None,
             phase: Phase::Handshake,
             started: now,
             time,
@@ -291,7 +298,10 @@ impl Session {
         let mut used = 0;
         while self.phase == Phase::Handshake {
             let rest = input.get(used..).unwrap_or_default();
-            let consumed = match self.server.handle_input(now, rest) {
+            let Some(server) = self.server.as_mut() else {
+                break;
+            };
+            let consumed = match server.handle_input(now, rest) {
                 Ok(n) => n,
                 Err(e) => {
                     let code = e.log_code();
@@ -301,13 +311,13 @@ impl Session {
             };
             used += consumed;
             let mut events = false;
-            while let Some(event) = self.server.poll_event() {
+            while let Some(event) = self.server.as_mut().and_then(|s| s.poll_event()) {
                 events = true;
                 self.on_event(now, event);
             }
             let waiting_for_bytes = matches!(
-                self.server.state(),
-                State::Greeting | State::Authenticating | State::AwaitingRequest
+                self.server.as_ref().map(|s| s.state()),
+                Some(State::Greeting | State::Authenticating | State::AwaitingRequest)
             );
             if (consumed == 0 && !events) || !waiting_for_bytes || used >= input.len() {
                 break;
@@ -321,7 +331,7 @@ impl Session {
         if self.phase == Phase::Done {
             return;
         }
-        match self.server.handle_eof() {
+        match self.server.as_mut().and_then(|s| s.handle_eof()) {
             Some(e) => self.finish(now, e.log_code(), Some(e.to_string()), 0, 0),
             None => self.finish(
                 now,
@@ -336,7 +346,7 @@ impl Session {
     /// The earliest time at which [`Session::handle_timeout`] must be called, if any.
     pub fn poll_timeout(&self) -> Option<Instant> {
         match self.phase {
-            Phase::Handshake => self.server.poll_timeout(),
+            Phase::Handshake => self.server.as_ref().and_then(|s| s.poll_timeout()),
             _ => None,
         }
     }
@@ -346,19 +356,29 @@ impl Session {
         if self.phase != Phase::Handshake {
             return;
         }
-        if let Some(e) = self.server.handle_timeout(now) {
+        if let Some(e) = self.server.as_mut().and_then(|s| s.handle_timeout(now)) {
             self.finish(now, e.log_code(), Some(e.to_string()), 0, 0);
         }
     }
 
     /// The next bytes to write to the client.
     pub fn poll_transmit(&mut self) -> Option<Transmit> {
-        self.server.poll_transmit()
+        let t = self.server.as_mut().and_then(|s| s.poll_transmit());
+        if t.is_none() && matches!(self.phase, Phase::Relaying | Phase::Done) {
+            // The last reply is out: the handshake machine is no longer needed.
+            self.server = None;
+        }
+        t
     }
 
     /// The next thing the runtime must do.
     pub fn poll_intent(&mut self) -> Option<Intent> {
-        self.intents.pop_front()
+        let intent = self.intents.pop_front();
+        if self.intents.is_empty() && self.intents.capacity() > 0 {
+            // Give the queue's memory back: a tunnel may stay open for hours.
+            self.intents = VecDeque::new();
+        }
+        intent
     }
 
     /// Whether the session has ended (its `Close` intent was emitted).
@@ -400,10 +420,13 @@ impl Session {
         // RFC 1928 section 6: BND is the address the server assigned to connect to the
         // target, i.e. the outgoing socket's local address (3proxy reports the
         // client-facing address instead).
-        self.server.handle_granted(local);
+        if let Some(s) = self.server.as_mut() {
+            s.handle_granted(local);
+        }
         self.phase = Phase::Relaying;
         self.intents.push_back(Intent::Relay {
             idle_timeout: self.policy.timeouts.idle,
+            mode: self.policy.relay,
         });
     }
 
@@ -449,13 +472,17 @@ impl Session {
                 );
                 match outcome {
                     AuthOutcome::Authenticated { .. } => {
-                        self.credentials = Some(c);
-                        self.server.handle_auth(AuthVerdict::Accepted);
+                        self.credentials = Some(Box::new(c));
+                        if let Some(s) = self.server.as_mut() {
+                            s.handle_auth(AuthVerdict::Accepted);
+                        }
                     }
                     AuthOutcome::Failed(code) => {
                         // RFC 1929: a failure status, then the server closes the connection
                         // (3proxy answers success here and fails the request later).
-                        self.server.handle_auth(AuthVerdict::Rejected);
+                        if let Some(s) = self.server.as_mut() {
+                            s.handle_auth(AuthVerdict::Rejected);
+                        }
                         self.finish(now, code, Some(auth_reason(code).into()), 0, 0);
                     }
                 }
@@ -470,7 +497,8 @@ impl Session {
         }
         let target = request.target.clone();
         let command = request.command;
-        self.request = Some(request);
+        self.version = self.server.as_ref().and_then(|s| s.version());
+        self.request = Some(Box::new(request));
         if command != Command::Connect {
             self.refuse(
                 now,
@@ -527,6 +555,8 @@ impl Session {
                 }
             }
         }
+        // The decision is made: the password is not kept for the life of the tunnel.
+        self.credentials = None;
         if addrs.is_empty() {
             let code = first_refusal.unwrap_or(LogCode::ACL_NO_MATCH);
             self.refuse(now, ReplyCode::NotAllowed, code, auth_reason(code).into());
@@ -540,7 +570,9 @@ impl Session {
     }
 
     fn refuse(&mut self, now: Instant, reply: ReplyCode, code: LogCode, reason: String) {
-        self.server.handle_refused(reply);
+        if let Some(s) = self.server.as_mut() {
+            s.handle_refused(reply);
+        }
         self.finish(now, code, Some(reason), 0, 0);
     }
 
@@ -563,7 +595,10 @@ impl Session {
             ),
             None => (None, String::new()),
         };
-        let service = match self.server.version() {
+        let version = self
+            .version
+            .or_else(|| self.server.as_ref().and_then(|s| s.version()));
+        let service = match version {
             Some(Version::V5) => "SOCK5",
             Some(Version::V4) => "SOCK4",
             Some(Version::V4a) => "SOC45",

@@ -1,4 +1,8 @@
 //! Drives one session on an async client socket (the async mirror of runtime-std's driver).
+//!
+//! The handshake runs in its own heap-allocated future that is freed before the relay
+//! starts, so an established tunnel's task keeps only the relay state and the (small)
+//! session: the handshake buffer and SOCKS machine are not carried for the tunnel's life.
 
 use crate::relay::relay;
 use async_io::{Async, Timer};
@@ -7,11 +11,19 @@ use std::io;
 use std::net::{SocketAddr, TcpStream};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use triproxy_policy::service::ServicePolicy;
-use triproxy_policy::session::{
-    ConnectError, Intent, RelayEnd, RelayReport, Session, MAX_CONNECT_ADDRS,
-};
+use triproxy_policy::service::{RelayMode, ServicePolicy};
+use triproxy_policy::session::{ConnectError, Intent, Session, MAX_CONNECT_ADDRS};
 use triproxy_runtime_std::{net, Hooks, HANDSHAKE_BUFFER};
+
+/// What the handshake hands to the relay phase.
+struct Tunnel {
+    session: Session,
+    target: Async<TcpStream>,
+    /// Client bytes pipelined after the request (no allocation when there are none).
+    pending: Vec<u8>,
+    idle_timeout: Duration,
+    mode: RelayMode,
+}
 
 /// Serves one accepted client until its session ends.
 pub(crate) async fn serve_connection(
@@ -19,9 +31,34 @@ pub(crate) async fn serve_connection(
     policy: Arc<ServicePolicy>,
     hooks: Hooks,
 ) {
+    let Some(mut tunnel) = Box::pin(handshake(&client, policy, &hooks)).await else {
+        return;
+    };
+    let report = relay(
+        &client,
+        &tunnel.target,
+        std::mem::take(&mut tunnel.pending),
+        tunnel.mode,
+        tunnel.idle_timeout,
+    )
+    .await;
+    tunnel.session.handle_relay_end(Instant::now(), report);
+    while let Some(intent) = tunnel.session.poll_intent() {
+        if let Intent::Log(record) = intent {
+            (hooks.log)(&record);
+        }
+    }
+}
+
+/// Runs the session until it asks for a relay (returns the tunnel) or ends (returns None).
+async fn handshake(
+    client: &Async<TcpStream>,
+    policy: Arc<ServicePolicy>,
+    hooks: &Hooks,
+) -> Option<Tunnel> {
     let (Ok(peer), Ok(local)) = (client.get_ref().peer_addr(), client.get_ref().local_addr())
     else {
-        return;
+        return None;
     };
     let _ = client.get_ref().set_nodelay(true);
     let mut session = Session::new(Instant::now(), policy, peer, local, (hooks.civil_time)());
@@ -30,7 +67,7 @@ pub(crate) async fn serve_connection(
     let mut target: Option<Async<TcpStream>> = None;
     loop {
         while let Some(t) = session.poll_transmit() {
-            if (&client).write_all(&t).await.is_err() {
+            if { client }.write_all(&t).await.is_err() {
                 session.handle_client_eof(Instant::now());
             }
         }
@@ -47,26 +84,34 @@ pub(crate) async fn serve_connection(
                     }
                     Err(e) => session.handle_connect_failed(Instant::now(), e),
                 },
-                Intent::Relay { idle_timeout } => {
-                    let report = match &target {
-                        Some(t) => relay(&client, t, &buf[..len], idle_timeout).await,
-                        None => RelayReport {
-                            bytes_in: 0,
-                            bytes_out: 0,
-                            end: RelayEnd::ServerError,
-                        },
-                    };
-                    len = 0;
-                    session.handle_relay_end(Instant::now(), report);
+                Intent::Relay { idle_timeout, mode } => {
+                    // Flush the success reply before handing over.
+                    while let Some(t) = session.poll_transmit() {
+                        if { client }.write_all(&t).await.is_err() {
+                            session.handle_client_eof(Instant::now());
+                        }
+                    }
+                    match target.take() {
+                        Some(target) => {
+                            return Some(Tunnel {
+                                session,
+                                target,
+                                pending: buf.get(..len).unwrap_or_default().to_vec(),
+                                idle_timeout,
+                                mode,
+                            })
+                        }
+                        None => session.handle_client_eof(Instant::now()),
+                    }
                 }
                 Intent::Log(record) => (hooks.log)(&record),
-                Intent::Close => return,
+                Intent::Close => return None,
                 _ => {}
             }
             continue;
         }
         if session.is_done() {
-            return;
+            return None;
         }
         let deadline = session.poll_timeout();
         if let Some(d) = deadline {
@@ -79,7 +124,7 @@ pub(crate) async fn serve_connection(
             session.handle_client_eof(Instant::now());
             continue;
         };
-        let read = async { (&client).read(space).await };
+        let read = async { { client }.read(space).await };
         let result = match deadline {
             Some(d) => {
                 read.or(async {

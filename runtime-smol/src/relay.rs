@@ -1,27 +1,30 @@
-//! The async relay: both directions on one task, an idle watchdog beside them, exact
-//! half-close (a FIN read from one side shuts down the write half of the other).
+//! The async relay: both directions on one task, each a [`Pump`] from runtime-std waiting
+//! with `readable()`/`writable()`, and an idle watchdog beside them.
+//!
+//! An idle tunnel holds no pipe and no buffer (the pumps take them only while bytes are in
+//! flight), which is what keeps thousands of idle tunnels cheap.
 
 use async_io::{Async, Timer};
-use futures_lite::{future, AsyncReadExt, AsyncWriteExt, FutureExt};
-use std::io;
+use futures_lite::{future, AsyncWriteExt, FutureExt};
 use std::net::{Shutdown, TcpStream};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
+use triproxy_policy::service::RelayMode;
 use triproxy_policy::session::{RelayEnd, RelayReport};
-use triproxy_runtime_std::relay::{classify, Activity, PumpEnd, RELAY_CHUNK};
+use triproxy_runtime_std::pump::{Progress, Pump};
+use triproxy_runtime_std::relay::{classify, Activity, PumpEnd};
 
 /// Relays between `client` and `target` until both directions are done; `pending` client
 /// bytes (pipelined with the handshake) go to the target first.
 pub(crate) async fn relay(
     client: &Async<TcpStream>,
     target: &Async<TcpStream>,
-    pending: &[u8],
+    pending: Vec<u8>,
+    mode: RelayMode,
     idle_timeout: Duration,
 ) -> RelayReport {
-    let up_bytes = AtomicU64::new(0);
-    let down_bytes = AtomicU64::new(0);
+    let mut bytes_out = 0u64;
     if !pending.is_empty() {
-        if { target }.write_all(pending).await.is_err() {
+        if { target }.write_all(&pending).await.is_err() {
             shutdown_both(client, target);
             return RelayReport {
                 bytes_in: 0,
@@ -29,16 +32,19 @@ pub(crate) async fn relay(
                 end: RelayEnd::ServerError,
             };
         }
-        up_bytes.store(pending.len() as u64, Ordering::Relaxed);
+        bytes_out = pending.len() as u64;
     }
-    let last_activity = Activity::new();
+    drop(pending);
+    let activity = Activity::new();
+    let mut up = Pump::new(mode);
+    let mut down = Pump::new(mode);
     let pumps = future::zip(
-        pump(client, target, &up_bytes, &last_activity),
-        pump(target, client, &down_bytes, &last_activity),
+        drive(&mut up, client, target, &activity),
+        drive(&mut down, target, client, &activity),
     );
     let watchdog = async {
         loop {
-            let idle = last_activity.idle_for();
+            let idle = activity.idle_for();
             if idle >= idle_timeout {
                 shutdown_both(client, target);
                 return (PumpEnd::Idle, PumpEnd::Idle);
@@ -46,11 +52,11 @@ pub(crate) async fn relay(
             Timer::after(idle_timeout - idle).await;
         }
     };
-    let (up, down) = pumps.or(watchdog).await;
+    let (u, d) = pumps.or(watchdog).await;
     RelayReport {
-        bytes_in: down_bytes.load(Ordering::Relaxed),
-        bytes_out: up_bytes.load(Ordering::Relaxed),
-        end: classify(up, down),
+        bytes_in: down.moved(),
+        bytes_out: bytes_out + up.moved(),
+        end: classify(u, d),
     }
 }
 
@@ -59,35 +65,33 @@ fn shutdown_both(a: &Async<TcpStream>, b: &Async<TcpStream>) {
     let _ = b.get_ref().shutdown(Shutdown::Both);
 }
 
-async fn pump(
+async fn drive(
+    pump: &mut Pump,
     src: &Async<TcpStream>,
     dst: &Async<TcpStream>,
-    moved: &AtomicU64,
     activity: &Activity,
 ) -> PumpEnd {
-    let mut buf = vec![0u8; RELAY_CHUNK];
     loop {
-        let n = match { src }.read(&mut buf).await {
-            Ok(0) => {
-                let _ = dst.get_ref().shutdown(Shutdown::Write);
-                return PumpEnd::Eof;
-            }
-            Ok(n) => n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(_) => {
-                shutdown_both(src, dst);
-                return PumpEnd::SourceError;
-            }
-        };
-        activity.touch();
-        let Some(chunk) = buf.get(..n) else {
-            return PumpEnd::SourceError;
-        };
-        if { dst }.write_all(chunk).await.is_err() {
-            shutdown_both(src, dst);
-            return PumpEnd::DestinationError;
+        let (progress, active) = pump.run(src.get_ref(), dst.get_ref());
+        if active {
+            activity.touch();
         }
-        moved.fetch_add(n as u64, Ordering::Relaxed);
-        activity.touch();
+        let ready = match progress {
+            Progress::WantRead => src.readable().await,
+            Progress::WantWrite => dst.writable().await,
+            Progress::Done(end) => {
+                if end != PumpEnd::Eof {
+                    shutdown_both(src, dst);
+                }
+                return end;
+            }
+        };
+        if ready.is_err() {
+            shutdown_both(src, dst);
+            return match progress {
+                Progress::WantRead => PumpEnd::SourceError,
+                _ => PumpEnd::DestinationError,
+            };
+        }
     }
 }

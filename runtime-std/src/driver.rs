@@ -52,10 +52,10 @@ pub fn serve_connection(client: TcpStream, policy: Arc<ServicePolicy>, hooks: &H
                     },
                     Err(e) => session.handle_connect_failed(Instant::now(), e),
                 },
-                Intent::Relay { idle_timeout } => {
+                Intent::Relay { idle_timeout, mode } => {
                     let _ = client.set_read_timeout(None);
                     let report = match &target {
-                        Some(t) => relay::relay(&client, t, &buf[..len], idle_timeout),
+                        Some(t) => relay::relay(&client, t, &buf[..len], mode, idle_timeout),
                         None => triproxy_policy::session::RelayReport {
                             bytes_in: 0,
                             bytes_out: 0,

@@ -11,8 +11,11 @@
 mod driver;
 mod hooks;
 pub mod net;
+mod pool;
+pub mod pump;
 pub mod relay;
 mod service;
+mod sys;
 
 pub use driver::{serve_connection, HANDSHAKE_BUFFER};
 pub use hooks::Hooks;

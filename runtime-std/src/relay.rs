@@ -1,27 +1,20 @@
-//! The blocking relay: bytes in both directions between client and target until both
-//! directions are done, with exact half-close.
+//! The blocking relay: both directions of a tunnel on the connection's own thread, waiting
+//! with `poll(2)`, until both directions are done, with exact half-close.
 //!
-//! Each direction is a loop of `read` then `write_all`; when one side reaches end of stream
-//! the other side's write half is shut down (its FIN travels on) while the opposite
-//! direction keeps flowing. A failure on either socket shuts both sockets down so that the
-//! other direction wakes up and the tunnel ends. The client-to-target direction runs on
-//! the connection's own thread, the other on a scoped thread with a small stack.
+//! The bytes are moved by [`crate::pump::Pump`] (zero-copy `splice` or pooled buffers, as
+//! the session decided); this module only waits for the sockets and keeps the idle clock.
+//! A failure on either socket shuts both sockets down so the other direction ends too.
 //!
-//! Not here: what the bytes mean, pacing (a later issue adds bandwidth pipes) and
-//! zero-copy `splice` (the performance issue).
+//! Not here: what the bytes mean and pacing (a later issue adds bandwidth pipes).
 
-use std::io::{self, Read, Write};
+use crate::pump::{Progress, Pump};
+use crate::sys::{self, POLLIN, POLLOUT};
+use std::io::Write;
 use std::net::{Shutdown, TcpStream};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::thread;
 use std::time::{Duration, Instant};
+use triproxy_policy::service::RelayMode;
 use triproxy_policy::session::{RelayEnd, RelayReport};
-
-/// Bytes read per `read()` call and direction.
-pub const RELAY_CHUNK: usize = 32 * 1024;
-
-/// Stack of the thread that runs the target-to-client direction.
-const PUMP_STACK: usize = 64 * 1024;
 
 /// How one direction ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -91,14 +84,17 @@ impl Activity {
 
 /// Relays between `client` and `target` until both directions are done. `pending` holds
 /// client bytes that arrived with the handshake; they are written to the target first.
+/// Both sockets are left non-blocking.
 pub fn relay(
     client: &TcpStream,
     target: &TcpStream,
     pending: &[u8],
+    mode: RelayMode,
     idle_timeout: Duration,
 ) -> RelayReport {
     let mut bytes_out = 0u64;
     if !pending.is_empty() {
+        let _ = target.set_write_timeout(Some(idle_timeout));
         if (&*target).write_all(pending).is_err() {
             shutdown_both(client, target);
             return RelayReport {
@@ -109,96 +105,96 @@ pub fn relay(
         }
         bytes_out = pending.len() as u64;
     }
-    let activity = Activity::new();
-    let _ = client.set_read_timeout(Some(idle_timeout));
-    let _ = target.set_read_timeout(Some(idle_timeout));
-    let _ = client.set_write_timeout(Some(idle_timeout));
-    let _ = target.set_write_timeout(Some(idle_timeout));
-
-    let (up, down) = thread::scope(|scope| {
-        let downstream = thread::Builder::new()
-            .stack_size(PUMP_STACK)
-            .spawn_scoped(scope, || pump(target, client, &activity, idle_timeout));
-        let up = pump(client, target, &activity, idle_timeout);
-        let down = match downstream {
-            Ok(handle) => handle.join().unwrap_or((0, PumpEnd::SourceError)),
-            // No thread for the second direction: end the tunnel rather than half-serve it.
-            Err(_) => {
-                shutdown_both(client, target);
-                (0, PumpEnd::SourceError)
-            }
+    if client.set_nonblocking(true).is_err() || target.set_nonblocking(true).is_err() {
+        shutdown_both(client, target);
+        return RelayReport {
+            bytes_in: 0,
+            bytes_out,
+            end: RelayEnd::ClientError,
         };
-        (up, down)
-    });
-    RelayReport {
-        bytes_in: down.0,
-        bytes_out: bytes_out + up.0,
-        end: classify(up.1, down.1),
+    }
+    let mut up = Pump::new(mode); // client -> target
+    let mut down = Pump::new(mode); // target -> client
+    let mut up_end: Option<PumpEnd> = None;
+    let mut down_end: Option<PumpEnd> = None;
+    let mut last_activity = Instant::now();
+    loop {
+        let mut client_events = 0i16;
+        let mut target_events = 0i16;
+        if up_end.is_none() {
+            let (progress, active) = up.run(client, target);
+            if active {
+                last_activity = Instant::now();
+            }
+            match progress {
+                Progress::WantRead => client_events |= POLLIN,
+                Progress::WantWrite => target_events |= POLLOUT,
+                Progress::Done(end) => {
+                    up_end = Some(end);
+                    if end != PumpEnd::Eof {
+                        shutdown_both(client, target);
+                    }
+                }
+            }
+        }
+        if down_end.is_none() {
+            let (progress, active) = down.run(target, client);
+            if active {
+                last_activity = Instant::now();
+            }
+            match progress {
+                Progress::WantRead => target_events |= POLLIN,
+                Progress::WantWrite => client_events |= POLLOUT,
+                Progress::Done(end) => {
+                    down_end = Some(end);
+                    if end != PumpEnd::Eof {
+                        shutdown_both(client, target);
+                    }
+                }
+            }
+        }
+        if let (Some(u), Some(d)) = (up_end, down_end) {
+            return RelayReport {
+                bytes_in: down.moved(),
+                bytes_out: bytes_out + up.moved(),
+                end: classify(u, d),
+            };
+        }
+        if up_end.is_some_and(|e| e != PumpEnd::Eof) || down_end.is_some_and(|e| e != PumpEnd::Eof)
+        {
+            // Both sockets are shut down: the other direction ends on its next run.
+            continue;
+        }
+        let left = idle_timeout.saturating_sub(last_activity.elapsed());
+        if left.is_zero() {
+            shutdown_both(client, target);
+            return RelayReport {
+                bytes_in: down.moved(),
+                bytes_out: bytes_out + up.moved(),
+                end: RelayEnd::IdleTimeout,
+            };
+        }
+        let mut fds = [
+            sys::poll_fd(client, client_events),
+            sys::poll_fd(target, target_events),
+        ];
+        let timeout_ms = i32::try_from(left.as_millis().max(1)).unwrap_or(i32::MAX);
+        if let Err(e) = sys::poll(&mut fds, timeout_ms) {
+            if e.kind() != std::io::ErrorKind::Interrupted {
+                shutdown_both(client, target);
+                return RelayReport {
+                    bytes_in: down.moved(),
+                    bytes_out: bytes_out + up.moved(),
+                    end: RelayEnd::ClientError,
+                };
+            }
+        }
     }
 }
 
 fn shutdown_both(a: &TcpStream, b: &TcpStream) {
     let _ = a.shutdown(Shutdown::Both);
     let _ = b.shutdown(Shutdown::Both);
-}
-
-/// Copies `src` to `dst` until end of stream or failure; returns bytes delivered.
-fn pump(
-    src: &TcpStream,
-    dst: &TcpStream,
-    activity: &Activity,
-    idle_timeout: Duration,
-) -> (u64, PumpEnd) {
-    let mut buf = vec![0u8; RELAY_CHUNK];
-    let mut moved = 0u64;
-    loop {
-        let n = match (&*src).read(&mut buf) {
-            Ok(0) => {
-                // Pass the FIN on; the other direction keeps flowing.
-                let _ = dst.shutdown(Shutdown::Write);
-                return (moved, PumpEnd::Eof);
-            }
-            Ok(n) => n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) if is_timeout(&e) => {
-                if activity.idle_for() >= idle_timeout {
-                    shutdown_both(src, dst);
-                    return (moved, PumpEnd::Idle);
-                }
-                continue;
-            }
-            Err(_) => {
-                shutdown_both(src, dst);
-                return (moved, PumpEnd::SourceError);
-            }
-        };
-        activity.touch();
-        let Some(chunk) = buf.get(..n) else {
-            return (moved, PumpEnd::SourceError);
-        };
-        match (&*dst).write_all(chunk) {
-            Ok(()) => {
-                moved += n as u64;
-                activity.touch();
-            }
-            Err(e) => {
-                shutdown_both(src, dst);
-                let end = if is_timeout(&e) {
-                    PumpEnd::Idle
-                } else {
-                    PumpEnd::DestinationError
-                };
-                return (moved, end);
-            }
-        }
-    }
-}
-
-fn is_timeout(e: &io::Error) -> bool {
-    matches!(
-        e.kind(),
-        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
-    )
 }
 
 #[cfg(test)]

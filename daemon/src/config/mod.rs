@@ -92,8 +92,9 @@ pub struct ServiceConfig {
     pub needuser: NeedUser,
     /// Most simultaneous clients (`maxconn` in force; default [`DEFAULT_MAXCONN`]).
     pub maxconn: u32,
-    /// `-s` (true) or `-s0` (false, the default): whether relaying may use splice(2).
-    /// A hint; 3proxy itself only splices when built with it.
+    /// Whether established tunnels relay with zero-copy `splice(2)` (true, the default;
+    /// `-s`) or through user-space buffers (`-s0`). 3proxy only splices when built with it
+    /// and asked with `-s`; triproxy splices unless told not to.
     pub splice: bool,
     /// Where its records go: `-l...`, else the `log` in force. Services before the first
     /// `log` line do not log, as in 3proxy.

@@ -1,0 +1,47 @@
+//! Pools of relay resources: pipes for `splice` and buffers for `read`/`write`.
+//!
+//! A tunnel takes a pipe or a buffer only while bytes are in flight and gives it back as
+//! soon as it is empty, so an idle tunnel holds neither: 9,000 idle tunnels cost no pipes
+//! (file descriptors) and no buffer memory. Each pool keeps at most a fixed number of idle
+//! items; the rest are freed.
+
+use crate::sys::{self, Pipe};
+use std::sync::Mutex;
+
+/// Bytes per relay buffer of the buffered path.
+pub const BUFFER_SIZE: usize = 64 * 1024;
+/// Idle pipes kept for reuse (each is two descriptors).
+pub const MAX_IDLE_PIPES: usize = 64;
+/// Idle buffers kept for reuse.
+pub const MAX_IDLE_BUFFERS: usize = 64;
+
+static PIPES: Mutex<Vec<Pipe>> = Mutex::new(Vec::new());
+static BUFFERS: Mutex<Vec<Box<[u8]>>> = Mutex::new(Vec::new());
+
+/// A pipe from the pool, or a new one (`None` when the process is out of descriptors).
+pub fn take_pipe() -> Option<Pipe> {
+    let reused = PIPES.lock().unwrap_or_else(|p| p.into_inner()).pop();
+    reused.or_else(|| sys::pipe().ok())
+}
+
+/// Returns an empty pipe to the pool.
+pub fn give_pipe(pipe: Pipe) {
+    let mut pool = PIPES.lock().unwrap_or_else(|p| p.into_inner());
+    if pool.len() < MAX_IDLE_PIPES {
+        pool.push(pipe);
+    }
+}
+
+/// A buffer of [`BUFFER_SIZE`] bytes from the pool, or a new one.
+pub fn take_buffer() -> Box<[u8]> {
+    let reused = BUFFERS.lock().unwrap_or_else(|p| p.into_inner()).pop();
+    reused.unwrap_or_else(|| vec![0u8; BUFFER_SIZE].into_boxed_slice())
+}
+
+/// Returns a buffer to the pool.
+pub fn give_buffer(buf: Box<[u8]>) {
+    let mut pool = BUFFERS.lock().unwrap_or_else(|p| p.into_inner());
+    if pool.len() < MAX_IDLE_BUFFERS {
+        pool.push(buf);
+    }
+}

@@ -1,0 +1,216 @@
+//! One direction of a tunnel as a non-blocking state machine, shared by both runtimes.
+//!
+//! [`Pump::run`] moves bytes from `src` to `dst` until one of them would block or the
+//! direction ends, and says what it waits for. The std runtime waits with `poll(2)`, the
+//! smol runtime with `readable()`/`writable()`; the copying itself is this one code path.
+//!
+//! Zero-copy mode splices `src -> pipe -> dst` in the kernel; buffered mode reads into a
+//! user-space buffer and writes it out. Either way the pipe or buffer is taken from
+//! [`crate::pool`] only while bytes are in flight and returned when empty. End of stream
+//! on `src` is passed on as `shutdown(dst, Write)` once everything read was delivered, so
+//! the other direction keeps flowing (half-close).
+
+use crate::pool;
+use crate::relay::PumpEnd;
+use crate::sys::{self, Pipe};
+use std::io::{self, Read, Write};
+use std::net::{Shutdown, TcpStream};
+use triproxy_policy::service::RelayMode;
+
+/// Most bytes one `splice` into the pipe asks for (the default pipe capacity).
+const SPLICE_CHUNK: usize = 64 * 1024;
+/// Fill/flush rounds per call before yielding to the other direction.
+const ROUNDS: usize = 16;
+
+/// What a pump waits for before it can make progress.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Progress {
+    /// `src` must become readable.
+    WantRead,
+    /// `dst` must become writable.
+    WantWrite,
+    /// The direction is over.
+    Done(PumpEnd),
+}
+
+#[derive(Debug)]
+enum Held {
+    Nothing,
+    Pipe {
+        pipe: Pipe,
+        len: usize,
+    },
+    Buffer {
+        buf: Box<[u8]>,
+        start: usize,
+        end: usize,
+    },
+}
+
+/// One direction of a tunnel. See the module documentation.
+#[derive(Debug)]
+pub struct Pump {
+    mode: RelayMode,
+    held: Held,
+    eof: bool,
+    moved: u64,
+}
+
+impl Pump {
+    /// A pump that relays in `mode` (zero-copy falls back to buffered where `splice` is
+    /// refused, for example on a non-socket).
+    pub fn new(mode: RelayMode) -> Self {
+        Pump {
+            mode,
+            held: Held::Nothing,
+            eof: false,
+            moved: 0,
+        }
+    }
+
+    /// Bytes delivered to `dst` so far.
+    pub fn moved(&self) -> u64 {
+        self.moved
+    }
+
+    /// Whether this pump holds a pipe or buffer (bytes in flight).
+    pub fn is_holding(&self) -> bool {
+        !matches!(self.held, Held::Nothing)
+    }
+
+    /// Moves bytes until something would block or the direction ends. Both sockets must be
+    /// non-blocking. Returns what to wait for and whether any byte moved (activity).
+    pub fn run(&mut self, src: &TcpStream, dst: &TcpStream) -> (Progress, bool) {
+        let mut active = false;
+        for _ in 0..ROUNDS {
+            match self.flush(dst) {
+                Ok(0) => {}
+                Ok(_) => {
+                    active = true;
+                    if self.is_holding() {
+                        continue;
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    return (Progress::WantWrite, active)
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(_) => return (self.end(PumpEnd::DestinationError), active),
+            }
+            if self.eof {
+                let _ = dst.shutdown(Shutdown::Write);
+                return (self.end(PumpEnd::Eof), active);
+            }
+            match self.fill(src) {
+                Ok(true) => active = true,
+                Ok(false) => self.eof = true,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    return (Progress::WantRead, active)
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(_) => return (self.end(PumpEnd::SourceError), active),
+            }
+        }
+        let next = if self.is_holding() {
+            Progress::WantWrite
+        } else {
+            Progress::WantRead
+        };
+        (next, active)
+    }
+
+    fn end(&mut self, end: PumpEnd) -> Progress {
+        // Undelivered bytes are dropped with their pipe or buffer; an empty one goes back.
+        self.release_if_empty();
+        self.held = Held::Nothing;
+        Progress::Done(end)
+    }
+
+    /// Writes held bytes to `dst`; returns how many were written (0: nothing held).
+    fn flush(&mut self, dst: &TcpStream) -> io::Result<usize> {
+        let written = match &mut self.held {
+            Held::Nothing => return Ok(0),
+            Held::Pipe { pipe, len } => {
+                let n = sys::splice(&pipe.read, dst, *len)?;
+                *len -= n.min(*len);
+                n
+            }
+            Held::Buffer { buf, start, end } => {
+                let chunk = buf.get(*start..*end).unwrap_or_default();
+                let n = (&*dst).write(chunk)?;
+                *start += n;
+                n
+            }
+        };
+        if written == 0 {
+            return Err(io::ErrorKind::WriteZero.into());
+        }
+        self.moved += written as u64;
+        self.release_if_empty();
+        Ok(written)
+    }
+
+    /// Gives an emptied pipe or buffer back to the pool.
+    fn release_if_empty(&mut self) {
+        let empty = match &self.held {
+            Held::Nothing => false,
+            Held::Pipe { len, .. } => *len == 0,
+            Held::Buffer { start, end, .. } => start >= end,
+        };
+        if empty {
+            match std::mem::replace(&mut self.held, Held::Nothing) {
+                Held::Pipe { pipe, .. } => pool::give_pipe(pipe),
+                Held::Buffer { buf, .. } => pool::give_buffer(buf),
+                Held::Nothing => {}
+            }
+        }
+    }
+
+    /// Reads from `src` into a fresh pipe or buffer. `Ok(false)`: end of stream.
+    fn fill(&mut self, src: &TcpStream) -> io::Result<bool> {
+        if self.mode == RelayMode::ZeroCopy {
+            if let Some(pipe) = pool::take_pipe() {
+                return match sys::splice(src, &pipe.write, SPLICE_CHUNK) {
+                    Ok(0) => {
+                        pool::give_pipe(pipe);
+                        Ok(false)
+                    }
+                    Ok(len) => {
+                        self.held = Held::Pipe { pipe, len };
+                        Ok(true)
+                    }
+                    Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {
+                        // This pair cannot splice: relay it through buffers from now on.
+                        pool::give_pipe(pipe);
+                        self.mode = RelayMode::Buffered;
+                        self.fill(src)
+                    }
+                    Err(e) => {
+                        pool::give_pipe(pipe);
+                        Err(e)
+                    }
+                };
+            }
+            // Out of descriptors for a pipe: copy this chunk instead.
+        }
+        let mut buf = pool::take_buffer();
+        match (&*src).read(&mut buf) {
+            Ok(0) => {
+                pool::give_buffer(buf);
+                Ok(false)
+            }
+            Ok(n) => {
+                self.held = Held::Buffer {
+                    buf,
+                    start: 0,
+                    end: n,
+                };
+                Ok(true)
+            }
+            Err(e) => {
+                pool::give_buffer(buf);
+                Err(e)
+            }
+        }
+    }
+}
