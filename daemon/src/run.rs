@@ -75,10 +75,15 @@ impl fmt::Display for StartError {
 
 impl std::error::Error for StartError {}
 
-/// Listen backlog of a service: 3proxy's `1 + maxconn/8`, but at least 128 so that bursts
-/// of new clients are not dropped by the kernel.
-fn backlog(maxconn: u32) -> i32 {
-    i32::try_from(1 + maxconn / 8).unwrap_or(i32::MAX).max(128)
+/// Listen backlog of a service: `backlog` if configured, else 3proxy's `1 + maxconn/8` but
+/// at least 128 so that bursts of new clients are not dropped by the kernel.
+fn backlog(service: &ServiceConfig) -> i32 {
+    match service.backlog {
+        Some(n) => i32::try_from(n).unwrap_or(i32::MAX),
+        None => i32::try_from(1 + service.maxconn / 8)
+            .unwrap_or(i32::MAX)
+            .max(128),
+    }
 }
 
 fn service_name(kind: &ServiceKind) -> &'static str {
@@ -96,6 +101,7 @@ pub fn policy_of(service: &ServiceConfig, config: &Config, port: u16) -> Service
         users: Arc::clone(&config.users),
         needuser: service.needuser,
         timeouts: Timeouts::default(),
+        external: service.external,
         relay: if service.splice {
             RelayMode::ZeroCopy
         } else {
@@ -118,7 +124,7 @@ pub fn start(
     let mut listeners: Vec<(&ServiceConfig, TcpListener)> = Vec::new();
     for service in &config.services {
         let listener =
-            net::listen(service.listen, backlog(service.maxconn)).map_err(|e| fail(service, e))?;
+            net::listen(service.listen, backlog(service)).map_err(|e| fail(service, e))?;
         listeners.push((service, listener));
     }
     let sinks = LogSinks::default();

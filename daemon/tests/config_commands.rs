@@ -6,7 +6,7 @@ mod config_util;
 
 use config_util::{err_at, ok, parse_in, TempDir};
 use std::net::SocketAddr;
-use triproxy::config::{self, ConfigErrorKind, LogTarget, NeedUser, ServiceKind};
+use triproxy::config::{self, ConfigErrorKind, LogTarget, NeedUser, ServiceKind, SourceAddrs};
 use triproxy::logformat::{LogFormat, LogFormatError};
 use triproxy_policy::acl::{Ace, Action};
 use triproxy_policy::auth::{AuthChain, AuthError};
@@ -134,7 +134,6 @@ fn socks_option_errors() {
         ConfigErrorKind::LogFormat(LogFormatError::MissingTimeZone { found: '%' })
     ));
     for o in [
-        "-e10.0.0.1",
         "-4",
         "-6",
         "-46",
@@ -171,10 +170,10 @@ fn socks_option_errors() {
         e.to_string(),
         "test.cfg:1: `socks` does not take the argument `1080`"
     );
-    let e = config_util::parse("socks -e1.2.3.4\n").unwrap_err();
+    let e = config_util::parse("socks -a\n").unwrap_err();
     assert_eq!(
         e.to_string(),
-        "test.cfg:1: 3proxy service option `-e1.2.3.4` is not supported by triproxy yet"
+        "test.cfg:1: 3proxy service option `-a` is not supported by triproxy yet"
     );
 }
 
@@ -437,7 +436,6 @@ fn unsupported_3proxy_commands_are_told_apart_from_unknown_words() {
         "nserver 10.1.2.1",
         "nscache 65536",
         "timeouts 1 5 30 60 180 1800 15 60",
-        "external 10.1.1.1",
         "parent 1000 socks5 1.2.3.4 1080",
         "bandlimin 20000 vasia",
         "counter x.3cf",
@@ -569,4 +567,30 @@ fn embedded_default_config_parses() {
     .unwrap();
     assert_eq!(cfg.services.len(), 1);
     assert!(cfg.services[0].listen.ip().is_loopback());
+}
+
+#[test]
+fn external_and_backlog_are_snapshotted_per_service() {
+    let cfg = ok("socks -p1\nexternal 127.0.0.1\nexternal ::1\nbacklog 300\nsocks -p2\nexternal 0.0.0.0\nsocks -p3 -e127.0.0.1\n");
+    let [a, b, c] = &cfg.services[..] else {
+        panic!("three services expected")
+    };
+    assert_eq!((a.external, a.backlog), (SourceAddrs::default(), None));
+    assert_eq!(b.external.v4, Some("127.0.0.1".parse().unwrap()));
+    assert_eq!(b.external.v6, Some("::1".parse().unwrap()));
+    assert_eq!(b.backlog, Some(300));
+    // `external 0.0.0.0` clears the IPv4 source; `-e` sets it for one service.
+    assert_eq!(c.external.v4, Some("127.0.0.1".parse().unwrap()));
+    assert_eq!(c.external.v6, Some("::1".parse().unwrap()));
+    for bad in [
+        "backlog 0\n",
+        "backlog 70000\n",
+        "backlog x\n",
+        "external host.example\n",
+    ] {
+        assert!(
+            triproxy::config::parse_str(bad, "t.cfg", std::path::Path::new(".")).is_err(),
+            "{bad}"
+        );
+    }
 }

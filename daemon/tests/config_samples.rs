@@ -28,7 +28,7 @@ enum Blocker {
 /// (file, line of the first blocking command, what blocks it)
 const SAMPLES: &[(&str, usize, Blocker)] = &[
     ("cfg_3proxy.cfg.sample", 11, Blocker::Unsupported("nserver")),
-    ("cfg_counters.sample", 13, Blocker::Unsupported("external")),
+    ("cfg_counters.sample", 14, Blocker::Unsupported("nserver")),
     (
         "cfg_sql_3proxy.cfg.sample",
         2,

@@ -171,6 +171,20 @@ fn open_fds(pid: u32) -> usize {
         .count()
 }
 
+/// The descriptor count once it stops changing (or drops to `target`), waiting at most 10 s.
+fn settled_fds(pid: u32, target: usize) -> usize {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut last = open_fds(pid);
+    loop {
+        thread::sleep(Duration::from_millis(100));
+        let now = open_fds(pid);
+        if now <= target || (now == last && target == usize::MAX) || Instant::now() > deadline {
+            return now;
+        }
+        last = now;
+    }
+}
+
 /// One connection that ends the `i`-th way (of seven).
 fn one_connection(proxy: SocketAddr, echo: SocketAddr, closed: SocketAddr, i: usize) {
     match i % 7 {
@@ -263,20 +277,40 @@ fn no_descriptor_left_after_1000_connections(runtime: &str, mode: &str) {
     let settle = |d: &Daemon, want: usize| {
         d.wait_log(&format!("#{want}"), |_| records(d) >= want);
     };
-    // Warm-up: one round of every ending fills the daemon's bounded pipe/buffer pools.
+    // Warm-up: one round of every ending, then 8 tunnels at once, so the daemon's bounded
+    // pipe and buffer pools reach the size the sequential run below can ever need.
     for i in 0..70 {
         one_connection(d.addr, echo, closed, i);
     }
-    settle(&d, 70);
-    thread::sleep(Duration::from_millis(200));
-    let before = open_fds(pid);
+    let burst: Vec<_> = (0..8)
+        .map(|_| {
+            let (target, done) = duplex_target(3, 1 << 20);
+            let proxy = d.addr;
+            thread::spawn(move || {
+                let mut s = socks5_connect(proxy, target);
+                let mut w = s.try_clone().unwrap();
+                let sender = thread::spawn(move || {
+                    send_generated(&mut w, 5, 1 << 20);
+                    w.shutdown(Shutdown::Write).unwrap();
+                });
+                receive_hashed(&mut s);
+                sender.join().unwrap();
+                done.recv_timeout(Duration::from_secs(30)).unwrap();
+            })
+        })
+        .collect();
+    for t in burst {
+        t.join().unwrap();
+    }
+    settle(&d, 78);
+    let before = settled_fds(pid, usize::MAX);
     for i in 0..1000 {
         one_connection(d.addr, echo, closed, i);
     }
-    settle(&d, 1070);
-    // Every connection is logged only after both of its sockets are closed.
-    thread::sleep(Duration::from_millis(200));
-    let after = open_fds(pid);
+    settle(&d, 1078);
+    // A record is written just before its sockets close: wait for the count to settle. A
+    // leak (hundreds of descriptors here) never comes back down.
+    let after = settled_fds(pid, before);
     assert!(
         after <= before,
         "descriptors grew from {before} to {after} over 1,000 connections"

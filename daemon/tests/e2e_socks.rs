@@ -38,7 +38,29 @@ both_runtimes!(
     half_close_keeps_the_answer_flowing,
     bad_input_gets_the_right_reply,
     pipelined_handshake_and_data,
+    external_source_address_and_backlog,
 );
+
+/// `external` binds outgoing sockets to a source address (without reserving a port at
+/// bind time); the target sees that address.
+fn external_source_address_and_backlog(runtime: &str) {
+    let d = Daemon::start(
+        "log\nexternal 127.0.0.1\nbacklog 64\nauth iponly\nsocks -p0 -i127.0.0.1 -e127.0.0.1\n",
+        runtime,
+    );
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let target = listener.local_addr().unwrap();
+    let peer = std::thread::spawn(move || {
+        let (mut s, peer) = listener.accept().unwrap();
+        s.write_all(b"seen").unwrap();
+        peer
+    });
+    let mut s = socks5_connect(d.addr, target);
+    assert_eq!(read_to_end(&mut s), b"seen");
+    assert_eq!(peer.join().unwrap().ip().to_string(), "127.0.0.1");
+    drop(s); // the target already closed; the tunnel ends when the client does too
+    d.wait_code(0, &format!("CONNECT {target}"));
+}
 
 fn proxy_url(scheme: &str, d: &Daemon) -> String {
     format!("{scheme}://{}", d.addr)

@@ -9,6 +9,7 @@ use crate::acl::Ace;
 use crate::auth::AuthChain;
 use crate::users::Users;
 use core::time::Duration;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::Arc;
 
 /// 3proxy's `-u` option: whether a service asks clients for a user name.
@@ -33,6 +34,36 @@ pub enum RelayMode {
     /// `read`/`write` through a pooled user-space buffer (3proxy `-s0`; also what a runtime
     /// falls back to where zero-copy is unavailable).
     Buffered,
+}
+
+/// The proxy's own source addresses for outgoing connections (3proxy `external` / `-e`):
+/// at most one IPv4 and one IPv6 address. `None` lets the kernel choose, which is the
+/// default and the cheapest (no `bind()` at all).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct SourceAddrs {
+    /// Source for IPv4 targets.
+    pub v4: Option<Ipv4Addr>,
+    /// Source for IPv6 targets.
+    pub v6: Option<Ipv6Addr>,
+}
+
+impl SourceAddrs {
+    /// Sets the address of `ip`'s family; an unspecified address (`0.0.0.0`, `::`) clears
+    /// it, as 3proxy treats `external 0.0.0.0` as "no external address".
+    pub fn set(&mut self, ip: IpAddr) {
+        match ip {
+            IpAddr::V4(a) => self.v4 = (!a.is_unspecified()).then_some(a),
+            IpAddr::V6(a) => self.v6 = (!a.is_unspecified()).then_some(a),
+        }
+    }
+
+    /// The source to bind for a connection to `target`, if one is configured.
+    pub fn for_target(&self, target: &SocketAddr) -> Option<IpAddr> {
+        match target {
+            SocketAddr::V4(_) => self.v4.map(IpAddr::V4),
+            SocketAddr::V6(_) => self.v6.map(IpAddr::V6),
+        }
+    }
 }
 
 /// Time limits of a service. Defaults follow 3proxy's `timeouts` defaults where one applies.
@@ -74,6 +105,8 @@ pub struct ServicePolicy {
     pub timeouts: Timeouts,
     /// How established tunnels relay.
     pub relay: RelayMode,
+    /// Source addresses for outgoing connections.
+    pub external: SourceAddrs,
 }
 
 impl ServicePolicy {
@@ -87,6 +120,7 @@ impl ServicePolicy {
             needuser: NeedUser::default(),
             timeouts: Timeouts::default(),
             relay: RelayMode::default(),
+            external: SourceAddrs::default(),
         }
     }
 }

@@ -43,7 +43,7 @@
 
 use crate::acl::{AclRequest, CivilTime, Operation};
 use crate::auth::{AuthDecision, AuthOutcome};
-use crate::service::{NeedUser, RelayMode, ServicePolicy};
+use crate::service::{NeedUser, RelayMode, ServicePolicy, SourceAddrs};
 use arrayvec::ArrayVec;
 use core::time::Duration;
 use std::collections::VecDeque;
@@ -80,6 +80,9 @@ pub enum Intent {
         addrs: ArrayVec<SocketAddr, MAX_CONNECT_ADDRS>,
         /// Limit for each attempt.
         timeout: Duration,
+        /// Bind the outgoing socket to this source address of the target's family, if
+        /// configured (3proxy `external`); otherwise do not bind at all.
+        source: SourceAddrs,
     },
     /// Relay bytes between client and target in both directions until both are done,
     /// closing a tunnel that sees no traffic for `idle_timeout`; bytes the driver holds
@@ -566,6 +569,7 @@ impl Session {
         self.intents.push_back(Intent::Connect {
             addrs,
             timeout: self.policy.timeouts.connect,
+            source: self.policy.external,
         });
     }
 

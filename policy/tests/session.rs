@@ -82,7 +82,7 @@ fn no_auth_connect_relay_and_log() {
     assert_eq!(&input[used..], b"early data");
     let (out, intents) = drain(&mut s);
     assert_eq!(out, [5, 0]);
-    let [Intent::Connect { addrs, timeout }] = &intents[..] else {
+    let [Intent::Connect { addrs, timeout, .. }] = &intents[..] else {
         panic!("{intents:?}")
     };
     assert_eq!(addrs[..], ["10.0.0.1:80".parse().unwrap()]);

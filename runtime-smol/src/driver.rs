@@ -11,7 +11,7 @@ use std::io;
 use std::net::{SocketAddr, TcpStream};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use triproxy_policy::service::{RelayMode, ServicePolicy};
+use triproxy_policy::service::{RelayMode, ServicePolicy, SourceAddrs};
 use triproxy_policy::session::{ConnectError, Intent, Session, MAX_CONNECT_ADDRS};
 use triproxy_runtime_std::{net, Hooks, HANDSHAKE_BUFFER};
 
@@ -77,7 +77,11 @@ async fn handshake(
                     let result = smol::unblock(move || net::resolve(&host, port)).await;
                     session.handle_resolved(Instant::now(), result.as_deref().map_err(|e| *e));
                 }
-                Intent::Connect { addrs, timeout } => match connect(&addrs, timeout).await {
+                Intent::Connect {
+                    addrs,
+                    timeout,
+                    source,
+                } => match connect(&addrs, timeout, source).await {
                     Ok((stream, l, p)) => {
                         session.handle_connected(Instant::now(), l, p);
                         target = Some(stream);
@@ -150,27 +154,35 @@ async fn handshake(
     }
 }
 
-/// Connects to the first address that accepts within `timeout` each.
+/// Connects to the first address that accepts within `timeout` each, with the socket
+/// set-up of runtime-std (`TCP_NODELAY`, optional source address without a reserved port).
 async fn connect(
     addrs: &[SocketAddr],
     timeout: Duration,
+    source: SourceAddrs,
 ) -> Result<(Async<TcpStream>, SocketAddr, SocketAddr), ConnectError> {
     let mut last = ConnectError::Other;
     for addr in addrs.iter().take(MAX_CONNECT_ADDRS) {
-        let attempt = async { Async::<TcpStream>::connect(*addr).await }.or(async {
+        let attempt = connect_one(*addr, source).or(async {
             Timer::after(timeout).await;
             Err(io::ErrorKind::TimedOut.into())
         });
         match attempt.await {
-            Ok(stream) => {
-                let _ = stream.get_ref().set_nodelay(true);
-                match (stream.get_ref().local_addr(), stream.get_ref().peer_addr()) {
-                    (Ok(l), Ok(p)) => return Ok((stream, l, p)),
-                    _ => last = ConnectError::Other,
-                }
-            }
+            Ok(stream) => match (stream.get_ref().local_addr(), stream.get_ref().peer_addr()) {
+                (Ok(l), Ok(p)) => return Ok((stream, l, p)),
+                _ => last = ConnectError::Other,
+            },
             Err(e) => last = net::classify_connect_error(&e),
         }
     }
     Err(last)
+}
+
+async fn connect_one(addr: SocketAddr, source: SourceAddrs) -> io::Result<Async<TcpStream>> {
+    let stream = Async::new(net::start_connect(addr, source)?)?;
+    stream.writable().await?;
+    if let Some(e) = stream.get_ref().take_error()? {
+        return Err(e);
+    }
+    Ok(stream)
 }

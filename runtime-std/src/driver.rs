@@ -39,7 +39,11 @@ pub fn serve_connection(client: TcpStream, policy: Arc<ServicePolicy>, hooks: &H
                     let result = net::resolve(&host, port);
                     session.handle_resolved(Instant::now(), result.as_deref().map_err(|e| *e));
                 }
-                Intent::Connect { addrs, timeout } => match net::connect(&addrs, timeout) {
+                Intent::Connect {
+                    addrs,
+                    timeout,
+                    source,
+                } => match net::connect(&addrs, timeout, source) {
                     Ok(stream) => match (stream.local_addr(), stream.peer_addr()) {
                         (Ok(l), Ok(p)) => {
                             session.handle_connected(Instant::now(), l, p);

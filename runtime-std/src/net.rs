@@ -4,10 +4,12 @@
 //! Outgoing sockets are never bound before `connect()`: binding an ephemeral port first is
 //! what makes 3proxy and Dante run out of ports when TIME_WAIT piles up.
 
+use crate::sys;
 use socket2::{Domain, Protocol, Socket, Type};
 use std::io;
 use std::net::{SocketAddr, TcpListener, TcpStream, ToSocketAddrs};
 use std::time::Duration;
+use triproxy_policy::service::SourceAddrs;
 use triproxy_policy::session::{ConnectError, ResolveError, MAX_CONNECT_ADDRS};
 use triproxy_wire::DomainName;
 
@@ -24,24 +26,54 @@ pub fn listen(addr: SocketAddr, backlog: i32) -> io::Result<TcpListener> {
     Ok(socket.into())
 }
 
-/// Connects to the first address that accepts within `timeout` each, with `TCP_NODELAY`
-/// set (handshake replies and interactive traffic should not wait for Nagle). Returns the
-/// last failure when all fail.
-pub fn connect(addrs: &[SocketAddr], timeout: Duration) -> Result<TcpStream, ConnectError> {
+/// Connects to the first address that accepts within `timeout` each, from `source`'s
+/// address of the target's family if one is configured. Returns the last failure when all
+/// fail.
+pub fn connect(
+    addrs: &[SocketAddr],
+    timeout: Duration,
+    source: SourceAddrs,
+) -> Result<TcpStream, ConnectError> {
     let mut last = ConnectError::Other;
     for addr in addrs {
-        match connect_one(*addr, timeout) {
-            Ok(s) => return Ok(s),
+        let attempt = outgoing_socket(*addr, source)
+            .and_then(|s| s.connect_timeout(&(*addr).into(), timeout).map(|()| s));
+        match attempt {
+            Ok(s) => return Ok(s.into()),
             Err(e) => last = classify_connect_error(&e),
         }
     }
     Err(last)
 }
 
-fn connect_one(addr: SocketAddr, timeout: Duration) -> io::Result<TcpStream> {
+/// The socket for an outgoing connection to `addr`: `TCP_NODELAY` (handshake replies and
+/// interactive traffic should not wait for Nagle) and, only when a source address is
+/// configured, bound to it with `IP_BIND_ADDRESS_NO_PORT` so the port is chosen at
+/// `connect()`. Without a source address nothing is bound.
+pub fn outgoing_socket(addr: SocketAddr, source: SourceAddrs) -> io::Result<Socket> {
     let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
     socket.set_tcp_nodelay(true)?;
-    socket.connect_timeout(&addr.into(), timeout)?;
+    if let Some(ip) = source.for_target(&addr) {
+        // Best effort for IPv6 sockets (the option lives at the IP level); required for IPv4.
+        let no_port = sys::set_bind_address_no_port(&socket);
+        if addr.is_ipv4() {
+            no_port?;
+        }
+        socket.bind(&SocketAddr::new(ip, 0).into())?;
+    }
+    Ok(socket)
+}
+
+/// Starts a non-blocking connect to `addr` (for the smol runtime, which then waits for
+/// writability and checks `SO_ERROR`).
+pub fn start_connect(addr: SocketAddr, source: SourceAddrs) -> io::Result<TcpStream> {
+    let socket = outgoing_socket(addr, source)?;
+    socket.set_nonblocking(true)?;
+    match socket.connect(&addr.into()) {
+        Ok(()) => {}
+        Err(e) if e.raw_os_error() == Some(libc::EINPROGRESS) => {}
+        Err(e) => return Err(e),
+    }
     Ok(socket.into())
 }
 
@@ -116,8 +148,31 @@ mod tests {
         let addr = l.local_addr().unwrap();
         drop(l);
         assert_eq!(
-            connect(&[addr], Duration::from_secs(2)).err(),
+            connect(&[addr], Duration::from_secs(2), SourceAddrs::default()).err(),
             Some(ConnectError::Refused)
         );
+    }
+
+    #[test]
+    fn no_bind_without_source_and_no_port_reserved_with_one() {
+        let target: SocketAddr = "127.0.0.1:9".parse().unwrap();
+        let plain = outgoing_socket(target, SourceAddrs::default()).unwrap();
+        assert!(
+            plain.local_addr().is_err()
+                || plain.local_addr().unwrap().as_socket().unwrap().port() == 0,
+            "an unbound socket has no local port"
+        );
+        let mut source = SourceAddrs::default();
+        source.set("127.0.0.1".parse().unwrap());
+        let bound = outgoing_socket(target, source).unwrap();
+        let local = bound.local_addr().unwrap().as_socket().unwrap();
+        // IP_BIND_ADDRESS_NO_PORT: the address is bound, the port is not taken yet.
+        assert_eq!(local, "127.0.0.1:0".parse().unwrap());
+        // And a real connection from it gets a port at connect time.
+        let l = listen("127.0.0.1:0".parse().unwrap(), 8).unwrap();
+        let s = connect(&[l.local_addr().unwrap()], Duration::from_secs(2), source).unwrap();
+        assert_ne!(s.local_addr().unwrap().port(), 0);
+        let (_, peer) = l.accept().unwrap();
+        assert_eq!(peer.ip(), "127.0.0.1".parse::<std::net::IpAddr>().unwrap());
     }
 }

@@ -52,6 +52,31 @@ pub fn splice(from: &impl AsRawFd, to: &impl AsRawFd, len: usize) -> io::Result<
     usize::try_from(n).map_err(|_| io::Error::last_os_error())
 }
 
+/// Sets `IP_BIND_ADDRESS_NO_PORT` on a socket that is about to be bound to a source
+/// address with port 0: the kernel then picks the port at `connect()` time, per
+/// destination, instead of reserving an ephemeral port at `bind()` time. Without it,
+/// thousands of bound sockets in TIME_WAIT exhaust the port range.
+pub fn set_bind_address_no_port(socket: &impl AsRawFd) -> io::Result<()> {
+    let one: libc::c_int = 1;
+    let len = libc::socklen_t::try_from(std::mem::size_of::<libc::c_int>()).unwrap_or(4);
+    // SAFETY: the value pointer and length describe a live c_int on our stack; the
+    // descriptor is borrowed from an open socket for the duration of the call.
+    let rc = unsafe {
+        libc::setsockopt(
+            socket.as_raw_fd(),
+            libc::IPPROTO_IP,
+            libc::IP_BIND_ADDRESS_NO_PORT,
+            (&one as *const libc::c_int).cast(),
+            len,
+        )
+    };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
 /// Interest in one descriptor for [`poll`].
 pub type PollFd = libc::pollfd;
 

@@ -31,7 +31,7 @@ mod parse;
 pub use lexer::SyntaxError;
 /// 3proxy's `needuser` service option (`-u` = `Never`, `-u1` = `IfOffered`, `-u2` =
 /// `Required`), shared with the policy crate.
-pub use triproxy_policy::service::NeedUser;
+pub use triproxy_policy::service::{NeedUser, SourceAddrs};
 
 use crate::logformat::{LogFormat, LogFormatError};
 use core::fmt;
@@ -101,6 +101,11 @@ pub struct ServiceConfig {
     pub log: LogTarget,
     /// Record format: `-f...`, else the `logformat` in force, else 3proxy's default.
     pub logformat: LogFormat,
+    /// Source addresses of outgoing connections: `-e` options, else the `external` lines in
+    /// force (none: the kernel chooses and nothing is bound).
+    pub external: SourceAddrs,
+    /// Listen backlog: `backlog` in force, else `1 + maxconn/8` (3proxy), at least 128.
+    pub backlog: Option<u32>,
     /// File and line of the service command (`("command line", 0)` for the standalone form).
     pub origin: (String, usize),
 }

@@ -9,9 +9,9 @@ use super::commands::{self, Arity, Lookup, Supported};
 use super::lexer::{self, Mode, SyntaxError};
 use super::{
     Config, ConfigError, ConfigErrorKind, LogTarget, NeedUser, ServiceConfig, ServiceKind,
-    DEFAULT_INTERNAL, DEFAULT_MAXCONN, DEFAULT_SOCKS_PORT, MAXCONN_RANGE, MAX_ACL_ENTRIES,
-    MAX_CONFIG_FILE_LEN, MAX_FILES_READ, MAX_INCLUDE_DEPTH, MAX_INLINE_FILE_LEN, MAX_LINE_LEN,
-    MAX_SERVICES, MAX_WORDS_PER_LINE,
+    SourceAddrs, DEFAULT_INTERNAL, DEFAULT_MAXCONN, DEFAULT_SOCKS_PORT, MAXCONN_RANGE,
+    MAX_ACL_ENTRIES, MAX_CONFIG_FILE_LEN, MAX_FILES_READ, MAX_INCLUDE_DEPTH, MAX_INLINE_FILE_LEN,
+    MAX_LINE_LEN, MAX_SERVICES, MAX_WORDS_PER_LINE,
 };
 use crate::logformat::LogFormat;
 use std::fs::File;
@@ -46,6 +46,8 @@ pub(super) struct Parser {
     logformat: LogFormat,
     maxconn: u32,
     internal: IpAddr,
+    external: SourceAddrs,
+    backlog: Option<u32>,
     users: Users,
     services: Vec<ServiceConfig>,
     /// Canonical paths of the files being read, outermost first (cycle detection).
@@ -63,6 +65,8 @@ impl Parser {
             log: LogTarget::Off,
             logformat: LogFormat::default_3proxy(),
             maxconn: DEFAULT_MAXCONN,
+            external: SourceAddrs::default(),
+            backlog: None,
             internal: DEFAULT_INTERNAL,
             users: Users::new(),
             services: Vec::new(),
@@ -303,6 +307,16 @@ impl Parser {
                 self.maxconn = parse_maxconn(args.first().copied().unwrap_or_default())
                     .map_err(|k| self.error(here, k))?;
             }
+            Supported::External => {
+                let ip = parse_listen_ip(args.first().copied().unwrap_or_default())
+                    .map_err(|k| self.error(here, k))?;
+                self.external.set(ip);
+            }
+            Supported::Backlog => {
+                let n = parse_backlog(args.first().copied().unwrap_or_default())
+                    .map_err(|k| self.error(here, k))?;
+                self.backlog = Some(n);
+            }
             Supported::Socks => {
                 if self.services.len() >= MAX_SERVICES {
                     return Err(self.error(
@@ -319,6 +333,8 @@ impl Parser {
                     acl: self.acl.clone(),
                     needuser: NeedUser::IfOffered,
                     maxconn: self.maxconn,
+                    external: self.external,
+                    backlog: self.backlog,
                     splice: true,
                     log: self.log.clone(),
                     logformat: self.logformat.clone(),
@@ -435,6 +451,19 @@ fn parse_maxconn(value: &str) -> Result<u32, ConfigErrorKind> {
         })
 }
 
+/// `backlog N`: 1..=65535 (the kernel caps it at `net.core.somaxconn` anyway).
+fn parse_backlog(value: &str) -> Result<u32, ConfigErrorKind> {
+    parse_decimal(value)
+        .and_then(|n| u32::try_from(n).ok())
+        .filter(|n| (1..=65_535).contains(n))
+        .ok_or_else(|| ConfigErrorKind::InvalidNumber {
+            what: "backlog",
+            value: value.to_owned(),
+            min: 1,
+            max: 65_535,
+        })
+}
+
 fn parse_port(value: &str) -> Result<u16, ConfigErrorKind> {
     parse_decimal(value)
         .and_then(|n| u16::try_from(n).ok())
@@ -497,11 +526,11 @@ fn parse_log(args: &[&str], base_dir: &Path) -> Result<LogTarget, ConfigErrorKin
 
 /// 3proxy service options that triproxy does not implement yet (3proxy.md section 3).
 const OPTIONS_NOT_YET: &[char] = &[
-    'a', 'b', 'c', 'C', 'd', 'D', 'e', 'F', 'g', 'h', 'H', 'I', 'N', 'o', 'P', 'r', 'R', 'S', 't',
-    'T', 'U', 'x', 'X', '4', '6',
+    'a', 'b', 'c', 'C', 'd', 'D', 'F', 'g', 'h', 'H', 'I', 'N', 'o', 'P', 'r', 'R', 'S', 't', 'T',
+    'U', 'x', 'X', '4', '6',
 ];
 
-/// Applies service options (`-p`, `-i`, `-u`, `-s`, `-l`, `-f`, `-n`) to `svc`, in order.
+/// Applies service options (`-p`, `-i`, `-e`, `-u`, `-s`, `-l`, `-f`, `-n`) to `svc`, in order.
 fn apply_options(
     mut svc: ServiceConfig,
     command: &str,
@@ -528,6 +557,7 @@ fn apply_options(
         match letter {
             'p' => svc.listen.set_port(parse_port(value)?),
             'i' => svc.listen.set_ip(parse_listen_ip(value)?),
+            'e' => svc.external.set(parse_listen_ip(value)?),
             'u' => {
                 svc.needuser = match value {
                     "" | "0" => NeedUser::Never,
@@ -605,6 +635,8 @@ pub(super) fn standalone(service: &str, args: &[String]) -> Result<Config, Confi
         acl: Vec::new(),
         needuser: NeedUser::Never,
         maxconn: DEFAULT_MAXCONN,
+        external: SourceAddrs::default(),
+        backlog: None,
         splice: true,
         log: LogTarget::Stdout,
         logformat: LogFormat::default_3proxy(),
