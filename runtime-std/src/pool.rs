@@ -15,17 +15,27 @@ pub const MAX_IDLE_PIPES: usize = 64;
 /// Idle buffers kept for reuse.
 pub const MAX_IDLE_BUFFERS: usize = 64;
 
-static PIPES: Mutex<Vec<Pipe>> = Mutex::new(Vec::new());
+static PIPES: Mutex<Vec<(Pipe, usize)>> = Mutex::new(Vec::new());
 static BUFFERS: Mutex<Vec<Box<[u8]>>> = Mutex::new(Vec::new());
 
+/// Capacity asked for each new pipe: fewer, larger `splice` calls per byte relayed. The
+/// pages are only used while bytes are in flight.
+pub const PIPE_SIZE: usize = 1024 * 1024;
+
 /// A pipe from the pool, or a new one (`None` when the process is out of descriptors).
-pub fn take_pipe() -> Option<Pipe> {
+/// Returns the pipe and its capacity.
+pub fn take_pipe() -> Option<(Pipe, usize)> {
     let reused = PIPES.lock().unwrap_or_else(|p| p.into_inner()).pop();
-    reused.or_else(|| sys::pipe().ok())
+    reused.or_else(|| {
+        let pipe = sys::pipe().ok()?;
+        // A kernel that refuses the size keeps the default 64 KiB pipe.
+        let size = sys::set_pipe_size(&pipe, PIPE_SIZE).unwrap_or(64 * 1024);
+        Some((pipe, size))
+    })
 }
 
-/// Returns an empty pipe to the pool.
-pub fn give_pipe(pipe: Pipe) {
+/// Returns an empty pipe (and its capacity) to the pool.
+pub fn give_pipe(pipe: (Pipe, usize)) {
     let mut pool = PIPES.lock().unwrap_or_else(|p| p.into_inner());
     if pool.len() < MAX_IDLE_PIPES {
         pool.push(pipe);

@@ -17,8 +17,6 @@ use std::io::{self, Read, Write};
 use std::net::{Shutdown, TcpStream};
 use triproxy_policy::service::RelayMode;
 
-/// Most bytes one `splice` into the pipe asks for (the default pipe capacity).
-const SPLICE_CHUNK: usize = 64 * 1024;
 /// Fill/flush rounds per call before yielding to the other direction.
 const ROUNDS: usize = 16;
 
@@ -36,8 +34,9 @@ pub enum Progress {
 #[derive(Debug)]
 enum Held {
     Nothing,
+    /// A pipe with its capacity, holding `len` bytes.
     Pipe {
-        pipe: Pipe,
+        pipe: (Pipe, usize),
         len: usize,
     },
     Buffer {
@@ -131,7 +130,7 @@ impl Pump {
         let written = match &mut self.held {
             Held::Nothing => return Ok(0),
             Held::Pipe { pipe, len } => {
-                let n = sys::splice(&pipe.read, dst, *len)?;
+                let n = sys::splice(&pipe.0.read, dst, *len)?;
                 *len -= n.min(*len);
                 n
             }
@@ -170,7 +169,8 @@ impl Pump {
     fn fill(&mut self, src: &TcpStream) -> io::Result<bool> {
         if self.mode == RelayMode::ZeroCopy {
             if let Some(pipe) = pool::take_pipe() {
-                return match sys::splice(src, &pipe.write, SPLICE_CHUNK) {
+                let room = pipe.1;
+                return match sys::splice(src, &pipe.0.write, room) {
                     Ok(0) => {
                         pool::give_pipe(pipe);
                         Ok(false)

@@ -31,6 +31,16 @@ pub fn pipe() -> io::Result<Pipe> {
     Ok(Pipe { read, write })
 }
 
+/// Asks for a pipe capacity of `bytes` (rounded up to pages by the kernel; capped by
+/// `/proc/sys/fs/pipe-max-size`); returns the capacity in force afterwards.
+pub fn set_pipe_size(pipe: &Pipe, bytes: usize) -> io::Result<usize> {
+    let want = libc::c_int::try_from(bytes).unwrap_or(libc::c_int::MAX);
+    // SAFETY: F_SETPIPE_SZ takes an int argument and touches no user memory; the
+    // descriptor is borrowed from a live pipe.
+    let rc = unsafe { libc::fcntl(pipe.write.as_raw_fd(), libc::F_SETPIPE_SZ, want) };
+    usize::try_from(rc).map_err(|_| io::Error::last_os_error())
+}
+
 /// Moves up to `len` bytes from `from` to `to` inside the kernel without blocking on the
 /// pipe (`SPLICE_F_NONBLOCK`); the socket side must be non-blocking itself. `Ok(0)` means
 /// end of stream on `from`.
