@@ -165,25 +165,42 @@ fn server_abort_is_code_96(runtime: &str, mode: &str) {
     d.wait_code(96, &format!("CONNECT {target}"));
 }
 
-fn open_fds(pid: u32) -> usize {
-    std::fs::read_dir(format!("/proc/{pid}/fd"))
-        .unwrap()
-        .count()
+/// Open descriptors of `pid`: (sockets, pipes, others).
+fn open_fds(pid: u32) -> (usize, usize, usize) {
+    let mut counts = (0, 0, 0);
+    for entry in std::fs::read_dir(format!("/proc/{pid}/fd")).unwrap() {
+        let Ok(target) = std::fs::read_link(entry.unwrap().path()) else {
+            continue; // closed while we looked
+        };
+        let t = target.to_string_lossy();
+        if t.starts_with("socket:") {
+            counts.0 += 1;
+        } else if t.starts_with("pipe:") {
+            counts.1 += 1;
+        } else {
+            counts.2 += 1;
+        }
+    }
+    counts
 }
 
-/// The descriptor count once it stops changing (or drops to `target`), waiting at most 10 s.
-fn settled_fds(pid: u32, target: usize) -> usize {
+/// Sockets held once the count stops changing (or drops to `target`), waiting at most 10 s.
+fn settled_sockets(pid: u32, target: usize) -> usize {
     let deadline = Instant::now() + Duration::from_secs(10);
-    let mut last = open_fds(pid);
+    let mut last = open_fds(pid).0;
     loop {
         thread::sleep(Duration::from_millis(100));
-        let now = open_fds(pid);
+        let now = open_fds(pid).0;
         if now <= target || (now == last && target == usize::MAX) || Instant::now() > deadline {
             return now;
         }
         last = now;
     }
 }
+
+/// The daemon's relay keeps at most this many idle pipes (runtime-std `MAX_IDLE_PIPES`),
+/// two descriptors each.
+const MAX_IDLE_PIPE_FDS: usize = 2 * 64;
 
 /// One connection that ends the `i`-th way (of seven).
 fn one_connection(proxy: SocketAddr, echo: SocketAddr, closed: SocketAddr, i: usize) {
@@ -303,17 +320,24 @@ fn no_descriptor_left_after_1000_connections(runtime: &str, mode: &str) {
         t.join().unwrap();
     }
     settle(&d, 78);
-    let before = settled_fds(pid, usize::MAX);
+    let before = settled_sockets(pid, usize::MAX);
+    let others_before = open_fds(pid).2;
     for i in 0..1000 {
         one_connection(d.addr, echo, closed, i);
     }
     settle(&d, 1078);
     // A record is written just before its sockets close: wait for the count to settle. A
-    // leak (hundreds of descriptors here) never comes back down.
-    let after = settled_fds(pid, before);
+    // leak (hundreds of sockets here) never comes back down.
+    let after = settled_sockets(pid, before);
+    let (_, pipes, others) = open_fds(pid);
     assert!(
         after <= before,
-        "descriptors grew from {before} to {after} over 1,000 connections"
+        "sockets grew from {before} to {after} over 1,000 connections"
     );
+    assert!(
+        pipes <= MAX_IDLE_PIPE_FDS,
+        "{pipes} pipe descriptors: more than the pool's bound"
+    );
+    assert_eq!(others, others_before, "other descriptors changed");
     assert!(d.is_running());
 }

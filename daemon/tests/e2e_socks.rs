@@ -320,12 +320,13 @@ fn bad_input_gets_the_right_reply(runtime: &str) {
         rest.is_empty() || (rest[0] == 5 && rest[1] != 0),
         "{rest:?}"
     );
-    // A 255-byte domain is valid; it does not resolve: REP 0x04 and code 100.
+    // A 255-byte domain is valid on the wire; this one cannot name a host (a byte that is
+    // not UTF-8), so it fails before any resolver is asked (tests send no DNS query off
+    // the machine): REP 0x04 and code 100.
     let mut s = connect(d.addr);
     let mut req = vec![5, 1, 0, 5, 1, 0, 3, 255];
-    let mut name = vec![b'a'; 243];
-    name.extend_from_slice(b".invalid.zz");
-    name.push(b'q');
+    let mut name = vec![b'a'; 254];
+    name.push(0xff);
     assert_eq!(name.len(), 255);
     req.extend_from_slice(&name);
     req.extend_from_slice(&[0, 80]);

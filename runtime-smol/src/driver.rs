@@ -25,13 +25,16 @@ struct Tunnel {
     mode: RelayMode,
 }
 
-/// Serves one accepted client until its session ends.
+/// Serves one client (accepted from `peer` by a listener on `listen`) until its session
+/// ends.
 pub(crate) async fn serve_connection(
     client: Async<TcpStream>,
+    peer: SocketAddr,
+    listen: SocketAddr,
     policy: Arc<ServicePolicy>,
     hooks: Hooks,
 ) {
-    let Some(mut tunnel) = Box::pin(handshake(&client, policy, &hooks)).await else {
+    let Some(mut tunnel) = Box::pin(handshake(&client, peer, listen, policy, &hooks)).await else {
         return;
     };
     let report = relay(
@@ -53,14 +56,14 @@ pub(crate) async fn serve_connection(
 /// Runs the session until it asks for a relay (returns the tunnel) or ends (returns None).
 async fn handshake(
     client: &Async<TcpStream>,
+    peer: SocketAddr,
+    listen: SocketAddr,
     policy: Arc<ServicePolicy>,
     hooks: &Hooks,
 ) -> Option<Tunnel> {
-    let (Ok(peer), Ok(local)) = (client.get_ref().peer_addr(), client.get_ref().local_addr())
-    else {
+    let Ok(local) = net::accepted_local(listen, client.get_ref()) else {
         return None;
     };
-    let _ = client.get_ref().set_nodelay(true);
     let mut session = Session::new(Instant::now(), policy, peer, local, (hooks.civil_time)());
     let mut buf = [0u8; HANDSHAKE_BUFFER];
     let mut len = 0usize;
@@ -168,9 +171,9 @@ async fn connect(
             Err(io::ErrorKind::TimedOut.into())
         });
         match attempt.await {
-            Ok(stream) => match (stream.get_ref().local_addr(), stream.get_ref().peer_addr()) {
-                (Ok(l), Ok(p)) => return Ok((stream, l, p)),
-                _ => last = ConnectError::Other,
+            Ok(stream) => match stream.get_ref().local_addr() {
+                Ok(local) => return Ok((stream, local, *addr)),
+                Err(_) => last = ConnectError::Other,
             },
             Err(e) => last = net::classify_connect_error(&e),
         }

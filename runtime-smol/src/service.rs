@@ -52,12 +52,12 @@ pub fn spawn_service(
             loop {
                 let permit = slots.acquire_arc().await;
                 match listener.accept().await {
-                    Ok((stream, _)) => {
+                    Ok((stream, peer)) => {
                         let policy = Arc::clone(&policy);
                         let hooks = hooks.clone();
                         executor
                             .spawn(async move {
-                                serve_connection(stream, policy, hooks).await;
+                                serve_connection(stream, peer, local, policy, hooks).await;
                                 drop(permit);
                             })
                             .detach();

@@ -4,7 +4,7 @@
 use crate::hooks::Hooks;
 use crate::{net, relay};
 use std::io::{self, Read, Write};
-use std::net::TcpStream;
+use std::net::{SocketAddr, TcpStream};
 use std::sync::Arc;
 use std::time::Instant;
 use triproxy_policy::service::ServicePolicy;
@@ -16,13 +16,19 @@ use triproxy_policy::session::{Intent, Session};
 /// client data for the target.
 pub const HANDSHAKE_BUFFER: usize = 1024;
 
-/// Serves one accepted client until its session ends; both sockets are closed on return.
-pub fn serve_connection(client: TcpStream, policy: Arc<ServicePolicy>, hooks: &Hooks) {
-    let (Ok(peer), Ok(local)) = (client.peer_addr(), client.local_addr()) else {
+/// Serves one client (accepted from `peer` by a listener on `listen`) until its session
+/// ends; both sockets are closed on return.
+pub fn serve_connection(
+    client: TcpStream,
+    peer: SocketAddr,
+    listen: SocketAddr,
+    policy: Arc<ServicePolicy>,
+    hooks: &Hooks,
+) {
+    let Ok(local) = net::accepted_local(listen, &client) else {
         // The client is already gone; there is no one to answer and nothing to log.
         return;
     };
-    let _ = client.set_nodelay(true);
     let mut session = Session::new(Instant::now(), policy, peer, local, (hooks.civil_time)());
     let mut buf = [0u8; HANDSHAKE_BUFFER];
     let mut len = 0usize;
@@ -44,16 +50,10 @@ pub fn serve_connection(client: TcpStream, policy: Arc<ServicePolicy>, hooks: &H
                     timeout,
                     source,
                 } => match net::connect(&addrs, timeout, source) {
-                    Ok(stream) => match (stream.local_addr(), stream.peer_addr()) {
-                        (Ok(l), Ok(p)) => {
-                            session.handle_connected(Instant::now(), l, p);
-                            target = Some(stream);
-                        }
-                        _ => session.handle_connect_failed(
-                            Instant::now(),
-                            triproxy_policy::session::ConnectError::Other,
-                        ),
-                    },
+                    Ok((stream, local, peer)) => {
+                        session.handle_connected(Instant::now(), local, peer);
+                        target = Some(stream);
+                    }
                     Err(e) => session.handle_connect_failed(Instant::now(), e),
                 },
                 Intent::Relay { idle_timeout, mode } => {

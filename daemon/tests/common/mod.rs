@@ -80,9 +80,10 @@ impl Daemon {
         Daemon { child, addr, log }
     }
 
-    /// Waits (at most 10 s) for a log line that satisfies `pred` and returns it.
+    /// Waits (at most 20 s: CI machines can be loaded) for a log line that satisfies `pred`
+    /// and returns it.
     pub fn wait_log(&self, what: &str, pred: impl Fn(&str) -> bool) -> String {
-        let deadline = Instant::now() + Duration::from_secs(10);
+        let deadline = Instant::now() + Duration::from_secs(20);
         loop {
             let lines = self.log_lines();
             if let Some(l) = lines.iter().find(|l| pred(l)) {
