@@ -1,1 +1,78 @@
-//! (being written)
+//! triproxy's SOCKS conformance suite: trace files written from RFC 1928, RFC 1929 and the
+//! SOCKS4/4a protocol text, replayed in memory against our sans-IO machines (part of
+//! `cargo test`) and over loopback TCP/UDP against any live SOCKS server, with PASS / FAIL /
+//! SKIP reports as text, JSON and JUnit XML.
+//!
+//! - [`trace`]: the trace format (documented there) and its parser.
+//! - [`matcher`]: matching bytes against a trace's alternatives; the byte difference.
+//! - [`replay`]: the engine that runs a trace over a back end.
+//! - [`memory`]: the in-memory back end around `triproxy_socks::server::Server` (and the
+//!   client-trace runner for `triproxy_socks::client::Client`).
+//! - [`live`]: the TCP/UDP back end and the harness's loopback targets.
+//! - [`report`]: text, JSON and JUnit output.
+//! - `load`: the load benchmark tool (a separate tool sharing this crate).
+//!
+//! The suite checks behaviour on the wire, not logs or policy.
+//!
+//! ```
+//! use triproxy_conformance::{memory, trace::{parse, Mode, Protocol}, replay::Outcome};
+//! let text = concat!(
+//!     "# RFC 1928 §3: a greeting without acceptable methods gets X'FF'\n",
+//!     "client: 05 01 80      # one method, a private one\n",
+//!     "server: 05 ff         # NO ACCEPTABLE METHODS\n",
+//!     "client: close\n",
+//!     "server: close\n",
+//! );
+//! let t = parse("socks5/example", Protocol::Socks5, text).unwrap();
+//! assert_eq!(t.title, "RFC 1928 §3: a greeting without acceptable methods gets X'FF'");
+//! assert_eq!(memory::replay(&t, Mode::Split1), Outcome::Pass);
+//! ```
+
+pub mod live;
+pub mod load;
+pub mod matcher;
+pub mod memory;
+pub mod replay;
+pub mod report;
+pub mod trace;
+
+use report::{Report, TraceResult};
+use std::time::Instant;
+use trace::Trace;
+
+/// Replays every trace in each of its modes against our machines in memory.
+pub fn run_memory(suite: &str, traces: &[Trace]) -> Report {
+    let mut report = Report::new(suite, "in-memory machines");
+    for t in traces {
+        for &mode in &t.modes {
+            let start = Instant::now();
+            let outcome = memory::replay(t, mode);
+            report
+                .results
+                .push(TraceResult::new(t, mode, outcome, start.elapsed()));
+        }
+    }
+    report
+}
+
+/// Replays every trace in each of its modes against a live server, one at a time.
+/// `progress` sees each result as it comes.
+pub fn run_live(
+    suite: &str,
+    traces: &[Trace],
+    config: &live::LiveConfig,
+    targets: &live::Targets,
+    mut progress: impl FnMut(&TraceResult),
+) -> Report {
+    let mut report = Report::new(suite, &config.server.to_string());
+    for t in traces {
+        for &mode in &t.modes {
+            let start = Instant::now();
+            let outcome = live::replay(t, mode, config, targets);
+            let r = TraceResult::new(t, mode, outcome, start.elapsed());
+            progress(&r);
+            report.results.push(r);
+        }
+    }
+    report
+}

@@ -1,0 +1,354 @@
+//! The `triproxy-load` command line: `bulk`, `rate`, `idle` and `suite`. The binary only
+//! calls [`main`]; everything it does is in the library so it can be tested.
+
+use super::bulk::{self, BulkConfig};
+use super::idle::{self, IdleConfig};
+use super::rate::{self, RateConfig};
+use super::report;
+use super::suite::{self, SuiteConfig};
+use super::targets::Direction;
+use super::url::{ProxySpec, ProxyUrl};
+use super::LoadError;
+use clap::{Parser, Subcommand, ValueEnum};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+/// Measures SOCKS and HTTP CONNECT proxies on loopback against direct connections.
+#[derive(Debug, Parser)]
+#[command(name = "triproxy-load", version, about)]
+pub struct Cli {
+    /// Executor threads of the tool (rate, idle, suite); default: number of CPUs.
+    #[arg(long, global = true)]
+    threads: Option<usize>,
+    /// Limit for one connection or tunnel opening, in seconds.
+    #[arg(long, global = true, default_value_t = 10.0, value_parser = parse_seconds)]
+    op_timeout: f64,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum DirectionArg {
+    Up,
+    Down,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Bulk throughput of N streams through the proxy.
+    Bulk {
+        /// `direct`, socks5://[user:pass@]host:port, socks4://host:port or http://host:port.
+        #[arg(long, value_parser = parse_url)]
+        proxy: ProxyUrl,
+        /// Parallel streams (1..=64).
+        #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=64))]
+        streams: u16,
+        /// Upload (client to target) or download.
+        #[arg(long, value_enum, default_value_t = DirectionArg::Up)]
+        direction: DirectionArg,
+        /// Measurement window in seconds.
+        #[arg(long, default_value_t = 5.0, value_parser = parse_seconds)]
+        seconds: f64,
+        /// Warm-up before the window, in seconds.
+        #[arg(long, default_value_t = 1.0, value_parser = parse_warmup)]
+        warmup: f64,
+        /// The proxy's pid, for its CPU time.
+        #[arg(long)]
+        pid: Option<u32>,
+    },
+    /// Connection rate and latency of C concurrent clients (64-byte echo each).
+    Rate {
+        /// `direct` or a proxy URL.
+        #[arg(long, value_parser = parse_url)]
+        proxy: ProxyUrl,
+        /// Concurrent clients (1..=4096).
+        #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u16).range(1..=4096))]
+        concurrency: u16,
+        /// Measurement window in seconds.
+        #[arg(long, default_value_t = 5.0, value_parser = parse_seconds)]
+        seconds: f64,
+        /// Warm-up before the window, in seconds.
+        #[arg(long, default_value_t = 1.0, value_parser = parse_warmup)]
+        warmup: f64,
+        /// The proxy's pid, for its CPU time.
+        #[arg(long)]
+        pid: Option<u32>,
+    },
+    /// Memory per idle tunnel with N tunnels open.
+    Idle {
+        /// A proxy URL.
+        #[arg(long, value_parser = parse_url)]
+        proxy: ProxyUrl,
+        /// Tunnels to open and hold (1..=100000).
+        #[arg(long, default_value_t = 9000, value_parser = clap::value_parser!(u64).range(1..=100_000))]
+        tunnels: u64,
+        /// The proxy's pid (required: its memory is what is measured).
+        #[arg(long)]
+        pid: u32,
+    },
+    /// Everything, for several proxies, repeated; prints Markdown tables. An option given
+    /// twice takes the last value (so scripts can append overrides).
+    #[command(args_override_self = true)]
+    Suite {
+        /// `direct` or NAME=URL[,pid=P]; repeat, and repeat a NAME for each endpoint.
+        #[arg(long = "proxy", required = true, value_parser = parse_spec)]
+        proxies: Vec<ProxySpec>,
+        /// Repetitions (1..=15); the tables show medians.
+        #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u8).range(1..=15))]
+        reps: u8,
+        /// Bulk window per case, in seconds.
+        #[arg(long, default_value_t = 3.0, value_parser = parse_seconds)]
+        bulk_seconds: f64,
+        /// Connection-rate window per endpoint, in seconds.
+        #[arg(long, default_value_t = 5.0, value_parser = parse_seconds)]
+        rate_seconds: f64,
+        /// Warm-up before each window, in seconds.
+        #[arg(long, default_value_t = 1.0, value_parser = parse_warmup)]
+        warmup: f64,
+        /// Concurrent clients in the rate test.
+        #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u16).range(1..=4096))]
+        concurrency: u16,
+        /// Idle tunnels per system with a pid (0: skip).
+        #[arg(long, default_value_t = 9000, value_parser = clap::value_parser!(u64).range(0..=100_000))]
+        tunnels: u64,
+        /// Close-first soak per system, in seconds (0: skip).
+        #[arg(long, default_value_t = 30.0, value_parser = parse_warmup)]
+        soak_seconds: f64,
+        /// Also write the Markdown to this file.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+}
+
+fn parse_url(s: &str) -> Result<ProxyUrl, String> {
+    ProxyUrl::parse(s).map_err(|e| e.to_string())
+}
+
+fn parse_spec(s: &str) -> Result<ProxySpec, String> {
+    ProxySpec::parse(s).map_err(|e| e.to_string())
+}
+
+fn parse_number(s: &str, min: f64, max: f64) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(v) if (min..=max).contains(&v) => Ok(v),
+        _ => Err(format!("expected seconds between {min} and {max}")),
+    }
+}
+
+fn parse_seconds(s: &str) -> Result<f64, String> {
+    parse_number(s, 0.05, 3600.0)
+}
+
+fn parse_warmup(s: &str) -> Result<f64, String> {
+    parse_number(s, 0.0, 3600.0)
+}
+
+/// Parses the arguments, runs the command, prints results on stdout (progress on stderr).
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("triproxy-load: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Runs a parsed command line.
+pub fn run(cli: Cli) -> Result<(), LoadError> {
+    let threads = cli
+        .threads
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
+    let op_timeout = Duration::from_secs_f64(cli.op_timeout);
+    match cli.command {
+        Command::Bulk {
+            proxy,
+            streams,
+            direction,
+            seconds,
+            warmup,
+            pid,
+        } => {
+            let r = bulk::run(&BulkConfig {
+                proxy,
+                streams: usize::from(streams),
+                direction: match direction {
+                    DirectionArg::Up => Direction::Up,
+                    DirectionArg::Down => Direction::Down,
+                },
+                duration: Duration::from_secs_f64(seconds),
+                warmup: Duration::from_secs_f64(warmup),
+                pid,
+                connect_timeout: op_timeout,
+            })?;
+            println!("{}", report::bulk_line(&r));
+        }
+        Command::Rate {
+            proxy,
+            concurrency,
+            seconds,
+            warmup,
+            pid,
+        } => {
+            let r = rate::run(&RateConfig {
+                proxy,
+                concurrency: usize::from(concurrency),
+                duration: Duration::from_secs_f64(seconds),
+                warmup: Duration::from_secs_f64(warmup),
+                pid,
+                op_timeout,
+                threads,
+            })?;
+            println!("{}", report::rate_line(&r));
+        }
+        Command::Idle {
+            proxy,
+            tunnels,
+            pid,
+        } => {
+            if proxy.addr.is_none() {
+                return Err(LoadError::Usage(
+                    "idle measures a proxy's memory: give a proxy URL, not direct".into(),
+                ));
+            }
+            let r = idle::run(&IdleConfig {
+                proxy,
+                tunnels,
+                pid,
+                op_timeout,
+                open_limit: Duration::from_secs(120),
+                settle: Duration::from_secs(1),
+                threads,
+            })?;
+            println!("{}", report::idle_line(&r));
+        }
+        Command::Suite {
+            proxies,
+            reps,
+            bulk_seconds,
+            rate_seconds,
+            warmup,
+            concurrency,
+            tunnels,
+            soak_seconds,
+            out,
+        } => {
+            let systems = suite::group(&proxies)?;
+            if !systems.iter().any(suite::System::is_direct) {
+                eprintln!("triproxy-load: no `direct` system: ratios will be n/a");
+            }
+            let config = SuiteConfig {
+                systems,
+                reps: usize::from(reps),
+                bulk_streams: vec![1, 8],
+                bulk_duration: Duration::from_secs_f64(bulk_seconds),
+                rate_duration: Duration::from_secs_f64(rate_seconds),
+                warmup: Duration::from_secs_f64(warmup),
+                concurrency: usize::from(concurrency),
+                tunnels,
+                soak_duration: Duration::from_secs_f64(soak_seconds),
+                threads,
+                op_timeout,
+            };
+            let results = suite::run(config, &mut |line| eprintln!("triproxy-load: {line}"));
+            let md = report::markdown(&results);
+            print!("{md}");
+            if let Some(path) = out {
+                std::fs::write(&path, &md).map_err(LoadError::Setup)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn command_line_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn parses_subcommands() {
+        let cli = Cli::try_parse_from([
+            "triproxy-load",
+            "bulk",
+            "--proxy",
+            "socks5://127.0.0.1:1080",
+            "--streams",
+            "8",
+            "--direction",
+            "down",
+            "--seconds",
+            "2",
+            "--pid",
+            "7",
+        ])
+        .unwrap();
+        assert!(matches!(
+            cli.command,
+            Command::Bulk {
+                streams: 8,
+                direction: DirectionArg::Down,
+                pid: Some(7),
+                ..
+            }
+        ));
+        let cli = Cli::try_parse_from([
+            "triproxy-load",
+            "suite",
+            "--proxy",
+            "direct",
+            "--proxy",
+            "t=socks5://127.0.0.1:1,pid=3",
+            "--reps",
+            "3",
+        ])
+        .unwrap();
+        assert!(
+            matches!(cli.command, Command::Suite { ref proxies, reps: 3, .. } if proxies.len() == 2)
+        );
+        let cli = Cli::try_parse_from([
+            "triproxy-load",
+            "suite",
+            "--proxy",
+            "direct",
+            "--reps",
+            "3",
+            "--reps",
+            "1",
+        ])
+        .unwrap();
+        assert!(
+            matches!(cli.command, Command::Suite { ref proxies, reps: 1, .. } if proxies.len() == 1)
+        );
+        for bad in [
+            &["triproxy-load", "bulk", "--proxy", "socks5://8.8.8.8:1080"][..],
+            &[
+                "triproxy-load",
+                "bulk",
+                "--proxy",
+                "direct",
+                "--streams",
+                "0",
+            ],
+            &[
+                "triproxy-load",
+                "rate",
+                "--proxy",
+                "direct",
+                "--seconds",
+                "-1",
+            ],
+            &["triproxy-load", "idle", "--proxy", "socks5://127.0.0.1:1"],
+            &["triproxy-load", "suite"],
+        ] {
+            assert!(Cli::try_parse_from(bad).is_err(), "{bad:?}");
+        }
+    }
+}

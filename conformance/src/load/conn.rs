@@ -1,0 +1,347 @@
+//! Opening tunnels over real sockets: the [`Handshake`] machine driven on a blocking
+//! `TcpStream` (bulk streams) or on a smol `Async<TcpStream>` (connection rate, idle
+//! tunnels), the errors an operation can end with, and their counts.
+//!
+//! Every call is bounded: blocking sockets get read and write timeouts, async operations
+//! are raced against a timer ([`with_timeout`]). It is not for names, IPv6 SOCKS4 targets
+//! or anything beyond CONNECT.
+
+use super::handshake::{Handshake, HandshakeError};
+use super::url::ProxyUrl;
+use arrayvec::ArrayVec;
+use core::fmt;
+use core::future::Future;
+use smol::io::{AsyncReadExt, AsyncWriteExt};
+use smol::Async;
+use std::io::{self, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::time::{Duration, Instant};
+
+/// Read size during a handshake; bytes after the handshake (at most this many) are handed
+/// back as read-ahead.
+pub const HANDSHAKE_READ: usize = 1024;
+
+/// Bytes read past the end of the handshake: the target's first data.
+pub type ReadAhead = ArrayVec<u8, HANDSHAKE_READ>;
+
+/// How one operation (open a tunnel, echo, hold) failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum OpError {
+    /// TCP connect to the proxy (or, for `direct`, the target) failed.
+    Connect(io::ErrorKind),
+    /// The proxy did not open the tunnel.
+    Handshake(HandshakeError),
+    /// A read or write failed after connecting.
+    Io(io::ErrorKind),
+    /// The operation took longer than its timeout.
+    Timeout,
+    /// The peer closed the connection before the data was complete.
+    Closed,
+    /// The echo came back different from what was sent.
+    EchoMismatch,
+}
+
+impl fmt::Display for OpError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            OpError::Connect(k) => write!(f, "connect: {k}"),
+            OpError::Handshake(e) => write!(f, "handshake: {e}"),
+            OpError::Io(k) => write!(f, "i/o: {k}"),
+            OpError::Timeout => f.write_str("timed out"),
+            OpError::Closed => f.write_str("closed early"),
+            OpError::EchoMismatch => f.write_str("echo differs from what was sent"),
+        }
+    }
+}
+
+impl std::error::Error for OpError {}
+
+impl OpError {
+    fn slot(&self) -> usize {
+        match self {
+            OpError::Connect(_) => 0,
+            OpError::Handshake(_) => 1,
+            OpError::Io(_) => 2,
+            OpError::Timeout => 3,
+            OpError::Closed => 4,
+            OpError::EchoMismatch => 5,
+        }
+    }
+}
+
+fn io_error(e: &io::Error) -> OpError {
+    match e.kind() {
+        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut => OpError::Timeout,
+        io::ErrorKind::UnexpectedEof => OpError::Closed,
+        k => OpError::Io(k),
+    }
+}
+
+/// Errors by kind, with the first one of each kind kept as an example.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ErrorCounts {
+    counts: [u64; 6],
+    first: [Option<OpError>; 6],
+}
+
+impl ErrorCounts {
+    /// Counts one error.
+    pub fn add(&mut self, e: OpError) {
+        let slot = e.slot();
+        if let Some(c) = self.counts.get_mut(slot) {
+            *c += 1;
+        }
+        if let Some(f) = self.first.get_mut(slot) {
+            f.get_or_insert(e);
+        }
+    }
+
+    /// Adds all of `other`.
+    pub fn merge(&mut self, other: &ErrorCounts) {
+        for (slot, (&n, first)) in other.counts.iter().zip(other.first.iter()).enumerate() {
+            if let Some(c) = self.counts.get_mut(slot) {
+                *c += n;
+            }
+            if let (Some(mine), Some(e)) = (self.first.get_mut(slot), first) {
+                mine.get_or_insert(*e);
+            }
+        }
+    }
+
+    /// All errors.
+    pub fn total(&self) -> u64 {
+        self.counts.iter().sum()
+    }
+
+    /// `3 (2 timed out, 1 connect: connection refused)`-style summary; `0` when none.
+    pub fn summary(&self) -> String {
+        let total = self.total();
+        if total == 0 {
+            return "0".to_owned();
+        }
+        let parts: Vec<String> = self
+            .counts
+            .iter()
+            .zip(self.first.iter())
+            .filter_map(|(&n, e)| e.filter(|_| n > 0).map(|e| format!("{n} {e}")))
+            .collect();
+        format!("{total} ({})", parts.join(", "))
+    }
+}
+
+/// Races `fut` against a timer of `limit`.
+pub async fn with_timeout<T>(
+    limit: Duration,
+    fut: impl Future<Output = Result<T, OpError>>,
+) -> Result<T, OpError> {
+    smol::future::or(fut, async {
+        smol::Timer::after(limit).await;
+        Err(OpError::Timeout)
+    })
+    .await
+}
+
+/// The address to dial: the proxy, or the target itself for `direct`.
+fn first_hop(proxy: &ProxyUrl, target: SocketAddr) -> SocketAddr {
+    proxy.addr.unwrap_or(target)
+}
+
+/// Connects (through `proxy`, or directly) to `target` on a blocking socket whose reads and
+/// writes time out after `timeout`, and completes the handshake.
+pub fn open_blocking(
+    proxy: &ProxyUrl,
+    target: SocketAddr,
+    timeout: Duration,
+) -> Result<(TcpStream, ReadAhead), OpError> {
+    let mut stream = TcpStream::connect_timeout(&first_hop(proxy, target), timeout)
+        .map_err(|e| OpError::Connect(e.kind()))?;
+    stream
+        .set_read_timeout(Some(timeout))
+        .and_then(|()| stream.set_write_timeout(Some(timeout)))
+        .and_then(|()| stream.set_nodelay(true))
+        .map_err(|e| OpError::Io(e.kind()))?;
+    let mut hs =
+        Handshake::new(Instant::now(), proxy, target, timeout).map_err(OpError::Handshake)?;
+    let mut buf = [0u8; HANDSHAKE_READ];
+    let mut have = 0;
+    loop {
+        if !hs.pending().is_empty() {
+            stream.write_all(hs.pending()).map_err(|e| io_error(&e))?;
+            let n = hs.pending().len();
+            hs.sent(n);
+        }
+        if hs.is_done() {
+            break;
+        }
+        let n = stream
+            .read(buf.get_mut(have..).unwrap_or_default())
+            .map_err(|e| io_error(&e))?;
+        if n == 0 {
+            return Err(OpError::Handshake(
+                hs.handle_eof().unwrap_or(HandshakeError::Closed),
+            ));
+        }
+        have += n;
+        let used = hs
+            .handle_input(Instant::now(), buf.get(..have).unwrap_or_default())
+            .map_err(OpError::Handshake)?
+            .min(have);
+        buf.copy_within(used..have, 0);
+        have -= used;
+        if have == buf.len() && !hs.is_done() {
+            // A message longer than the buffer: the machines cap theirs below this.
+            return Err(OpError::Handshake(HandshakeError::HttpHeadTooLong));
+        }
+    }
+    let mut ahead = ReadAhead::new();
+    // Cannot fail: `have` is at most the buffer length, which is the capacity.
+    let _ = ahead.try_extend_from_slice(buf.get(..have).unwrap_or_default());
+    Ok((stream, ahead))
+}
+
+/// [`open_blocking`] on smol: connects and completes the handshake, both within `timeout`.
+pub async fn open_async(
+    proxy: &ProxyUrl,
+    target: SocketAddr,
+    timeout: Duration,
+) -> Result<(Async<TcpStream>, ReadAhead), OpError> {
+    with_timeout(timeout, async {
+        let mut stream = Async::<TcpStream>::connect(first_hop(proxy, target))
+            .await
+            .map_err(|e| OpError::Connect(e.kind()))?;
+        stream
+            .get_ref()
+            .set_nodelay(true)
+            .map_err(|e| OpError::Io(e.kind()))?;
+        let mut hs =
+            Handshake::new(Instant::now(), proxy, target, timeout).map_err(OpError::Handshake)?;
+        let mut buf = [0u8; HANDSHAKE_READ];
+        let mut have = 0;
+        loop {
+            if !hs.pending().is_empty() {
+                stream
+                    .write_all(hs.pending())
+                    .await
+                    .map_err(|e| io_error(&e))?;
+                let n = hs.pending().len();
+                hs.sent(n);
+            }
+            if hs.is_done() {
+                break;
+            }
+            let n = stream
+                .read(buf.get_mut(have..).unwrap_or_default())
+                .await
+                .map_err(|e| io_error(&e))?;
+            if n == 0 {
+                return Err(OpError::Handshake(
+                    hs.handle_eof().unwrap_or(HandshakeError::Closed),
+                ));
+            }
+            have += n;
+            let used = hs
+                .handle_input(Instant::now(), buf.get(..have).unwrap_or_default())
+                .map_err(OpError::Handshake)?
+                .min(have);
+            buf.copy_within(used..have, 0);
+            have -= used;
+            if have == buf.len() && !hs.is_done() {
+                return Err(OpError::Handshake(HandshakeError::HttpHeadTooLong));
+            }
+        }
+        let mut ahead = ReadAhead::new();
+        let _ = ahead.try_extend_from_slice(buf.get(..have).unwrap_or_default());
+        Ok((stream, ahead))
+    })
+    .await
+}
+
+/// Reads exactly `out.len()` bytes, taking them from `ahead` first.
+pub async fn read_exact_after(
+    stream: &mut Async<TcpStream>,
+    ahead: &[u8],
+    out: &mut [u8],
+) -> Result<(), OpError> {
+    let from_ahead = ahead.len().min(out.len());
+    let (first, rest) = out.split_at_mut(from_ahead);
+    first.copy_from_slice(ahead.get(..from_ahead).unwrap_or_default());
+    if rest.is_empty() {
+        return Ok(());
+    }
+    stream.read_exact(rest).await.map_err(|e| io_error(&e))
+}
+
+/// Writes bytes on an async stream, mapping the error.
+pub async fn write_all_async(stream: &mut Async<TcpStream>, bytes: &[u8]) -> Result<(), OpError> {
+    stream.write_all(bytes).await.map_err(|e| io_error(&e))
+}
+
+/// Reads until end of stream (discarding), at most `limit` bytes.
+pub async fn drain_to_eof(stream: &mut Async<TcpStream>, limit: u64) -> Result<(), OpError> {
+    let mut buf = [0u8; 512];
+    let mut seen = 0u64;
+    loop {
+        let n = stream.read(&mut buf).await.map_err(|e| io_error(&e))?;
+        if n == 0 {
+            return Ok(());
+        }
+        seen += n as u64;
+        if seen > limit {
+            return Err(OpError::EchoMismatch);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counts_by_kind_and_keeps_first_example() {
+        let mut c = ErrorCounts::default();
+        assert_eq!(c.summary(), "0");
+        c.add(OpError::Timeout);
+        c.add(OpError::Connect(io::ErrorKind::ConnectionRefused));
+        c.add(OpError::Connect(io::ErrorKind::AddrNotAvailable));
+        let mut d = ErrorCounts::default();
+        d.add(OpError::EchoMismatch);
+        d.add(OpError::Timeout);
+        c.merge(&d);
+        assert_eq!(c.total(), 5);
+        let s = c.summary();
+        assert!(s.starts_with("5 ("), "{s}");
+        assert!(s.contains("2 connect: connection refused"), "{s}");
+        assert!(s.contains("2 timed out"), "{s}");
+        assert!(s.contains("1 echo differs"), "{s}");
+    }
+
+    #[test]
+    fn io_errors_map_to_kinds() {
+        assert_eq!(
+            io_error(&io::Error::from(io::ErrorKind::WouldBlock)),
+            OpError::Timeout
+        );
+        assert_eq!(
+            io_error(&io::Error::from(io::ErrorKind::UnexpectedEof)),
+            OpError::Closed
+        );
+        assert_eq!(
+            io_error(&io::Error::from(io::ErrorKind::ConnectionReset)),
+            OpError::Io(io::ErrorKind::ConnectionReset)
+        );
+    }
+
+    #[test]
+    fn connect_refused_is_a_connect_error() {
+        // Bind then drop: nothing listens on that port any more.
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap();
+        let r = open_blocking(&ProxyUrl::DIRECT, port, Duration::from_secs(1));
+        assert!(matches!(r, Err(OpError::Connect(_))), "{r:?}");
+        let r = smol::block_on(open_async(&ProxyUrl::DIRECT, port, Duration::from_secs(1)));
+        assert!(matches!(r, Err(OpError::Connect(_))), "{r:?}");
+    }
+}

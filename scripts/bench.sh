@@ -1,0 +1,216 @@
+#!/usr/bin/env bash
+# The benchmark behind BENCHMARKS.md, in one command:
+#
+#   scripts/bench.sh [extra triproxy-load suite options, e.g. --reps 5 --rate-seconds 10]
+#
+# It builds the release binaries, installs the peers (microsocks, Dante, tinyproxy) with apt
+# if they are missing and this is a root shell on Debian/Ubuntu (set BENCH_NO_INSTALL=1 to
+# skip), starts triproxy on both runtimes and every installed peer on fixed loopback ports,
+# runs `triproxy-load suite` (3 repetitions by default), writes target/bench/results.md and
+# stops every process it started. Nothing listens beyond 127.0.0.1. CI does not run it: it
+# takes about 15 minutes and wants a quiet machine.
+#
+# Ports (all 127.0.0.1): triproxy std 21080 (SOCKS) and 21081 (SOCKS, auth strong);
+# triproxy smol 21180 / 21181; microsocks 21280 / 21281 (auth, its own process);
+# Dante 21380 (SOCKS4 and SOCKS5, no auth); tinyproxy 21480 (HTTP CONNECT).
+set -euo pipefail
+
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+OUT=$ROOT/target/bench
+mkdir -p "$OUT"
+
+log() { printf 'bench: %s\n' "$*" >&2; }
+
+PIDS=()
+cleanup() {
+    local pid
+    for pid in "${PIDS[@]}"; do
+        kill "$pid" 2>/dev/null || true
+    done
+    for pid in "${PIDS[@]}"; do
+        wait "$pid" 2>/dev/null || true
+    done
+}
+trap cleanup EXIT INT TERM
+
+# Idle tunnels need about two descriptors each in the tool and in every proxy.
+ulimit -n "$(ulimit -Hn)"
+if [ "$(ulimit -n)" != unlimited ] && [ "$(ulimit -n)" -lt 19000 ]; then
+    log "warning: open-file limit $(ulimit -n) is below 19000; 9000 idle tunnels may not fit"
+fi
+
+log "building release binaries"
+cargo build --release -p triproxy -p triproxy-conformance --bin triproxy --bin triproxy-load
+TRIPROXY=$ROOT/target/release/triproxy
+LOAD=$ROOT/target/release/triproxy-load
+
+install_peers() {
+    local missing=()
+    command -v microsocks >/dev/null || missing+=(microsocks)
+    command -v danted >/dev/null || missing+=(dante-server)
+    command -v tinyproxy >/dev/null || missing+=(tinyproxy)
+    [ ${#missing[@]} -eq 0 ] && return 0
+    if [ -n "${BENCH_NO_INSTALL:-}" ] || [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null; then
+        log "not installing ${missing[*]} (needs root and apt-get); those peers are skipped"
+        return 0
+    fi
+    log "installing ${missing[*]}"
+    # Keep the packages' init scripts from starting system-wide daemons.
+    local guard=""
+    if [ ! -e /usr/sbin/policy-rc.d ]; then
+        printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d
+        chmod 755 /usr/sbin/policy-rc.d
+        guard=/usr/sbin/policy-rc.d
+    fi
+    DEBIAN_FRONTEND=noninteractive apt-get update -qq || true
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" \
+        || log "apt-get failed; missing peers are skipped"
+    [ -n "$guard" ] && rm -f "$guard"
+    return 0
+}
+install_peers
+
+# Waits until PORT on 127.0.0.1 is listening, or fails after 10 s.
+wait_port() {
+    local port=$1 i
+    for i in $(seq 100); do
+        if ss -Hltn "sport = :$port" 2>/dev/null | grep -q .; then
+            return 0
+        fi
+        sleep 0.1
+    done
+    return 1
+}
+
+for port in 21080 21081 21180 21181 21280 21281 21380 21480; do
+    if ss -Hltn "sport = :$port" 2>/dev/null | grep -q .; then
+        log "port $port is already in use; stop whatever listens there first"
+        exit 1
+    fi
+done
+
+SPECS=(--proxy direct)
+
+start_triproxy() {
+    local runtime=$1 port=$2 auth_port=$3 cfg=$OUT/triproxy-$1.cfg
+    cat >"$cfg" <<EOF
+# triproxy $runtime for scripts/bench.sh: no log, both services on loopback.
+maxconn 20000
+socks -p$port -i127.0.0.1
+users bench:CL:bench
+auth strong
+socks -p$auth_port -i127.0.0.1
+EOF
+    "$TRIPROXY" --runtime "$runtime" "$cfg" >"$OUT/triproxy-$runtime.out" 2>"$OUT/triproxy-$runtime.err" &
+    local pid=$!
+    PIDS+=("$pid")
+    local i
+    for i in $(seq 100); do
+        if grep -q "listening on 127.0.0.1:$auth_port" "$OUT/triproxy-$runtime.err"; then
+            break
+        fi
+        sleep 0.1
+    done
+    if ! grep -q "listening on 127.0.0.1:$auth_port" "$OUT/triproxy-$runtime.err"; then
+        log "triproxy --runtime $runtime did not start:"
+        cat "$OUT/triproxy-$runtime.err" >&2
+        exit 1
+    fi
+    local name=triproxy-$runtime
+    SPECS+=(--proxy "$name=socks5://127.0.0.1:$port,pid=$pid"
+        --proxy "$name=socks5://bench:bench@127.0.0.1:$auth_port,pid=$pid"
+        --proxy "$name=socks4://127.0.0.1:$port,pid=$pid")
+}
+
+start_triproxy std 21080 21081
+start_triproxy smol 21180 21181
+
+if command -v microsocks >/dev/null; then
+    microsocks -i 127.0.0.1 -p 21280 >"$OUT/microsocks.log" 2>&1 &
+    m1=$!
+    PIDS+=("$m1")
+    microsocks -i 127.0.0.1 -p 21281 -u bench -P bench >"$OUT/microsocks-auth.log" 2>&1 &
+    m2=$!
+    PIDS+=("$m2")
+    if wait_port 21280 && wait_port 21281; then
+        SPECS+=(--proxy "microsocks=socks5://127.0.0.1:21280,pid=$m1"
+            --proxy "microsocks=socks5://bench:bench@127.0.0.1:21281,pid=$m2")
+    else
+        log "microsocks did not start; skipped"
+    fi
+fi
+
+if command -v danted >/dev/null; then
+    cat >"$OUT/danted.conf" <<'EOF'
+# Dante for scripts/bench.sh: SOCKS4 and SOCKS5 without authentication, loopback only.
+logoutput: /dev/null
+internal: 127.0.0.1 port = 21380
+external: 127.0.0.1
+clientmethod: none
+socksmethod: none
+user.privileged: root
+user.unprivileged: nobody
+client pass { from: 127.0.0.0/8 to: 0.0.0.0/0 }
+socks pass { from: 127.0.0.0/8 to: 127.0.0.0/8 command: connect }
+EOF
+    danted -f "$OUT/danted.conf" -p "$OUT/danted.pid" >"$OUT/danted.log" 2>&1 &
+    d=$!
+    PIDS+=("$d")
+    if wait_port 21380; then
+        SPECS+=(--proxy "dante=socks5://127.0.0.1:21380,pid=$d"
+            --proxy "dante=socks4://127.0.0.1:21380,pid=$d")
+    else
+        log "Dante did not start; skipped"
+        cat "$OUT/danted.log" >&2
+    fi
+fi
+
+if command -v tinyproxy >/dev/null; then
+    group=nogroup
+    getent group nogroup >/dev/null || group=nobody
+    cat >"$OUT/tinyproxy.conf" <<EOF
+# tinyproxy for scripts/bench.sh: CONNECT to any port, loopback only, quiet.
+User nobody
+Group $group
+Port 21480
+Listen 127.0.0.1
+Timeout 600
+MaxClients 20000
+Allow 127.0.0.1
+LogLevel Critical
+DisableViaHeader Yes
+EOF
+    tinyproxy -d -c "$OUT/tinyproxy.conf" >"$OUT/tinyproxy.log" 2>&1 &
+    t=$!
+    PIDS+=("$t")
+    if wait_port 21480; then
+        SPECS+=(--proxy "tinyproxy=http://127.0.0.1:21480,pid=$t")
+    else
+        log "tinyproxy did not start; skipped"
+        cat "$OUT/tinyproxy.log" >&2
+    fi
+fi
+
+CMD=("$LOAD" suite --reps 3 "${SPECS[@]}" "$@")
+log "running: ${CMD[*]}"
+"${CMD[@]}" >"$OUT/tables.md"
+
+{
+    echo "# triproxy benchmark results"
+    echo
+    echo "- date: $(date -u '+%Y-%m-%d %H:%M UTC')"
+    echo "- machine: $(nproc) CPUs ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')), $(free -g | awk '/^Mem:/ {print $2}') GiB RAM, kernel $(uname -r)"
+    echo "- load average at the end: $(cut -d' ' -f1-3 /proc/loadavg)"
+    echo "- triproxy: $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown) (working tree may differ)"
+    echo "- peers: microsocks $(dpkg-query -W -f '${Version}' microsocks 2>/dev/null || echo absent), Dante $(dpkg-query -W -f '${Version}' dante-server 2>/dev/null || echo absent), tinyproxy $(dpkg-query -W -f '${Version}' tinyproxy 2>/dev/null || echo absent)"
+    echo
+    echo "Command (ports and pids from this run):"
+    echo
+    echo '```'
+    echo "${CMD[*]}" | sed "s|$ROOT/||g"
+    echo '```'
+    echo
+    cat "$OUT/tables.md"
+} >"$OUT/results.md"
+log "results in $OUT/results.md"
