@@ -14,7 +14,8 @@ cd "$(dirname "$0")/.."
 
 OUT=target/conformance
 BASE_PORT="${CONFORMANCE_PORT_BASE:-17080}"
-DENIED=127.0.0.2:9            # configured as refused in triproxy and Dante
+DENIED=127.0.0.1:9            # refused by ACL in triproxy and Dante; a peer without ACLs
+                              # reaches 127.0.0.1:9, where nothing listens (loopback only)
 USER_NAME=tester
 USER_PASS=secret-pass
 mkdir -p "$OUT"
@@ -87,7 +88,7 @@ run() {
 
 OURS_FAILED=0
 OPEN_CFG="auth iponly
-deny * * ${DENIED%:*}
+deny * * ${DENIED%:*} ${DENIED##*:}
 allow * 127.0.0.1
 socks -p0 -i127.0.0.1
 "
@@ -120,7 +121,7 @@ clientmethod: none
 socksmethod: none
 user.unprivileged: nobody
 client pass { from: 127.0.0.0/8 to: 0.0.0.0/0 }
-socks block { from: 0.0.0.0/0 to: ${DENIED%:*}/32 }
+socks block { from: 0.0.0.0/0 to: ${DENIED%:*}/32 port = ${DENIED##*:} }
 socks pass { from: 127.0.0.0/8 to: 0.0.0.0/0 command: bind connect udpassociate }
 socks pass { from: 0.0.0.0/0 to: 127.0.0.0/8 command: bindreply udpreply }
 EOF

@@ -15,8 +15,8 @@ use triproxy_conformance::replay::Outcome;
 use triproxy_conformance::report::Report;
 use triproxy_conformance::trace::{self, Protocol, Trace};
 
-const DENIED: &str = "127.0.0.2:9";
-const OPEN: &str = "auth iponly\ndeny * * 127.0.0.2\nallow * 127.0.0.1\nsocks -p0 -i127.0.0.1\n";
+const DENIED: &str = "127.0.0.1:9";
+const OPEN: &str = "auth iponly\ndeny * * 127.0.0.1 9\nallow * 127.0.0.1\nsocks -p0 -i127.0.0.1\n";
 const STRONG: &str =
     "users tester:CL:secret-pass\nauth strong\nallow tester\nsocks -p0 -i127.0.0.1\n";
 
