@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use triproxy_policy::service::{RelayMode, ServicePolicy, SourceAddrs};
 use triproxy_policy::session::{ConnectError, Intent, Session, MAX_CONNECT_ADDRS};
-use triproxy_runtime_std::{net, Hooks, HANDSHAKE_BUFFER};
+use triproxy_runtime_std::{net, HandshakeInput, Hooks};
 
 /// What the handshake hands to the relay phase.
 struct Tunnel {
@@ -65,8 +65,7 @@ async fn handshake(
         return None;
     };
     let mut session = Session::new(Instant::now(), policy, peer, local, (hooks.civil_time)());
-    let mut buf = [0u8; HANDSHAKE_BUFFER];
-    let mut len = 0usize;
+    let mut input = HandshakeInput::default();
     let mut target: Option<Async<TcpStream>> = None;
     loop {
         while let Some(t) = session.poll_transmit() {
@@ -103,7 +102,7 @@ async fn handshake(
                             return Some(Tunnel {
                                 session,
                                 target,
-                                pending: buf.get(..len).unwrap_or_default().to_vec(),
+                                pending: input.pending().to_vec(),
                                 idle_timeout,
                                 mode,
                             })
@@ -127,8 +126,8 @@ async fn handshake(
                 continue;
             }
         }
-        let Some(space) = buf.get_mut(len..).filter(|s| !s.is_empty()) else {
-            session.handle_client_eof(Instant::now());
+        let Some(space) = input.space() else {
+            input.on_full(&mut session);
             continue;
         };
         let read = async { { client }.read(space).await };
@@ -142,18 +141,7 @@ async fn handshake(
             }
             None => read.await,
         };
-        match result {
-            Ok(0) => session.handle_client_eof(Instant::now()),
-            Ok(n) => {
-                len += n;
-                let used = session.handle_input(Instant::now(), &buf[..len]).min(len);
-                buf.copy_within(used..len, 0);
-                len -= used;
-            }
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) if e.kind() == io::ErrorKind::TimedOut => session.handle_timeout(Instant::now()),
-            Err(_) => session.handle_client_eof(Instant::now()),
-        }
+        input.on_read(&mut session, result);
     }
 }
 

@@ -5,16 +5,17 @@
 //! flight), which is what keeps thousands of idle tunnels cheap.
 
 use async_io::{Async, Timer};
-use futures_lite::{future, AsyncWriteExt, FutureExt};
+use futures_lite::{future, FutureExt};
 use std::net::{Shutdown, TcpStream};
 use std::time::Duration;
 use triproxy_policy::service::RelayMode;
-use triproxy_policy::session::{RelayEnd, RelayReport};
+use triproxy_policy::session::RelayReport;
 use triproxy_runtime_std::pump::{Progress, Pump};
 use triproxy_runtime_std::relay::{classify, Activity, PumpEnd};
 
 /// Relays between `client` and `target` until both directions are done; `pending` client
-/// bytes (pipelined with the handshake) go to the target first.
+/// bytes (pipelined with the handshake) go to the target first (the upstream pump holds
+/// them).
 pub(crate) async fn relay(
     client: &Async<TcpStream>,
     target: &Async<TcpStream>,
@@ -22,21 +23,9 @@ pub(crate) async fn relay(
     mode: RelayMode,
     idle_timeout: Duration,
 ) -> RelayReport {
-    let mut bytes_out = 0u64;
-    if !pending.is_empty() {
-        if { target }.write_all(&pending).await.is_err() {
-            shutdown_both(client, target);
-            return RelayReport {
-                bytes_in: 0,
-                bytes_out: 0,
-                end: RelayEnd::ServerError,
-            };
-        }
-        bytes_out = pending.len() as u64;
-    }
-    drop(pending);
     let activity = Activity::new();
-    let mut up = Pump::new(mode);
+    let mut up = Pump::with_pending(mode, &pending);
+    drop(pending); // copied into the pump: not kept for the life of the tunnel
     let mut down = Pump::new(mode);
     let pumps = future::zip(
         drive(&mut up, client, target, &activity),
@@ -55,7 +44,7 @@ pub(crate) async fn relay(
     let (u, d) = pumps.or(watchdog).await;
     RelayReport {
         bytes_in: down.moved(),
-        bytes_out: bytes_out + up.moved(),
+        bytes_out: up.moved(),
         end: classify(u, d),
     }
 }

@@ -2,19 +2,14 @@
 //! intent in order (resolve, connect, relay, log, close) and feeds the answers back.
 
 use crate::hooks::Hooks;
+use crate::input::HandshakeInput;
 use crate::{net, relay};
-use std::io::{self, Read, Write};
+use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::sync::Arc;
 use std::time::Instant;
 use triproxy_policy::service::ServicePolicy;
 use triproxy_policy::session::{Intent, Session};
-
-/// Bytes of handshake input held per connection. The longest SOCKS message (a SOCKS4a
-/// request with a 255-byte user id and a 255-byte name) is 520 bytes, so one whole message
-/// always fits; anything the machine leaves unconsumed after the request is pipelined
-/// client data for the target.
-pub const HANDSHAKE_BUFFER: usize = 1024;
 
 /// Serves one client (accepted from `peer` by a listener on `listen`) until its session
 /// ends; both sockets are closed on return.
@@ -30,8 +25,7 @@ pub fn serve_connection(
         return;
     };
     let mut session = Session::new(Instant::now(), policy, peer, local, (hooks.civil_time)());
-    let mut buf = [0u8; HANDSHAKE_BUFFER];
-    let mut len = 0usize;
+    let mut input = HandshakeInput::default();
     let mut target: Option<TcpStream> = None;
     loop {
         while let Some(t) = session.poll_transmit() {
@@ -59,14 +53,13 @@ pub fn serve_connection(
                 Intent::Relay { idle_timeout, mode } => {
                     let _ = client.set_read_timeout(None);
                     let report = match &target {
-                        Some(t) => relay::relay(&client, t, &buf[..len], mode, idle_timeout),
+                        Some(t) => relay::relay(&client, t, input.pending(), mode, idle_timeout),
                         None => triproxy_policy::session::RelayReport {
                             bytes_in: 0,
                             bytes_out: 0,
                             end: triproxy_policy::session::RelayEnd::ServerError,
                         },
                     };
-                    len = 0;
                     session.handle_relay_end(Instant::now(), report);
                 }
                 Intent::Log(record) => (hooks.log)(&record),
@@ -91,30 +84,11 @@ pub fn serve_connection(
                 let _ = client.set_read_timeout(None);
             }
         }
-        let Some(space) = buf.get_mut(len..).filter(|s| !s.is_empty()) else {
-            // Cannot happen with a correct machine (a whole message always fits); end the
-            // connection rather than spin.
-            session.handle_client_eof(Instant::now());
+        let Some(space) = input.space() else {
+            input.on_full(&mut session);
             continue;
         };
-        match (&client).read(space) {
-            Ok(0) => session.handle_client_eof(Instant::now()),
-            Ok(n) => {
-                len += n;
-                let used = session.handle_input(Instant::now(), &buf[..len]).min(len);
-                buf.copy_within(used..len, 0);
-                len -= used;
-            }
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
-                ) =>
-            {
-                session.handle_timeout(Instant::now())
-            }
-            Err(_) => session.handle_client_eof(Instant::now()),
-        }
+        let result = (&client).read(space);
+        input.on_read(&mut session, result);
     }
 }

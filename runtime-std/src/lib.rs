@@ -10,6 +10,7 @@
 
 mod driver;
 mod hooks;
+mod input;
 pub mod net;
 mod pool;
 pub mod pump;
@@ -17,6 +18,7 @@ pub mod relay;
 mod service;
 mod sys;
 
-pub use driver::{serve_connection, HANDSHAKE_BUFFER};
+pub use driver::serve_connection;
 pub use hooks::Hooks;
+pub use input::{HandshakeInput, HANDSHAKE_BUFFER};
 pub use service::{spawn_service, ServiceHandle};

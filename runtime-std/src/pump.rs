@@ -67,6 +67,25 @@ impl Pump {
         }
     }
 
+    /// A pump whose first bytes to deliver are `bytes` (client data that arrived with the
+    /// handshake), before anything read from `src`. At most one pool buffer (64 KiB).
+    pub fn with_pending(mode: RelayMode, bytes: &[u8]) -> Self {
+        let mut pump = Pump::new(mode);
+        if !bytes.is_empty() {
+            let mut buf = pool::take_buffer();
+            let n = bytes.len().min(buf.len());
+            if let (Some(dst), Some(src)) = (buf.get_mut(..n), bytes.get(..n)) {
+                dst.copy_from_slice(src);
+            }
+            pump.held = Held::Buffer {
+                buf,
+                start: 0,
+                end: n,
+            };
+        }
+        pump
+    }
+
     /// Bytes delivered to `dst` so far.
     pub fn moved(&self) -> u64 {
         self.moved
@@ -211,6 +230,51 @@ impl Pump {
                 pool::give_buffer(buf);
                 Err(e)
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::{Read, Write};
+    use std::net::TcpListener;
+
+    /// A connected pair of loopback sockets.
+    fn pair() -> (TcpStream, TcpStream) {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let a = TcpStream::connect(l.local_addr().unwrap()).unwrap();
+        let (b, _) = l.accept().unwrap();
+        (a, b)
+    }
+
+    #[test]
+    fn delivers_preloaded_bytes_first_then_the_stream_then_the_fin() {
+        for mode in [RelayMode::ZeroCopy, RelayMode::Buffered] {
+            // writer -> src ... pump ... dst -> reader
+            let (mut writer, src) = pair();
+            let (dst, mut reader) = pair();
+            src.set_nonblocking(true).unwrap();
+            dst.set_nonblocking(true).unwrap();
+            let mut pump = Pump::with_pending(mode, b"early:");
+            writer.write_all(b"stream").unwrap();
+            writer.shutdown(Shutdown::Write).unwrap();
+            let mut done = None;
+            for _ in 0..1000 {
+                match pump.run(&src, &dst).0 {
+                    Progress::Done(end) => {
+                        done = Some(end);
+                        break;
+                    }
+                    _ => std::thread::sleep(std::time::Duration::from_millis(1)),
+                }
+            }
+            assert_eq!(done, Some(PumpEnd::Eof), "{mode:?}");
+            assert_eq!(pump.moved(), 12);
+            assert!(!pump.is_holding(), "nothing held after the end");
+            let mut got = Vec::new();
+            reader.read_to_end(&mut got).unwrap();
+            assert_eq!(got, b"early:stream", "{mode:?}: order kept, FIN passed on");
         }
     }
 }

@@ -9,7 +9,6 @@
 
 use crate::pump::{Progress, Pump};
 use crate::sys::{self, POLLIN, POLLOUT};
-use std::io::Write;
 use std::net::{Shutdown, TcpStream};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -83,7 +82,7 @@ impl Activity {
 }
 
 /// Relays between `client` and `target` until both directions are done. `pending` holds
-/// client bytes that arrived with the handshake; they are written to the target first.
+/// client bytes that arrived with the handshake; the upstream pump delivers them first.
 /// Both sockets are left non-blocking.
 pub fn relay(
     client: &TcpStream,
@@ -92,28 +91,15 @@ pub fn relay(
     mode: RelayMode,
     idle_timeout: Duration,
 ) -> RelayReport {
-    let mut bytes_out = 0u64;
-    if !pending.is_empty() {
-        let _ = target.set_write_timeout(Some(idle_timeout));
-        if (&*target).write_all(pending).is_err() {
-            shutdown_both(client, target);
-            return RelayReport {
-                bytes_in: 0,
-                bytes_out: 0,
-                end: RelayEnd::ServerError,
-            };
-        }
-        bytes_out = pending.len() as u64;
-    }
     if client.set_nonblocking(true).is_err() || target.set_nonblocking(true).is_err() {
         shutdown_both(client, target);
         return RelayReport {
             bytes_in: 0,
-            bytes_out,
+            bytes_out: 0,
             end: RelayEnd::ClientError,
         };
     }
-    let mut up = Pump::new(mode); // client -> target
+    let mut up = Pump::with_pending(mode, pending); // client -> target
     let mut down = Pump::new(mode); // target -> client
     let mut up_end: Option<PumpEnd> = None;
     let mut down_end: Option<PumpEnd> = None;
@@ -156,7 +142,7 @@ pub fn relay(
         if let (Some(u), Some(d)) = (up_end, down_end) {
             return RelayReport {
                 bytes_in: down.moved(),
-                bytes_out: bytes_out + up.moved(),
+                bytes_out: up.moved(),
                 end: classify(u, d),
             };
         }
@@ -170,7 +156,7 @@ pub fn relay(
             shutdown_both(client, target);
             return RelayReport {
                 bytes_in: down.moved(),
-                bytes_out: bytes_out + up.moved(),
+                bytes_out: up.moved(),
                 end: RelayEnd::IdleTimeout,
             };
         }
@@ -184,7 +170,7 @@ pub fn relay(
                 shutdown_both(client, target);
                 return RelayReport {
                     bytes_in: down.moved(),
-                    bytes_out: bytes_out + up.moved(),
+                    bytes_out: up.moved(),
                     end: RelayEnd::ClientError,
                 };
             }

@@ -1,0 +1,73 @@
+//! The handshake input buffer of one connection and what a client read means for the
+//! session, shared by both runtimes' drivers.
+
+use std::io;
+use std::time::Instant;
+use triproxy_policy::session::Session;
+
+/// Bytes of handshake input held per connection. The longest SOCKS message (a SOCKS4a
+/// request with a 255-byte user id and a 255-byte name) is 520 bytes, so one whole message
+/// always fits; anything the machine leaves unconsumed after the request is pipelined
+/// client data for the target.
+pub const HANDSHAKE_BUFFER: usize = 1024;
+
+/// Client bytes read during the handshake and not yet consumed by the session.
+#[derive(Debug)]
+pub struct HandshakeInput {
+    buf: [u8; HANDSHAKE_BUFFER],
+    len: usize,
+}
+
+impl Default for HandshakeInput {
+    fn default() -> Self {
+        HandshakeInput {
+            buf: [0; HANDSHAKE_BUFFER],
+            len: 0,
+        }
+    }
+}
+
+impl HandshakeInput {
+    /// Room for the next read, or `None` when the buffer is full (which a correct machine
+    /// never lets happen: [`Self::on_read`] then ends the session instead of spinning).
+    pub fn space(&mut self) -> Option<&mut [u8]> {
+        self.buf.get_mut(self.len..).filter(|s| !s.is_empty())
+    }
+
+    /// Tells `session` what a read into [`Self::space`] gave: bytes (fed to the machine;
+    /// what it does not consume stays here), end of stream, a timeout, or an error.
+    pub fn on_read(&mut self, session: &mut Session, result: io::Result<usize>) {
+        let now = Instant::now();
+        match result {
+            Ok(0) => session.handle_client_eof(now),
+            Ok(n) => {
+                self.len = (self.len + n).min(HANDSHAKE_BUFFER);
+                let used = session
+                    .handle_input(now, &self.buf[..self.len])
+                    .min(self.len);
+                self.buf.copy_within(used..self.len, 0);
+                self.len -= used;
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                ) =>
+            {
+                session.handle_timeout(now)
+            }
+            Err(_) => session.handle_client_eof(now),
+        }
+    }
+
+    /// Ends a session whose buffer is full (see [`Self::space`]).
+    pub fn on_full(&mut self, session: &mut Session) {
+        session.handle_client_eof(Instant::now());
+    }
+
+    /// Bytes the client sent after its request (pipelined data for the target).
+    pub fn pending(&self) -> &[u8] {
+        self.buf.get(..self.len).unwrap_or_default()
+    }
+}
