@@ -39,7 +39,62 @@ both_runtimes!(
     bad_input_gets_the_right_reply,
     pipelined_handshake_and_data,
     external_source_address_and_backlog,
+    bind_two_replies_and_relay,
 );
+
+/// SOCKS5 BIND: the first reply says where to connect, a peer connects there, the second
+/// reply names the peer, then bytes flow both ways; a peer from another address is refused.
+fn bind_two_replies_and_relay(runtime: &str) {
+    let d = Daemon::start(OPEN, runtime);
+    let mut s = connect(d.addr);
+    s.write_all(&[5, 1, 0, 5, 2, 0, 1, 127, 0, 0, 1, 0, 0])
+        .unwrap();
+    assert_eq!(read_n(&mut s, 2), [5, 0]);
+    let first = read_n(&mut s, 10);
+    assert_eq!(first[..4], [5, 0, 0, 1]);
+    let bnd = SocketAddr::from((
+        [first[4], first[5], first[6], first[7]],
+        u16::from_be_bytes([first[8], first[9]]),
+    ));
+    assert_eq!(bnd.ip().to_string(), "127.0.0.1");
+    let mut peer = std::net::TcpStream::connect(bnd).unwrap();
+    let second = read_n(&mut s, 10);
+    assert_eq!(second[..4], [5, 0, 0, 1]);
+    let announced = u16::from_be_bytes([second[8], second[9]]);
+    assert_eq!(
+        announced,
+        peer.local_addr().unwrap().port(),
+        "second reply names the peer"
+    );
+    peer.write_all(b"from peer").unwrap();
+    assert_eq!(read_n(&mut s, 9), b"from peer");
+    s.write_all(b"from client").unwrap();
+    s.shutdown(Shutdown::Write).unwrap();
+    peer.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
+    assert_eq!(read_to_end(&mut peer), b"from client");
+    drop(peer);
+    assert!(read_to_end(&mut s).is_empty());
+    d.wait_code(0, "BIND 127.0.0.1:0");
+
+    // The request names 127.0.0.2 as the peer; the connection comes from 127.0.0.1 (no
+    // packet is sent to 127.0.0.2: it is only compared).
+    let mut s = connect(d.addr);
+    s.write_all(&[5, 1, 0, 5, 2, 0, 1, 127, 0, 0, 2, 0, 0])
+        .unwrap();
+    assert_eq!(read_n(&mut s, 2), [5, 0]);
+    let first = read_n(&mut s, 10);
+    let bnd = SocketAddr::from((
+        [first[4], first[5], first[6], first[7]],
+        u16::from_be_bytes([first[8], first[9]]),
+    ));
+    let _peer = std::net::TcpStream::connect(bnd).unwrap();
+    assert_eq!(
+        read_n(&mut s, 2),
+        [5, 2],
+        "second reply refuses the wrong peer"
+    );
+    d.wait_code(470, "BIND 127.0.0.2:0");
+}
 
 /// `external` binds outgoing sockets to a source address (without reserving a port at
 /// bind time); the target sees that address.

@@ -76,6 +76,9 @@ pub struct Timeouts {
     /// An established tunnel with no traffic in either direction is closed after this
     /// (3proxy: CONNECTION_L, 1800 s).
     pub idle: Duration,
+    /// How long a SOCKS BIND waits for its incoming connection (120 s; 3proxy waits
+    /// CONNECTION_L).
+    pub bind_wait: Duration,
 }
 
 impl Default for Timeouts {
@@ -84,6 +87,7 @@ impl Default for Timeouts {
             handshake: Duration::from_secs(30),
             connect: Duration::from_secs(15),
             idle: Duration::from_secs(1800),
+            bind_wait: Duration::from_secs(120),
         }
     }
 }

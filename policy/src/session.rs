@@ -47,7 +47,7 @@ use crate::service::{NeedUser, RelayMode, ServicePolicy, SourceAddrs};
 use arrayvec::ArrayVec;
 use core::time::Duration;
 use std::collections::VecDeque;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Instant;
 use triproxy_socks::server::{
@@ -83,6 +83,22 @@ pub enum Intent {
         /// Bind the outgoing socket to this source address of the target's family, if
         /// configured (3proxy `external`); otherwise do not bind at all.
         source: SourceAddrs,
+    },
+    /// Listen for the one incoming connection of a SOCKS BIND on `ip` (port chosen by the
+    /// system); answer with [`Session::handle_bind_listening`] or
+    /// [`Session::handle_bind_failed`].
+    Bind {
+        /// The proxy address to listen on: the `external` address of the expected peer's
+        /// family if configured, else the address the client connected to.
+        ip: IpAddr,
+    },
+    /// Wait until `deadline` for a connection on the BIND listener, keeping an eye on the
+    /// client (its end of stream ends the wait); answer with
+    /// [`Session::handle_bind_accepted`] or [`Session::handle_bind_failed`]. The accepted
+    /// socket is then the target of the relay.
+    AcceptPeer {
+        /// When to give up.
+        deadline: Instant,
     },
     /// Relay bytes between client and target in both directions until both are done,
     /// closing a tunnel that sees no traffic for `idle_timeout`; bytes the driver holds
@@ -125,6 +141,20 @@ impl ConnectError {
             ConnectError::Other => ReplyCode::GeneralFailure,
         }
     }
+}
+
+/// Why a SOCKS BIND did not get its incoming connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum BindError {
+    /// No listening socket could be opened (3proxy code 12).
+    Listen,
+    /// No connection came before the deadline (460).
+    Timeout,
+    /// The client closed its connection while waiting (460).
+    ClientClosed,
+    /// `accept()` failed (462).
+    Accept,
 }
 
 /// Why name resolution gave no address.
@@ -223,6 +253,8 @@ enum Phase {
     Handshake,
     Resolving,
     Connecting,
+    Binding,
+    AwaitingPeer,
     Relaying,
     Done,
 }
@@ -248,6 +280,8 @@ pub struct Session {
     request: Option<Box<Request>>,
     remote: Option<SocketAddr>,
     external: Option<SocketAddr>,
+    /// The peer IP a BIND request named.
+    expected_peer: Option<IpAddr>,
     intents: VecDeque<Intent>,
 }
 
@@ -290,6 +324,7 @@ impl Session {
             request: None,
             remote: None,
             external: None,
+            expected_peer: None,
             intents: VecDeque::new(),
         }
     }
@@ -433,6 +468,80 @@ impl Session {
         });
     }
 
+    /// The answer to [`Intent::Bind`]: listening on `addr`. Sends the first BIND reply (with
+    /// that address, for the client to pass to its peer) and asks to wait for the peer.
+    pub fn handle_bind_listening(&mut self, now: Instant, addr: SocketAddr) {
+        if self.phase != Phase::Binding {
+            return;
+        }
+        if let Some(s) = self.server.as_mut() {
+            s.handle_granted(addr);
+        }
+        self.phase = Phase::AwaitingPeer;
+        self.intents.push_back(Intent::AcceptPeer {
+            deadline: now + self.policy.timeouts.bind_wait,
+        });
+    }
+
+    /// The answer to [`Intent::AcceptPeer`]: `peer` connected to our `local` address. A peer
+    /// from another IP than the request named (unless it named `0.0.0.0`/`::`) is refused
+    /// with code 470; otherwise the second reply goes out and the relay starts.
+    pub fn handle_bind_accepted(&mut self, now: Instant, local: SocketAddr, peer: SocketAddr) {
+        if self.phase != Phase::AwaitingPeer {
+            return;
+        }
+        let expected = self.expected_peer.filter(|ip| !ip.is_unspecified());
+        if expected.is_some_and(|ip| ip != peer.ip()) {
+            self.refuse(
+                now,
+                ReplyCode::NotAllowed,
+                LogCode(470),
+                format!("BIND: incoming connection from {peer}, not from the requested address"),
+            );
+            return;
+        }
+        self.remote = Some(peer);
+        self.external = Some(local);
+        if let Some(s) = self.server.as_mut() {
+            s.handle_bind_peer(peer);
+        }
+        self.phase = Phase::Relaying;
+        self.intents.push_back(Intent::Relay {
+            idle_timeout: self.policy.timeouts.idle,
+            mode: self.policy.relay,
+        });
+    }
+
+    /// The answer to [`Intent::Bind`] or [`Intent::AcceptPeer`] when it failed.
+    pub fn handle_bind_failed(&mut self, now: Instant, error: BindError) {
+        if !matches!(self.phase, Phase::Binding | Phase::AwaitingPeer) {
+            return;
+        }
+        let (reply, code, reason) = match error {
+            BindError::Listen => (
+                ReplyCode::GeneralFailure,
+                LogCode::BIND_FAILED,
+                "BIND: cannot listen",
+            ),
+            BindError::Timeout => (
+                ReplyCode::TtlExpired,
+                LogCode(460),
+                "BIND: no incoming connection in time",
+            ),
+            BindError::ClientClosed => (
+                ReplyCode::GeneralFailure,
+                LogCode(460),
+                "BIND: client closed while waiting",
+            ),
+            BindError::Accept => (
+                ReplyCode::GeneralFailure,
+                LogCode(462),
+                "BIND: accept failed",
+            ),
+        };
+        self.refuse(now, reply, code, reason.into());
+    }
+
     /// The answer to [`Intent::Connect`]: every address failed; `error` is the last failure.
     pub fn handle_connect_failed(&mut self, now: Instant, error: ConnectError) {
         if self.phase != Phase::Connecting {
@@ -502,7 +611,7 @@ impl Session {
         let command = request.command;
         self.version = self.server.as_ref().and_then(|s| s.version());
         self.request = Some(Box::new(request));
-        if command != Command::Connect {
+        if command == Command::UdpAssociate {
             self.refuse(
                 now,
                 ReplyCode::CommandNotSupported,
@@ -541,7 +650,10 @@ impl Session {
                 target_host: host,
                 target_ip: Some(addr.ip()),
                 port: Some(addr.port()),
-                operation: Operation::Connect,
+                operation: match self.request.as_ref().map(|r| r.command) {
+                    Some(Command::Bind) => Operation::Bind,
+                    _ => Operation::Connect,
+                },
                 time: self.time,
             };
             let decision = self.policy.auth.decide(
@@ -565,12 +677,35 @@ impl Session {
             self.refuse(now, ReplyCode::NotAllowed, code, auth_reason(code).into());
             return;
         }
+        if self.request.as_ref().map(|r| r.command) == Some(Command::Bind) {
+            let expected = addrs.first().copied().unwrap_or(self.internal);
+            self.expected_peer = Some(expected.ip());
+            self.phase = Phase::Binding;
+            self.intents.push_back(Intent::Bind {
+                ip: self.bind_ip(expected.ip()),
+            });
+            return;
+        }
         self.phase = Phase::Connecting;
         self.intents.push_back(Intent::Connect {
             addrs,
             timeout: self.policy.timeouts.connect,
             source: self.policy.external,
         });
+    }
+
+    /// Where a BIND listens: the configured external address of the expected peer's family,
+    /// else the address the client reached us on, else any address of that family.
+    fn bind_ip(&self, expected: IpAddr) -> IpAddr {
+        let probe = SocketAddr::new(expected, 0);
+        if let Some(ip) = self.policy.external.for_target(&probe) {
+            return ip;
+        }
+        match (expected, self.internal.ip()) {
+            (IpAddr::V4(_), ip @ IpAddr::V4(_)) | (IpAddr::V6(_), ip @ IpAddr::V6(_)) => ip,
+            (IpAddr::V4(_), _) => IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED),
+            (IpAddr::V6(_), _) => IpAddr::V6(std::net::Ipv6Addr::UNSPECIFIED),
+        }
     }
 
     fn refuse(&mut self, now: Instant, reply: ReplyCode, code: LogCode, reason: String) {

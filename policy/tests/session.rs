@@ -8,7 +8,7 @@ use triproxy_policy::acl::{Ace, Action, CivilTime};
 use triproxy_policy::auth::AuthChain;
 use triproxy_policy::service::ServicePolicy;
 use triproxy_policy::session::{
-    ConnectError, Intent, RelayEnd, RelayReport, ResolveError, Session,
+    BindError, ConnectError, Intent, RelayEnd, RelayReport, ResolveError, Session,
 };
 use triproxy_policy::users::Users;
 use triproxy_wire::LogCode;
@@ -280,15 +280,114 @@ fn unresolvable_name_is_rep_4_and_code_100() {
 }
 
 #[test]
-fn bind_and_udp_are_refused_with_rep_7_until_relayed() {
-    for cmd in [2u8, 3] {
-        let t0 = Instant::now();
-        let mut s = session(policy(&["iponly"], &[], &[]), t0);
-        s.handle_input(t0, &[5, 1, 0, 5, cmd, 0, 1, 10, 0, 0, 1, 0, 80]);
-        let (out, intents) = drain(&mut s);
-        assert_eq!(out[2..4], [5, 7]);
-        assert_eq!(log_code(&intents), Some(LogCode::NOT_IMPLEMENTED));
-    }
+fn bind_listens_replies_twice_and_relays() {
+    let t0 = Instant::now();
+    let mut s = session(policy(&["iponly"], &[], &[]), t0);
+    s.handle_input(t0, &[5, 1, 0, 5, 2, 0, 1, 127, 0, 0, 1, 0, 0]);
+    let (_, intents) = drain(&mut s);
+    let [Intent::Bind { ip }] = &intents[..] else {
+        panic!("{intents:?}")
+    };
+    assert_eq!(
+        ip.to_string(),
+        "127.0.0.1",
+        "listens where the client reached us"
+    );
+    s.handle_bind_listening(t0, "127.0.0.1:40001".parse().unwrap());
+    let (out, intents) = drain(&mut s);
+    assert_eq!(
+        out,
+        [5, 0, 0, 1, 127, 0, 0, 1, 0x9c, 0x41],
+        "first reply: where to connect"
+    );
+    let [Intent::AcceptPeer { deadline }] = &intents[..] else {
+        panic!("{intents:?}")
+    };
+    assert_eq!(*deadline, t0 + Duration::from_secs(120));
+    s.handle_bind_accepted(
+        t0,
+        "127.0.0.1:40001".parse().unwrap(),
+        "127.0.0.1:50123".parse().unwrap(),
+    );
+    let (out, intents) = drain(&mut s);
+    assert_eq!(
+        out,
+        [5, 0, 0, 1, 127, 0, 0, 1, 0xc3, 0xcb],
+        "second reply: the peer"
+    );
+    assert!(matches!(intents[..], [Intent::Relay { .. }]));
+    s.handle_relay_end(
+        t0,
+        RelayReport {
+            bytes_in: 1,
+            bytes_out: 2,
+            end: RelayEnd::Clean,
+        },
+    );
+    let (_, intents) = drain(&mut s);
+    let Some(Intent::Log(rec)) = intents.first() else {
+        panic!()
+    };
+    assert_eq!(
+        (rec.code, rec.text.as_str()),
+        (LogCode::SUCCESS, "BIND 127.0.0.1:0")
+    );
+}
+
+#[test]
+fn bind_refuses_a_peer_from_another_address_and_times_out() {
+    let t0 = Instant::now();
+    let mut s = session(policy(&["iponly"], &[], &[]), t0);
+    s.handle_input(t0, &[4, 2, 0, 0, 10, 0, 0, 7, 0]);
+    drain(&mut s);
+    s.handle_bind_listening(t0, "127.0.0.1:40001".parse().unwrap());
+    let (out, _) = drain(&mut s);
+    assert_eq!(out[..2], [0, 90]);
+    s.handle_bind_accepted(
+        t0,
+        "127.0.0.1:40001".parse().unwrap(),
+        "10.0.0.8:1".parse().unwrap(),
+    );
+    let (out, intents) = drain(&mut s);
+    assert_eq!(out[..2], [0, 91], "second reply refuses");
+    assert_eq!(log_code(&intents), Some(LogCode(470)));
+
+    let mut s = session(policy(&["iponly"], &[], &[]), t0);
+    s.handle_input(t0, &[5, 1, 0, 5, 2, 0, 1, 0, 0, 0, 0, 0, 0]);
+    drain(&mut s);
+    s.handle_bind_listening(t0, "127.0.0.1:40001".parse().unwrap());
+    drain(&mut s);
+    s.handle_bind_failed(t0, BindError::Timeout);
+    let (out, intents) = drain(&mut s);
+    assert_eq!(out[..2], [5, 6], "REP 6: timed out");
+    assert_eq!(log_code(&intents), Some(LogCode(460)));
+}
+
+#[test]
+fn bind_is_checked_by_the_acl_as_bind() {
+    let t0 = Instant::now();
+    let mut s = session(
+        policy(
+            &["iponly"],
+            &[(Action::Allow, &["*", "*", "*", "*", "CONNECT"])],
+            &[],
+        ),
+        t0,
+    );
+    s.handle_input(t0, &[5, 1, 0, 5, 2, 0, 1, 127, 0, 0, 1, 0, 0]);
+    let (out, intents) = drain(&mut s);
+    assert_eq!(out[2..4], [5, 2]);
+    assert_eq!(log_code(&intents), Some(LogCode::ACL_NO_MATCH));
+}
+
+#[test]
+fn udp_associate_is_refused_with_rep_7_until_relayed() {
+    let t0 = Instant::now();
+    let mut s = session(policy(&["iponly"], &[], &[]), t0);
+    s.handle_input(t0, &[5, 1, 0, 5, 3, 0, 1, 10, 0, 0, 1, 0, 80]);
+    let (out, intents) = drain(&mut s);
+    assert_eq!(out[2..4], [5, 7]);
+    assert_eq!(log_code(&intents), Some(LogCode::NOT_IMPLEMENTED));
 }
 
 #[test]

@@ -6,13 +6,14 @@
 
 use crate::relay::relay;
 use async_io::{Async, Timer};
-use futures_lite::{AsyncReadExt, AsyncWriteExt, FutureExt};
+use futures_lite::{future, AsyncReadExt, AsyncWriteExt, FutureExt};
 use std::io;
-use std::net::{SocketAddr, TcpStream};
+use std::io::Read;
+use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use triproxy_policy::service::{RelayMode, ServicePolicy, SourceAddrs};
-use triproxy_policy::session::{ConnectError, Intent, Session, MAX_CONNECT_ADDRS};
+use triproxy_policy::session::{BindError, ConnectError, Intent, Session, MAX_CONNECT_ADDRS};
 use triproxy_runtime_std::{net, HandshakeInput, Hooks};
 
 /// What the handshake hands to the relay phase.
@@ -67,6 +68,7 @@ async fn handshake(
     let mut session = Session::new(Instant::now(), policy, peer, local, (hooks.civil_time)());
     let mut input = HandshakeInput::default();
     let mut target: Option<Async<TcpStream>> = None;
+    let mut bind_listener: Option<Async<TcpListener>> = None;
     loop {
         while let Some(t) = session.poll_transmit() {
             if { client }.write_all(&t).await.is_err() {
@@ -90,6 +92,28 @@ async fn handshake(
                     }
                     Err(e) => session.handle_connect_failed(Instant::now(), e),
                 },
+                Intent::Bind { ip } => match bind(ip) {
+                    Ok((l, addr)) => {
+                        session.handle_bind_listening(Instant::now(), addr);
+                        bind_listener = Some(l);
+                    }
+                    Err(e) => session.handle_bind_failed(Instant::now(), e),
+                },
+                Intent::AcceptPeer { deadline } => {
+                    let result = match bind_listener.take() {
+                        Some(l) => {
+                            accept_peer(&l, client, &mut input, &mut session, deadline).await
+                        }
+                        None => Err(BindError::Listen),
+                    };
+                    match result {
+                        Ok((stream, local, peer)) => {
+                            session.handle_bind_accepted(Instant::now(), local, peer);
+                            target = Some(stream);
+                        }
+                        Err(e) => session.handle_bind_failed(Instant::now(), e),
+                    }
+                }
                 Intent::Relay { idle_timeout, mode } => {
                     // Flush the success reply before handing over.
                     while let Some(t) = session.poll_transmit() {
@@ -176,4 +200,66 @@ async fn connect_one(addr: SocketAddr, source: SourceAddrs) -> io::Result<Async<
         return Err(e);
     }
     Ok(stream)
+}
+
+/// Opens the BIND listener on `ip` (port chosen by the system).
+fn bind(ip: IpAddr) -> Result<(Async<TcpListener>, SocketAddr), BindError> {
+    let listener = net::listen(SocketAddr::new(ip, 0), 1).map_err(|_| BindError::Listen)?;
+    let addr = listener.local_addr().map_err(|_| BindError::Listen)?;
+    Ok((Async::new(listener).map_err(|_| BindError::Listen)?, addr))
+}
+
+/// What ended one wait of [`accept_peer`].
+enum Waited {
+    Accepted(io::Result<(Async<TcpStream>, SocketAddr)>),
+    ClientReadable,
+    Deadline,
+}
+
+/// Waits for the BIND peer until `deadline`, also watching the client: its end of stream
+/// ends the wait, and bytes it sends meanwhile are kept for the relay.
+async fn accept_peer(
+    listener: &Async<TcpListener>,
+    client: &Async<TcpStream>,
+    input: &mut HandshakeInput,
+    session: &mut Session,
+    deadline: Instant,
+) -> Result<(Async<TcpStream>, SocketAddr, SocketAddr), BindError> {
+    loop {
+        let watch_client = input.space().is_some();
+        let waited = async { Waited::Accepted(listener.accept().await) }
+            .or(async {
+                if watch_client {
+                    let _ = client.readable().await;
+                    Waited::ClientReadable
+                } else {
+                    future::pending().await
+                }
+            })
+            .or(async {
+                Timer::at(deadline).await;
+                Waited::Deadline
+            })
+            .await;
+        match waited {
+            Waited::Accepted(Ok((stream, peer))) => {
+                let local = stream
+                    .get_ref()
+                    .local_addr()
+                    .map_err(|_| BindError::Accept)?;
+                return Ok((stream, local, peer));
+            }
+            Waited::Accepted(Err(_)) => return Err(BindError::Accept),
+            Waited::Deadline => return Err(BindError::Timeout),
+            Waited::ClientReadable => {
+                let Some(space) = input.space() else { continue };
+                match client.get_ref().read(space) {
+                    Ok(0) => return Err(BindError::ClientClosed),
+                    Ok(n) => input.on_read(session, Ok(n)),
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                    Err(_) => return Err(BindError::ClientClosed),
+                }
+            }
+        }
+    }
 }
