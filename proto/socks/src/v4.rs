@@ -115,17 +115,18 @@ impl Request {
         if vn != VERSION {
             return Err(Error::BadVersion { version: vn });
         }
-        let Some(&cd) = buf.get(1) else {
-            return Ok(Status::need(8));
+        // CD is checked only once the fixed 8-byte header is in, so that an unknown command
+        // is reported at the same point however the input was split, with DSTIP (and so
+        // whether this is SOCKS4a) already known (found by the `session` fuzz target).
+        let (Some(&cd), Some(port), Some(ip), Some(rest)) =
+            (buf.get(1), buf.get(2..4), buf.get(4..8), buf.get(8..))
+        else {
+            return Ok(Status::need(9 - buf.len()));
         };
         let command = match cd {
             1 => Command::Connect,
             2 => Command::Bind,
             other => return Err(Error::UnknownCommand { command: other }),
-        };
-        let (Some(port), Some(ip), Some(rest)) = (buf.get(2..4), buf.get(4..8), buf.get(8..))
-        else {
-            return Ok(Status::need(9 - buf.len()));
         };
         let port = be16(port);
         let ip = ipv4(ip);

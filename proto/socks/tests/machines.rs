@@ -470,7 +470,8 @@ fn error_replies() {
         // SOCKS4: CD 91 for anything malformed.
         (
             np,
-            vec![4, 3, 0, 80],
+            // CD is judged once the 8-byte header is in (split-independent).
+            vec![4, 3, 0, 80, 127, 0, 0, 1],
             Error::UnknownCommand { command: 3 },
             vec![0, 91, 0, 0, 0, 0, 0, 0],
         ),
@@ -633,9 +634,12 @@ fn version_is_known_early() {
     let mut s = Server::new(now, server_config(MethodPolicy::NoAuth));
     assert_eq!(s.handle_input(now, &[4, 1, 0, 80, 0, 0, 0, 3, b'u']), Ok(0));
     assert_eq!(s.version(), Some(Version::V4a));
+    // An unknown command is reported once the 8-byte header is in, never earlier, so the
+    // version (here 4a) is known with the error whatever the chunking.
     let mut s = Server::new(now, server_config(MethodPolicy::NoAuth));
-    assert!(s.handle_input(now, &[4, 9]).is_err());
-    assert_eq!(s.version(), Some(Version::V4));
+    assert_eq!(s.handle_input(now, &[4, 9]), Ok(0));
+    assert!(s.handle_input(now, &[4, 9, 0, 80, 0, 0, 0, 3]).is_err());
+    assert_eq!(s.version(), Some(Version::V4a));
 }
 
 // ------------------------------------------------------------- time and end of input
