@@ -1,0 +1,135 @@
+#![cfg_attr(fuzzing, no_main)]
+//! The policy crate's configuration parsers on arbitrary words: ACL entries
+//! (`triproxy_policy::acl::Ace::parse` and the field parsers it uses), auth chains
+//! (`AuthChain::parse`) and user specs (`Users::add_spec`), then the decisions made with
+//! whatever parsed.
+//!
+//! Input: text, one command per line, words separated by whitespace: `allow ...` /
+//! `deny ...` add an ACL entry, `auth ...` sets the chain, `users ...` adds users; on any
+//! other line each word goes through every field parser.
+//!
+//! Oracles: no panic; a user spec that was accepted verifies with the password it states;
+//! `check` agrees with `first_match` (empty ACL: allow); `decide` never grants through a
+//! `deny` rule and names a rule that exists and allows.
+
+use std::net::IpAddr;
+use triproxy_fuzz::policy::acl::{
+    check, first_match, Ace, AclRequest, AclVerdict, Action, CivilTime, HostPattern, IpRange,
+    Operation, OperationSet, PortRange, TimePeriod, Weekdays,
+};
+use triproxy_fuzz::policy::auth::{AuthChain, AuthDecision, AuthMethod};
+use triproxy_fuzz::policy::users::Users;
+use triproxy_fuzz::wire::DomainName;
+
+const MAX_LINES: usize = 64;
+const MAX_WORDS: usize = 64;
+
+/// The password `add_spec` documents for `spec`, if it is one it accepts as cleartext.
+fn stated_password(spec: &str) -> Option<(&str, &str)> {
+    let (name, rest) = spec.split_once(':')?;
+    match rest.split_once(':') {
+        None => Some((name, rest)),
+        Some(("" | "CL", password)) => Some((name, password)),
+        Some(_) => None,
+    }
+}
+
+fn each_field_parser(word: &str) {
+    if let Ok(range) = IpRange::parse(word) {
+        let _ = range.contains(IpAddr::from([10, 0, 0, 1]));
+        let _ = range.contains(IpAddr::from([0x2001, 0xdb8, 0, 0, 0, 0, 0, 1]));
+    }
+    if let Ok(pattern) = HostPattern::parse(word) {
+        let _ = pattern.matches(b"www.example.org");
+        let _ = pattern.matches(word.as_bytes());
+    }
+    if let Ok(ports) = PortRange::parse(word) {
+        assert!(ports.first <= ports.last, "{word} parsed as {ports:?}");
+        assert!(ports.contains(ports.first) && ports.contains(ports.last));
+    }
+    if let Ok(ops) = OperationSet::parse_token(word) {
+        for op in Operation::ALL {
+            let _ = ops.contains(op);
+        }
+    }
+    if let Ok(days) = Weekdays::parse_item(word) {
+        for day in 0..=7 {
+            let _ = days.contains(day);
+        }
+    }
+    if let Ok(period) = TimePeriod::parse(word) {
+        for t in [0, period.start, period.end, 86_399, 86_400] {
+            let _ = period.contains(t);
+        }
+    }
+    let _ = AuthMethod::parse(word);
+}
+
+triproxy_fuzz::target!(|data| {
+    let text = String::from_utf8_lossy(data);
+    let mut acl: Vec<Ace> = Vec::new();
+    let mut chain = AuthChain::default_chain();
+    let mut users = Users::new();
+    for line in text.lines().take(MAX_LINES) {
+        let words: Vec<&str> = line.split_whitespace().take(MAX_WORDS).collect();
+        match words.split_first() {
+            Some((&"allow", fields)) => acl.extend(Ace::parse(Action::Allow, fields).ok()),
+            Some((&"deny", fields)) => acl.extend(Ace::parse(Action::Deny, fields).ok()),
+            Some((&"auth", methods)) => {
+                if let Ok(c) = AuthChain::parse(methods) {
+                    assert_eq!(c.methods().len(), methods.len());
+                    chain = c;
+                }
+            }
+            Some((&"users", specs)) => {
+                for spec in specs {
+                    if users.add_spec(spec).is_ok() {
+                        let Some((name, password)) = stated_password(spec) else {
+                            panic!("{spec} accepted, but not as a cleartext password");
+                        };
+                        assert_eq!(users.verify(name.as_bytes(), password.as_bytes()), Ok(()));
+                    }
+                }
+            }
+            _ => words.iter().for_each(|w| each_field_parser(w)),
+        }
+    }
+
+    let host = DomainName::new(b"www.example.org").ok();
+    let alice: (Option<&[u8]>, Option<&[u8]>) = (Some(b"alice"), Some(b"secret"));
+    let bob: (Option<&[u8]>, Option<&[u8]>) = (Some(b"bob"), Some(b"x"));
+    let cases = [
+        (Operation::Connect, (None, None)),
+        (Operation::Bind, alice),
+        (Operation::UdpAssoc, bob),
+    ];
+    for (i, (op, (user, password))) in cases.into_iter().enumerate() {
+        let req = AclRequest {
+            user: if i == 1 { Some("alice") } else { None },
+            client: IpAddr::from([192, 168, 1, 5]),
+            target_host: host.as_ref().filter(|_| i != 0),
+            target_ip: Some(IpAddr::from([192, 0, 2, 7])),
+            port: Some(if i == 2 { 0 } else { 443 }),
+            operation: op,
+            time: CivilTime {
+                weekday: 1 + u8::try_from(i).unwrap_or(0),
+                seconds_of_day: 43_200,
+            },
+        };
+        let verdict = check(&acl, &req);
+        let expected = match first_match(&acl, &req).and_then(|i| acl.get(i)) {
+            _ if acl.is_empty() => AclVerdict::Allow,
+            Some(ace) if ace.action == Action::Allow => AclVerdict::Allow,
+            Some(_) => AclVerdict::Deny,
+            None => AclVerdict::NoMatch,
+        };
+        assert_eq!(verdict, expected);
+        let _ = chain.authenticate(&users, user, password);
+        if let AuthDecision::Granted { rule: Some(r), .. } =
+            chain.decide(&users, user, password, &acl, &req)
+        {
+            let action = acl.get(r).map(|a| a.action);
+            assert_eq!(action, Some(Action::Allow), "granted through rule {r}");
+        }
+    }
+});
