@@ -35,7 +35,7 @@ cleanup() {
 trap cleanup EXIT INT TERM
 
 # Idle tunnels need about two descriptors each in the tool and in every proxy.
-ulimit -n "$(ulimit -Hn)"
+ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 if [ "$(ulimit -n)" != unlimited ] && [ "$(ulimit -n)" -lt 19000 ]; then
     log "warning: open-file limit $(ulimit -n) is below 19000; 9000 idle tunnels may not fit"
 fi
@@ -71,11 +71,14 @@ install_peers() {
 }
 install_peers
 
+# Whether something listens on PORT.
+listening() { ss -Hltn "sport = :$1" 2>/dev/null | grep -q .; }
+
 # Waits until PORT on 127.0.0.1 is listening, or fails after 10 s.
 wait_port() {
     local port=$1 i
     for i in $(seq 100); do
-        if ss -Hltn "sport = :$port" 2>/dev/null | grep -q .; then
+        if listening "$port"; then
             return 0
         fi
         sleep 0.1
@@ -84,8 +87,13 @@ wait_port() {
 }
 
 for port in 21080 21081 21180 21181 21280 21281 21380 21480; do
-    if ss -Hltn "sport = :$port" 2>/dev/null | grep -q .; then
-        log "port $port is already in use; stop whatever listens there first"
+    for _ in $(seq 50); do
+        listening "$port" || break
+        sleep 0.1
+    done
+    if listening "$port"; then
+        log "port $port is already in use; stop whatever listens there first:"
+        ss -Hltnp "sport = :$port" >&2 || true
         exit 1
     fi
 done
@@ -199,7 +207,7 @@ log "running: ${CMD[*]}"
 {
     echo "# triproxy benchmark results"
     echo
-    echo "- date: $(date -u '+%Y-%m-%d %H:%M UTC')"
+    echo "- finished: $(date -u '+%Y-%m-%d %H:%M UTC')"
     echo "- machine: $(nproc) CPUs ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')), $(free -g | awk '/^Mem:/ {print $2}') GiB RAM, kernel $(uname -r)"
     echo "- load average at the end: $(cut -d' ' -f1-3 /proc/loadavg)"
     echo "- triproxy: $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown) (working tree may differ)"

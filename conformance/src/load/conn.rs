@@ -148,7 +148,8 @@ fn first_hop(proxy: &ProxyUrl, target: SocketAddr) -> SocketAddr {
 }
 
 /// Connects (through `proxy`, or directly) to `target` on a blocking socket whose reads and
-/// writes time out after `timeout`, and completes the handshake.
+/// writes time out after `timeout`, and completes the handshake within about `timeout`
+/// (the last read may add one more).
 pub fn open_blocking(
     proxy: &ProxyUrl,
     target: SocketAddr,
@@ -163,9 +164,13 @@ pub fn open_blocking(
         .map_err(|e| OpError::Io(e.kind()))?;
     let mut hs =
         Handshake::new(Instant::now(), proxy, target, timeout).map_err(OpError::Handshake)?;
+    let deadline = Instant::now() + timeout;
     let mut buf = [0u8; HANDSHAKE_READ];
     let mut have = 0;
     loop {
+        if Instant::now() > deadline {
+            return Err(OpError::Timeout);
+        }
         if !hs.pending().is_empty() {
             stream.write_all(hs.pending()).map_err(|e| io_error(&e))?;
             let n = hs.pending().len();

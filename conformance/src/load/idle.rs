@@ -74,6 +74,16 @@ impl IdleResult {
     pub fn pss_per_tunnel(&self) -> Option<f64> {
         per_tunnel(self.before.pss_kib, self.after.pss_kib, self.opened)
     }
+
+    /// RSS and PSS growth per open tunnel in bytes, measured from `baseline` (say the
+    /// reading of a fresh process) instead of this run's own first reading, which may
+    /// already hold memory the allocator kept from earlier load.
+    pub fn per_tunnel_from(&self, baseline: Memory) -> (Option<f64>, Option<f64>) {
+        (
+            per_tunnel(baseline.rss_kib, self.after.rss_kib, self.opened),
+            per_tunnel(baseline.pss_kib, self.after.pss_kib, self.opened),
+        )
+    }
 }
 
 /// Waits (at most `limit`) until the proxy is back to about `threads` threads, so that a
@@ -178,5 +188,33 @@ mod tests {
         assert_eq!(per_tunnel(1000, 1100, 100), Some(1024.0));
         assert_eq!(per_tunnel(1000, 900, 100), Some(0.0));
         assert_eq!(per_tunnel(1000, 1100, 0), None);
+    }
+
+    #[test]
+    fn per_tunnel_from_a_fresh_baseline() {
+        let r = IdleResult {
+            requested: 4,
+            opened: 4,
+            errors: ErrorCounts::default(),
+            before: Memory {
+                rss_kib: 2000,
+                pss_kib: 1900,
+            },
+            after: Memory {
+                rss_kib: 2004,
+                pss_kib: 1904,
+            },
+            threads: (1, 1),
+            open_seconds: 0.0,
+        };
+        let fresh = Memory {
+            rss_kib: 1000,
+            pss_kib: 900,
+        };
+        assert_eq!(r.rss_per_tunnel(), Some(1024.0));
+        assert_eq!(
+            r.per_tunnel_from(fresh),
+            (Some(1004.0 * 256.0), Some(1004.0 * 256.0))
+        );
     }
 }

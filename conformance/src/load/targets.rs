@@ -1,5 +1,5 @@
 //! The loopback servers the load tool measures against, started by the tool itself on
-//! 127.0.0.1 with ephemeral ports:
+//! 127.0.0.1 with ports the kernel picks ([`bind_loopback`]):
 //!
 //! - [`BulkTarget`]: a sink (reads and counts everything, for upload) and a source (writes
 //!   without end, for download), on blocking sockets with one thread per connection;
@@ -31,9 +31,33 @@ pub const TARGET_IO_TIMEOUT: Duration = Duration::from_millis(500);
 /// Stack of bulk target threads (they hold no large buffers on the stack).
 const THREAD_STACK: usize = 256 * 1024;
 
-/// A loopback address with a port picked by the kernel.
-fn loopback_any() -> SocketAddr {
-    SocketAddr::from((Ipv4Addr::LOCALHOST, 0))
+/// Ports tried when the kernel cannot pick one: below the usual ephemeral range
+/// (32768-60999), so TIME_WAIT sockets of earlier runs do not hold them.
+pub const FALLBACK_PORTS: core::ops::Range<u16> = 20_000..32_000;
+/// Ports of [`FALLBACK_PORTS`] tried before giving up.
+const FALLBACK_TRIES: u64 = 256;
+
+/// Binds a listener on 127.0.0.1. The kernel picks the port, unless the ephemeral range is
+/// exhausted (thousands of TIME_WAIT sockets after a connection-rate run make `bind(0)`
+/// fail with EADDRINUSE); then ports of [`FALLBACK_PORTS`] are tried.
+pub fn bind_loopback() -> io::Result<TcpListener> {
+    match TcpListener::bind(SocketAddr::from((Ipv4Addr::LOCALHOST, 0))) {
+        Err(e) if e.kind() == io::ErrorKind::AddrInUse => {}
+        other => return other,
+    }
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let span = u64::from(FALLBACK_PORTS.end - FALLBACK_PORTS.start);
+    let seed = u64::from(std::process::id()) * 7919;
+    let mut last = io::Error::from(io::ErrorKind::AddrInUse);
+    for _ in 0..FALLBACK_TRIES {
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let offset = u16::try_from((seed + n * 613) % span).unwrap_or(0);
+        match TcpListener::bind((Ipv4Addr::LOCALHOST, FALLBACK_PORTS.start + offset)) {
+            Ok(l) => return Ok(l),
+            Err(e) => last = e,
+        }
+    }
+    Err(last)
 }
 
 /// Which way bulk data flows.
@@ -72,8 +96,8 @@ impl BulkTarget {
     /// Starts both servers; each accepts at most `max_conns` connections and stops by
     /// `deadline` at the latest.
     pub fn start(max_conns: usize, deadline: Instant) -> io::Result<BulkTarget> {
-        let sink_listener = TcpListener::bind(loopback_any())?;
-        let source_listener = TcpListener::bind(loopback_any())?;
+        let sink_listener = bind_loopback()?;
+        let source_listener = bind_loopback()?;
         let received = Arc::new(AtomicU64::new(0));
         let stop = Arc::new(AtomicBool::new(false));
         let mut target = BulkTarget {
@@ -221,7 +245,7 @@ pub fn spawn_echo(
     max_conns: u64,
     conn_timeout: Duration,
 ) -> io::Result<(SocketAddr, Arc<TargetStats>)> {
-    let listener = Async::<TcpListener>::bind(loopback_any())?;
+    let listener = Async::new(bind_loopback()?)?;
     let addr = listener.get_ref().local_addr()?;
     let stats = Arc::new(TargetStats::default());
     let weak = runner.weak();
@@ -265,7 +289,7 @@ async fn echo_once(mut stream: Async<TcpStream>) -> Result<(), OpError> {
 /// Starts the hold server on `runner`: it writes one byte (`!`) to each of at most
 /// `max_conns` connections and keeps them open until the runner is dropped.
 pub fn spawn_hold(runner: &Runner, max_conns: u64) -> io::Result<(SocketAddr, Arc<TargetStats>)> {
-    let listener = Async::<TcpListener>::bind(loopback_any())?;
+    let listener = Async::new(bind_loopback()?)?;
     let addr = listener.get_ref().local_addr()?;
     let stats = Arc::new(TargetStats::default());
     let task_stats = Arc::clone(&stats);
@@ -294,4 +318,18 @@ pub fn spawn_hold(runner: &Runner, max_conns: u64) -> io::Result<(SocketAddr, Ar
         })
         .detach();
     Ok((addr, stats))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn listeners_are_on_loopback_and_distinct() {
+        let a = bind_loopback().unwrap();
+        let b = bind_loopback().unwrap();
+        let (a, b) = (a.local_addr().unwrap(), b.local_addr().unwrap());
+        assert!(a.ip().is_loopback() && b.ip().is_loopback());
+        assert_ne!(a.port(), b.port());
+    }
 }
