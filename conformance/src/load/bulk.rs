@@ -64,11 +64,7 @@ pub struct BulkResult {
 impl BulkResult {
     /// Throughput in bytes per second.
     pub fn bytes_per_sec(&self) -> f64 {
-        if self.seconds > 0.0 {
-            self.bytes as f64 / self.seconds
-        } else {
-            0.0
-        }
+        super::per_second(self.bytes as f64, self.seconds)
     }
 
     /// Proxy CPU seconds per GiB moved.

@@ -165,8 +165,7 @@ pub fn open_blocking(
     let mut hs =
         Handshake::new(Instant::now(), proxy, target, timeout).map_err(OpError::Handshake)?;
     let deadline = Instant::now() + timeout;
-    let mut buf = [0u8; HANDSHAKE_READ];
-    let mut have = 0;
+    let mut input = Input::new();
     loop {
         if Instant::now() > deadline {
             return Err(OpError::Timeout);
@@ -179,30 +178,63 @@ pub fn open_blocking(
         if hs.is_done() {
             break;
         }
-        let n = stream
-            .read(buf.get_mut(have..).unwrap_or_default())
-            .map_err(|e| io_error(&e))?;
+        let n = stream.read(input.space()).map_err(|e| io_error(&e))?;
+        input.feed(&mut hs, n)?;
+    }
+    Ok((stream, input.into_ahead()))
+}
+
+/// Handshake bytes read but not yet consumed, and what a read means for the handshake;
+/// shared by [`open_blocking`] and [`open_async`].
+struct Input {
+    buf: [u8; HANDSHAKE_READ],
+    have: usize,
+}
+
+impl Input {
+    fn new() -> Self {
+        Input {
+            buf: [0; HANDSHAKE_READ],
+            have: 0,
+        }
+    }
+
+    /// Room for the next read.
+    fn space(&mut self) -> &mut [u8] {
+        self.buf.get_mut(self.have..).unwrap_or_default()
+    }
+
+    /// Feeds `n` freshly read bytes (0: end of stream) to the handshake.
+    fn feed(&mut self, hs: &mut Handshake, n: usize) -> Result<(), OpError> {
         if n == 0 {
             return Err(OpError::Handshake(
                 hs.handle_eof().unwrap_or(HandshakeError::Closed),
             ));
         }
-        have += n;
+        self.have = (self.have + n).min(HANDSHAKE_READ);
         let used = hs
-            .handle_input(Instant::now(), buf.get(..have).unwrap_or_default())
+            .handle_input(
+                Instant::now(),
+                self.buf.get(..self.have).unwrap_or_default(),
+            )
             .map_err(OpError::Handshake)?
-            .min(have);
-        buf.copy_within(used..have, 0);
-        have -= used;
-        if have == buf.len() && !hs.is_done() {
+            .min(self.have);
+        self.buf.copy_within(used..self.have, 0);
+        self.have -= used;
+        if self.have == self.buf.len() && !hs.is_done() {
             // A message longer than the buffer: the machines cap theirs below this.
             return Err(OpError::Handshake(HandshakeError::HttpHeadTooLong));
         }
+        Ok(())
     }
-    let mut ahead = ReadAhead::new();
-    // Cannot fail: `have` is at most the buffer length, which is the capacity.
-    let _ = ahead.try_extend_from_slice(buf.get(..have).unwrap_or_default());
-    Ok((stream, ahead))
+
+    /// What the proxy sent after its final reply (the target's first bytes).
+    fn into_ahead(self) -> ReadAhead {
+        let mut ahead = ReadAhead::new();
+        // Cannot fail: `have` is at most the buffer length, which is the capacity.
+        let _ = ahead.try_extend_from_slice(self.buf.get(..self.have).unwrap_or_default());
+        ahead
+    }
 }
 
 /// [`open_blocking`] on smol: connects and completes the handshake, both within `timeout`.
@@ -221,8 +253,7 @@ pub async fn open_async(
             .map_err(|e| OpError::Io(e.kind()))?;
         let mut hs =
             Handshake::new(Instant::now(), proxy, target, timeout).map_err(OpError::Handshake)?;
-        let mut buf = [0u8; HANDSHAKE_READ];
-        let mut have = 0;
+        let mut input = Input::new();
         loop {
             if !hs.pending().is_empty() {
                 stream
@@ -235,29 +266,10 @@ pub async fn open_async(
             if hs.is_done() {
                 break;
             }
-            let n = stream
-                .read(buf.get_mut(have..).unwrap_or_default())
-                .await
-                .map_err(|e| io_error(&e))?;
-            if n == 0 {
-                return Err(OpError::Handshake(
-                    hs.handle_eof().unwrap_or(HandshakeError::Closed),
-                ));
-            }
-            have += n;
-            let used = hs
-                .handle_input(Instant::now(), buf.get(..have).unwrap_or_default())
-                .map_err(OpError::Handshake)?
-                .min(have);
-            buf.copy_within(used..have, 0);
-            have -= used;
-            if have == buf.len() && !hs.is_done() {
-                return Err(OpError::Handshake(HandshakeError::HttpHeadTooLong));
-            }
+            let n = stream.read(input.space()).await.map_err(|e| io_error(&e))?;
+            input.feed(&mut hs, n)?;
         }
-        let mut ahead = ReadAhead::new();
-        let _ = ahead.try_extend_from_slice(buf.get(..have).unwrap_or_default());
-        Ok((stream, ahead))
+        Ok((stream, input.into_ahead()))
     })
     .await
 }

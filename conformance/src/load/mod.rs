@@ -81,3 +81,12 @@ impl From<procfs::ProcError> for LoadError {
         LoadError::Proc(e)
     }
 }
+
+/// `count / seconds`, or 0 for an empty window.
+pub(crate) fn per_second(count: f64, seconds: f64) -> f64 {
+    if seconds > 0.0 {
+        count / seconds
+    } else {
+        0.0
+    }
+}

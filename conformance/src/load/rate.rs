@@ -71,11 +71,7 @@ pub struct RateResult {
 impl RateResult {
     /// Connections per second.
     pub fn per_sec(&self) -> f64 {
-        if self.seconds > 0.0 {
-            self.connections as f64 / self.seconds
-        } else {
-            0.0
-        }
+        super::per_second(self.connections as f64, self.seconds)
     }
 
     /// Latency at quantile `q`, in microseconds.
