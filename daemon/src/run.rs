@@ -99,6 +99,7 @@ pub fn policy_of(service: &ServiceConfig, config: &Config, port: u16) -> Service
         auth: service.auth.clone(),
         acl: Arc::from(service.acl.clone()),
         users: Arc::clone(&config.users),
+        bandlimits: Arc::clone(&config.bandlimits),
         needuser: service.needuser,
         timeouts: Timeouts::default(),
         external: service.external,

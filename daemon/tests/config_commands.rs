@@ -437,7 +437,7 @@ fn unsupported_3proxy_commands_are_told_apart_from_unknown_words() {
         "nscache 65536",
         "timeouts 1 5 30 60 180 1800 15 60",
         "parent 1000 socks5 1.2.3.4 1080",
-        "bandlimin 20000 vasia",
+        "noconnlim 127.0.0.1",
         "counter x.3cf",
         "countin \"1/Test\" D 100 *",
         "connlim 10 0",
@@ -492,6 +492,64 @@ fn unsupported_3proxy_commands_are_told_apart_from_unknown_words() {
             format!("test.cfg:1: unknown command `{word}`")
         );
     }
+}
+
+#[test]
+fn bandwidth_rules_are_global_and_kept_in_order() {
+    use triproxy_policy::bandlim::{Direction, RuleKind};
+    let cfg = ok("socks\nbandlimin 2048000 * 10.0.0.0/8\nnobandlimin alice\n\
+                  socks -p1081\nbandlimout 300 * * * 25\nnobandlimout\n");
+    let rules = cfg.bandlimits.rules();
+    let seen: Vec<(Direction, Option<u64>)> = rules
+        .iter()
+        .map(|r| {
+            let rate = match &r.kind {
+                RuleKind::Limit(b) => Some(b.rate_bits()),
+                RuleKind::Exempt => None,
+            };
+            (r.direction, rate)
+        })
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            (Direction::ToClient, Some(2_048_000)),
+            (Direction::ToClient, None),
+            (Direction::ToTarget, Some(300)),
+            (Direction::ToTarget, None),
+        ]
+    );
+    assert_eq!(rules[0].matches.sources().map(<[_]>::len), Some(1));
+    assert_eq!(rules[1].matches.users(), Some(&["alice".to_owned()][..]));
+    // Both services see every rule, wherever it is written (global, as in 3proxy).
+    assert_eq!(cfg.services.len(), 2);
+}
+
+#[test]
+fn bandwidth_rule_errors_name_the_line() {
+    for (text, message) in [
+        (
+            "bandlimin 299\n",
+            "test.cfg:1: `299` is not a valid bandwidth limit (bits per second) (a whole number from 300 to 1099511627776)",
+        ),
+        (
+            "bandlimout 10k *\n",
+            "test.cfg:1: `10k` is not a valid bandwidth limit (bits per second) (a whole number from 300 to 1099511627776)",
+        ),
+        (
+            "bandlimin 1000 * 10.0.0.0/99\n",
+            "test.cfg:1: bad `bandlimin` rule: ACL field source addresses: bad token `10.0.0.0/99`: ",
+        ),
+        (
+            "nobandlimout * * * 80-70\n",
+            "test.cfg:1: bad `nobandlimout` rule: ACL field ports: bad token `80-70`: ",
+        ),
+        ("bandlimin\n", "test.cfg:1: "),
+    ] {
+        let e = config_util::parse(text).unwrap_err();
+        assert!(e.to_string().starts_with(message), "{text:?}: {e}");
+    }
+    assert_eq!(arg_count("bandlimin\n"), ("bandlimin".into(), 1, None, 0));
 }
 
 #[test]

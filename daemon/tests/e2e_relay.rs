@@ -1,7 +1,8 @@
-//! Relay paths end to end, on both runtimes: zero-copy (`splice`, the default) and
-//! buffered (`-s0`) each move 64 MiB intact both ways and keep half-close; aborts by
-//! either side end with the right code; 1,000 connections that end in every way leave
-//! the daemon holding no extra file descriptors.
+//! Relay paths end to end, on both runtimes: zero-copy (`splice`, the default), buffered
+//! (`-s0`) and shaped (bandwidth pipes in both directions) each move 64 MiB intact both
+//! ways and keep half-close; aborts by either side end with the right code; 1,000
+//! connections that end in every way leave the daemon holding no extra file descriptors.
+//! The pipes' rates themselves are checked in `e2e_bandlim.rs`.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
@@ -13,8 +14,17 @@ use std::net::{Shutdown, SocketAddr, TcpListener};
 use std::thread;
 use std::time::{Duration, Instant};
 
+/// The daemon's configuration for a relay path: a `socks` option (`-s`, `-s0`), or
+/// `shaped`: 4 Gbit/s pipes each way (about a quarter of what loopback moves here, so they
+/// pace every tunnel without making the tests slow).
 fn config(mode: &str) -> String {
-    format!("log\nauth iponly\nallow * 127.0.0.1\nmaxconn 2000\nsocks -p0 -i127.0.0.1 {mode}\n")
+    let (limits, option) = match mode {
+        "shaped" => ("bandlimin 4000000000\nbandlimout 4000000000\n", ""),
+        option => ("", option),
+    };
+    format!(
+        "log\nauth iponly\nallow * 127.0.0.1\nmaxconn 2000\n{limits}socks -p0 -i127.0.0.1 {option}\n"
+    )
 }
 
 macro_rules! every_path {
@@ -35,6 +45,14 @@ macro_rules! every_path {
             #[test]
             fn smol_buffered() {
                 super::$scenario("smol", "-s0")
+            }
+            #[test]
+            fn std_shaped() {
+                super::$scenario("std", "shaped")
+            }
+            #[test]
+            fn smol_shaped() {
+                super::$scenario("smol", "shaped")
             }
         }
     )*};

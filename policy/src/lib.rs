@@ -1,7 +1,8 @@
 //! triproxy-policy: deterministic decisions and the sans-IO per-connection session engine.
 //!
 //! Given the configuration of a service, the request and `now`, policy answers:
-//! authenticated or which failure ([`auth`], [`users`]), allowed or denied ([`acl`]). The
+//! authenticated or which failure ([`auth`], [`users`]), allowed or denied ([`acl`]), paced by
+//! which bandwidth pipes ([`bandlim`]). The
 //! [`session`] engine owns a protocol server machine, consults these decisions and emits
 //! I/O intents that a runtime carries out. Nothing here opens a socket or reads a clock.
 
@@ -10,6 +11,7 @@
 
 pub mod acl;
 pub mod auth;
+pub mod bandlim;
 pub mod service;
 pub mod session;
 pub mod users;

@@ -7,6 +7,7 @@
 
 use crate::acl::Ace;
 use crate::auth::AuthChain;
+use crate::bandlim::BandLimits;
 use crate::users::Users;
 use core::time::Duration;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
@@ -28,7 +29,8 @@ pub enum NeedUser {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum RelayMode {
     /// Kernel-side copy (Linux `splice(2)` through a pipe), used whenever nothing needs to
-    /// see or pace the bytes. The default.
+    /// see or pace the bytes. The default. A tunnel that a bandwidth pipe paces is relayed
+    /// `Buffered` whatever the service says (the session decides that).
     #[default]
     ZeroCopy,
     /// `read`/`write` through a pooled user-space buffer (3proxy `-s0`; also what a runtime
@@ -111,6 +113,9 @@ pub struct ServicePolicy {
     pub relay: RelayMode,
     /// Source addresses for outgoing connections.
     pub external: SourceAddrs,
+    /// The global `bandlimin`/`bandlimout` rules (shared by every service: one rule is one
+    /// bucket for the whole process, as in 3proxy).
+    pub bandlimits: Arc<BandLimits>,
 }
 
 impl ServicePolicy {
@@ -125,6 +130,7 @@ impl ServicePolicy {
             timeouts: Timeouts::default(),
             relay: RelayMode::default(),
             external: SourceAddrs::default(),
+            bandlimits: Arc::new(BandLimits::new()),
         }
     }
 }

@@ -43,6 +43,7 @@
 
 use crate::acl::{AclRequest, CivilTime, Operation};
 use crate::auth::{AuthDecision, AuthOutcome};
+use crate::bandlim::{Direction, Pacer};
 use crate::service::{NeedUser, RelayMode, ServicePolicy, SourceAddrs};
 use arrayvec::ArrayVec;
 use core::time::Duration;
@@ -106,9 +107,13 @@ pub enum Intent {
     Relay {
         /// Idle limit for the whole tunnel.
         idle_timeout: Duration,
-        /// Zero-copy or buffered. A bandwidth pipe or a content filter (later issues) will
-        /// force `Buffered` here, so runtimes never decide it themselves.
+        /// Zero-copy or buffered. A bandwidth pipe (and, later, a content filter) forces
+        /// `Buffered` here, so runtimes never decide it themselves.
         mode: RelayMode,
+        /// Bandwidth pipes for the bytes going to the client (`bandlimin`); empty: unpaced.
+        to_client: Pacer,
+        /// Bandwidth pipes for the bytes going to the target (`bandlimout`).
+        to_target: Pacer,
     },
     /// Write this record to the service's log.
     Log(LogRecord),
@@ -277,6 +282,8 @@ pub struct Session {
     /// RFC 1929 credentials that passed the sub-negotiation; the auth chain runs again with
     /// them (and the ACL) once the target is known.
     credentials: Option<Box<Credentials>>,
+    /// The user name the ACL saw when the request was granted (bandwidth pipes match it).
+    acl_user: Option<String>,
     request: Option<Box<Request>>,
     remote: Option<SocketAddr>,
     external: Option<SocketAddr>,
@@ -321,6 +328,7 @@ impl Session {
             internal: local,
             user: None,
             credentials: None,
+            acl_user: None,
             request: None,
             remote: None,
             external: None,
@@ -462,10 +470,8 @@ impl Session {
             s.handle_granted(local);
         }
         self.phase = Phase::Relaying;
-        self.intents.push_back(Intent::Relay {
-            idle_timeout: self.policy.timeouts.idle,
-            mode: self.policy.relay,
-        });
+        let relay = self.relay_intent();
+        self.intents.push_back(relay);
     }
 
     /// The answer to [`Intent::Bind`]: listening on `addr`. Sends the first BIND reply (with
@@ -506,10 +512,8 @@ impl Session {
             s.handle_bind_peer(peer);
         }
         self.phase = Phase::Relaying;
-        self.intents.push_back(Intent::Relay {
-            idle_timeout: self.policy.timeouts.idle,
-            mode: self.policy.relay,
-        });
+        let relay = self.relay_intent();
+        self.intents.push_back(relay);
     }
 
     /// The answer to [`Intent::Bind`] or [`Intent::AcceptPeer`] when it failed.
@@ -650,10 +654,7 @@ impl Session {
                 target_host: host,
                 target_ip: Some(addr.ip()),
                 port: Some(addr.port()),
-                operation: match self.request.as_ref().map(|r| r.command) {
-                    Some(Command::Bind) => Operation::Bind,
-                    _ => Operation::Connect,
-                },
+                operation: self.operation(),
                 time: self.time,
             };
             let decision = self.policy.auth.decide(
@@ -664,7 +665,12 @@ impl Session {
                 &request,
             );
             match decision {
-                AuthDecision::Granted { .. } => addrs.push(*addr),
+                AuthDecision::Granted { acl_user, .. } => {
+                    if addrs.is_empty() {
+                        self.acl_user = acl_user;
+                    }
+                    addrs.push(*addr);
+                }
                 AuthDecision::Refused(code) => {
                     first_refusal.get_or_insert(code);
                 }
@@ -692,6 +698,43 @@ impl Session {
             timeout: self.policy.timeouts.connect,
             source: self.policy.external,
         });
+    }
+
+    /// The relay of an established tunnel, with the bandwidth pipes that match it (chosen
+    /// once, like 3proxy, with the user the ACL saw and the address actually reached).
+    fn relay_intent(&self) -> Intent {
+        let (mut to_client, mut to_target) = (Pacer::default(), Pacer::default());
+        if !self.policy.bandlimits.is_empty() {
+            let request = AclRequest {
+                user: self.acl_user.as_deref(),
+                client: self.client.ip(),
+                target_host: self.request.as_ref().and_then(|r| r.target.domain()),
+                target_ip: self.remote.map(|a| a.ip()),
+                port: self.remote.map(|a| a.port()),
+                operation: self.operation(),
+                time: self.time,
+            };
+            to_client = self.policy.bandlimits.select(Direction::ToClient, &request);
+            to_target = self.policy.bandlimits.select(Direction::ToTarget, &request);
+        }
+        let mode = if to_client.is_empty() && to_target.is_empty() {
+            self.policy.relay
+        } else {
+            RelayMode::Buffered
+        };
+        Intent::Relay {
+            idle_timeout: self.policy.timeouts.idle,
+            mode,
+            to_client,
+            to_target,
+        }
+    }
+
+    fn operation(&self) -> Operation {
+        match self.request.as_ref().map(|r| r.command) {
+            Some(Command::Bind) => Operation::Bind,
+            _ => Operation::Connect,
+        }
     }
 
     /// Where a BIND listens: the configured external address of the expected peer's family,

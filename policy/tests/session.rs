@@ -447,3 +447,77 @@ fn one_byte_pieces_give_the_same_transcript() {
     assert!(held.is_empty());
     assert_eq!(drain(&mut b), expect);
 }
+
+/// Bandwidth pipes are chosen when the tunnel is established, by the user the ACL saw and
+/// the address reached; a paced tunnel is relayed buffered, an unpaced one keeps the
+/// service's mode.
+#[test]
+fn bandwidth_pipes_are_chosen_per_tunnel_and_force_buffered() {
+    use triproxy_policy::bandlim::{BandLimits, Bucket, Direction, Rule, RuleKind};
+    use triproxy_policy::service::RelayMode;
+    let rule = |direction, rate: Option<u64>, fields: &[&str]| Rule {
+        direction,
+        kind: match rate {
+            Some(r) => RuleKind::Limit(Arc::new(Bucket::new(r))),
+            None => RuleKind::Exempt,
+        },
+        matches: Ace::parse(Action::Allow, fields).unwrap(),
+    };
+    let mut limits = BandLimits::new();
+    limits.push(rule(Direction::ToClient, None, &["boss"]));
+    limits.push(rule(
+        Direction::ToClient,
+        Some(1_000_000),
+        &["*", "*", "10.0.0.0/8"],
+    ));
+    limits.push(rule(
+        Direction::ToTarget,
+        Some(64_000),
+        &["*", "*", "*", "25"],
+    ));
+    let mut p = (*policy(&["strong"], &[], &["alice:CL:secret", "boss:CL:pw"])).clone();
+    p.bandlimits = Arc::new(limits);
+    let p = Arc::new(p);
+
+    // (user, target, port) -> (to-client rate, to-target rate)
+    for (user, ip, port, down, up) in [
+        ("alice", [10, 0, 0, 1], 80, Some(1_000_000), None),
+        ("alice", [192, 168, 1, 1], 80, None, None),
+        ("alice", [10, 0, 0, 1], 25, Some(1_000_000), Some(64_000)),
+        ("boss", [10, 0, 0, 1], 25, None, Some(64_000)),
+    ] {
+        let t0 = Instant::now();
+        let mut s = session(Arc::clone(&p), t0);
+        let pass: &[u8] = if user == "boss" { b"pw" } else { b"secret" };
+        let mut input = vec![5, 1, 2, 1, user.len() as u8];
+        input.extend_from_slice(user.as_bytes());
+        input.push(pass.len() as u8);
+        input.extend_from_slice(pass);
+        input.extend(connect_v4(ip, port));
+        s.handle_input(t0, &input);
+        let (_, intents) = drain(&mut s);
+        let [Intent::Connect { addrs, .. }] = &intents[..] else {
+            panic!("{intents:?}")
+        };
+        s.handle_connected(t0, "127.0.0.1:40000".parse().unwrap(), addrs[0]);
+        let (_, intents) = drain(&mut s);
+        let [Intent::Relay {
+            mode,
+            to_client,
+            to_target,
+            ..
+        }] = &intents[..]
+        else {
+            panic!("{intents:?}")
+        };
+        let case = format!("{user} {ip:?}:{port}");
+        assert_eq!(to_client.slowest_rate_bits(), down, "{case}");
+        assert_eq!(to_target.slowest_rate_bits(), up, "{case}");
+        let want = if down.is_none() && up.is_none() {
+            RelayMode::ZeroCopy
+        } else {
+            RelayMode::Buffered
+        };
+        assert_eq!(*mode, want, "{case}");
+    }
+}

@@ -12,8 +12,9 @@ use std::io::Read;
 use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use triproxy_policy::service::{RelayMode, ServicePolicy, SourceAddrs};
+use triproxy_policy::service::{ServicePolicy, SourceAddrs};
 use triproxy_policy::session::{BindError, ConnectError, Intent, Session, MAX_CONNECT_ADDRS};
+use triproxy_runtime_std::relay::RelayPlan;
 use triproxy_runtime_std::{net, HandshakeInput, Hooks};
 
 /// What the handshake hands to the relay phase.
@@ -22,8 +23,7 @@ struct Tunnel {
     target: Async<TcpStream>,
     /// Client bytes pipelined after the request (no allocation when there are none).
     pending: Vec<u8>,
-    idle_timeout: Duration,
-    mode: RelayMode,
+    plan: RelayPlan,
 }
 
 /// Serves one client (accepted from `peer` by a listener on `listen`) until its session
@@ -42,8 +42,7 @@ pub(crate) async fn serve_connection(
         &client,
         &tunnel.target,
         std::mem::take(&mut tunnel.pending),
-        tunnel.mode,
-        tunnel.idle_timeout,
+        &tunnel.plan,
     )
     .await;
     tunnel.session.handle_relay_end(Instant::now(), report);
@@ -114,7 +113,12 @@ async fn handshake(
                         Err(e) => session.handle_bind_failed(Instant::now(), e),
                     }
                 }
-                Intent::Relay { idle_timeout, mode } => {
+                Intent::Relay {
+                    idle_timeout,
+                    mode,
+                    to_client,
+                    to_target,
+                } => {
                     // Flush the success reply before handing over.
                     while let Some(t) = session.poll_transmit() {
                         if { client }.write_all(&t).await.is_err() {
@@ -127,8 +131,12 @@ async fn handshake(
                                 session,
                                 target,
                                 pending: input.pending().to_vec(),
-                                idle_timeout,
-                                mode,
+                                plan: RelayPlan {
+                                    mode,
+                                    idle_timeout,
+                                    to_client,
+                                    to_target,
+                                },
                             })
                         }
                         None => session.handle_client_eof(Instant::now()),

@@ -1,17 +1,18 @@
 //! The async relay: both directions on one task, each a [`Pump`] from runtime-std waiting
 //! with `readable()`/`writable()`, and an idle watchdog beside them.
 //!
+//! A direction whose bandwidth pipes are spent sleeps on a timer until its pacer allows
+//! the next read.
+//!
 //! An idle tunnel holds no pipe and no buffer (the pumps take them only while bytes are in
 //! flight), which is what keeps thousands of idle tunnels cheap.
 
 use async_io::{Async, Timer};
 use futures_lite::{future, FutureExt};
 use std::net::{Shutdown, TcpStream};
-use std::time::Duration;
-use triproxy_policy::service::RelayMode;
 use triproxy_policy::session::RelayReport;
 use triproxy_runtime_std::pump::{Progress, Pump};
-use triproxy_runtime_std::relay::{classify, Activity, PumpEnd};
+use triproxy_runtime_std::relay::{classify, Activity, PumpEnd, RelayPlan};
 
 /// Relays between `client` and `target` until both directions are done; `pending` client
 /// bytes (pipelined with the handshake) go to the target first (the upstream pump holds
@@ -20,13 +21,12 @@ pub(crate) async fn relay(
     client: &Async<TcpStream>,
     target: &Async<TcpStream>,
     pending: Vec<u8>,
-    mode: RelayMode,
-    idle_timeout: Duration,
+    plan: &RelayPlan,
 ) -> RelayReport {
+    let idle_timeout = plan.idle_timeout;
     let activity = Activity::new();
-    let mut up = Pump::with_pending(mode, &pending);
+    let (mut up, mut down) = plan.pumps(&pending);
     drop(pending); // copied into the pump: not kept for the life of the tunnel
-    let mut down = Pump::new(mode);
     let pumps = future::zip(
         drive(&mut up, client, target, &activity),
         drive(&mut down, target, client, &activity),
@@ -68,6 +68,10 @@ async fn drive(
         let ready = match progress {
             Progress::WantRead => src.readable().await,
             Progress::WantWrite => dst.writable().await,
+            Progress::WaitUntil(t) => {
+                Timer::at(t).await;
+                continue;
+            }
             Progress::Done(end) => {
                 if end != PumpEnd::Eof {
                     shutdown_both(src, dst);

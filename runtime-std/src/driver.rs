@@ -74,10 +74,21 @@ pub fn serve_connection(
                         Err(e) => session.handle_bind_failed(Instant::now(), e),
                     }
                 }
-                Intent::Relay { idle_timeout, mode } => {
+                Intent::Relay {
+                    idle_timeout,
+                    mode,
+                    to_client,
+                    to_target,
+                } => {
                     // (The relay makes both sockets non-blocking: read timeouts no longer apply.)
+                    let plan = relay::RelayPlan {
+                        mode,
+                        idle_timeout,
+                        to_client,
+                        to_target,
+                    };
                     let report = match &target {
-                        Some(t) => relay::relay(&client, t, input.pending(), mode, idle_timeout),
+                        Some(t) => relay::relay(&client, t, input.pending(), &plan),
                         None => RelayReport {
                             bytes_in: 0,
                             bytes_out: 0,

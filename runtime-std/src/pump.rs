@@ -15,6 +15,8 @@ use crate::relay::PumpEnd;
 use crate::sys::{self, Pipe};
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, TcpStream};
+use std::time::Instant;
+use triproxy_policy::bandlim::{Allowance, Pacer};
 use triproxy_policy::service::RelayMode;
 
 /// Fill/flush rounds per call before yielding to the other direction.
@@ -27,6 +29,8 @@ pub enum Progress {
     WantRead,
     /// `dst` must become writable.
     WantWrite,
+    /// The bandwidth pipes are spent: run again at this moment.
+    WaitUntil(Instant),
     /// The direction is over.
     Done(PumpEnd),
 }
@@ -50,6 +54,7 @@ enum Held {
 #[derive(Debug)]
 pub struct Pump {
     mode: RelayMode,
+    pacer: Pacer,
     held: Held,
     eof: bool,
     moved: u64,
@@ -61,6 +66,7 @@ impl Pump {
     pub fn new(mode: RelayMode) -> Self {
         Pump {
             mode,
+            pacer: Pacer::default(),
             held: Held::Nothing,
             eof: false,
             moved: 0,
@@ -84,6 +90,21 @@ impl Pump {
             };
         }
         pump
+    }
+
+    /// Paces this pump's reads through `pacer` (bytes already held, such as pending
+    /// handshake bytes, are charged now).
+    pub fn paced(mut self, pacer: Pacer) -> Self {
+        let held = match &self.held {
+            Held::Buffer { start, end, .. } => end.saturating_sub(*start),
+            Held::Pipe { len, .. } => *len,
+            Held::Nothing => 0,
+        };
+        if held > 0 {
+            pacer.charge(Instant::now(), held);
+        }
+        self.pacer = pacer;
+        self
     }
 
     /// Bytes delivered to `dst` so far.
@@ -120,8 +141,9 @@ impl Pump {
                 return (self.end(PumpEnd::Eof), active);
             }
             match self.fill(src) {
-                Ok(true) => active = true,
-                Ok(false) => self.eof = true,
+                Ok(Fill::Data) => active = true,
+                Ok(Fill::Eof) => self.eof = true,
+                Ok(Fill::Wait(until)) => return (Progress::WaitUntil(until), active),
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                     return (Progress::WantRead, active)
                 }
@@ -184,25 +206,49 @@ impl Pump {
         }
     }
 
-    /// Reads from `src` into a fresh pipe or buffer. `Ok(false)`: end of stream.
-    fn fill(&mut self, src: &TcpStream) -> io::Result<bool> {
+    /// Reads from `src` into a fresh pipe or buffer, no more than the pacer allows.
+    fn fill(&mut self, src: &TcpStream) -> io::Result<Fill> {
+        let mut limit = usize::MAX;
+        let mut paced_at = None;
+        if !self.pacer.is_empty() {
+            let now = Instant::now();
+            match self.pacer.allowance(now, usize::MAX) {
+                Allowance::Bytes(n) => limit = n,
+                Allowance::WaitUntil(until) => return Ok(Fill::Wait(until)),
+            }
+            paced_at = Some(now);
+        }
+        let read = self.read_into_new(src, limit)?;
+        if let (Some(now), Some(n)) = (paced_at, read) {
+            self.pacer.charge(now, n);
+        }
+        Ok(if read.is_some() {
+            Fill::Data
+        } else {
+            Fill::Eof
+        })
+    }
+
+    /// Reads at most `limit` bytes from `src` into a fresh pipe or buffer; `None`: end of
+    /// stream.
+    fn read_into_new(&mut self, src: &TcpStream, limit: usize) -> io::Result<Option<usize>> {
         if self.mode == RelayMode::ZeroCopy {
             if let Some(pipe) = pool::take_pipe() {
-                let room = pipe.1;
+                let room = pipe.1.min(limit);
                 return match sys::splice(src, &pipe.0.write, room) {
                     Ok(0) => {
                         pool::give_pipe(pipe);
-                        Ok(false)
+                        Ok(None)
                     }
                     Ok(len) => {
                         self.held = Held::Pipe { pipe, len };
-                        Ok(true)
+                        Ok(Some(len))
                     }
                     Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {
                         // This pair cannot splice: relay it through buffers from now on.
                         pool::give_pipe(pipe);
                         self.mode = RelayMode::Buffered;
-                        self.fill(src)
+                        self.read_into_new(src, limit)
                     }
                     Err(e) => {
                         pool::give_pipe(pipe);
@@ -213,10 +259,11 @@ impl Pump {
             // Out of descriptors for a pipe: copy this chunk instead.
         }
         let mut buf = pool::take_buffer();
-        match (&*src).read(&mut buf) {
+        let room = buf.len().min(limit);
+        match (&*src).read(buf.get_mut(..room).unwrap_or_default()) {
             Ok(0) => {
                 pool::give_buffer(buf);
-                Ok(false)
+                Ok(None)
             }
             Ok(n) => {
                 self.held = Held::Buffer {
@@ -224,7 +271,7 @@ impl Pump {
                     start: 0,
                     end: n,
                 };
-                Ok(true)
+                Ok(Some(n))
             }
             Err(e) => {
                 pool::give_buffer(buf);
@@ -232,6 +279,16 @@ impl Pump {
             }
         }
     }
+}
+
+/// What one read did.
+enum Fill {
+    /// Bytes are held for `dst`.
+    Data,
+    /// `src` reached end of stream.
+    Eof,
+    /// The bandwidth pipes allow no read before this moment.
+    Wait(Instant),
 }
 
 #[cfg(test)]

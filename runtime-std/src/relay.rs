@@ -5,15 +5,51 @@
 //! the session decided); this module only waits for the sockets and keeps the idle clock.
 //! A failure on either socket shuts both sockets down so the other direction ends too.
 //!
-//! Not here: what the bytes mean and pacing (a later issue adds bandwidth pipes).
+//! Bandwidth pipes pace a direction through its pump; while a pump waits for its pipes the
+//! poll timeout is the earlier of that moment and the idle deadline.
 
 use crate::pump::{Progress, Pump};
 use crate::sys::{self, POLLIN, POLLOUT};
 use std::net::{Shutdown, TcpStream};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
+use triproxy_policy::bandlim::Pacer;
 use triproxy_policy::service::RelayMode;
 use triproxy_policy::session::{RelayEnd, RelayReport};
+
+/// How a tunnel relays: the fields of the session's `Intent::Relay`, as one value for both
+/// runtimes.
+#[derive(Debug, Clone)]
+pub struct RelayPlan {
+    /// Zero-copy or buffered.
+    pub mode: RelayMode,
+    /// Close the tunnel after this long without traffic.
+    pub idle_timeout: Duration,
+    /// Bandwidth pipes of the target-to-client direction.
+    pub to_client: Pacer,
+    /// Bandwidth pipes of the client-to-target direction.
+    pub to_target: Pacer,
+}
+
+impl RelayPlan {
+    /// An unpaced plan.
+    pub fn new(mode: RelayMode, idle_timeout: Duration) -> RelayPlan {
+        RelayPlan {
+            mode,
+            idle_timeout,
+            to_client: Pacer::default(),
+            to_target: Pacer::default(),
+        }
+    }
+
+    /// The two pumps: client-to-target (delivering `pending` first) and target-to-client.
+    pub fn pumps(&self, pending: &[u8]) -> (Pump, Pump) {
+        (
+            Pump::with_pending(self.mode, pending).paced(self.to_target.clone()),
+            Pump::new(self.mode).paced(self.to_client.clone()),
+        )
+    }
+}
 
 /// How one direction ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -88,9 +124,9 @@ pub fn relay(
     client: &TcpStream,
     target: &TcpStream,
     pending: &[u8],
-    mode: RelayMode,
-    idle_timeout: Duration,
+    plan: &RelayPlan,
 ) -> RelayReport {
+    let idle_timeout = plan.idle_timeout;
     if client.set_nonblocking(true).is_err() || target.set_nonblocking(true).is_err() {
         shutdown_both(client, target);
         return RelayReport {
@@ -99,14 +135,14 @@ pub fn relay(
             end: RelayEnd::ClientError,
         };
     }
-    let mut up = Pump::with_pending(mode, pending); // client -> target
-    let mut down = Pump::new(mode); // target -> client
+    let (mut up, mut down) = plan.pumps(pending); // client -> target, target -> client
     let mut up_end: Option<PumpEnd> = None;
     let mut down_end: Option<PumpEnd> = None;
     let mut last_activity = Instant::now();
     loop {
         let mut client_events = 0i16;
         let mut target_events = 0i16;
+        let mut wake: Option<Instant> = None;
         if up_end.is_none() {
             let (progress, active) = up.run(client, target);
             if active {
@@ -115,6 +151,7 @@ pub fn relay(
             match progress {
                 Progress::WantRead => client_events |= POLLIN,
                 Progress::WantWrite => target_events |= POLLOUT,
+                Progress::WaitUntil(t) => wake = Some(t),
                 Progress::Done(end) => {
                     up_end = Some(end);
                     if end != PumpEnd::Eof {
@@ -131,6 +168,7 @@ pub fn relay(
             match progress {
                 Progress::WantRead => target_events |= POLLIN,
                 Progress::WantWrite => client_events |= POLLOUT,
+                Progress::WaitUntil(t) => wake = Some(wake.map_or(t, |w| w.min(t))),
                 Progress::Done(end) => {
                     down_end = Some(end);
                     if end != PumpEnd::Eof {
@@ -164,6 +202,13 @@ pub fn relay(
             sys::poll_fd(client, client_events),
             sys::poll_fd(target, target_events),
         ];
+        let left = match wake {
+            // Round up: waking a millisecond early would only find the pipes still spent.
+            Some(t) => {
+                left.min(t.saturating_duration_since(Instant::now()) + Duration::from_micros(999))
+            }
+            None => left,
+        };
         let timeout_ms = i32::try_from(left.as_millis().max(1)).unwrap_or(i32::MAX);
         if let Err(e) = sys::poll(&mut fds, timeout_ms) {
             if e.kind() != std::io::ErrorKind::Interrupted {

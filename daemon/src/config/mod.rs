@@ -13,10 +13,12 @@
 //! Commands run in order, as in 3proxy: a service line (`socks`) takes a snapshot of the
 //! `auth` chain, the `allow`/`deny` list, the `log` target, the `logformat`, `maxconn` and
 //! the `internal` address in force at that line; `flush` empties the ACL for later services;
-//! `users` is global and applies to every service wherever it appears.
+//! `users` and the `bandlim*` rules are global and apply to every service wherever they
+//! appear.
 //!
 //! Supported commands: `users`, `auth`, `allow`, `deny`, `flush`, `internal`, `log`,
-//! `logformat`, `maxconn`, `socks`, `service` (a no-op), `include`, `end`. Every other 3proxy
+//! `logformat`, `maxconn`, `bandlimin`, `bandlimout`, `nobandlimin`, `nobandlimout`,
+//! `socks`, `service` (a no-op), `include`, `end`. Every other 3proxy
 //! command is an error that says it is not supported yet ([`ConfigErrorKind::UnsupportedCommand`]),
 //! and any other word is an unknown command: nothing is ignored silently. The first error
 //! stops reading, so later lines (and the files they name) are never opened.
@@ -40,6 +42,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use triproxy_policy::acl::{Ace, AclError};
 use triproxy_policy::auth::{AuthChain, AuthError};
+use triproxy_policy::bandlim::BandLimits;
 use triproxy_policy::users::{Users, UsersError};
 
 /// Longest configuration line in bytes, newline excluded (3proxy reads lines into a 64 KiB
@@ -59,6 +62,8 @@ pub const MAX_FILES_READ: usize = 4096;
 pub const MAX_SERVICES: usize = 4096;
 /// Most `allow`/`deny` entries in force at one time.
 pub const MAX_ACL_ENTRIES: usize = 65_536;
+/// Most `bandlimin`/`bandlimout`/`nobandlim*` rules in one configuration.
+pub const MAX_BANDLIM_RULES: usize = 65_536;
 /// `maxconn` bounds; 3proxy's default is 500 per service.
 pub const MAXCONN_RANGE: core::ops::RangeInclusive<u32> = 1..=1_000_000;
 /// Connections per service when no `maxconn` was given (3proxy `DEFAULT_MAXCHILD`).
@@ -74,6 +79,9 @@ pub struct Config {
     /// The global password table: every `users` line of the whole configuration, whatever
     /// its position relative to the services.
     pub users: Arc<Users>,
+    /// Every `bandlimin`/`bandlimout`/`nobandlim*` rule of the whole configuration, in
+    /// order; global like `users`.
+    pub bandlimits: Arc<BandLimits>,
 }
 
 /// One service to start, with the settings that were in force at its line.
@@ -259,6 +267,13 @@ pub enum ConfigErrorKind {
     Auth(Box<AuthError>),
     /// An `allow`/`deny` line the ACL parser rejects.
     Acl(Box<AclError>),
+    /// The ACL fields of a `bandlim*` rule do not parse.
+    RuleAcl {
+        /// The command (`bandlimin`, ...).
+        command: String,
+        /// What is wrong.
+        error: Box<AclError>,
+    },
     /// A number out of range or not a number.
     InvalidNumber {
         /// What the number is for (`maxconn`, `-p`).
@@ -321,6 +336,11 @@ pub enum ConfigErrorKind {
     },
     /// More than [`MAX_SERVICES`] services.
     TooManyServices {
+        /// The limit.
+        limit: usize,
+    },
+    /// More than [`MAX_BANDLIM_RULES`] `bandlim*` rules.
+    TooManyBandLimits {
         /// The limit.
         limit: usize,
     },
@@ -390,6 +410,7 @@ impl fmt::Display for ConfigErrorKind {
             K::Users(e) => write!(f, "bad `users` entry: {e}"),
             K::Auth(e) => write!(f, "bad `auth`: {e}"),
             K::Acl(e) => write!(f, "bad `allow`/`deny` entry: {e}"),
+            K::RuleAcl { command, error } => write!(f, "bad `{command}` rule: {error}"),
             K::InvalidNumber {
                 what,
                 value,
@@ -427,6 +448,9 @@ impl fmt::Display for ConfigErrorKind {
             K::TooManyServices { limit } => write!(f, "more than {limit} services"),
             K::TooManyAclEntries { limit } => {
                 write!(f, "more than {limit} allow/deny entries")
+            }
+            K::TooManyBandLimits { limit } => {
+                write!(f, "more than {limit} bandlimin/bandlimout rules")
             }
             K::UnknownService { name } => {
                 write!(f, "unknown service `{name}` (triproxy runs: socks)")

@@ -10,8 +10,8 @@ use super::lexer::{self, Mode, SyntaxError};
 use super::{
     Config, ConfigError, ConfigErrorKind, LogTarget, NeedUser, ServiceConfig, ServiceKind,
     SourceAddrs, DEFAULT_INTERNAL, DEFAULT_MAXCONN, DEFAULT_SOCKS_PORT, MAXCONN_RANGE,
-    MAX_ACL_ENTRIES, MAX_CONFIG_FILE_LEN, MAX_FILES_READ, MAX_INCLUDE_DEPTH, MAX_INLINE_FILE_LEN,
-    MAX_LINE_LEN, MAX_SERVICES, MAX_WORDS_PER_LINE,
+    MAX_ACL_ENTRIES, MAX_BANDLIM_RULES, MAX_CONFIG_FILE_LEN, MAX_FILES_READ, MAX_INCLUDE_DEPTH,
+    MAX_INLINE_FILE_LEN, MAX_LINE_LEN, MAX_SERVICES, MAX_WORDS_PER_LINE,
 };
 use crate::logformat::LogFormat;
 use std::fs::File;
@@ -21,6 +21,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use triproxy_policy::acl::{Ace, Action};
 use triproxy_policy::auth::AuthChain;
+use triproxy_policy::bandlim::{self, BandLimits, Bucket, Direction, Rule, RuleKind};
 use triproxy_policy::users::Users;
 
 /// Whether to go on with the current file after a command.
@@ -49,6 +50,7 @@ pub(super) struct Parser {
     external: SourceAddrs,
     backlog: Option<u32>,
     users: Users,
+    bandlimits: BandLimits,
     services: Vec<ServiceConfig>,
     /// Canonical paths of the files being read, outermost first (cycle detection).
     open_files: Vec<PathBuf>,
@@ -69,6 +71,7 @@ impl Parser {
             backlog: None,
             internal: DEFAULT_INTERNAL,
             users: Users::new(),
+            bandlimits: BandLimits::new(),
             services: Vec::new(),
             open_files: Vec::new(),
             includers: Vec::new(),
@@ -80,6 +83,7 @@ impl Parser {
         Config {
             services: self.services,
             users: Arc::new(self.users),
+            bandlimits: Arc::new(self.bandlimits),
         }
     }
 
@@ -291,6 +295,21 @@ impl Parser {
                 }
                 self.acl.push(ace);
             }
+            Supported::BandLimIn
+            | Supported::BandLimOut
+            | Supported::NoBandLimIn
+            | Supported::NoBandLimOut => {
+                let rule = parse_bandlim(cmd, command, &args).map_err(|k| self.error(here, k))?;
+                if self.bandlimits.len() >= MAX_BANDLIM_RULES {
+                    return Err(self.error(
+                        here,
+                        ConfigErrorKind::TooManyBandLimits {
+                            limit: MAX_BANDLIM_RULES,
+                        },
+                    ));
+                }
+                self.bandlimits.push(rule);
+            }
             Supported::Flush => self.acl.clear(),
             Supported::Internal => {
                 self.internal = parse_listen_ip(args.first().copied().unwrap_or_default())
@@ -437,6 +456,36 @@ fn parse_listen_ip(value: &str) -> Result<IpAddr, ConfigErrorKind> {
             value: value.to_owned(),
         })
     }
+}
+
+/// A `bandlimin RATE acl...` / `bandlimout ...` / `nobandlimin acl...` /
+/// `nobandlimout ...` line as a rule with its own bucket.
+fn parse_bandlim(cmd: Supported, command: &str, args: &[&str]) -> Result<Rule, ConfigErrorKind> {
+    let direction = match cmd {
+        Supported::BandLimIn | Supported::NoBandLimIn => Direction::ToClient,
+        _ => Direction::ToTarget,
+    };
+    let (kind, fields) = match (cmd, args.split_first()) {
+        (Supported::BandLimIn | Supported::BandLimOut, Some((rate, fields))) => {
+            let bits = bandlim::parse_rate(rate).map_err(|_| ConfigErrorKind::InvalidNumber {
+                what: "bandwidth limit (bits per second)",
+                value: (*rate).to_owned(),
+                min: bandlim::MIN_RATE_BITS,
+                max: bandlim::MAX_RATE_BITS,
+            })?;
+            (RuleKind::Limit(Arc::new(Bucket::new(bits))), fields)
+        }
+        _ => (RuleKind::Exempt, args),
+    };
+    let matches = Ace::parse(Action::Allow, fields).map_err(|e| ConfigErrorKind::RuleAcl {
+        command: command.to_owned(),
+        error: Box::new(e),
+    })?;
+    Ok(Rule {
+        direction,
+        kind,
+        matches,
+    })
 }
 
 fn parse_maxconn(value: &str) -> Result<u32, ConfigErrorKind> {
@@ -647,6 +696,7 @@ pub(super) fn standalone(service: &str, args: &[String]) -> Result<Config, Confi
     Ok(Config {
         services: vec![svc],
         users: Arc::new(Users::new()),
+        bandlimits: Arc::new(BandLimits::new()),
     })
 }
 
