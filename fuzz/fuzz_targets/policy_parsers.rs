@@ -1,7 +1,8 @@
 #![cfg_attr(fuzzing, no_main)]
 //! The policy crate's configuration parsers on arbitrary words: ACL entries
 //! (`triproxy_policy::acl::Ace::parse` and the field parsers it uses), auth chains
-//! (`AuthChain::parse`) and user specs (`Users::add_spec`), then the decisions made with
+//! (`AuthChain::parse`), user specs (`Users::add_spec`) and bandwidth rates
+//! (`bandlim::parse_rate`, then a bucket at that rate), then the decisions made with
 //! whatever parsed.
 //!
 //! Input: text, one command per line, words separated by whitespace: `allow ...` /
@@ -18,6 +19,7 @@ use triproxy_fuzz::policy::acl::{
     Operation, OperationSet, PortRange, TimePeriod, Weekdays,
 };
 use triproxy_fuzz::policy::auth::{AuthChain, AuthDecision, AuthMethod};
+use triproxy_fuzz::policy::bandlim::{parse_rate, Allowance, Bucket};
 use triproxy_fuzz::policy::users::Users;
 use triproxy_fuzz::wire::DomainName;
 
@@ -63,6 +65,17 @@ fn each_field_parser(word: &str) {
         }
     }
     let _ = AuthMethod::parse(word);
+    if let Ok(bits) = parse_rate(word) {
+        // A bucket at any accepted rate gives a usable answer at once and after a charge.
+        let bucket = Bucket::new(bits);
+        assert_eq!(bucket.rate_bits(), bits);
+        let now = std::time::Instant::now();
+        assert!(matches!(bucket.allowance(now, 1 << 16), Allowance::Bytes(n) if n >= 1));
+        bucket.charge(now, usize::MAX);
+        if let Allowance::WaitUntil(t) = bucket.allowance(now, 1) {
+            assert!(t > now);
+        }
+    }
 }
 
 triproxy_fuzz::target!(|data| {
