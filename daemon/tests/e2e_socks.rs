@@ -40,7 +40,53 @@ both_runtimes!(
     pipelined_handshake_and_data,
     external_source_address_and_backlog,
     bind_two_replies_and_relay,
+    maxconn_holds_further_clients_in_the_backlog,
 );
+
+/// `maxconn 2`: two tunnels are served; a third client is accepted by the kernel but gets
+/// no answer (3proxy stops accepting) until one of the two ends, then it is served.
+fn maxconn_holds_further_clients_in_the_backlog(runtime: &str) {
+    let d = Daemon::start(
+        "log\nauth iponly\nallow * 127.0.0.1\nmaxconn 2\nsocks -p0 -i127.0.0.1\n",
+        runtime,
+    );
+    let echo = echo_target();
+    let first = socks5_connect(d.addr, echo);
+    let _second = socks5_connect(d.addr, echo);
+    let mut third = connect(d.addr);
+    third.write_all(&[5, 1, 0]).unwrap();
+    third
+        .set_read_timeout(Some(Duration::from_millis(500)))
+        .unwrap();
+    let mut byte = [0u8; 1];
+    let waited = std::io::Read::read(&mut third, &mut byte);
+    assert!(
+        waited.as_ref().is_err_and(|e| matches!(
+            e.kind(),
+            std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+        )),
+        "the third client must wait while two are served: {waited:?}"
+    );
+    drop(first);
+    third.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
+    assert_eq!(read_n(&mut third, 2), [5, 0], "served once a slot is free");
+}
+
+/// A target that echoes what it reads, per connection, until the peer closes.
+fn echo_target() -> SocketAddr {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().map_while(Result::ok) {
+            std::thread::spawn(move || {
+                let mut s = stream;
+                let mut r = s.try_clone().unwrap();
+                let _ = std::io::copy(&mut r, &mut s);
+            });
+        }
+    });
+    addr
+}
 
 /// SOCKS5 BIND: the first reply says where to connect, a peer connects there, the second
 /// reply names the peer, then bytes flow both ways; a peer from another address is refused.

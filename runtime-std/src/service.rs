@@ -1,13 +1,12 @@
-//! A listening service: an accept loop on its own thread and one worker thread per client
-//! (reused for the next client when done), with `maxconn` enforced the way 3proxy does it
-//! (stop accepting; clients wait in the backlog).
+//! A listening service: worker threads that each accept one client and serve it (reused
+//! for the next client when done), with `maxconn` enforced the way 3proxy does it (stop
+//! accepting; clients wait in the backlog).
 
 use crate::driver::serve_connection;
 use crate::hooks::Hooks;
-use std::collections::VecDeque;
 use std::io;
-use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::sync::{Arc, Condvar, Mutex};
+use std::net::{SocketAddr, TcpListener};
+use std::sync::{Arc, Mutex};
 use std::thread::{self, JoinHandle};
 use std::time::Duration;
 use triproxy_policy::service::ServicePolicy;
@@ -21,61 +20,49 @@ const CONNECTION_STACK: usize = 128 * 1024;
 pub struct ServiceHandle {
     /// The address the service listens on (with the real port when 0 was asked for).
     pub local_addr: SocketAddr,
-    /// The accept loop's thread.
+    /// The first worker thread (it never exits while the process runs).
     pub thread: JoinHandle<()>,
 }
 
-/// Counts active connections and blocks the accept loop at `max`.
-#[derive(Debug)]
-struct Slots {
-    max: usize,
-    active: Mutex<usize>,
-    freed: Condvar,
-}
-
-impl Slots {
-    fn acquire(&self) {
-        let mut n = self.active.lock().unwrap_or_else(|p| p.into_inner());
-        while *n >= self.max {
-            n = self.freed.wait(n).unwrap_or_else(|p| p.into_inner());
-        }
-        *n += 1;
-    }
-
-    fn release(&self) {
-        let mut n = self.active.lock().unwrap_or_else(|p| p.into_inner());
-        *n = n.saturating_sub(1);
-        self.freed.notify_one();
-    }
-}
-
-/// Idle worker threads kept for the next client; more than this exit at once.
-const MAX_IDLE_WORKERS: usize = 64;
-/// An idle worker beyond need exits after this long without a client.
+/// A worker that waited this long in `accept()` without a client exits (unless it is the
+/// service's first worker): threads started for a burst of clients go away after it.
 const WORKER_IDLE_EXIT: Duration = Duration::from_secs(60);
 
-/// Accepted clients waiting for an idle worker, and how many workers are idle.
+/// How many worker threads exist and how many of them wait in `accept()`.
 #[derive(Debug, Default)]
-struct Queue {
-    pending: VecDeque<(TcpStream, SocketAddr)>,
-    idle: usize,
+struct Threads {
+    total: usize,
+    accepting: usize,
 }
 
-/// Everything a worker thread needs; shared by the accept loop and all workers.
+/// Everything a worker thread needs; shared by all workers of a service.
 #[derive(Debug)]
 struct Shared {
+    listener: TcpListener,
     listen: SocketAddr,
     policy: Arc<ServicePolicy>,
     hooks: Hooks,
-    slots: Slots,
-    queue: Mutex<Queue>,
-    work: Condvar,
+    maxconn: usize,
+    threads: Mutex<Threads>,
 }
 
-/// Starts serving `listener` with `policy`: an accept thread hands each client to a worker
-/// thread, at most `maxconn` at once. A worker serves one client at a time (3proxy's thread
-/// per connection); when its client is done it waits for the next one instead of exiting,
-/// which saves creating and tearing down a thread per connection.
+impl Shared {
+    fn threads(&self) -> std::sync::MutexGuard<'_, Threads> {
+        self.threads.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// Starts serving `listener` with `policy`, at most `maxconn` clients at once.
+///
+/// Each worker thread accepts a client itself and serves it (3proxy's thread per
+/// connection), then goes back to `accept()`. There is no accept thread handing clients
+/// over: that hand-off cost a wake-up and a context switch per connection. A worker that
+/// accepts while no other worker waits in `accept()` starts one more, unless `maxconn`
+/// workers exist; so at most `maxconn` clients are served and the others wait in the
+/// listen backlog, as with 3proxy's `maxconn`. Workers are reused; one that waits
+/// [`WORKER_IDLE_EXIT`] for a client exits (the first worker never does). Exiting on idle
+/// time rather than on a count of idle workers keeps a steady load from creating and
+/// ending threads all the time.
 pub fn spawn_service(
     listener: TcpListener,
     policy: Arc<ServicePolicy>,
@@ -83,91 +70,81 @@ pub fn spawn_service(
     maxconn: usize,
 ) -> io::Result<ServiceHandle> {
     let local_addr = listener.local_addr()?;
+    // SO_RCVTIMEO on a listening socket bounds each accept(): how idle workers notice that
+    // they are idle.
+    socket2::SockRef::from(&listener).set_read_timeout(Some(WORKER_IDLE_EXIT))?;
     let shared = Arc::new(Shared {
+        listener,
         listen: local_addr,
         policy,
         hooks,
-        slots: Slots {
-            max: maxconn.max(1),
-            active: Mutex::new(0),
-            freed: Condvar::new(),
-        },
-        queue: Mutex::new(Queue::default()),
-        work: Condvar::new(),
+        maxconn: maxconn.max(1),
+        threads: Mutex::new(Threads {
+            total: 1,
+            accepting: 0,
+        }),
     });
     let thread = thread::Builder::new()
-        .name(format!("accept {local_addr}"))
-        .spawn(move || accept_loop(listener, shared))?;
+        .name(format!("serve {local_addr}"))
+        .stack_size(CONNECTION_STACK)
+        .spawn(move || worker(shared, true))?;
     Ok(ServiceHandle { local_addr, thread })
 }
 
-fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
+/// Accepts and serves clients until it waited [`WORKER_IDLE_EXIT`] for one (never, if
+/// `permanent`).
+fn worker(shared: Arc<Shared>, permanent: bool) {
     loop {
-        shared.slots.acquire();
-        let (stream, peer) = match listener.accept() {
-            Ok(accepted) => accepted,
+        shared.threads().accepting += 1;
+        let accepted = shared.listener.accept();
+        let spawn_another = {
+            let mut threads = shared.threads();
+            threads.accepting -= 1;
+            let needed = accepted.is_ok() && threads.accepting == 0;
+            if needed && threads.total < shared.maxconn {
+                threads.total += 1;
+                true
+            } else {
+                false
+            }
+        };
+        if spawn_another {
+            let next = Arc::clone(&shared);
+            let spawned = thread::Builder::new()
+                .name(format!("serve {}", shared.listen))
+                .stack_size(CONNECTION_STACK)
+                .spawn(move || worker(next, false));
+            if spawned.is_err() {
+                // No thread now: this worker accepts again once its client is done.
+                shared.threads().total -= 1;
+            }
+        }
+        match accepted {
+            Ok((stream, peer)) => serve_connection(
+                stream,
+                peer,
+                shared.listen,
+                Arc::clone(&shared.policy),
+                &shared.hooks,
+            ),
+            Err(e) if is_timeout(&e) => {
+                if !permanent {
+                    shared.threads().total -= 1;
+                    return;
+                }
+            }
             Err(_) => {
                 // EMFILE, ENOBUFS, a client that reset before accept: back off briefly
                 // instead of spinning, then keep serving.
-                shared.slots.release();
                 thread::sleep(Duration::from_millis(10));
-                continue;
             }
-        };
-        let mut queue = shared.queue.lock().unwrap_or_else(|p| p.into_inner());
-        if queue.idle > 0 {
-            queue.idle -= 1;
-            queue.pending.push_back((stream, peer));
-            drop(queue);
-            shared.work.notify_one();
-            continue;
-        }
-        drop(queue);
-        let worker_shared = Arc::clone(&shared);
-        let spawned = thread::Builder::new()
-            .stack_size(CONNECTION_STACK)
-            .spawn(move || worker(worker_shared, stream, peer));
-        if spawned.is_err() {
-            // No thread could be created: the client was dropped (closed) with the closure.
-            shared.slots.release();
-            thread::sleep(Duration::from_millis(10));
         }
     }
 }
 
-/// Serves `first`, then every client handed over while idle, until it has been idle for
-/// [`WORKER_IDLE_EXIT`] or enough other workers are idle.
-fn worker(shared: Arc<Shared>, first: TcpStream, peer: SocketAddr) {
-    let mut job = Some((first, peer));
-    while let Some((stream, peer)) = job.take() {
-        serve_connection(
-            stream,
-            peer,
-            shared.listen,
-            Arc::clone(&shared.policy),
-            &shared.hooks,
-        );
-        shared.slots.release();
-        let mut queue = shared.queue.lock().unwrap_or_else(|p| p.into_inner());
-        if queue.idle >= MAX_IDLE_WORKERS {
-            return;
-        }
-        queue.idle += 1;
-        loop {
-            if let Some(next) = queue.pending.pop_front() {
-                // The accept loop already counted this worker as taken.
-                job = Some(next);
-                break;
-            }
-            let (guard, wait) = shared
-                .work
-                .wait_timeout(queue, WORKER_IDLE_EXIT)
-                .unwrap_or_else(|p| p.into_inner());
-            queue = guard;
-            if wait.timed_out() && queue.pending.is_empty() {
-                queue.idle = queue.idle.saturating_sub(1);
-                return;
-            }
-        }
-    }
+fn is_timeout(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+    )
 }
