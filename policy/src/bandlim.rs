@@ -176,19 +176,23 @@ fn time_for(bytes_per_sec: u64, bytes: i64) -> Duration {
 }
 
 /// The buckets pacing one direction of one connection (empty: not paced).
+///
+/// One pointer wide and allocation-free when empty: it sits in every relay's pumps and in
+/// the session's relay intent, and a thread-per-connection runtime pays for every byte of
+/// its frames in stack pages (each idle tunnel's thread keeps its deepest page resident).
 #[derive(Debug, Clone, Default)]
 pub struct Pacer {
-    buckets: ArrayVec<Arc<Bucket>, MAX_PIPES_PER_DIRECTION>,
+    buckets: Option<Arc<[Arc<Bucket>]>>,
 }
 
 impl PartialEq for Pacer {
     /// Same buckets (by identity) in the same order.
     fn eq(&self, other: &Pacer) -> bool {
-        self.buckets.len() == other.buckets.len()
+        self.buckets().len() == other.buckets().len()
             && self
-                .buckets
+                .buckets()
                 .iter()
-                .zip(other.buckets.iter())
+                .zip(other.buckets().iter())
                 .all(|(a, b)| Arc::ptr_eq(a, b))
     }
 }
@@ -198,19 +202,24 @@ impl Eq for Pacer {}
 impl Pacer {
     /// A pacer over the first [`MAX_PIPES_PER_DIRECTION`] of `buckets`.
     pub fn from_buckets(buckets: impl IntoIterator<Item = Arc<Bucket>>) -> Pacer {
+        let buckets: Vec<Arc<Bucket>> = buckets.into_iter().take(MAX_PIPES_PER_DIRECTION).collect();
         Pacer {
-            buckets: buckets.into_iter().take(MAX_PIPES_PER_DIRECTION).collect(),
+            buckets: (!buckets.is_empty()).then(|| Arc::from(buckets)),
         }
+    }
+
+    fn buckets(&self) -> &[Arc<Bucket>] {
+        self.buckets.as_deref().unwrap_or_default()
     }
 
     /// Whether no bucket applies.
     pub fn is_empty(&self) -> bool {
-        self.buckets.is_empty()
+        self.buckets.is_none()
     }
 
     /// The slowest rate that applies, in bits per second.
     pub fn slowest_rate_bits(&self) -> Option<u64> {
-        self.buckets.iter().map(|b| b.rate_bits()).min()
+        self.buckets().iter().map(|b| b.rate_bits()).min()
     }
 
     /// How many bytes (at most `want`) may be read at `now`: the least any bucket allows,
@@ -218,7 +227,7 @@ impl Pacer {
     pub fn allowance(&self, now: Instant, want: usize) -> Allowance {
         let mut bytes = want.max(1);
         let mut wait: Option<Instant> = None;
-        for bucket in &self.buckets {
+        for bucket in self.buckets() {
             match bucket.allowance(now, want) {
                 Allowance::Bytes(n) => bytes = bytes.min(n),
                 Allowance::WaitUntil(t) => wait = Some(wait.map_or(t, |w| w.max(t))),
@@ -232,7 +241,7 @@ impl Pacer {
 
     /// Charges `bytes` read at `now` to every bucket.
     pub fn charge(&self, now: Instant, bytes: usize) {
-        for bucket in &self.buckets {
+        for bucket in self.buckets() {
             bucket.charge(now, bytes);
         }
     }
@@ -354,7 +363,7 @@ impl BandLimits {
                 }
             }
         }
-        Pacer { buckets }
+        Pacer::from_buckets(buckets)
     }
 }
 
@@ -539,7 +548,7 @@ mod tests {
             rules.push(limit(Direction::ToTarget, 10_000 + i, &[]));
         }
         let p = rules.select(Direction::ToTarget, &request("127.0.0.1", None));
-        assert_eq!(p.buckets.len(), MAX_PIPES_PER_DIRECTION);
+        assert_eq!(p.buckets().len(), MAX_PIPES_PER_DIRECTION);
         assert_eq!(p.slowest_rate_bits(), Some(10_000));
     }
 

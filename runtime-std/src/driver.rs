@@ -2,10 +2,11 @@
 //! intent in order (resolve, connect, relay, log, close) and feeds the answers back.
 
 use crate::hooks::Hooks;
-use crate::input::HandshakeInput;
+use crate::input::{HandshakeInput, PooledInput};
 use crate::{net, relay, sys};
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::ops::ControlFlow;
 use std::sync::Arc;
 use std::time::Instant;
 use triproxy_policy::service::ServicePolicy;
@@ -13,6 +14,10 @@ use triproxy_policy::session::{BindError, Intent, RelayEnd, RelayReport, Session
 
 /// Serves one client (accepted from `peer` by a listener on `listen`) until its session
 /// ends; both sockets are closed on return.
+///
+/// The handshake runs in its own function whose state (the 1 KiB input buffer among it) is
+/// gone before the relay starts, as in the smol runtime: a thread keeps every stack page it
+/// ever touched, so what an idle tunnel costs is the deepest frame chain of its thread.
 pub fn serve_connection(
     client: TcpStream,
     peer: SocketAddr,
@@ -20,91 +25,99 @@ pub fn serve_connection(
     policy: Arc<ServicePolicy>,
     hooks: &Hooks,
 ) {
-    let Ok(local) = net::accepted_local(listen, &client) else {
+    // Both phases are out of line, so this frame, which sits under both, stays small.
+    if let Some(tunnel) = handshake(&client, peer, listen, policy, hooks) {
+        run_tunnel(&client, tunnel, hooks);
+    }
+}
+
+/// Relays an established tunnel, then logs how it ended.
+#[inline(never)]
+fn run_tunnel(client: &TcpStream, tunnel: Tunnel, hooks: &Hooks) {
+    let Tunnel {
+        mut session,
+        target,
+        pending,
+        plan,
+    } = tunnel;
+    // (The relay makes both sockets non-blocking: read timeouts no longer apply.)
+    let report = relay::relay(client, &target, &pending, &plan);
+    drop((target, pending, plan));
+    session.handle_relay_end(Instant::now(), report);
+    while let Some(intent) = session.poll_intent() {
+        if let Intent::Log(record) = intent {
+            (hooks.log)(&record);
+        }
+    }
+}
+
+/// What the handshake hands to the relay.
+struct Tunnel {
+    session: Session,
+    target: TcpStream,
+    /// Client bytes pipelined after the request (no allocation when there are none).
+    pending: Vec<u8>,
+    plan: relay::RelayPlan,
+}
+
+/// Runs the session until it asks for a relay (returns the tunnel) or ends (returns None).
+#[inline(never)]
+fn handshake(
+    client: &TcpStream,
+    peer: SocketAddr,
+    listen: SocketAddr,
+    policy: Arc<ServicePolicy>,
+    hooks: &Hooks,
+) -> Option<Tunnel> {
+    let Ok(local) = net::accepted_local(listen, client) else {
         // The client is already gone; there is no one to answer and nothing to log.
-        return;
+        return None;
     };
     let mut session = Session::new(Instant::now(), policy, peer, local, (hooks.civil_time)());
-    let mut input = HandshakeInput::default();
+    // Pooled, on the heap, and given back when the handshake is over (see PooledInput).
+    let mut input = PooledInput::take();
     let mut target: Option<TcpStream> = None;
     let mut bind_listener: Option<TcpListener> = None;
     loop {
         while let Some(t) = session.poll_transmit() {
-            if (&client).write_all(&t).is_err() {
+            if (&*client).write_all(&t).is_err() {
                 session.handle_client_eof(Instant::now());
             }
         }
         if let Some(intent) = session.poll_intent() {
-            match intent {
-                Intent::Resolve { host, port } => {
-                    let result = net::resolve(&host, port);
-                    session.handle_resolved(Instant::now(), result.as_deref().map_err(|e| *e));
-                }
-                Intent::Connect {
-                    addrs,
-                    timeout,
-                    source,
-                } => match net::connect(&addrs, timeout, source) {
-                    Ok((stream, local, peer)) => {
-                        session.handle_connected(Instant::now(), local, peer);
-                        target = Some(stream);
-                    }
-                    Err(e) => session.handle_connect_failed(Instant::now(), e),
-                },
-                Intent::Bind { ip } => match net::listen(SocketAddr::new(ip, 0), 1) {
-                    Ok(l) => match l.local_addr() {
-                        Ok(addr) => {
-                            session.handle_bind_listening(Instant::now(), addr);
-                            bind_listener = Some(l);
-                        }
-                        Err(_) => session.handle_bind_failed(Instant::now(), BindError::Listen),
-                    },
-                    Err(_) => session.handle_bind_failed(Instant::now(), BindError::Listen),
-                },
-                Intent::AcceptPeer { deadline } => {
-                    let result = match bind_listener.take() {
-                        Some(l) => accept_peer(&l, &client, &mut input, &mut session, deadline),
-                        None => Err(BindError::Listen),
-                    };
-                    match result {
-                        Ok((stream, local, peer)) => {
-                            session.handle_bind_accepted(Instant::now(), local, peer);
-                            target = Some(stream);
-                        }
-                        Err(e) => session.handle_bind_failed(Instant::now(), e),
-                    }
-                }
-                Intent::Relay {
-                    idle_timeout,
-                    mode,
-                    to_client,
-                    to_target,
-                } => {
-                    // (The relay makes both sockets non-blocking: read timeouts no longer apply.)
-                    let plan = relay::RelayPlan {
-                        mode,
-                        idle_timeout,
-                        to_client,
-                        to_target,
-                    };
-                    let report = match &target {
-                        Some(t) => relay::relay(&client, t, input.pending(), &plan),
-                        None => RelayReport {
+            let mut conn = Connection {
+                client,
+                session: &mut session,
+                input: &mut input,
+                target: &mut target,
+                bind_listener: &mut bind_listener,
+                hooks,
+            };
+            match conn.carry_out(intent) {
+                ControlFlow::Continue(()) => continue,
+                ControlFlow::Break(None) => return None,
+                ControlFlow::Break(Some(plan)) => {
+                    let Some(target) = target.take() else {
+                        // A relay without a target cannot happen; end the session cleanly.
+                        let report = RelayReport {
                             bytes_in: 0,
                             bytes_out: 0,
                             end: RelayEnd::ServerError,
-                        },
+                        };
+                        session.handle_relay_end(Instant::now(), report);
+                        continue;
                     };
-                    session.handle_relay_end(Instant::now(), report);
+                    return Some(Tunnel {
+                        session,
+                        target,
+                        pending: input.pending().to_vec(),
+                        plan,
+                    });
                 }
-                Intent::Log(record) => (hooks.log)(&record),
-                Intent::Close => return,
-                _ => {}
             }
-            continue;
         }
         if session.is_done() {
-            return;
+            return None;
         }
         let now = Instant::now();
         match session.poll_timeout() {
@@ -123,8 +136,92 @@ pub fn serve_connection(
             input.on_full(&mut session);
             continue;
         };
-        let result = (&client).read(space);
+        let result = (&*client).read(space);
         input.on_read(&mut session, result);
+    }
+}
+
+/// One client's state while its session runs, for [`Connection::carry_out`].
+struct Connection<'a> {
+    client: &'a TcpStream,
+    session: &'a mut Session,
+    input: &'a mut HandshakeInput,
+    target: &'a mut Option<TcpStream>,
+    bind_listener: &'a mut Option<TcpListener>,
+    hooks: &'a Hooks,
+}
+
+impl Connection<'_> {
+    /// Carries out one intent; `Break(None)` when the session asked to close,
+    /// `Break(Some(plan))` when it asked for the relay.
+    ///
+    /// Kept out of line: the intents' temporaries would otherwise sit in the handshake's
+    /// frame, under its deepest calls (parsing).
+    #[inline(never)]
+    fn carry_out(&mut self, intent: Intent) -> ControlFlow<Option<relay::RelayPlan>> {
+        match intent {
+            Intent::Resolve { host, port } => {
+                let result = net::resolve(&host, port);
+                self.session
+                    .handle_resolved(Instant::now(), result.as_deref().map_err(|e| *e));
+            }
+            Intent::Connect {
+                addrs,
+                timeout,
+                source,
+            } => match net::connect(&addrs, timeout, source) {
+                Ok((stream, local, peer)) => {
+                    self.session.handle_connected(Instant::now(), local, peer);
+                    *self.target = Some(stream);
+                }
+                Err(e) => self.session.handle_connect_failed(Instant::now(), e),
+            },
+            Intent::Bind { ip } => match net::listen(SocketAddr::new(ip, 0), 1) {
+                Ok(l) => match l.local_addr() {
+                    Ok(addr) => {
+                        self.session.handle_bind_listening(Instant::now(), addr);
+                        *self.bind_listener = Some(l);
+                    }
+                    Err(_) => self
+                        .session
+                        .handle_bind_failed(Instant::now(), BindError::Listen),
+                },
+                Err(_) => self
+                    .session
+                    .handle_bind_failed(Instant::now(), BindError::Listen),
+            },
+            Intent::AcceptPeer { deadline } => {
+                let result = match self.bind_listener.take() {
+                    Some(l) => accept_peer(&l, self.client, self.input, self.session, deadline),
+                    None => Err(BindError::Listen),
+                };
+                match result {
+                    Ok((stream, local, peer)) => {
+                        self.session
+                            .handle_bind_accepted(Instant::now(), local, peer);
+                        *self.target = Some(stream);
+                    }
+                    Err(e) => self.session.handle_bind_failed(Instant::now(), e),
+                }
+            }
+            Intent::Relay {
+                idle_timeout,
+                mode,
+                to_client,
+                to_target,
+            } => {
+                return ControlFlow::Break(Some(relay::RelayPlan {
+                    mode,
+                    idle_timeout,
+                    to_client,
+                    to_target,
+                }))
+            }
+            Intent::Log(record) => (self.hooks.log)(&record),
+            Intent::Close => return ControlFlow::Break(None),
+            _ => {}
+        }
+        ControlFlow::Continue(())
     }
 }
 
