@@ -8,7 +8,6 @@
 mod common;
 
 use common::*;
-use std::io::Write;
 use std::net::{Shutdown, TcpListener};
 use std::sync::mpsc;
 use std::thread;
@@ -106,9 +105,8 @@ fn one_rule_is_one_bucket_for_all_its_tunnels(runtime: &str) {
             thread::spawn(move || {
                 let hash = send_generated(&mut s, seed + 1, EACH);
                 s.shutdown(Shutdown::Write).unwrap();
-                s.flush().unwrap();
-                // Keep the socket open until the target has everything.
-                thread::sleep(Duration::from_millis(10));
+                // Returned (not dropped) so the socket stays open until the target has
+                // everything.
                 (hash, s)
             })
         })

@@ -2,8 +2,8 @@
 //! intent in order (resolve, connect, relay, log, close) and feeds the answers back.
 
 use crate::hooks::Hooks;
-use crate::input::{HandshakeInput, PooledInput};
-use crate::{net, relay, sys};
+use crate::input::HandshakeInput;
+use crate::{net, pool, relay, sys};
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::ops::ControlFlow;
@@ -60,8 +60,9 @@ struct Tunnel {
     plan: relay::RelayPlan,
 }
 
-/// Runs the session until it asks for a relay (returns the tunnel) or ends (returns None).
-#[inline(never)]
+/// Runs the session until it asks for a relay (returns the tunnel) or ends (returns None),
+/// with a handshake input buffer from the pool: on the heap, so its 1 KiB is not in the
+/// frame under the deepest handshake calls, and given back as soon as the handshake ends.
 fn handshake(
     client: &TcpStream,
     peer: SocketAddr,
@@ -69,13 +70,26 @@ fn handshake(
     policy: Arc<ServicePolicy>,
     hooks: &Hooks,
 ) -> Option<Tunnel> {
+    let mut input = pool::take_input();
+    let tunnel = run_handshake(client, peer, listen, policy, hooks, &mut input);
+    pool::give_input(input);
+    tunnel
+}
+
+#[inline(never)]
+fn run_handshake(
+    client: &TcpStream,
+    peer: SocketAddr,
+    listen: SocketAddr,
+    policy: Arc<ServicePolicy>,
+    hooks: &Hooks,
+    input: &mut HandshakeInput,
+) -> Option<Tunnel> {
     let Ok(local) = net::accepted_local(listen, client) else {
         // The client is already gone; there is no one to answer and nothing to log.
         return None;
     };
     let mut session = Session::new(Instant::now(), policy, peer, local, (hooks.civil_time)());
-    // Pooled, on the heap, and given back when the handshake is over (see PooledInput).
-    let mut input = PooledInput::take();
     let mut target: Option<TcpStream> = None;
     let mut bind_listener: Option<TcpListener> = None;
     loop {
@@ -88,7 +102,7 @@ fn handshake(
             let mut conn = Connection {
                 client,
                 session: &mut session,
-                input: &mut input,
+                input,
                 target: &mut target,
                 bind_listener: &mut bind_listener,
                 hooks,

@@ -66,83 +66,13 @@ impl HandshakeInput {
         session.handle_client_eof(Instant::now());
     }
 
+    /// Forgets every byte held (for reuse by another connection).
+    pub fn clear(&mut self) {
+        self.len = 0;
+    }
+
     /// Bytes the client sent after its request (pipelined data for the target).
     pub fn pending(&self) -> &[u8] {
         self.buf.get(..self.len).unwrap_or_default()
-    }
-}
-
-/// Idle handshake buffers kept for reuse by [`PooledInput`].
-pub const MAX_IDLE_INPUTS: usize = 64;
-
-// Boxes on purpose: taking one out and handing it back moves a pointer, not 1 KiB.
-#[allow(clippy::vec_box)]
-static INPUTS: std::sync::Mutex<Vec<Box<HandshakeInput>>> = std::sync::Mutex::new(Vec::new());
-
-/// A [`HandshakeInput`] on the heap, taken from a process-wide pool and given back (empty)
-/// when dropped.
-///
-/// For the thread-per-connection runtime: as a local it would add 1 KiB to the frame under
-/// the deepest handshake calls (and every idle tunnel's thread keeps its deepest stack page
-/// resident); as a plain `Box` it would, once freed, stay in the freeing thread's allocator
-/// cache, one per idle thread. The pool keeps the buffers shared instead.
-#[derive(Debug)]
-pub struct PooledInput(Option<Box<HandshakeInput>>);
-
-impl PooledInput {
-    /// An empty input buffer from the pool, or a new one.
-    pub fn take() -> PooledInput {
-        let reused = INPUTS.lock().unwrap_or_else(|p| p.into_inner()).pop();
-        PooledInput(Some(reused.unwrap_or_default()))
-    }
-}
-
-impl std::ops::Deref for PooledInput {
-    type Target = HandshakeInput;
-    fn deref(&self) -> &HandshakeInput {
-        // Always `Some` until drop.
-        self.0.as_deref().unwrap_or(&EMPTY_INPUT)
-    }
-}
-
-impl std::ops::DerefMut for PooledInput {
-    fn deref_mut(&mut self) -> &mut HandshakeInput {
-        self.0.get_or_insert_with(Box::default)
-    }
-}
-
-/// What a `PooledInput` reads as if its buffer were ever missing (it never is).
-static EMPTY_INPUT: HandshakeInput = HandshakeInput {
-    buf: [0; HANDSHAKE_BUFFER],
-    len: 0,
-};
-
-impl Drop for PooledInput {
-    fn drop(&mut self) {
-        if let Some(mut input) = self.0.take() {
-            input.len = 0;
-            let mut pool = INPUTS.lock().unwrap_or_else(|p| p.into_inner());
-            if pool.len() < MAX_IDLE_INPUTS {
-                pool.push(input);
-            }
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_pooled_input_comes_back_empty() {
-        let mut a = PooledInput::take();
-        if let Some(space) = a.space() {
-            space[..3].copy_from_slice(b"abc");
-        }
-        a.len = 3;
-        assert_eq!(a.pending(), b"abc");
-        drop(a);
-        let b = PooledInput::take();
-        assert!(b.pending().is_empty(), "reused buffers start empty");
     }
 }

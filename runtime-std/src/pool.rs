@@ -1,12 +1,45 @@
-//! Pools of relay resources: pipes for `splice` and buffers for `read`/`write`.
+//! Pools of per-connection resources: pipes for `splice`, buffers for `read`/`write` and
+//! handshake input buffers.
 //!
 //! A tunnel takes a pipe or a buffer only while bytes are in flight and gives it back as
 //! soon as it is empty, so an idle tunnel holds neither: 9,000 idle tunnels cost no pipes
-//! (file descriptors) and no buffer memory. Each pool keeps at most a fixed number of idle
-//! items; the rest are freed.
+//! (file descriptors) and no buffer memory. A connection of the std runtime takes its
+//! handshake input buffer for the handshake only. Each pool keeps at most a fixed number of
+//! idle items; the rest are freed.
+//!
+//! Why pools and not the allocator: a freed buffer stays in the freeing thread's malloc
+//! cache, and with a thread per connection that is one stranded buffer per idle thread;
+//! a pipe would be two system calls to make and two to close.
 
+use crate::input::HandshakeInput;
 use crate::sys::{self, Pipe};
 use std::sync::Mutex;
+
+/// At most `max` idle items, shared by every thread.
+struct Pool<T> {
+    idle: Mutex<Vec<T>>,
+    max: usize,
+}
+
+impl<T> Pool<T> {
+    const fn new(max: usize) -> Pool<T> {
+        Pool {
+            idle: Mutex::new(Vec::new()),
+            max,
+        }
+    }
+
+    fn take(&self) -> Option<T> {
+        self.idle.lock().unwrap_or_else(|p| p.into_inner()).pop()
+    }
+
+    fn give(&self, item: T) {
+        let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
+        if idle.len() < self.max {
+            idle.push(item);
+        }
+    }
+}
 
 /// Bytes per relay buffer of the buffered path.
 pub const BUFFER_SIZE: usize = 64 * 1024;
@@ -15,8 +48,12 @@ pub const MAX_IDLE_PIPES: usize = 64;
 /// Idle buffers kept for reuse.
 pub const MAX_IDLE_BUFFERS: usize = 64;
 
-static PIPES: Mutex<Vec<(Pipe, usize)>> = Mutex::new(Vec::new());
-static BUFFERS: Mutex<Vec<Box<[u8]>>> = Mutex::new(Vec::new());
+/// Idle handshake input buffers kept for reuse.
+pub const MAX_IDLE_INPUTS: usize = 64;
+
+static PIPES: Pool<(Pipe, usize)> = Pool::new(MAX_IDLE_PIPES);
+static BUFFERS: Pool<Box<[u8]>> = Pool::new(MAX_IDLE_BUFFERS);
+static INPUTS: Pool<Box<HandshakeInput>> = Pool::new(MAX_IDLE_INPUTS);
 
 /// Capacity asked for each new pipe. The pages are only used while bytes are in flight.
 ///
@@ -30,8 +67,7 @@ pub const PIPE_SIZE: usize = 256 * 1024;
 /// A pipe from the pool, or a new one (`None` when the process is out of descriptors).
 /// Returns the pipe and its capacity.
 pub fn take_pipe() -> Option<(Pipe, usize)> {
-    let reused = PIPES.lock().unwrap_or_else(|p| p.into_inner()).pop();
-    reused.or_else(|| {
+    PIPES.take().or_else(|| {
         let pipe = sys::pipe().ok()?;
         // A kernel that refuses the size keeps the default 64 KiB pipe.
         let size = sys::set_pipe_size(&pipe, PIPE_SIZE).unwrap_or(64 * 1024);
@@ -41,22 +77,58 @@ pub fn take_pipe() -> Option<(Pipe, usize)> {
 
 /// Returns an empty pipe (and its capacity) to the pool.
 pub fn give_pipe(pipe: (Pipe, usize)) {
-    let mut pool = PIPES.lock().unwrap_or_else(|p| p.into_inner());
-    if pool.len() < MAX_IDLE_PIPES {
-        pool.push(pipe);
-    }
+    PIPES.give(pipe);
 }
 
 /// A buffer of [`BUFFER_SIZE`] bytes from the pool, or a new one.
 pub fn take_buffer() -> Box<[u8]> {
-    let reused = BUFFERS.lock().unwrap_or_else(|p| p.into_inner()).pop();
-    reused.unwrap_or_else(|| vec![0u8; BUFFER_SIZE].into_boxed_slice())
+    BUFFERS
+        .take()
+        .unwrap_or_else(|| vec![0u8; BUFFER_SIZE].into_boxed_slice())
 }
 
 /// Returns a buffer to the pool.
 pub fn give_buffer(buf: Box<[u8]>) {
-    let mut pool = BUFFERS.lock().unwrap_or_else(|p| p.into_inner());
-    if pool.len() < MAX_IDLE_BUFFERS {
-        pool.push(buf);
+    BUFFERS.give(buf);
+}
+
+/// An empty handshake input buffer from the pool, or a new one.
+pub fn take_input() -> Box<HandshakeInput> {
+    INPUTS.take().unwrap_or_default()
+}
+
+/// Returns a handshake input buffer to the pool (emptied first).
+pub fn give_input(mut input: Box<HandshakeInput>) {
+    input.clear();
+    INPUTS.give(input);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_pooled_input_comes_back_empty() {
+        let mut a = take_input();
+        if let Some(space) = a.space() {
+            space[..3].copy_from_slice(b"abc");
+        }
+        a.clear();
+        assert!(a.pending().is_empty());
+        give_input(a);
+        let b = take_input();
+        assert!(b.pending().is_empty(), "reused buffers start empty");
+    }
+
+    #[test]
+    fn a_pool_keeps_at_most_its_bound() {
+        let pool: Pool<u8> = Pool::new(2);
+        for i in 0..5 {
+            pool.give(i);
+        }
+        assert_eq!(
+            (pool.take(), pool.take(), pool.take()),
+            (Some(1), Some(0), None)
+        );
     }
 }
