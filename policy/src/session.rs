@@ -702,7 +702,6 @@ impl Session {
 
     /// The relay of an established tunnel, with the bandwidth pipes that match it (chosen
     /// once, like 3proxy, with the user the ACL saw and the address actually reached).
-    #[inline(never)]
     fn relay_intent(&self) -> Intent {
         let (mut to_client, mut to_target) = (Pacer::default(), Pacer::default());
         if !self.policy.bandlimits.is_empty() {
