@@ -6,7 +6,7 @@
 //!
 //! Seeds come from three places:
 //! - hand-made messages built with the codecs' own encoders (every SOCKS4/4a/5 and RFC 1929
-//!   message, whole handshakes for the machines);
+//!   message, whole handshakes for the machines), and HTTP parent answers to CONNECT;
 //! - the conformance traces, `conformance/traces/**/*.trace`: the `client:` data of server
 //!   traces become client streams (server machine, session engine, request codecs), the
 //!   `server:` data of client traces parent streams (client machine, reply codecs),
@@ -226,6 +226,33 @@ fn machine_seeds(seeds: &mut Seeds) {
             add(seeds, "socks_client", with_header(&h, &stream));
         }
     }
+    for (header, stream) in http_parent_streams() {
+        add(seeds, "http_connect_client", with_header(&header, stream));
+    }
+}
+
+/// HTTP parent answers to CONNECT: (header `target, credentials, flags, split`, stream).
+fn http_parent_streams() -> Vec<([u8; 4], &'static [u8])> {
+    vec![
+        // Name target with credentials; 200, then the target's first bytes.
+        (
+            [2, 1, 0, 0],
+            b"HTTP/1.1 200 Connection established\r\n\r\ntunnel bytes",
+        ),
+        // IPv4 target; 407 with a body, byte by byte, deadline fired.
+        (
+            [0, 0, 1, 1],
+            b"HTTP/1.0 407 Proxy Authentication Required\r\n\
+              Proxy-Authenticate: Basic realm=\"proxy\"\r\nContent-Length: 2\r\n\r\nno",
+        ),
+        // IPv6 target, long credentials; an interim 100, then 200 with a field, chunked.
+        (
+            [1, 2, 0, 3],
+            b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nProxy-Agent: p\r\n\r\nx",
+        ),
+        // Not HTTP at all (a SOCKS5 reply), in two halves.
+        ([0, 0, 0, 2], b"\x05\x00\x00\x01\xc0\x00\x02\x07\x00\x50"),
+    ]
 }
 
 // ---------------------------------------------------------------------------------------

@@ -14,8 +14,9 @@
 //!
 //! What is not here: knowledge of any particular protocol. A target that needs a driver
 //! for a machine writes it in its own file, so that adding a target never touches this
-//! crate. The project crates are re-exported ([`wire`], [`socks`], [`policy`], [`daemon`])
-//! so that a target file names only this crate and `fuzz-replay` needs no other dependency.
+//! crate. The project crates are re-exported ([`wire`], [`socks`], [`http`], [`policy`],
+//! [`daemon`]) so that a target file names only this crate and `fuzz-replay` needs no other
+//! dependency.
 
 #![forbid(unsafe_code)]
 
@@ -25,6 +26,7 @@ use std::sync::OnceLock;
 use std::time::Instant;
 
 pub use triproxy as daemon;
+pub use triproxy_http as http;
 pub use triproxy_policy as policy;
 pub use triproxy_socks as socks;
 pub use triproxy_wire as wire;
