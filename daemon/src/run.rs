@@ -9,6 +9,7 @@ use std::fmt;
 use std::io;
 use std::net::{SocketAddr, TcpListener};
 use std::sync::Arc;
+use triproxy_policy::parent::ParentRandom;
 use triproxy_policy::service::{RelayMode, ServicePolicy, Timeouts};
 use triproxy_runtime_std::net;
 
@@ -93,8 +94,14 @@ fn service_name(kind: &ServiceKind) -> &'static str {
 }
 
 /// The policy snapshot a service's sessions run with.
-pub fn policy_of(service: &ServiceConfig, config: &Config, port: u16) -> ServicePolicy {
+pub fn policy_of(
+    service: &ServiceConfig,
+    config: &Config,
+    port: u16,
+    parent_random: &Arc<ParentRandom>,
+) -> ServicePolicy {
     ServicePolicy {
+        parent_random: Arc::clone(parent_random),
         listen_port: port,
         auth: service.auth.clone(),
         acl: Arc::from(service.acl.clone()),
@@ -136,12 +143,18 @@ pub fn start(
         RuntimeKind::Std => None,
     };
     let mut started = Vec::new();
+    // Parent weights draw from one generator per process, seeded from the clock (the
+    // policy crate never reads one).
+    let seed = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64);
+    let parent_random = Arc::new(ParentRandom::new(seed));
     for (service, listener) in listeners {
         let addr = listener.local_addr().map_err(|e| fail(service, e))?;
         let hooks = sinks
             .hooks(&service.log, &service.logformat)
             .map_err(|e| fail(service, e))?;
-        let policy = Arc::new(policy_of(service, config, addr.port()));
+        let policy = Arc::new(policy_of(service, config, addr.port(), &parent_random));
         let maxconn = usize::try_from(service.maxconn).unwrap_or(usize::MAX);
         match &smol {
             Some(rt) => {

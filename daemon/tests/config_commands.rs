@@ -436,7 +436,7 @@ fn unsupported_3proxy_commands_are_told_apart_from_unknown_words() {
         "nserver 10.1.2.1",
         "nscache 65536",
         "timeouts 1 5 30 60 180 1800 15 60",
-        "parent 1000 socks5 1.2.3.4 1080",
+        "parentretries 3",
         "noconnlim 127.0.0.1",
         "counter x.3cf",
         "countin \"1/Test\" D 100 *",
@@ -651,4 +651,85 @@ fn external_and_backlog_are_snapshotted_per_service() {
             "{bad}"
         );
     }
+}
+
+#[test]
+fn parent_lines_attach_to_the_last_allow_entry() {
+    use triproxy_policy::parent::{ParentCredentials, ParentKind};
+    let cfg = ok(
+        "allow * * 10.0.0.0/8\nparent 1000 socks5+ 127.0.0.1 1081 bob pw\n\
+                  parent 500 connect ::1 3128\nparent 500 socks4 127.0.0.1 1082 *\n\
+                  allow *\nsocks\n",
+    );
+    let acl = &cfg.services[0].acl;
+    assert_eq!(acl.len(), 2);
+    assert!(acl[1].parents().is_empty(), "the second entry has none");
+    let hops = acl[0].parents().hops();
+    assert_eq!(hops.len(), 3);
+    assert_eq!(hops[0].kind, ParentKind::Socks5 { names: true });
+    assert_eq!(hops[0].addr, addr("127.0.0.1:1081"));
+    assert_eq!(
+        hops[0].credentials,
+        ParentCredentials::Fixed {
+            user: "bob".into(),
+            password: "pw".into()
+        }
+    );
+    assert_eq!(hops[1].addr, addr("[::1]:3128"));
+    assert_eq!(hops[2].credentials, ParentCredentials::Client);
+    // First group (1000) then the 500/500 group: two hops per chain.
+    assert_eq!(acl[0].parents().choose(1).len(), 2);
+}
+
+#[test]
+fn parent_errors_name_the_line() {
+    for (text, line, message) in [
+        (
+            "parent 1000 socks5 127.0.0.1 1080\n",
+            1,
+            "test.cfg:1: bad `parent`: `parent` must follow an `allow` line",
+        ),
+        (
+            "deny *\nparent 1000 socks5 127.0.0.1 1080\n",
+            2,
+            "test.cfg:2: bad `parent`: `parent` must follow an `allow` line",
+        ),
+        (
+            "allow *\nparent 0 socks5 127.0.0.1 1080\n",
+            2,
+            "test.cfg:2: bad `parent`: weight `0` is not 1..1000",
+        ),
+        (
+            "allow *\nparent 1000 socks5s 127.0.0.1 1080\n",
+            2,
+            "test.cfg:2: bad `parent`: parent type `socks5s` is not supported by triproxy",
+        ),
+        (
+            "allow *\nparent 1000 http 0.0.0.0 0\n",
+            2,
+            "test.cfg:2: bad `parent`: address 0.0.0.0 or port 0 (local redirection",
+        ),
+        (
+            "allow *\nparent 1000 socks5 proxy.example 1080\n",
+            2,
+            "test.cfg:2: bad `parent`: parent address `proxy.example` is not an IP address",
+        ),
+        (
+            "allow *\nparent 1000 tcp 127.0.0.1 80\nparent 1000 socks5 127.0.0.1 1080\n",
+            3,
+            "test.cfg:3: bad `parent`: a `tcp` or `http` parent ends the chain",
+        ),
+    ] {
+        let e = config_util::parse(text).unwrap_err();
+        assert_eq!(e.line, line, "{text:?}: {e}");
+        assert!(e.to_string().starts_with(message), "{text:?}: {e}");
+    }
+    assert_eq!(
+        arg_count("parent 1000 socks5 127.0.0.1\n"),
+        ("parent".into(), 4, None, 3)
+    );
+    assert!(matches!(
+        err_at("allow *\nparent 1000 socks5 127.0.0.1 1 u p extra\n", 2),
+        ConfigErrorKind::Parent(_)
+    ));
 }

@@ -3,6 +3,12 @@
 //! ways and keep half-close; aborts by either side end with the right code; 1,000
 //! connections that end in every way leave the daemon holding no extra file descriptors.
 //! The pipes' rates themselves are checked in `e2e_bandlim.rs`.
+//!
+//! `chained` runs the same scenarios through a parent proxy (a second triproxy daemon on
+//! the same runtime, `parent 1000 socks5`), and the descriptor count is taken from the
+//! daemon that chains (3proxy leaks CLOSE_WAIT sockets there). A target's abort reaches
+//! the chaining daemon as the parent's end of stream, so the code-96 scenario is checked
+//! on the parent's own relay (the unchained modes), not through it.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
@@ -25,6 +31,48 @@ fn config(mode: &str) -> String {
     format!(
         "log\nauth iponly\nallow * 127.0.0.1\nmaxconn 2000\n{limits}socks -p0 -i127.0.0.1 {option}\n"
     )
+}
+
+/// The daemon under test for `mode`, and for `chained` the parent it chains through
+/// (kept alive with it).
+fn start(runtime: &str, mode: &str) -> (Daemon, Option<Daemon>) {
+    if mode != "chained" {
+        return (Daemon::start(&config(mode), runtime), None);
+    }
+    let parent = Daemon::start(&config("-s"), runtime);
+    let front = Daemon::start(
+        &format!(
+            "log\nauth iponly\nallow * 127.0.0.1\nparent 1000 socks5 {}\nmaxconn 2000\n\
+             socks -p0 -i127.0.0.1\n",
+            parent.addr.to_string().replace(':', " ")
+        ),
+        runtime,
+    );
+    (front, Some(parent))
+}
+
+macro_rules! chained {
+    ($($scenario:ident),* $(,)?) => {$(
+        mod $scenario {
+            #[test]
+            fn std_chained() {
+                super::super::$scenario("std", "chained")
+            }
+            #[test]
+            fn smol_chained() {
+                super::super::$scenario("smol", "chained")
+            }
+        }
+    )*};
+}
+
+mod through_a_parent {
+    chained!(
+        moves_64_mib_each_way_intact,
+        half_close_both_directions,
+        client_abort_is_code_95,
+        no_descriptor_left_after_1000_connections,
+    );
 }
 
 macro_rules! every_path {
@@ -68,7 +116,7 @@ every_path!(
 
 fn moves_64_mib_each_way_intact(runtime: &str, mode: &str) {
     const TOTAL: usize = 64 * 1024 * 1024;
-    let d = Daemon::start(&config(mode), runtime);
+    let (d, parent) = start(runtime, mode);
     let (target, done) = duplex_target(7, TOTAL);
     let s = socks5_connect(d.addr, target);
     let mut writer = s.try_clone().unwrap();
@@ -95,12 +143,23 @@ fn moves_64_mib_each_way_intact(runtime: &str, mode: &str) {
         (&*TOTAL.to_string(), &*TOTAL.to_string()),
         "{line}"
     );
+    // %R and %h: the address connected to is the parent's, one hop.
+    let (remote, hops) = match &parent {
+        Some(p) => (p.addr, "1"),
+        None => (target, "0"),
+    };
+    assert_eq!((f[5], f[8]), (&*remote.to_string(), hops), "{line}");
+    if let Some(p) = parent {
+        // The parent relayed the same bytes.
+        let line = p.wait_code(0, &format!("CONNECT {target}"));
+        assert!(line.contains(&format!(" {TOTAL} {TOTAL} 0 ")), "{line}");
+    }
 }
 
 /// The client half-closes first and still gets the answer; then the target half-closes
 /// first and the client's late data still reaches it.
 fn half_close_both_directions(runtime: &str, mode: &str) {
-    let d = Daemon::start(&config(mode), runtime);
+    let (d, _parent) = start(runtime, mode);
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let target = listener.local_addr().unwrap();
     thread::spawn(move || {
@@ -156,7 +215,7 @@ fn streaming_target() -> SocketAddr {
 }
 
 fn client_abort_is_code_95(runtime: &str, mode: &str) {
-    let d = Daemon::start(&config(mode), runtime);
+    let (d, _parent) = start(runtime, mode);
     let target = streaming_target();
     let mut s = socks5_connect(d.addr, target);
     let mut some = vec![0u8; 100_000];
@@ -167,7 +226,7 @@ fn client_abort_is_code_95(runtime: &str, mode: &str) {
 }
 
 fn server_abort_is_code_96(runtime: &str, mode: &str) {
-    let d = Daemon::start(&config(mode), runtime);
+    let (d, _parent) = start(runtime, mode);
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let target = listener.local_addr().unwrap();
     thread::spawn(move || {
@@ -301,7 +360,7 @@ fn echo_server() -> SocketAddr {
 }
 
 fn no_descriptor_left_after_1000_connections(runtime: &str, mode: &str) {
-    let mut d = Daemon::start(&config(mode), runtime);
+    let (mut d, _parent) = start(runtime, mode);
     let pid = d.pid();
     let echo = echo_server();
     let closed = {

@@ -2,15 +2,18 @@
 //! The policy crate's configuration parsers on arbitrary words: ACL entries
 //! (`triproxy_policy::acl::Ace::parse` and the field parsers it uses), auth chains
 //! (`AuthChain::parse`), user specs (`Users::add_spec`) and bandwidth rates
-//! (`bandlim::parse_rate`, then a bucket at that rate), then the decisions made with
-//! whatever parsed.
+//! (`bandlim::parse_rate`, then a bucket at that rate), `parent` lines
+//! (`parent::ParentHop::parse`, added to the last entry), then the decisions made with
+//! whatever parsed and chains drawn from every entry's parents.
 //!
 //! Input: text, one command per line, words separated by whitespace: `allow ...` /
-//! `deny ...` add an ACL entry, `auth ...` sets the chain, `users ...` adds users; on any
+//! `deny ...` add an ACL entry, `parent ...` a hop to the last one, `auth ...` sets the
+//! chain, `users ...` adds users; on any
 //! other line each word goes through every field parser.
 //!
 //! Oracles: no panic; a user spec that was accepted verifies with the password it states;
-//! `check` agrees with `first_match` (empty ACL: allow); `decide` never grants through a
+//! `check` agrees with `first_match` (empty ACL: allow); a drawn chain has at most
+//! `MAX_CHAIN_HOPS` hops, all from the entry, and a `tcp`/`http` hop only last; `decide` never grants through a
 //! `deny` rule and names a rule that exists and allows.
 
 use std::net::IpAddr;
@@ -20,6 +23,7 @@ use triproxy_fuzz::policy::acl::{
 };
 use triproxy_fuzz::policy::auth::{AuthChain, AuthDecision, AuthMethod};
 use triproxy_fuzz::policy::bandlim::{parse_rate, Allowance, Bucket};
+use triproxy_fuzz::policy::parent::{ParentHop, MAX_CHAIN_HOPS};
 use triproxy_fuzz::policy::users::Users;
 use triproxy_fuzz::wire::DomainName;
 
@@ -88,6 +92,11 @@ triproxy_fuzz::target!(|data| {
         match words.split_first() {
             Some((&"allow", fields)) => acl.extend(Ace::parse(Action::Allow, fields).ok()),
             Some((&"deny", fields)) => acl.extend(Ace::parse(Action::Deny, fields).ok()),
+            Some((&"parent", words)) => {
+                if let (Ok(hop), Some(ace)) = (ParentHop::parse(words), acl.last_mut()) {
+                    let _ = ace.push_parent(hop);
+                }
+            }
             Some((&"auth", methods)) => {
                 if let Ok(c) = AuthChain::parse(methods) {
                     assert_eq!(c.methods().len(), methods.len());
@@ -105,6 +114,18 @@ triproxy_fuzz::target!(|data| {
                 }
             }
             _ => words.iter().for_each(|w| each_field_parser(w)),
+        }
+    }
+
+    for ace in &acl {
+        let parents = ace.parents();
+        for random in [0, 1, u64::MAX, 0x5555_5555_5555_5555] {
+            let chain = parents.choose(random);
+            assert!(chain.len() <= MAX_CHAIN_HOPS);
+            assert!(chain.iter().all(|h| parents.hops().contains(h)));
+            if let Some((_, before_last)) = chain.split_last() {
+                assert!(before_last.iter().all(|h| !h.kind.is_terminal()));
+            }
         }
     }
 

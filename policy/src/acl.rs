@@ -13,6 +13,7 @@
 //! other 3proxy commands that reuse the ACL tail (`bandlimin`, `connlim`, `countin`, ...) can
 //! reuse [`Ace::parse`] and [`Ace::matches`].
 
+use crate::parent::{ParentError, ParentHop, Parents};
 use arrayvec::ArrayString;
 use core::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
@@ -1082,6 +1083,8 @@ pub struct Ace {
     weekdays: Option<Weekdays>,
     times: Option<Vec<TimePeriod>>,
     weight: Option<u32>,
+    /// `parent` lines after an `allow` line (empty: connect directly).
+    parents: Parents,
 }
 
 impl Ace {
@@ -1166,6 +1169,7 @@ impl Ace {
             weekdays: None,
             times: None,
             weight: None,
+            parents: Parents::new(),
         }
     }
 
@@ -1250,11 +1254,27 @@ impl Ace {
     pub fn weight(&self) -> Option<u32> {
         self.weight
     }
+
+    /// The parent proxies of an `allow` entry (empty: connect directly).
+    pub fn parents(&self) -> &Parents {
+        &self.parents
+    }
+
+    /// Adds a `parent` line to this entry. Only `allow` entries take parents.
+    pub fn push_parent(&mut self, hop: ParentHop) -> Result<(), ParentError> {
+        if self.action != Action::Allow {
+            return Err(ParentError::NotAfterAllow);
+        }
+        self.parents.push(hop)
+    }
 }
 
-/// Index of the first entry that matches the request, if any.
+/// Index of the first entry that matches the request, if any. As in 3proxy, an entry with
+/// parents is passed over for BIND and ICMP requests, which cannot go through a chain.
 pub fn first_match(acl: &[Ace], req: &AclRequest<'_>) -> Option<usize> {
-    acl.iter().position(|ace| ace.matches(req))
+    let chainable = !matches!(req.operation, Operation::Bind | Operation::IcmpAssoc);
+    acl.iter()
+        .position(|ace| (chainable || ace.parents.is_empty()) && ace.matches(req))
 }
 
 /// Evaluates an ACL as 3proxy's `checkACL` does: entries in order, the first match decides;

@@ -12,6 +12,8 @@
 pub mod acl;
 pub mod auth;
 pub mod bandlim;
+mod chain;
+pub mod parent;
 pub mod service;
 pub mod session;
 pub mod users;

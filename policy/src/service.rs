@@ -8,6 +8,7 @@
 use crate::acl::Ace;
 use crate::auth::AuthChain;
 use crate::bandlim::BandLimits;
+use crate::parent::ParentRandom;
 use crate::users::Users;
 use core::time::Duration;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
@@ -81,6 +82,8 @@ pub struct Timeouts {
     /// How long a SOCKS BIND waits for its incoming connection (120 s; 3proxy waits
     /// CONNECTION_L).
     pub bind_wait: Duration,
+    /// Each parent hop's answer during chain negotiation (3proxy: CHAIN, 60 s).
+    pub chain: Duration,
 }
 
 impl Default for Timeouts {
@@ -90,6 +93,7 @@ impl Default for Timeouts {
             connect: Duration::from_secs(15),
             idle: Duration::from_secs(1800),
             bind_wait: Duration::from_secs(120),
+            chain: Duration::from_secs(60),
         }
     }
 }
@@ -116,6 +120,9 @@ pub struct ServicePolicy {
     /// The global `bandlimin`/`bandlimout` rules (shared by every service: one rule is one
     /// bucket for the whole process, as in 3proxy).
     pub bandlimits: Arc<BandLimits>,
+    /// Draws for parent chains with weights (shared by every service of a process, seeded
+    /// by the daemon).
+    pub parent_random: Arc<ParentRandom>,
 }
 
 impl ServicePolicy {
@@ -131,6 +138,7 @@ impl ServicePolicy {
             relay: RelayMode::default(),
             external: SourceAddrs::default(),
             bandlimits: Arc::new(BandLimits::new()),
+            parent_random: Arc::new(ParentRandom::new(0)),
         }
     }
 }

@@ -44,6 +44,7 @@
 use crate::acl::{AclRequest, CivilTime, Operation};
 use crate::auth::{AuthDecision, AuthOutcome};
 use crate::bandlim::{Direction, Pacer};
+use crate::chain::{Chain, ChainStep};
 use crate::service::{NeedUser, RelayMode, ServicePolicy, SourceAddrs};
 use arrayvec::ArrayVec;
 use core::time::Duration;
@@ -114,6 +115,22 @@ pub enum Intent {
         to_client: Pacer,
         /// Bandwidth pipes for the bytes going to the target (`bandlimout`).
         to_target: Pacer,
+    },
+    /// Parent chain negotiation: write these bytes to the outgoing connection (the one
+    /// [`Intent::Connect`] opened); a write failure is reported with
+    /// [`Session::handle_target_closed`].
+    SendToTarget {
+        /// The bytes, in full.
+        bytes: Vec<u8>,
+    },
+    /// Parent chain negotiation: read from the outgoing connection until `deadline` and
+    /// feed what arrives to [`Session::handle_target_input`] (bytes it does not consume
+    /// stay with the driver: after the last hop's reply they are the target's first data
+    /// and go to the client before the relay starts); end of stream or an error:
+    /// [`Session::handle_target_closed`]; the deadline: [`Session::handle_timeout`].
+    ReadTarget {
+        /// When the hop's answer is overdue.
+        deadline: Instant,
     },
     /// Write this record to the service's log.
     Log(LogRecord),
@@ -258,6 +275,8 @@ enum Phase {
     Handshake,
     Resolving,
     Connecting,
+    /// Connected to the first parent; negotiating the chain.
+    Chaining,
     Binding,
     AwaitingPeer,
     Relaying,
@@ -289,6 +308,10 @@ pub struct Session {
     external: Option<SocketAddr>,
     /// The peer IP a BIND request named.
     expected_peer: Option<IpAddr>,
+    /// The parent chain drawn for this connection, while it is negotiated.
+    chain: Option<Box<Chain>>,
+    /// Parent hops used (`%h`).
+    hops: u32,
     intents: VecDeque<Intent>,
 }
 
@@ -333,6 +356,8 @@ impl Session {
             remote: None,
             external: None,
             expected_peer: None,
+            chain: None,
+            hops: 0,
             intents: VecDeque::new(),
         }
     }
@@ -393,12 +418,20 @@ impl Session {
     pub fn poll_timeout(&self) -> Option<Instant> {
         match self.phase {
             Phase::Handshake => self.server.as_ref().and_then(|s| s.poll_timeout()),
+            Phase::Chaining => self.chain.as_ref().and_then(|c| c.poll_timeout()),
             _ => None,
         }
     }
 
     /// Lets time pass; a handshake past its deadline ends the session.
     pub fn handle_timeout(&mut self, now: Instant) {
+        if self.phase == Phase::Chaining {
+            if let Some(chain) = self.chain.as_mut() {
+                chain.handle_timeout(now);
+            }
+            self.advance_chain(now);
+            return;
+        }
         if self.phase != Phase::Handshake {
             return;
         }
@@ -460,9 +493,19 @@ impl Session {
         if self.phase != Phase::Connecting {
             return;
         }
-        let _ = now;
         self.remote = Some(peer);
         self.external = Some(local);
+        if let Some(chain) = self.chain.as_mut() {
+            self.phase = Phase::Chaining;
+            chain.start(now);
+            self.advance_chain(now);
+            return;
+        }
+        self.grant_tunnel(local);
+    }
+
+    /// The tunnel is open (directly or through the chain): the success reply and the relay.
+    fn grant_tunnel(&mut self, local: SocketAddr) {
         // RFC 1928 section 6: BND is the address the server assigned to connect to the
         // target, i.e. the outgoing socket's local address (3proxy reports the
         // client-facing address instead).
@@ -551,12 +594,67 @@ impl Session {
         if self.phase != Phase::Connecting {
             return;
         }
-        self.refuse(
-            now,
-            error.reply(),
-            LogCode::CONNECT_FAILED,
-            format!("connect failed: {error:?}"),
-        );
+        let reason = match self.chain.as_ref().and_then(|c| c.first_addr()) {
+            Some(parent) => format!("connect to parent {parent} failed: {error:?}"),
+            None => format!("connect failed: {error:?}"),
+        };
+        self.refuse(now, error.reply(), LogCode::CONNECT_FAILED, reason);
+    }
+
+    /// Bytes read from the outgoing connection during [`Intent::ReadTarget`]; returns how
+    /// many were consumed. The rest stays with the driver (see [`Intent::ReadTarget`]).
+    pub fn handle_target_input(&mut self, now: Instant, input: &[u8]) -> usize {
+        if self.phase != Phase::Chaining {
+            return 0;
+        }
+        let used = self
+            .chain
+            .as_mut()
+            .map_or(0, |c| c.handle_input(now, input));
+        self.advance_chain(now);
+        used
+    }
+
+    /// The outgoing connection reached end of stream or failed during
+    /// [`Intent::SendToTarget`] or [`Intent::ReadTarget`].
+    pub fn handle_target_closed(&mut self, now: Instant) {
+        if self.phase != Phase::Chaining {
+            return;
+        }
+        if let Some(c) = self.chain.as_mut() {
+            c.handle_closed();
+        }
+        self.advance_chain(now);
+    }
+
+    /// Turns the chain's next step into intents.
+    fn advance_chain(&mut self, now: Instant) {
+        loop {
+            let Some(chain) = self.chain.as_mut() else {
+                return;
+            };
+            match chain.step() {
+                ChainStep::Send(bytes) => self.intents.push_back(Intent::SendToTarget { bytes }),
+                ChainStep::Read(deadline) => {
+                    self.intents.push_back(Intent::ReadTarget { deadline });
+                    return;
+                }
+                ChainStep::Established => {
+                    self.chain = None;
+                    let local = self.external.unwrap_or(self.internal);
+                    self.grant_tunnel(local);
+                    return;
+                }
+                ChainStep::Failed(f) => {
+                    self.chain = None;
+                    // Bytes queued for the parent are moot now.
+                    self.intents
+                        .retain(|i| !matches!(i, Intent::SendToTarget { .. }));
+                    self.refuse(now, f.reply, f.code, f.reason);
+                    return;
+                }
+            }
+        }
     }
 
     /// The answer to [`Intent::Relay`].
@@ -647,6 +745,7 @@ impl Session {
         let host = self.request.as_ref().and_then(|r| r.target.domain());
         let mut addrs = ArrayVec::<SocketAddr, MAX_CONNECT_ADDRS>::new();
         let mut first_refusal = None;
+        let mut first_rule = None;
         for addr in candidates.iter().take(MAX_CONNECT_ADDRS) {
             let request = AclRequest {
                 user: None,
@@ -665,9 +764,10 @@ impl Session {
                 &request,
             );
             match decision {
-                AuthDecision::Granted { acl_user, .. } => {
+                AuthDecision::Granted { acl_user, rule, .. } => {
                     if addrs.is_empty() {
                         self.acl_user = acl_user;
+                        first_rule = rule;
                     }
                     addrs.push(*addr);
                 }
@@ -676,7 +776,11 @@ impl Session {
                 }
             }
         }
-        // The decision is made: the password is not kept for the life of the tunnel.
+        if let Some(first) = addrs.first().copied() {
+            self.plan_chain(first_rule, first);
+        }
+        // The decision is made: the password is not kept for the life of the tunnel (a
+        // chain whose parent takes the client's credentials keeps them until it is built).
         self.credentials = None;
         if addrs.is_empty() {
             let code = first_refusal.unwrap_or(LogCode::ACL_NO_MATCH);
@@ -692,12 +796,41 @@ impl Session {
             });
             return;
         }
+        if let Some(parent) = self.chain.as_ref().and_then(|c| c.first_addr()) {
+            // Through a chain: the first hop is the only address to connect to.
+            addrs.clear();
+            addrs.push(parent);
+        }
         self.phase = Phase::Connecting;
         self.intents.push_back(Intent::Connect {
             addrs,
             timeout: self.policy.timeouts.connect,
             source: self.policy.external,
         });
+    }
+
+    /// Draws the parent chain of the ACL entry that granted the request, if it has one.
+    /// Only the first allowed address is asked for through a chain (the parent connects).
+    fn plan_chain(&mut self, rule: Option<usize>, first: SocketAddr) {
+        let Some(ace) = rule.and_then(|i| self.policy.acl.get(i)) else {
+            return;
+        };
+        if ace.parents().is_empty() || self.operation() != Operation::Connect {
+            return;
+        }
+        let hops = ace.parents().choose(self.policy.parent_random.next());
+        if hops.is_empty() {
+            return;
+        }
+        let chain = Chain::new(
+            &hops,
+            self.request.as_ref().map(|r| &r.target),
+            first,
+            self.credentials.take(),
+            self.policy.timeouts.chain,
+        );
+        self.hops = u32::try_from(chain.len()).unwrap_or(u32::MAX);
+        self.chain = Some(Box::new(chain));
     }
 
     /// The relay of an established tunnel, with the bandwidth pipes that match it (chosen
@@ -799,7 +932,7 @@ impl Session {
             requested,
             bytes_in,
             bytes_out,
-            hops: 0,
+            hops: self.hops,
             text,
             duration: now.saturating_duration_since(self.started),
         }));

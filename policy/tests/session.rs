@@ -521,3 +521,279 @@ fn bandwidth_pipes_are_chosen_per_tunnel_and_force_buffered() {
         assert_eq!(*mode, want, "{case}");
     }
 }
+
+/// A policy whose one `allow` entry chains through `parents` (lines after `parent`).
+fn chained_policy(parents: &[&[&str]]) -> Arc<ServicePolicy> {
+    use triproxy_policy::parent::ParentHop;
+    let mut ace = Ace::parse(Action::Allow, &[]).unwrap();
+    for words in parents {
+        ace.push_parent(ParentHop::parse(words).unwrap()).unwrap();
+    }
+    let mut p = ServicePolicy::new(1080);
+    p.acl = vec![ace].into();
+    Arc::new(p)
+}
+
+#[test]
+fn a_chain_negotiates_each_hop_and_keeps_the_targets_first_bytes() {
+    let t0 = Instant::now();
+    let policy = chained_policy(&[
+        &["1000", "socks5", "127.0.0.2", "1081", "bob", "pw"],
+        &["1000", "socks4", "127.0.0.3", "1082"],
+    ]);
+    let mut s = session(policy, t0);
+    let mut input = vec![5, 1, 0];
+    input.extend(connect_v4([10, 0, 0, 1], 80));
+    s.handle_input(t0, &input);
+    let (out, intents) = drain(&mut s);
+    assert_eq!(out, [5, 0]);
+    // Only the first hop is connected to.
+    let [Intent::Connect { addrs, .. }] = &intents[..] else {
+        panic!("{intents:?}")
+    };
+    assert_eq!(&addrs[..], &["127.0.0.2:1081".parse().unwrap()]);
+    s.handle_connected(
+        t0,
+        "127.0.0.1:40000".parse().unwrap(),
+        "127.0.0.2:1081".parse().unwrap(),
+    );
+    // Hop 1 (SOCKS5 with credentials): greeting offering no-auth and password.
+    let (out, intents) = drain(&mut s);
+    assert!(out.is_empty(), "no reply to the client yet");
+    assert!(
+        matches!(&intents[..], [Intent::SendToTarget { bytes }, Intent::ReadTarget { .. }]
+        if bytes == &[5, 2, 0, 2]),
+        "{intents:?}"
+    );
+    // It picks password: the RFC 1929 request goes out.
+    assert_eq!(s.handle_target_input(t0, &[5, 2]), 2);
+    let (_, intents) = drain(&mut s);
+    assert!(
+        matches!(&intents[..], [Intent::SendToTarget { bytes }, Intent::ReadTarget { .. }]
+        if bytes == b"\x01\x03bob\x02pw"),
+        "{intents:?}"
+    );
+    assert_eq!(s.handle_target_input(t0, &[1, 0]), 2);
+    // Hop 1 is asked for hop 2's address.
+    let (_, intents) = drain(&mut s);
+    assert!(
+        matches!(&intents[..], [Intent::SendToTarget { bytes }, Intent::ReadTarget { .. }]
+        if bytes == &[5, 1, 0, 1, 127, 0, 0, 3, 0x04, 0x3A]),
+        "{intents:?}"
+    );
+    // A partial reply is not consumed.
+    assert_eq!(s.handle_target_input(t0, &[5, 0, 0]), 0);
+    let (_, intents) = drain(&mut s);
+    assert!(
+        matches!(intents[..], [Intent::ReadTarget { .. }]),
+        "read more: {intents:?}"
+    );
+    assert_eq!(
+        s.handle_target_input(t0, &[5, 0, 0, 1, 0, 0, 0, 0, 0, 0]),
+        10
+    );
+    // Hop 2 (SOCKS4) is asked for the destination.
+    let (_, intents) = drain(&mut s);
+    assert!(
+        matches!(&intents[..], [Intent::SendToTarget { bytes }, Intent::ReadTarget { .. }]
+        if bytes == &[4, 1, 0, 80, 10, 0, 0, 1, 0]),
+        "{intents:?}"
+    );
+    // Its reply and the target's banner in one read: the banner is left to the driver.
+    let reply_and_banner = [0, 90, 0, 0, 0, 0, 0, 0, b'2', b'2', b'0'];
+    assert_eq!(s.handle_target_input(t0, &reply_and_banner), 8);
+    let (out, intents) = drain(&mut s);
+    assert_eq!(out[..2], [5, 0], "success for the client");
+    assert!(matches!(intents[..], [Intent::Relay { .. }]), "{intents:?}");
+    s.handle_relay_end(
+        t0,
+        RelayReport {
+            bytes_in: 3,
+            bytes_out: 0,
+            end: RelayEnd::Clean,
+        },
+    );
+    let (_, intents) = drain(&mut s);
+    let Some(Intent::Log(record)) = intents.first() else {
+        panic!("{intents:?}")
+    };
+    assert_eq!((record.code, record.hops), (LogCode::SUCCESS, 2));
+    assert_eq!(record.remote, Some("127.0.0.2:1081".parse().unwrap()));
+}
+
+#[test]
+fn a_silent_parent_times_out_and_a_refusing_one_passes_its_reply_on() {
+    let t0 = Instant::now();
+    let start = |s: &mut Session| {
+        let mut input = vec![5, 1, 0];
+        input.extend(connect_v4([10, 0, 0, 1], 80));
+        s.handle_input(t0, &input);
+        drain(s);
+        s.handle_connected(
+            t0,
+            "127.0.0.1:40000".parse().unwrap(),
+            "127.0.0.2:1081".parse().unwrap(),
+        );
+        drain(s);
+    };
+    let policy = chained_policy(&[&["1000", "socks5", "127.0.0.2", "1081"]]);
+    let mut s = session(Arc::clone(&policy), t0);
+    start(&mut s);
+    let deadline = s.poll_timeout().unwrap();
+    assert_eq!(
+        deadline,
+        t0 + Duration::from_secs(60),
+        "3proxy's CHAIN timeout"
+    );
+    s.handle_timeout(deadline - Duration::from_millis(1));
+    assert!(!s.is_done());
+    s.handle_timeout(deadline);
+    let (out, intents) = drain(&mut s);
+    assert_eq!(out[..2], [5, 6], "TTL expired");
+    assert_eq!(log_code(&intents), Some(LogCode(52)));
+
+    let mut s = session(Arc::clone(&policy), t0);
+    start(&mut s);
+    assert_eq!(s.handle_target_input(t0, &[5, 0]), 2);
+    drain(&mut s);
+    s.handle_target_input(t0, &[5, 4, 0, 1, 0, 0, 0, 0, 0, 0]);
+    let (out, intents) = drain(&mut s);
+    assert_eq!(out[..2], [5, 4], "host unreachable, as the parent said");
+    assert_eq!(log_code(&intents), Some(LogCode(64)));
+
+    let mut s = session(policy, t0);
+    start(&mut s);
+    s.handle_target_closed(t0);
+    let (out, intents) = drain(&mut s);
+    assert_eq!(out[..2], [5, 1]);
+    assert_eq!(log_code(&intents), Some(LogCode(52)));
+}
+
+#[test]
+fn bind_passes_over_an_entry_with_parents() {
+    use triproxy_policy::parent::ParentHop;
+    let t0 = Instant::now();
+    let mut chained = Ace::parse(Action::Allow, &[]).unwrap();
+    chained
+        .push_parent(ParentHop::parse(&["1000", "socks5", "127.0.0.2", "1081"]).unwrap())
+        .unwrap();
+    let mut p = ServicePolicy::new(1080);
+    p.acl = vec![chained, Ace::parse(Action::Deny, &[]).unwrap()].into();
+    let mut s = session(Arc::new(p), t0);
+    s.handle_input(t0, &[5, 1, 0, 5, 2, 0, 1, 10, 0, 0, 1, 0, 80]);
+    let (out, intents) = drain(&mut s);
+    // BIND skips the chained entry and meets the deny.
+    assert_eq!(out[2..4], [5, 2]);
+    assert_eq!(log_code(&intents), Some(LogCode::ACL_DENIED));
+}
+
+/// Runs a chained session to the first hop's connection, then feeds `parts` as the
+/// parent's bytes (driver-style: unconsumed bytes are kept and re-offered); returns the
+/// whole transcript and the bytes left unconsumed at the end.
+fn chain_transcript(t0: Instant, parts: &[&[u8]]) -> (Vec<u8>, String, Vec<u8>) {
+    let policy = chained_policy(&[
+        &["1000", "socks5", "127.0.0.2", "1081", "bob", "pw"],
+        &["1000", "connect+", "127.0.0.3", "3128"],
+    ]);
+    let mut s = session(policy, t0);
+    let mut input = vec![5, 1, 0, 5, 1, 0, 3, 11];
+    input.extend_from_slice(b"example.org");
+    input.extend_from_slice(&80u16.to_be_bytes());
+    s.handle_input(t0, &input);
+    drain(&mut s);
+    s.handle_resolved(t0, Ok(&["192.0.2.1:80".parse().unwrap()]));
+    drain(&mut s);
+    s.handle_connected(
+        t0,
+        "127.0.0.1:40000".parse().unwrap(),
+        "127.0.0.2:1081".parse().unwrap(),
+    );
+    // What went to the parent (as one byte stream: how it is cut into writes may depend
+    // on the split), what went to the client, and every other intent.
+    let (mut to_parent, mut to_client, mut others) = (Vec::new(), Vec::new(), String::new());
+    let mut record = |s: &mut Session| {
+        let (out, intents) = drain(s);
+        to_client.extend_from_slice(&out);
+        for i in intents {
+            match i {
+                Intent::SendToTarget { bytes } => to_parent.extend_from_slice(&bytes),
+                // Asking for more bytes depends on the split.
+                Intent::ReadTarget { .. } => {}
+                other => others.push_str(&format!("{other:?}\n")),
+            }
+        }
+    };
+    record(&mut s);
+    let mut held: Vec<u8> = Vec::new();
+    for part in parts {
+        held.extend_from_slice(part);
+        let used = s.handle_target_input(t0, &held);
+        assert!(used <= held.len());
+        held.drain(..used);
+        record(&mut s);
+    }
+    let log = format!("to client {to_client:?}\n{others}");
+    (to_parent, log, held)
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(512))]
+
+    /// Whatever the parents answer, and however it is split, the session never panics,
+    /// never consumes what it was not given, and decides the same way.
+    #[test]
+    fn chain_answers_split_anywhere_decide_the_same(
+        noise in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..80),
+        good_prefix in 0usize..5,
+        split in 0usize..120,
+    ) {
+        // A valid start (method, auth, reply, then the CONNECT head) cut at some point,
+        // followed by arbitrary bytes.
+        let valid: [&[u8]; 4] = [
+            &[5, 2],
+            &[1, 0],
+            &[5, 0, 0, 1, 127, 0, 0, 3, 0x0c, 0x38],
+            b"HTTP/1.1 200 OK\r\n\r\nbanner",
+        ];
+        let mut stream: Vec<u8> = valid.iter().take(good_prefix).flat_map(|p| p.iter().copied()).collect();
+        stream.extend_from_slice(&noise);
+        let cut = split.min(stream.len());
+        let t0 = Instant::now();
+        let (sent_whole, whole, held_whole) = chain_transcript(t0, &[&stream]);
+        let (sent_parts, parts, held_parts) = chain_transcript(t0, &[&stream[..cut], &stream[cut..]]);
+        proptest::prop_assert_eq!(&whole, &parts);
+        if whole.contains("Relay") {
+            // The target's first bytes are left to the driver, the same either way.
+            proptest::prop_assert_eq!(held_whole, held_parts);
+            proptest::prop_assert_eq!(sent_whole, sent_parts);
+        } else {
+            // A failed chain drops what it had not sent yet (and ignores later bytes):
+            // one stream is a prefix of the other.
+            let (short, long) = if sent_whole.len() <= sent_parts.len() {
+                (&sent_whole, &sent_parts)
+            } else {
+                (&sent_parts, &sent_whole)
+            };
+            proptest::prop_assert!(long.starts_with(short));
+        }
+    }
+}
+
+#[test]
+fn a_full_chain_answer_hands_the_banner_back() {
+    let stream: Vec<u8> = [
+        &[5u8, 2][..],
+        &[1, 0],
+        &[5, 0, 0, 1, 127, 0, 0, 3, 0x0c, 0x38],
+        b"HTTP/1.1 200 OK\r\n\r\nbanner",
+    ]
+    .concat();
+    let (sent, log, held) = chain_transcript(Instant::now(), &[&stream]);
+    assert_eq!(held, b"banner");
+    assert!(log.contains("Relay"), "{log}");
+    let mut to_parent = vec![5, 2, 0, 2, 1, 3, b'b', b'o', b'b', 2, b'p', b'w'];
+    to_parent.extend_from_slice(&[5, 1, 0, 1, 127, 0, 0, 3, 0x0c, 0x38]);
+    // The connect+ hop is asked for the name.
+    to_parent.extend_from_slice(b"CONNECT example.org:80 HTTP/1.1\r\nHost: example.org:80\r\n\r\n");
+    assert_eq!(sent, to_parent);
+}

@@ -14,15 +14,16 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use triproxy_policy::service::{ServicePolicy, SourceAddrs};
 use triproxy_policy::session::{BindError, ConnectError, Intent, Session, MAX_CONNECT_ADDRS};
-use triproxy_runtime_std::relay::RelayPlan;
-use triproxy_runtime_std::{net, HandshakeInput, Hooks};
+use triproxy_runtime_std::relay::{Early, RelayPlan};
+use triproxy_runtime_std::{net, HandshakeInput, Hooks, TargetInput};
 
 /// What the handshake hands to the relay phase.
 struct Tunnel {
     session: Session,
     target: Async<TcpStream>,
-    /// Client bytes pipelined after the request (no allocation when there are none).
-    pending: Vec<u8>,
+    /// Bytes read during the handshake for the relay to deliver first (no allocation when
+    /// there are none).
+    early: Early,
     plan: RelayPlan,
 }
 
@@ -41,7 +42,7 @@ pub(crate) async fn serve_connection(
     let report = relay(
         &client,
         &tunnel.target,
-        std::mem::take(&mut tunnel.pending),
+        std::mem::take(&mut tunnel.early),
         &tunnel.plan,
     )
     .await;
@@ -68,6 +69,7 @@ async fn handshake(
     let mut input = HandshakeInput::default();
     let mut target: Option<Async<TcpStream>> = None;
     let mut bind_listener: Option<Async<TcpListener>> = None;
+    let mut target_input = TargetInput::default();
     loop {
         while let Some(t) = session.poll_transmit() {
             if { client }.write_all(&t).await.is_err() {
@@ -130,7 +132,10 @@ async fn handshake(
                             return Some(Tunnel {
                                 session,
                                 target,
-                                pending: input.pending().to_vec(),
+                                early: Early {
+                                    to_target: input.pending().to_vec(),
+                                    to_client: std::mem::take(&mut target_input).into_pending(),
+                                },
                                 plan: RelayPlan {
                                     mode,
                                     idle_timeout,
@@ -141,6 +146,18 @@ async fn handshake(
                         }
                         None => session.handle_client_eof(Instant::now()),
                     }
+                }
+                Intent::SendToTarget { bytes } => {
+                    let sent = match target.as_ref() {
+                        Some(t) => { t }.write_all(&bytes).await.is_ok(),
+                        None => false,
+                    };
+                    if !sent {
+                        session.handle_target_closed(Instant::now());
+                    }
+                }
+                Intent::ReadTarget { deadline } => {
+                    read_target(target.as_ref(), &mut target_input, &mut session, deadline).await
                 }
                 Intent::Log(record) => (hooks.log)(&record),
                 Intent::Close => return None,
@@ -175,6 +192,30 @@ async fn handshake(
         };
         input.on_read(&mut session, result);
     }
+}
+
+/// One read from the target during parent chain negotiation, bounded by `deadline`.
+async fn read_target(
+    target: Option<&Async<TcpStream>>,
+    input: &mut TargetInput,
+    session: &mut Session,
+    deadline: Instant,
+) {
+    let Some(target) = target else {
+        session.handle_target_closed(Instant::now());
+        return;
+    };
+    let Some(space) = input.space() else {
+        input.on_full(session);
+        return;
+    };
+    let result = async { { target }.read(space).await }
+        .or(async {
+            Timer::at(deadline).await;
+            Err(io::ErrorKind::TimedOut.into())
+        })
+        .await;
+    input.on_read(session, result);
 }
 
 /// Connects to the first address that accepts within `timeout` each, with the socket

@@ -12,21 +12,21 @@ use futures_lite::{future, FutureExt};
 use std::net::{Shutdown, TcpStream};
 use triproxy_policy::session::RelayReport;
 use triproxy_runtime_std::pump::{Progress, Pump};
-use triproxy_runtime_std::relay::{classify, Activity, PumpEnd, RelayPlan};
+use triproxy_runtime_std::relay::{classify, Activity, Early, PumpEnd, RelayPlan};
 
-/// Relays between `client` and `target` until both directions are done; `pending` client
-/// bytes (pipelined with the handshake) go to the target first (the upstream pump holds
-/// them).
+/// Relays between `client` and `target` until both directions are done; `early` bytes
+/// (client data pipelined with the handshake, target data that came with a parent's last
+/// reply) are delivered first (the pumps hold them).
 pub(crate) async fn relay(
     client: &Async<TcpStream>,
     target: &Async<TcpStream>,
-    pending: Vec<u8>,
+    early: Early,
     plan: &RelayPlan,
 ) -> RelayReport {
     let idle_timeout = plan.idle_timeout;
     let activity = Activity::new();
-    let (mut up, mut down) = plan.pumps(&pending);
-    drop(pending); // copied into the pump: not kept for the life of the tunnel
+    let (mut up, mut down) = plan.pumps(&early);
+    drop(early); // copied into the pumps: not kept for the life of the tunnel
     let pumps = future::zip(
         drive(&mut up, client, target, &activity),
         drive(&mut down, target, client, &activity),

@@ -2,7 +2,7 @@
 //! intent in order (resolve, connect, relay, log, close) and feeds the answers back.
 
 use crate::hooks::Hooks;
-use crate::input::HandshakeInput;
+use crate::input::{HandshakeInput, TargetInput};
 use crate::{net, pool, relay, sys};
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -37,12 +37,12 @@ fn run_tunnel(client: &TcpStream, tunnel: Tunnel, hooks: &Hooks) {
     let Tunnel {
         mut session,
         target,
-        pending,
+        early,
         plan,
     } = tunnel;
     // (The relay makes both sockets non-blocking: read timeouts no longer apply.)
-    let report = relay::relay(client, &target, &pending, &plan);
-    drop((target, pending, plan));
+    let report = relay::relay(client, &target, &early, &plan);
+    drop((target, early, plan));
     session.handle_relay_end(Instant::now(), report);
     while let Some(intent) = session.poll_intent() {
         if let Intent::Log(record) = intent {
@@ -55,8 +55,9 @@ fn run_tunnel(client: &TcpStream, tunnel: Tunnel, hooks: &Hooks) {
 struct Tunnel {
     session: Session,
     target: TcpStream,
-    /// Client bytes pipelined after the request (no allocation when there are none).
-    pending: Vec<u8>,
+    /// Bytes read during the handshake for the relay to deliver first (no allocation when
+    /// there are none).
+    early: relay::Early,
     plan: relay::RelayPlan,
 }
 
@@ -92,6 +93,7 @@ fn run_handshake(
     let mut session = Session::new(Instant::now(), policy, peer, local, (hooks.civil_time)());
     let mut target: Option<TcpStream> = None;
     let mut bind_listener: Option<TcpListener> = None;
+    let mut target_input = TargetInput::default();
     loop {
         while let Some(t) = session.poll_transmit() {
             if (&*client).write_all(&t).is_err() {
@@ -104,6 +106,7 @@ fn run_handshake(
                 session: &mut session,
                 input,
                 target: &mut target,
+                target_input: &mut target_input,
                 bind_listener: &mut bind_listener,
                 hooks,
             };
@@ -124,7 +127,10 @@ fn run_handshake(
                     return Some(Tunnel {
                         session,
                         target,
-                        pending: input.pending().to_vec(),
+                        early: relay::Early {
+                            to_target: input.pending().to_vec(),
+                            to_client: std::mem::take(&mut target_input).into_pending(),
+                        },
                         plan,
                     });
                 }
@@ -161,6 +167,8 @@ struct Connection<'a> {
     session: &'a mut Session,
     input: &'a mut HandshakeInput,
     target: &'a mut Option<TcpStream>,
+    /// Bytes from the target while a parent chain is negotiated.
+    target_input: &'a mut TargetInput,
     bind_listener: &'a mut Option<TcpListener>,
     hooks: &'a Hooks,
 }
@@ -231,11 +239,41 @@ impl Connection<'_> {
                     to_target,
                 }))
             }
+            Intent::SendToTarget { bytes } => {
+                let sent = self.target.as_ref().map(|t| (&*t).write_all(&bytes));
+                if !matches!(sent, Some(Ok(()))) {
+                    self.session.handle_target_closed(Instant::now());
+                }
+            }
+            Intent::ReadTarget { deadline } => self.read_target(deadline),
             Intent::Log(record) => (self.hooks.log)(&record),
             Intent::Close => return ControlFlow::Break(None),
             _ => {}
         }
         ControlFlow::Continue(())
+    }
+}
+
+impl Connection<'_> {
+    /// One read from the target during parent chain negotiation, bounded by `deadline`.
+    fn read_target(&mut self, deadline: Instant) {
+        let now = Instant::now();
+        let Some(target) = self.target.as_ref() else {
+            self.session.handle_target_closed(now);
+            return;
+        };
+        if deadline <= now {
+            self.session.handle_timeout(now);
+            return;
+        }
+        let Some(space) = self.target_input.space() else {
+            self.target_input.on_full(self.session);
+            return;
+        };
+        let result = target
+            .set_read_timeout(Some(deadline - now))
+            .and_then(|()| (&*target).read(space));
+        self.target_input.on_read(self.session, result);
     }
 }
 

@@ -76,3 +76,68 @@ impl HandshakeInput {
         self.buf.get(..self.len).unwrap_or_default()
     }
 }
+
+/// The most bytes held from the outgoing connection while a parent chain is negotiated:
+/// above the longest answer a hop may give (an HTTP CONNECT response head is limited to
+/// `triproxy_http::MAX_RESPONSE_HEAD`, a SOCKS reply to 262 bytes).
+pub const MAX_TARGET_INPUT: usize = 12 * 1024;
+
+/// Bytes read from the outgoing connection during parent chain negotiation and not yet
+/// consumed by the session. Empty (no allocation) for connections without a chain; after
+/// the last hop's reply, what is left is the target's first data for the client.
+#[derive(Debug, Default)]
+pub struct TargetInput {
+    buf: Vec<u8>,
+    len: usize,
+}
+
+impl TargetInput {
+    /// Room for the next read (grown on first use, up to [`MAX_TARGET_INPUT`]), or `None`
+    /// when the buffer is full.
+    pub fn space(&mut self) -> Option<&mut [u8]> {
+        if self.len == self.buf.len() && self.buf.len() < MAX_TARGET_INPUT {
+            let grown = (self.buf.len() * 2).clamp(1024, MAX_TARGET_INPUT);
+            self.buf.resize(grown, 0);
+        }
+        self.buf.get_mut(self.len..).filter(|s| !s.is_empty())
+    }
+
+    /// Tells `session` what a read into [`Self::space`] gave: bytes (what it does not
+    /// consume stays here), end of stream or an error, or the deadline (a timeout).
+    pub fn on_read(&mut self, session: &mut Session, result: io::Result<usize>) {
+        let now = Instant::now();
+        match result {
+            Ok(0) => session.handle_target_closed(now),
+            Ok(n) => {
+                self.len = (self.len + n).min(self.buf.len());
+                let used = session
+                    .handle_target_input(now, self.buf.get(..self.len).unwrap_or_default())
+                    .min(self.len);
+                self.buf.copy_within(used..self.len, 0);
+                self.len -= used;
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                ) =>
+            {
+                session.handle_timeout(now)
+            }
+            Err(_) => session.handle_target_closed(now),
+        }
+    }
+
+    /// Ends a chain whose hop sent more than [`MAX_TARGET_INPUT`] without a complete answer
+    /// (a correct hop machine fails before that).
+    pub fn on_full(&mut self, session: &mut Session) {
+        session.handle_target_closed(Instant::now());
+    }
+
+    /// What is left: the target's first bytes for the client.
+    pub fn into_pending(mut self) -> Vec<u8> {
+        self.buf.truncate(self.len);
+        self.buf
+    }
+}

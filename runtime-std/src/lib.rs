@@ -20,5 +20,5 @@ mod sys;
 
 pub use driver::serve_connection;
 pub use hooks::Hooks;
-pub use input::{HandshakeInput, HANDSHAKE_BUFFER};
+pub use input::{HandshakeInput, TargetInput, HANDSHAKE_BUFFER, MAX_TARGET_INPUT};
 pub use service::{spawn_service, ServiceHandle};

@@ -42,13 +42,25 @@ impl RelayPlan {
         }
     }
 
-    /// The two pumps: client-to-target (delivering `pending` first) and target-to-client.
-    pub fn pumps(&self, pending: &[u8]) -> (Pump, Pump) {
+    /// The two pumps: client-to-target and target-to-client, each delivering its `early`
+    /// bytes first.
+    pub fn pumps(&self, early: &Early) -> (Pump, Pump) {
         (
-            Pump::with_pending(self.mode, pending).paced(self.to_target.clone()),
-            Pump::new(self.mode).paced(self.to_client.clone()),
+            Pump::with_pending(self.mode, &early.to_target).paced(self.to_target.clone()),
+            Pump::with_pending(self.mode, &early.to_client).paced(self.to_client.clone()),
         )
     }
+}
+
+/// Bytes read before the relay started that it must deliver first (and count): client
+/// data pipelined after the request, and target data that came with a parent's last reply.
+/// Empty vectors do not allocate.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Early {
+    /// From the client, for the target.
+    pub to_target: Vec<u8>,
+    /// From the target, for the client.
+    pub to_client: Vec<u8>,
 }
 
 /// How one direction ended.
@@ -117,13 +129,13 @@ impl Activity {
     }
 }
 
-/// Relays between `client` and `target` until both directions are done. `pending` holds
-/// client bytes that arrived with the handshake; the upstream pump delivers them first.
+/// Relays between `client` and `target` until both directions are done. `early` holds
+/// bytes read during the handshake; each pump delivers its share first.
 /// Both sockets are left non-blocking.
 pub fn relay(
     client: &TcpStream,
     target: &TcpStream,
-    pending: &[u8],
+    early: &Early,
     plan: &RelayPlan,
 ) -> RelayReport {
     let idle_timeout = plan.idle_timeout;
@@ -135,7 +147,7 @@ pub fn relay(
             end: RelayEnd::ClientError,
         };
     }
-    let (mut up, mut down) = plan.pumps(pending); // client -> target, target -> client
+    let (mut up, mut down) = plan.pumps(early); // client -> target, target -> client
     let mut up_end: Option<PumpEnd> = None;
     let mut down_end: Option<PumpEnd> = None;
     let mut last_activity = Instant::now();

@@ -47,6 +47,7 @@ pub(crate) enum Supported {
     BandLimOut,
     NoBandLimIn,
     NoBandLimOut,
+    Parent,
     External,
     Backlog,
     Socks,
@@ -70,6 +71,7 @@ const SUPPORTED: &[(&str, Supported, Arity)] = &[
     ("bandlimout", Supported::BandLimOut, Arity::at_least(1)),
     ("nobandlimin", Supported::NoBandLimIn, Arity::at_least(0)),
     ("nobandlimout", Supported::NoBandLimOut, Arity::at_least(0)),
+    ("parent", Supported::Parent, Arity::at_least(4)),
     ("external", Supported::External, Arity::exactly(1)),
     ("backlog", Supported::Backlog, Arity::exactly(1)),
     ("socks", Supported::Socks, Arity::at_least(0)),
@@ -115,7 +117,6 @@ const NOT_YET: &[&str] = &[
     "radius",
     // access control and routing
     "redirect",
-    "parent",
     "parentretries",
     "weight",
     "force",

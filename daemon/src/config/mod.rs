@@ -43,6 +43,7 @@ use std::sync::Arc;
 use triproxy_policy::acl::{Ace, AclError};
 use triproxy_policy::auth::{AuthChain, AuthError};
 use triproxy_policy::bandlim::BandLimits;
+use triproxy_policy::parent::ParentError;
 use triproxy_policy::users::{Users, UsersError};
 
 /// Longest configuration line in bytes, newline excluded (3proxy reads lines into a 64 KiB
@@ -267,6 +268,8 @@ pub enum ConfigErrorKind {
     Auth(Box<AuthError>),
     /// An `allow`/`deny` line the ACL parser rejects.
     Acl(Box<AclError>),
+    /// A `parent` line that cannot be used (or one with no `allow` line before it).
+    Parent(Box<ParentError>),
     /// The ACL fields of a `bandlim*` rule do not parse.
     RuleAcl {
         /// The command (`bandlimin`, ...).
@@ -410,6 +413,7 @@ impl fmt::Display for ConfigErrorKind {
             K::Users(e) => write!(f, "bad `users` entry: {e}"),
             K::Auth(e) => write!(f, "bad `auth`: {e}"),
             K::Acl(e) => write!(f, "bad `allow`/`deny` entry: {e}"),
+            K::Parent(e) => write!(f, "bad `parent`: {e}"),
             K::RuleAcl { command, error } => write!(f, "bad `{command}` rule: {error}"),
             K::InvalidNumber {
                 what,

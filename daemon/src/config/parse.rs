@@ -22,6 +22,7 @@ use std::sync::Arc;
 use triproxy_policy::acl::{Ace, Action};
 use triproxy_policy::auth::AuthChain;
 use triproxy_policy::bandlim::{self, BandLimits, Bucket, Direction, Rule, RuleKind};
+use triproxy_policy::parent::{ParentError, ParentHop};
 use triproxy_policy::users::Users;
 
 /// Whether to go on with the current file after a command.
@@ -309,6 +310,15 @@ impl Parser {
                     ));
                 }
                 self.bandlimits.push(rule);
+            }
+            Supported::Parent => {
+                let hop = ParentHop::parse(&args)
+                    .map_err(|e| self.error(here, ConfigErrorKind::Parent(Box::new(e))))?;
+                let pushed = match self.acl.last_mut() {
+                    Some(ace) => ace.push_parent(hop),
+                    None => Err(ParentError::NotAfterAllow),
+                };
+                pushed.map_err(|e| self.error(here, ConfigErrorKind::Parent(Box::new(e))))?;
             }
             Supported::Flush => self.acl.clear(),
             Supported::Internal => {

@@ -1,0 +1,422 @@
+//! Negotiating a parent chain on the outgoing connection, for the [`crate::session`]
+//! engine.
+//!
+//! The session connects to the first hop; this machine then speaks to each hop in turn
+//! over that one connection (one protocol client machine per hop: SOCKS4/4a/5 from
+//! `triproxy-socks`, HTTP CONNECT from `triproxy-http`), asking hop *i* to connect to hop
+//! *i + 1* and the last negotiating hop for the destination. A `tcp`/`http` hop at the end
+//! is the destination itself. Bytes the last hop sends after its reply are the target's
+//! first data: never consumed here.
+
+use crate::parent::{ParentCredentials, ParentHop, ParentKind, MAX_CHAIN_HOPS};
+use arrayvec::ArrayVec;
+use core::time::Duration;
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+use std::time::Instant;
+use triproxy_http::{ConnectClient, ConnectConfig, ConnectEvent, Credentials as HttpCredentials};
+use triproxy_socks::client::{Client, ClientConfig, ClientEvent, ClientVersion, Command};
+use triproxy_socks::v5::{Credentials, ReplyCode};
+use triproxy_socks::ClientError;
+use triproxy_wire::{LogCode, TargetAddr};
+
+/// Why a chain failed: the log code, the reply for our client and a reason.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct ChainFailure {
+    pub code: LogCode,
+    pub reply: ReplyCode,
+    pub reason: String,
+}
+
+/// The machine speaking to the current hop.
+#[derive(Debug)]
+enum HopMachine {
+    Socks(Box<Client>),
+    Http(Box<ConnectClient>),
+}
+
+/// What the chain needs next.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum ChainStep {
+    /// Write these bytes to the outgoing connection, then ask again.
+    Send(Vec<u8>),
+    /// Read from the outgoing connection (until the deadline) and feed
+    /// [`Chain::handle_input`].
+    Read(Instant),
+    /// Every hop answered: the tunnel to the destination is open.
+    Established,
+    /// The chain failed; the session refuses the request.
+    Failed(ChainFailure),
+}
+
+/// One connection's chain: the drawn hops and where negotiation is.
+#[derive(Debug)]
+pub(crate) struct Chain {
+    hops: ArrayVec<ParentHop, MAX_CHAIN_HOPS>,
+    /// Hops that are negotiated with (a final `tcp`/`http` hop is not).
+    negotiated: usize,
+    /// What the last negotiating hop is asked for.
+    destination: TargetAddr,
+    /// The client's credentials, kept only while a hop with USER `*` still needs them.
+    client_credentials: Option<Box<Credentials>>,
+    timeout: Duration,
+    /// Index of the hop being negotiated.
+    next: usize,
+    machine: Option<HopMachine>,
+    /// Messages of finished hops' machines not yet handed out (a hop that answered ahead
+    /// of our requests still gets them, in order).
+    unsent: VecDeque<Vec<u8>>,
+    failure: Option<ChainFailure>,
+}
+
+impl Chain {
+    /// A chain over `hops` (non-empty) for a request for `requested`, whose first allowed
+    /// address is `resolved`.
+    pub(crate) fn new(
+        hops: &[&ParentHop],
+        requested: Option<&TargetAddr>,
+        resolved: SocketAddr,
+        client_credentials: Option<Box<Credentials>>,
+        timeout: Duration,
+    ) -> Chain {
+        let hops: ArrayVec<ParentHop, MAX_CHAIN_HOPS> = hops.iter().map(|h| (*h).clone()).collect();
+        let (negotiated, destination) = match hops.last() {
+            Some(last) if last.kind.is_terminal() => (hops.len() - 1, TargetAddr::Ip(last.addr)),
+            Some(last) if last.kind.sends_names() => (
+                hops.len(),
+                match requested {
+                    Some(t @ TargetAddr::Domain(..)) => t.clone(),
+                    _ => TargetAddr::Ip(resolved),
+                },
+            ),
+            _ => (hops.len(), TargetAddr::Ip(resolved)),
+        };
+        let needs_client = hops
+            .iter()
+            .take(negotiated)
+            .any(|h| h.credentials == ParentCredentials::Client);
+        Chain {
+            hops,
+            negotiated,
+            destination,
+            client_credentials: client_credentials.filter(|_| needs_client),
+            timeout,
+            next: 0,
+            machine: None,
+            unsent: VecDeque::new(),
+            failure: None,
+        }
+    }
+
+    /// Where the proxy connects: the first hop.
+    pub(crate) fn first_addr(&self) -> Option<SocketAddr> {
+        self.hops.first().map(|h| h.addr)
+    }
+
+    /// Hops in the chain (for the log's `%h`).
+    pub(crate) fn len(&self) -> usize {
+        self.hops.len()
+    }
+
+    /// Connected to the first hop at `now`: start negotiating.
+    pub(crate) fn start(&mut self, now: Instant) {
+        self.start_hop(now);
+    }
+
+    /// The next thing to do.
+    pub(crate) fn step(&mut self) -> ChainStep {
+        if let Some(f) = self.failure.take() {
+            self.machine = None;
+            return ChainStep::Failed(f);
+        }
+        if let Some(bytes) = self.unsent.pop_front() {
+            return ChainStep::Send(bytes);
+        }
+        let Some(machine) = self.machine.as_mut() else {
+            return ChainStep::Established;
+        };
+        match machine {
+            HopMachine::Socks(c) => {
+                if let Some(t) = c.poll_transmit() {
+                    return ChainStep::Send(t.as_bytes().to_vec());
+                }
+            }
+            HopMachine::Http(c) => {
+                if let Some(t) = c.poll_transmit() {
+                    return ChainStep::Send(t);
+                }
+            }
+        }
+        match self.poll_timeout() {
+            Some(deadline) => ChainStep::Read(deadline),
+            // Neither waiting nor done cannot happen; treat it as a broken hop.
+            None => ChainStep::Failed(self.fail_general(LogCode(30), "parent negotiation stalled")),
+        }
+    }
+
+    /// When the current hop's answer is due.
+    pub(crate) fn poll_timeout(&self) -> Option<Instant> {
+        match self.machine.as_ref()? {
+            HopMachine::Socks(c) => c.poll_timeout(),
+            HopMachine::Http(c) => c.poll_timeout(),
+        }
+    }
+
+    /// Bytes from the outgoing connection; returns how many were consumed (the rest is
+    /// the next hop's or, after the last one, the target's).
+    pub(crate) fn handle_input(&mut self, now: Instant, input: &[u8]) -> usize {
+        let mut used = 0;
+        while self.failure.is_none() {
+            let hop = self.describe_current();
+            let Some(machine) = self.machine.as_mut() else {
+                break;
+            };
+            let rest = input.get(used..).unwrap_or_default();
+            let granted = match machine {
+                HopMachine::Socks(c) => match c.handle_input(now, rest) {
+                    Ok(n) => {
+                        used += n;
+                        match c.poll_event() {
+                            Some(ClientEvent::Granted { .. } | ClientEvent::BindPeer { .. }) => {
+                                true
+                            }
+                            Some(ClientEvent::Refused { reply }) => {
+                                let v5 = c.version() == ClientVersion::V5;
+                                self.failure = Some(refused_by_socks(v5, reply, &hop));
+                                false
+                            }
+                            None => false,
+                        }
+                    }
+                    Err(e) => {
+                        self.failure = Some(ChainFailure {
+                            code: e.log_code(),
+                            reply: ReplyCode::GeneralFailure,
+                            reason: format!("{hop}: {e}"),
+                        });
+                        false
+                    }
+                },
+                HopMachine::Http(c) => match c.handle_input(now, rest) {
+                    Ok(n) => {
+                        used += n;
+                        match c.poll_event() {
+                            Some(ConnectEvent::Established) => true,
+                            Some(ConnectEvent::Refused { status }) => {
+                                self.failure = Some(ChainFailure {
+                                    code: LogCode(33),
+                                    reply: ReplyCode::GeneralFailure,
+                                    reason: format!("{hop}: CONNECT refused with status {status}"),
+                                });
+                                false
+                            }
+                            None => false,
+                        }
+                    }
+                    Err(e) => {
+                        self.failure = Some(ChainFailure {
+                            code: e.log_code(),
+                            reply: ReplyCode::GeneralFailure,
+                            reason: format!("{hop}: {e}"),
+                        });
+                        false
+                    }
+                },
+            };
+            if !granted {
+                break;
+            }
+            self.keep_unsent();
+            self.next += 1;
+            self.start_hop(now);
+        }
+        used
+    }
+
+    /// Time passed; a hop past its deadline fails the chain.
+    pub(crate) fn handle_timeout(&mut self, now: Instant) {
+        let hop = self.describe_current();
+        let error = match self.machine.as_mut() {
+            Some(HopMachine::Socks(c)) => {
+                c.handle_timeout(now).map(|e| (e.log_code(), e.to_string()))
+            }
+            Some(HopMachine::Http(c)) => {
+                c.handle_timeout(now).map(|e| (e.log_code(), e.to_string()))
+            }
+            None => None,
+        };
+        if let Some((code, text)) = error {
+            self.failure = Some(ChainFailure {
+                code,
+                reply: ReplyCode::TtlExpired,
+                reason: format!("{hop}: {text}"),
+            });
+        }
+    }
+
+    /// The outgoing connection closed (or failed) during negotiation.
+    pub(crate) fn handle_closed(&mut self) {
+        let hop = self.describe_current();
+        let error = match self.machine.as_mut() {
+            Some(HopMachine::Socks(c)) => c.handle_eof().map(|e| (e.log_code(), e.to_string())),
+            Some(HopMachine::Http(c)) => c.handle_eof().map(|e| (e.log_code(), e.to_string())),
+            None => None,
+        };
+        let (code, text) = error.unwrap_or((LogCode(34), "connection closed".into()));
+        self.failure = Some(ChainFailure {
+            code,
+            reply: ReplyCode::GeneralFailure,
+            reason: format!("{hop}: {text}"),
+        });
+    }
+
+    /// Moves what the current machine still has to send to [`Chain::unsent`].
+    fn keep_unsent(&mut self) {
+        match self.machine.as_mut() {
+            Some(HopMachine::Socks(c)) => {
+                while let Some(t) = c.poll_transmit() {
+                    self.unsent.push_back(t.as_bytes().to_vec());
+                }
+            }
+            Some(HopMachine::Http(c)) => {
+                while let Some(t) = c.poll_transmit() {
+                    self.unsent.push_back(t);
+                }
+            }
+            None => {}
+        }
+    }
+
+    fn describe_current(&self) -> String {
+        match self.hops.get(self.next) {
+            Some(h) => format!("parent {} {} (hop {})", h.kind, h.addr, self.next + 1),
+            None => "parent chain".into(),
+        }
+    }
+
+    fn fail_general(&self, code: LogCode, text: &str) -> ChainFailure {
+        ChainFailure {
+            code,
+            reply: ReplyCode::GeneralFailure,
+            reason: format!("{}: {text}", self.describe_current()),
+        }
+    }
+
+    /// Builds the machine for hop `self.next`, or ends negotiation after the last one.
+    fn start_hop(&mut self, now: Instant) {
+        self.machine = None;
+        if self.next >= self.negotiated {
+            self.client_credentials = None;
+            return;
+        }
+        let Some(hop) = self.hops.get(self.next) else {
+            return;
+        };
+        // Each hop is asked for the next one (a final tcp hop's address is the
+        // destination itself); the last negotiating hop for the destination.
+        let target = match self.hops.get(self.next + 1) {
+            Some(next) => TargetAddr::Ip(next.addr),
+            None => self.destination.clone(),
+        };
+        let credentials = match &hop.credentials {
+            ParentCredentials::None => None,
+            ParentCredentials::Fixed { user, password } => {
+                match Credentials::new(user.as_bytes(), password.as_bytes()) {
+                    Ok(c) => Some(c),
+                    Err(_) => {
+                        self.failure = Some(self.fail_general(LogCode(30), "unusable credentials"));
+                        return;
+                    }
+                }
+            }
+            ParentCredentials::Client => match &self.client_credentials {
+                Some(c) => Some((**c).clone()),
+                None => {
+                    self.failure = Some(ChainFailure {
+                        code: LogCode(4),
+                        reply: ReplyCode::NotAllowed,
+                        reason: format!(
+                            "{}: the parent takes the client's user name and password, and \
+                             the client gave none",
+                            self.describe_current()
+                        ),
+                    });
+                    return;
+                }
+            },
+        };
+        let version = match hop.kind {
+            ParentKind::Socks4 { names: false } => Some(ClientVersion::V4),
+            ParentKind::Socks4 { names: true } => Some(ClientVersion::V4a),
+            ParentKind::Socks5 { .. } => Some(ClientVersion::V5),
+            ParentKind::Connect { .. } => None,
+            ParentKind::Tcp | ParentKind::Http => {
+                self.failure =
+                    Some(self.fail_general(LogCode(30), "a tcp hop cannot relay further"));
+                return;
+            }
+        };
+        let machine = match version {
+            Some(version) => Client::new(
+                now,
+                ClientConfig {
+                    version,
+                    credentials,
+                    command: Command::Connect,
+                    target,
+                    timeout: self.timeout,
+                },
+            )
+            .map(|c| HopMachine::Socks(Box::new(c)))
+            .map_err(|e| (e.log_code(), e.to_string())),
+            None => ConnectClient::new(
+                now,
+                ConnectConfig {
+                    target,
+                    credentials: credentials
+                        .map(|c| HttpCredentials::new(c.username.to_vec(), c.password.to_vec())),
+                    timeout: self.timeout,
+                },
+            )
+            .map(|c| HopMachine::Http(Box::new(c)))
+            .map_err(|e| (e.log_code(), e.to_string())),
+        };
+        match machine {
+            Ok(m) => self.machine = Some(m),
+            Err((code, text)) => {
+                let reply = if code == LogCode(44) {
+                    ReplyCode::AddressTypeNotSupported
+                } else {
+                    ReplyCode::GeneralFailure
+                };
+                self.failure = Some(ChainFailure {
+                    code,
+                    reply,
+                    reason: format!("{}: {text}", self.describe_current()),
+                });
+            }
+        }
+    }
+}
+
+/// A SOCKS hop's refusal: SOCKS5 REP codes pass through to our client (a parent's
+/// "connection refused" is the client's answer too); SOCKS4 has only "rejected".
+fn refused_by_socks(v5: bool, reply: u8, hop: &str) -> ChainFailure {
+    if v5 {
+        let rep = match ReplyCode::from_u8(reply) {
+            ReplyCode::Succeeded | ReplyCode::Other(_) => ReplyCode::GeneralFailure,
+            r => r,
+        };
+        ChainFailure {
+            code: ClientError::V5Refused { reply }.log_code(),
+            reply: rep,
+            reason: format!("{hop}: refused with REP {reply}"),
+        }
+    } else {
+        ChainFailure {
+            code: ClientError::V4Rejected { code: reply }.log_code(),
+            reply: ReplyCode::GeneralFailure,
+            reason: format!("{hop}: rejected with CD {reply}"),
+        }
+    }
+}
