@@ -675,6 +675,11 @@ impl Session {
         );
     }
 
+    /// Out of line, as is [`Session::authorize_and_connect`]: `handle_input` calls the
+    /// parser from its own frame, so every local of the decision code inlined there would
+    /// push the parser's frames deeper, and the deepest stack page of a handshake is what
+    /// an idle std tunnel keeps resident.
+    #[inline(never)]
     fn on_event(&mut self, now: Instant, event: ServerEvent) {
         match event {
             ServerEvent::Credentials(c) => {
@@ -737,6 +742,7 @@ impl Session {
     /// Runs the auth chain and ACL for each candidate address and connects to the allowed
     /// ones. Checking every address (not just the first) means a name that resolves to both
     /// an allowed and a denied address cannot be used to reach the denied one.
+    #[inline(never)]
     fn authorize_and_connect(&mut self, now: Instant, candidates: &[SocketAddr]) {
         let (user, password) = match &self.credentials {
             Some(c) => (Some(&c.username[..]), Some(&c.password[..])),
@@ -811,6 +817,10 @@ impl Session {
 
     /// Draws the parent chain of the ACL entry that granted the request, if it has one.
     /// Only the first allowed address is asked for through a chain (the parent connects).
+    ///
+    /// Out of line: the chain under construction (about 1 KiB) must not sit in the frame
+    /// of every handshake, whose deepest page is what an idle std tunnel keeps resident.
+    #[inline(never)]
     fn plan_chain(&mut self, rule: Option<usize>, first: SocketAddr) {
         let Some(ace) = rule.and_then(|i| self.policy.acl.get(i)) else {
             return;

@@ -239,12 +239,7 @@ impl Connection<'_> {
                     to_target,
                 }))
             }
-            Intent::SendToTarget { bytes } => {
-                let sent = self.target.as_ref().map(|t| (&*t).write_all(&bytes));
-                if !matches!(sent, Some(Ok(()))) {
-                    self.session.handle_target_closed(Instant::now());
-                }
-            }
+            Intent::SendToTarget { bytes } => self.send_target(&bytes),
             Intent::ReadTarget { deadline } => self.read_target(deadline),
             Intent::Log(record) => (self.hooks.log)(&record),
             Intent::Close => return ControlFlow::Break(None),
@@ -254,8 +249,20 @@ impl Connection<'_> {
     }
 }
 
+/// Parent chain negotiation, out of line so that `carry_out`'s frame (under the connect
+/// path of every connection) does not grow with it.
 impl Connection<'_> {
+    /// Writes a hop's message to the target.
+    #[inline(never)]
+    fn send_target(&mut self, bytes: &[u8]) {
+        let sent = self.target.as_ref().map(|t| (&*t).write_all(bytes));
+        if !matches!(sent, Some(Ok(()))) {
+            self.session.handle_target_closed(Instant::now());
+        }
+    }
+
     /// One read from the target during parent chain negotiation, bounded by `deadline`.
+    #[inline(never)]
     fn read_target(&mut self, deadline: Instant) {
         let now = Instant::now();
         let Some(target) = self.target.as_ref() else {
