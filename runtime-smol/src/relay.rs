@@ -12,7 +12,7 @@ use futures_lite::{future, FutureExt};
 use std::net::{Shutdown, TcpStream};
 use triproxy_policy::session::RelayReport;
 use triproxy_runtime_std::pump::{Progress, Pump};
-use triproxy_runtime_std::relay::{classify, Activity, Early, PumpEnd, RelayPlan};
+use triproxy_runtime_std::relay::{classify, Activity, Early, FirstFailure, PumpEnd, RelayPlan};
 
 /// Relays between `client` and `target` until both directions are done; `early` bytes
 /// (client data pipelined with the handshake, target data that came with a parent's last
@@ -27,9 +27,10 @@ pub(crate) async fn relay(
     let activity = Activity::new();
     let (mut up, mut down) = plan.pumps(&early);
     drop(early); // copied into the pumps: not kept for the life of the tunnel
+    let first_failure = FirstFailure::default();
     let pumps = future::zip(
-        drive(&mut up, client, target, &activity),
-        drive(&mut down, target, client, &activity),
+        drive(&mut up, client, target, &activity, &first_failure),
+        drive(&mut down, target, client, &activity, &first_failure),
     );
     let watchdog = async {
         loop {
@@ -59,6 +60,7 @@ async fn drive(
     src: &Async<TcpStream>,
     dst: &Async<TcpStream>,
     activity: &Activity,
+    first_failure: &FirstFailure,
 ) -> PumpEnd {
     loop {
         let (progress, active) = pump.run(src.get_ref(), dst.get_ref());
@@ -73,6 +75,7 @@ async fn drive(
                 continue;
             }
             Progress::Done(end) => {
+                let end = first_failure.settle(end);
                 if end != PumpEnd::Eof {
                     shutdown_both(src, dst);
                 }
@@ -80,11 +83,14 @@ async fn drive(
             }
         };
         if ready.is_err() {
-            shutdown_both(src, dst);
-            return match progress {
+            let end = first_failure.settle(match progress {
                 Progress::WantRead => PumpEnd::SourceError,
                 _ => PumpEnd::DestinationError,
-            };
+            });
+            if end != PumpEnd::Eof {
+                shutdown_both(src, dst);
+            }
+            return end;
         }
     }
 }

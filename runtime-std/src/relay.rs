@@ -11,7 +11,7 @@
 use crate::pump::{Progress, Pump};
 use crate::sys::{self, POLLIN, POLLOUT};
 use std::net::{Shutdown, TcpStream};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 use triproxy_policy::bandlim::Pacer;
 use triproxy_policy::service::RelayMode;
@@ -93,6 +93,27 @@ pub fn classify(upstream: PumpEnd, downstream: PumpEnd) -> RelayEnd {
     }
 }
 
+/// Remembers whether a direction of a tunnel already failed. A failure shuts both sockets
+/// down, so the other direction then fails too; that second failure is a consequence of the
+/// first, not a second cause, and must not turn a client's abort (code 95) into "both
+/// sides failed" (97). Shared by the two directions (atomic: the smol runtime drives them
+/// as two futures of one `Send` task).
+#[derive(Debug, Default)]
+pub struct FirstFailure(AtomicBool);
+
+impl FirstFailure {
+    /// The ending to report for a direction that ended with `end`: itself, except that a
+    /// failure after an earlier one counts as a plain end of stream. When the result is a
+    /// failure, the caller shuts both sockets down.
+    pub fn settle(&self, end: PumpEnd) -> PumpEnd {
+        match end {
+            PumpEnd::Eof | PumpEnd::Idle => end,
+            _ if self.0.swap(true, Ordering::Relaxed) => PumpEnd::Eof,
+            _ => end,
+        }
+    }
+}
+
 /// Last moment any byte moved in a tunnel, shared by its two directions (and, in the smol
 /// runtime, by its idle watchdog).
 #[derive(Debug)]
@@ -151,6 +172,7 @@ pub fn relay(
     let mut up_end: Option<PumpEnd> = None;
     let mut down_end: Option<PumpEnd> = None;
     let mut last_activity = Instant::now();
+    let first_failure = FirstFailure::default();
     loop {
         let mut client_events = 0i16;
         let mut target_events = 0i16;
@@ -165,6 +187,7 @@ pub fn relay(
                 Progress::WantWrite => target_events |= POLLOUT,
                 Progress::WaitUntil(t) => wake = Some(t),
                 Progress::Done(end) => {
+                    let end = first_failure.settle(end);
                     up_end = Some(end);
                     if end != PumpEnd::Eof {
                         shutdown_both(client, target);
@@ -182,6 +205,7 @@ pub fn relay(
                 Progress::WantWrite => client_events |= POLLOUT,
                 Progress::WaitUntil(t) => wake = Some(wake.map_or(t, |w| w.min(t))),
                 Progress::Done(end) => {
+                    let end = first_failure.settle(end);
                     down_end = Some(end);
                     if end != PumpEnd::Eof {
                         shutdown_both(client, target);
@@ -196,8 +220,7 @@ pub fn relay(
                 end: classify(u, d),
             };
         }
-        if up_end.is_some_and(|e| e != PumpEnd::Eof) || down_end.is_some_and(|e| e != PumpEnd::Eof)
-        {
+        if (up_end.is_some() || down_end.is_some()) && first_failure.0.load(Ordering::Relaxed) {
             // Both sockets are shut down: the other direction ends on its next run.
             continue;
         }
@@ -254,5 +277,19 @@ mod tests {
         assert_eq!(classify(Eof, SourceError), RelayEnd::ServerError);
         assert_eq!(classify(SourceError, SourceError), RelayEnd::BothError);
         assert_eq!(classify(Idle, Eof), RelayEnd::IdleTimeout);
+    }
+
+    #[test]
+    fn only_the_first_failure_counts() {
+        let f = FirstFailure::default();
+        assert_eq!(f.settle(PumpEnd::Eof), PumpEnd::Eof);
+        assert_eq!(f.settle(PumpEnd::SourceError), PumpEnd::SourceError);
+        // The other direction fails because the first failure shut both sockets down.
+        assert_eq!(f.settle(PumpEnd::SourceError), PumpEnd::Eof);
+        assert_eq!(f.settle(PumpEnd::DestinationError), PumpEnd::Eof);
+        assert_eq!(
+            classify(PumpEnd::SourceError, f.settle(PumpEnd::DestinationError)),
+            RelayEnd::ClientError
+        );
     }
 }
