@@ -243,11 +243,19 @@ async fn connect(
 }
 
 async fn connect_one(addr: SocketAddr, source: SourceAddrs) -> io::Result<Async<TcpStream>> {
-    let stream = Async::new(net::start_connect(addr, source)?)?;
-    stream.writable().await?;
-    if let Some(e) = stream.get_ref().take_error()? {
-        return Err(e);
-    }
+    let stream = Async::new_nonblocking(net::start_connect(addr, source)?)?;
+    // Look before waiting: on loopback the handshake has usually completed by now, and a
+    // wait costs an epoll re-arm and a wake-up.
+    stream
+        .write_with(|s| match s.peer_addr() {
+            Ok(_) => Ok(()),
+            Err(e) if e.kind() == io::ErrorKind::NotConnected => match s.take_error()? {
+                Some(e) => Err(e),
+                None => Err(io::ErrorKind::WouldBlock.into()),
+            },
+            Err(e) => Err(e),
+        })
+        .await?;
     Ok(stream)
 }
 

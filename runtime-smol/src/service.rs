@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::thread;
 use std::time::Duration;
 use triproxy_policy::service::ServicePolicy;
-use triproxy_runtime_std::Hooks;
+use triproxy_runtime_std::{net, Hooks};
 
 /// A multi-threaded executor: `threads` OS threads run every task of every service.
 #[derive(Debug, Clone)]
@@ -51,7 +51,11 @@ pub fn spawn_service(
         .spawn(async move {
             loop {
                 let permit = slots.acquire_arc().await;
-                match listener.accept().await {
+                let accepted = listener
+                    .read_with(net::accept_nonblocking)
+                    .await
+                    .and_then(|(s, peer)| Ok((Async::new_nonblocking(s)?, peer)));
+                match accepted {
                     Ok((stream, peer)) => {
                         let policy = Arc::clone(&policy);
                         let hooks = hooks.clone();

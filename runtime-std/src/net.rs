@@ -29,6 +29,16 @@ pub fn listen(addr: SocketAddr, backlog: i32) -> io::Result<TcpListener> {
     Ok(socket.into())
 }
 
+/// Accepts one client as a non-blocking socket (one `accept4`, no `fcntl`/`ioctl` after).
+pub fn accept_nonblocking(listener: &TcpListener) -> io::Result<(TcpStream, SocketAddr)> {
+    let (socket, peer) =
+        socket2::SockRef::from(listener).accept4(libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC)?;
+    let peer = peer
+        .as_socket()
+        .ok_or_else(|| io::Error::from(io::ErrorKind::InvalidData))?;
+    Ok((socket.into(), peer))
+}
+
 /// Connects to the first address that accepts within `timeout` each, from `source`'s
 /// address of the target's family if one is configured. Returns the stream, its local
 /// address and the address it reached, or the last failure when all fail.
@@ -66,7 +76,11 @@ pub fn accepted_local(listen: SocketAddr, stream: &TcpStream) -> io::Result<Sock
 /// configured, bound to it with `IP_BIND_ADDRESS_NO_PORT` so the port is chosen at
 /// `connect()`. Without a source address nothing is bound.
 pub fn outgoing_socket(addr: SocketAddr, source: SourceAddrs) -> io::Result<Socket> {
-    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+    outgoing_socket_of(Type::STREAM, addr, source)
+}
+
+fn outgoing_socket_of(ty: Type, addr: SocketAddr, source: SourceAddrs) -> io::Result<Socket> {
+    let socket = Socket::new(Domain::for_address(addr), ty, Some(Protocol::TCP))?;
     socket.set_tcp_nodelay(true)?;
     if let Some(ip) = source.for_target(&addr) {
         // Best effort for IPv6 sockets (the option lives at the IP level); required for IPv4.
@@ -79,11 +93,11 @@ pub fn outgoing_socket(addr: SocketAddr, source: SourceAddrs) -> io::Result<Sock
     Ok(socket)
 }
 
-/// Starts a non-blocking connect to `addr` (for the smol runtime, which then waits for
-/// writability and checks `SO_ERROR`).
+/// Starts a non-blocking connect to `addr` on a socket created non-blocking (for the smol
+/// runtime, which then checks whether it is connected, waiting for writability and
+/// `SO_ERROR` only when it is not yet).
 pub fn start_connect(addr: SocketAddr, source: SourceAddrs) -> io::Result<TcpStream> {
-    let socket = outgoing_socket(addr, source)?;
-    socket.set_nonblocking(true)?;
+    let socket = outgoing_socket_of(Type::STREAM.nonblocking(), addr, source)?;
     match socket.connect(&addr.into()) {
         Ok(()) => {}
         Err(e) if e.raw_os_error() == Some(libc::EINPROGRESS) => {}
