@@ -10,11 +10,15 @@
 
 use crate::parent::{ParentCredentials, ParentHop, ParentKind, MAX_CHAIN_HOPS};
 use arrayvec::ArrayVec;
+use core::fmt;
 use core::time::Duration;
 use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::time::Instant;
-use triproxy_http::{ConnectClient, ConnectConfig, ConnectEvent, Credentials as HttpCredentials};
+use triproxy_http::{
+    ConnectClient, ConnectConfig, ConnectError as HttpError, ConnectEvent,
+    Credentials as HttpCredentials,
+};
 use triproxy_socks::client::{Client, ClientConfig, ClientEvent, ClientVersion, Command};
 use triproxy_socks::v5::{Credentials, ReplyCode};
 use triproxy_socks::ClientError;
@@ -28,11 +32,106 @@ pub(crate) struct ChainFailure {
     pub reason: String,
 }
 
-/// The machine speaking to the current hop.
+impl ChainFailure {
+    fn new(code: LogCode, reply: ReplyCode, hop: &str, text: impl fmt::Display) -> Self {
+        ChainFailure {
+            code,
+            reply,
+            reason: format!("{hop}: {text}"),
+        }
+    }
+}
+
+/// What a hop's answer so far means.
+enum HopOutcome {
+    /// More bytes are needed.
+    Waiting,
+    /// The hop connected where it was asked to.
+    Granted,
+    /// The hop refused, or answered something unusable.
+    Failed(ChainFailure),
+}
+
+/// The machine speaking to the current hop: one interface over the protocol crates'
+/// client machines.
 #[derive(Debug)]
 enum HopMachine {
     Socks(Box<Client>),
     Http(Box<ConnectClient>),
+}
+
+impl HopMachine {
+    fn poll_transmit(&mut self) -> Option<Vec<u8>> {
+        match self {
+            HopMachine::Socks(c) => c.poll_transmit().map(|t| t.as_bytes().to_vec()),
+            HopMachine::Http(c) => c.poll_transmit(),
+        }
+    }
+
+    fn poll_timeout(&self) -> Option<Instant> {
+        match self {
+            HopMachine::Socks(c) => c.poll_timeout(),
+            HopMachine::Http(c) => c.poll_timeout(),
+        }
+    }
+
+    /// Feeds the hop's bytes; returns how many were consumed and what they meant.
+    fn handle_input(&mut self, now: Instant, input: &[u8], hop: &str) -> (usize, HopOutcome) {
+        let general = ReplyCode::GeneralFailure;
+        match self {
+            HopMachine::Socks(c) => match c.handle_input(now, input) {
+                Ok(n) => (
+                    n,
+                    match c.poll_event() {
+                        Some(ClientEvent::Granted { .. } | ClientEvent::BindPeer { .. }) => {
+                            HopOutcome::Granted
+                        }
+                        Some(ClientEvent::Refused { reply }) => HopOutcome::Failed(
+                            refused_by_socks(c.version() == ClientVersion::V5, reply, hop),
+                        ),
+                        None => HopOutcome::Waiting,
+                    },
+                ),
+                Err(e) => (
+                    0,
+                    HopOutcome::Failed(ChainFailure::new(e.log_code(), general, hop, e)),
+                ),
+            },
+            HopMachine::Http(c) => match c.handle_input(now, input) {
+                Ok(n) => (
+                    n,
+                    match c.poll_event() {
+                        Some(ConnectEvent::Established) => HopOutcome::Granted,
+                        Some(ConnectEvent::Refused { status }) => {
+                            let e = HttpError::Refused { status };
+                            HopOutcome::Failed(ChainFailure::new(e.log_code(), general, hop, e))
+                        }
+                        None => HopOutcome::Waiting,
+                    },
+                ),
+                Err(e) => (
+                    0,
+                    HopOutcome::Failed(ChainFailure::new(e.log_code(), general, hop, e)),
+                ),
+            },
+        }
+    }
+
+    /// The hop's deadline passed: its failure, if an answer was still awaited.
+    fn handle_timeout(&mut self, now: Instant) -> Option<(LogCode, String)> {
+        match self {
+            HopMachine::Socks(c) => c.handle_timeout(now).map(|e| (e.log_code(), e.to_string())),
+            HopMachine::Http(c) => c.handle_timeout(now).map(|e| (e.log_code(), e.to_string())),
+        }
+    }
+
+    /// The connection closed: the failure, if an answer was still awaited.
+    fn handle_eof(&mut self) -> Option<(LogCode, String)> {
+        match self {
+            HopMachine::Socks(c) => c.handle_eof().map(|e| (e.log_code(), e.to_string())),
+            HopMachine::Http(c) => c.handle_eof().map(|e| (e.log_code(), e.to_string())),
+        }
+    }
 }
 
 /// What the chain needs next.
@@ -118,11 +217,6 @@ impl Chain {
         self.hops.len()
     }
 
-    /// Connected to the first hop at `now`: start negotiating.
-    pub(crate) fn start(&mut self, now: Instant) {
-        self.start_hop(now);
-    }
-
     /// The next thing to do.
     pub(crate) fn step(&mut self) -> ChainStep {
         if let Some(f) = self.failure.take() {
@@ -135,19 +229,10 @@ impl Chain {
         let Some(machine) = self.machine.as_mut() else {
             return ChainStep::Established;
         };
-        match machine {
-            HopMachine::Socks(c) => {
-                if let Some(t) = c.poll_transmit() {
-                    return ChainStep::Send(t.as_bytes().to_vec());
-                }
-            }
-            HopMachine::Http(c) => {
-                if let Some(t) = c.poll_transmit() {
-                    return ChainStep::Send(t);
-                }
-            }
+        if let Some(bytes) = machine.poll_transmit() {
+            return ChainStep::Send(bytes);
         }
-        match self.poll_timeout() {
+        match machine.poll_timeout() {
             Some(deadline) => ChainStep::Read(deadline),
             // Neither waiting nor done cannot happen; treat it as a broken hop.
             None => ChainStep::Failed(self.fail_general(LogCode(30), "parent negotiation stalled")),
@@ -156,10 +241,7 @@ impl Chain {
 
     /// When the current hop's answer is due.
     pub(crate) fn poll_timeout(&self) -> Option<Instant> {
-        match self.machine.as_ref()? {
-            HopMachine::Socks(c) => c.poll_timeout(),
-            HopMachine::Http(c) => c.poll_timeout(),
-        }
+        self.machine.as_ref()?.poll_timeout()
     }
 
     /// Bytes from the outgoing connection; returns how many were consumed (the rest is
@@ -171,64 +253,22 @@ impl Chain {
             let Some(machine) = self.machine.as_mut() else {
                 break;
             };
-            let rest = input.get(used..).unwrap_or_default();
-            let granted = match machine {
-                HopMachine::Socks(c) => match c.handle_input(now, rest) {
-                    Ok(n) => {
-                        used += n;
-                        match c.poll_event() {
-                            Some(ClientEvent::Granted { .. } | ClientEvent::BindPeer { .. }) => {
-                                true
-                            }
-                            Some(ClientEvent::Refused { reply }) => {
-                                let v5 = c.version() == ClientVersion::V5;
-                                self.failure = Some(refused_by_socks(v5, reply, &hop));
-                                false
-                            }
-                            None => false,
-                        }
+            let (n, outcome) =
+                machine.handle_input(now, input.get(used..).unwrap_or_default(), &hop);
+            used += n;
+            match outcome {
+                HopOutcome::Waiting => break,
+                HopOutcome::Failed(f) => self.failure = Some(f),
+                HopOutcome::Granted => {
+                    // What this hop's machine still has to send goes out before the next
+                    // hop's first message (a hop that answered ahead of our requests).
+                    while let Some(bytes) = machine.poll_transmit() {
+                        self.unsent.push_back(bytes);
                     }
-                    Err(e) => {
-                        self.failure = Some(ChainFailure {
-                            code: e.log_code(),
-                            reply: ReplyCode::GeneralFailure,
-                            reason: format!("{hop}: {e}"),
-                        });
-                        false
-                    }
-                },
-                HopMachine::Http(c) => match c.handle_input(now, rest) {
-                    Ok(n) => {
-                        used += n;
-                        match c.poll_event() {
-                            Some(ConnectEvent::Established) => true,
-                            Some(ConnectEvent::Refused { status }) => {
-                                self.failure = Some(ChainFailure {
-                                    code: LogCode(33),
-                                    reply: ReplyCode::GeneralFailure,
-                                    reason: format!("{hop}: CONNECT refused with status {status}"),
-                                });
-                                false
-                            }
-                            None => false,
-                        }
-                    }
-                    Err(e) => {
-                        self.failure = Some(ChainFailure {
-                            code: e.log_code(),
-                            reply: ReplyCode::GeneralFailure,
-                            reason: format!("{hop}: {e}"),
-                        });
-                        false
-                    }
-                },
-            };
-            if !granted {
-                break;
+                    self.next += 1;
+                    self.start_hop(now);
+                }
             }
-            self.keep_unsent();
-            self.next += 1;
-            self.start_hop(now);
         }
         used
     }
@@ -236,55 +276,25 @@ impl Chain {
     /// Time passed; a hop past its deadline fails the chain.
     pub(crate) fn handle_timeout(&mut self, now: Instant) {
         let hop = self.describe_current();
-        let error = match self.machine.as_mut() {
-            Some(HopMachine::Socks(c)) => {
-                c.handle_timeout(now).map(|e| (e.log_code(), e.to_string()))
-            }
-            Some(HopMachine::Http(c)) => {
-                c.handle_timeout(now).map(|e| (e.log_code(), e.to_string()))
-            }
-            None => None,
-        };
-        if let Some((code, text)) = error {
-            self.failure = Some(ChainFailure {
-                code,
-                reply: ReplyCode::TtlExpired,
-                reason: format!("{hop}: {text}"),
-            });
+        if let Some((code, text)) = self.machine.as_mut().and_then(|m| m.handle_timeout(now)) {
+            self.failure = Some(ChainFailure::new(code, ReplyCode::TtlExpired, &hop, text));
         }
     }
 
     /// The outgoing connection closed (or failed) during negotiation.
     pub(crate) fn handle_closed(&mut self) {
         let hop = self.describe_current();
-        let error = match self.machine.as_mut() {
-            Some(HopMachine::Socks(c)) => c.handle_eof().map(|e| (e.log_code(), e.to_string())),
-            Some(HopMachine::Http(c)) => c.handle_eof().map(|e| (e.log_code(), e.to_string())),
-            None => None,
-        };
-        let (code, text) = error.unwrap_or((LogCode(34), "connection closed".into()));
-        self.failure = Some(ChainFailure {
+        let (code, text) = self
+            .machine
+            .as_mut()
+            .and_then(HopMachine::handle_eof)
+            .unwrap_or((LogCode(34), "connection closed".into()));
+        self.failure = Some(ChainFailure::new(
             code,
-            reply: ReplyCode::GeneralFailure,
-            reason: format!("{hop}: {text}"),
-        });
-    }
-
-    /// Moves what the current machine still has to send to [`Chain::unsent`].
-    fn keep_unsent(&mut self) {
-        match self.machine.as_mut() {
-            Some(HopMachine::Socks(c)) => {
-                while let Some(t) = c.poll_transmit() {
-                    self.unsent.push_back(t.as_bytes().to_vec());
-                }
-            }
-            Some(HopMachine::Http(c)) => {
-                while let Some(t) = c.poll_transmit() {
-                    self.unsent.push_back(t);
-                }
-            }
-            None => {}
-        }
+            ReplyCode::GeneralFailure,
+            &hop,
+            text,
+        ));
     }
 
     fn describe_current(&self) -> String {
@@ -295,15 +305,17 @@ impl Chain {
     }
 
     fn fail_general(&self, code: LogCode, text: &str) -> ChainFailure {
-        ChainFailure {
+        ChainFailure::new(
             code,
-            reply: ReplyCode::GeneralFailure,
-            reason: format!("{}: {text}", self.describe_current()),
-        }
+            ReplyCode::GeneralFailure,
+            &self.describe_current(),
+            text,
+        )
     }
 
-    /// Builds the machine for hop `self.next`, or ends negotiation after the last one.
-    fn start_hop(&mut self, now: Instant) {
+    /// Builds the machine for the first hop (once connected to it), or for the next one.
+    /// After the last hop, ends negotiation.
+    pub(crate) fn start_hop(&mut self, now: Instant) {
         self.machine = None;
         if self.next >= self.negotiated {
             self.client_credentials = None;
@@ -332,15 +344,13 @@ impl Chain {
             ParentCredentials::Client => match &self.client_credentials {
                 Some(c) => Some((**c).clone()),
                 None => {
-                    self.failure = Some(ChainFailure {
-                        code: LogCode(4),
-                        reply: ReplyCode::NotAllowed,
-                        reason: format!(
-                            "{}: the parent takes the client's user name and password, and \
-                             the client gave none",
-                            self.describe_current()
-                        ),
-                    });
+                    self.failure = Some(ChainFailure::new(
+                        LogCode(4),
+                        ReplyCode::NotAllowed,
+                        &self.describe_current(),
+                        "the parent takes the client's user name and password, and the \
+                         client gave none",
+                    ));
                     return;
                 }
             },
@@ -389,11 +399,12 @@ impl Chain {
                 } else {
                     ReplyCode::GeneralFailure
                 };
-                self.failure = Some(ChainFailure {
+                self.failure = Some(ChainFailure::new(
                     code,
                     reply,
-                    reason: format!("{}: {text}", self.describe_current()),
-                });
+                    &self.describe_current(),
+                    text,
+                ));
             }
         }
     }
@@ -407,16 +418,10 @@ fn refused_by_socks(v5: bool, reply: u8, hop: &str) -> ChainFailure {
             ReplyCode::Succeeded | ReplyCode::Other(_) => ReplyCode::GeneralFailure,
             r => r,
         };
-        ChainFailure {
-            code: ClientError::V5Refused { reply }.log_code(),
-            reply: rep,
-            reason: format!("{hop}: refused with REP {reply}"),
-        }
+        let e = ClientError::V5Refused { reply };
+        ChainFailure::new(e.log_code(), rep, hop, e)
     } else {
-        ChainFailure {
-            code: ClientError::V4Rejected { code: reply }.log_code(),
-            reply: ReplyCode::GeneralFailure,
-            reason: format!("{hop}: rejected with CD {reply}"),
-        }
+        let e = ClientError::V4Rejected { code: reply };
+        ChainFailure::new(e.log_code(), ReplyCode::GeneralFailure, hop, e)
     }
 }

@@ -497,7 +497,7 @@ impl Session {
         self.external = Some(local);
         if let Some(chain) = self.chain.as_mut() {
             self.phase = Phase::Chaining;
-            chain.start(now);
+            chain.start_hop(now);
             self.advance_chain(now);
             return;
         }
