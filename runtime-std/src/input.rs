@@ -37,33 +37,12 @@ impl HandshakeInput {
     /// Tells `session` what a read into [`Self::space`] gave: bytes (fed to the machine;
     /// what it does not consume stays here), end of stream, a timeout, or an error.
     pub fn on_read(&mut self, session: &mut Session, result: io::Result<usize>) {
-        let now = Instant::now();
-        match result {
-            Ok(0) => session.handle_client_eof(now),
-            Ok(n) => {
-                self.len = (self.len + n).min(HANDSHAKE_BUFFER);
-                let used = session
-                    .handle_input(now, &self.buf[..self.len])
-                    .min(self.len);
-                self.buf.copy_within(used..self.len, 0);
-                self.len -= used;
-            }
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
-                ) =>
-            {
-                session.handle_timeout(now)
-            }
-            Err(_) => session.handle_client_eof(now),
-        }
+        deliver_read(Side::Client, &mut self.buf, &mut self.len, session, result);
     }
 
     /// Ends a session whose buffer is full (see [`Self::space`]).
     pub fn on_full(&mut self, session: &mut Session) {
-        session.handle_client_eof(Instant::now());
+        Side::Client.gone(session, Instant::now());
     }
 
     /// Forgets every byte held (for reuse by another connection).
@@ -105,39 +84,74 @@ impl TargetInput {
     /// Tells `session` what a read into [`Self::space`] gave: bytes (what it does not
     /// consume stays here), end of stream or an error, or the deadline (a timeout).
     pub fn on_read(&mut self, session: &mut Session, result: io::Result<usize>) {
-        let now = Instant::now();
-        match result {
-            Ok(0) => session.handle_target_closed(now),
-            Ok(n) => {
-                self.len = (self.len + n).min(self.buf.len());
-                let used = session
-                    .handle_target_input(now, self.buf.get(..self.len).unwrap_or_default())
-                    .min(self.len);
-                self.buf.copy_within(used..self.len, 0);
-                self.len -= used;
-            }
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
-                ) =>
-            {
-                session.handle_timeout(now)
-            }
-            Err(_) => session.handle_target_closed(now),
-        }
+        deliver_read(Side::Target, &mut self.buf, &mut self.len, session, result);
     }
 
     /// Ends a chain whose hop sent more than [`MAX_TARGET_INPUT`] without a complete answer
     /// (a correct hop machine fails before that).
     pub fn on_full(&mut self, session: &mut Session) {
-        session.handle_target_closed(Instant::now());
+        Side::Target.gone(session, Instant::now());
     }
 
     /// What is left: the target's first bytes for the client.
     pub fn into_pending(mut self) -> Vec<u8> {
         self.buf.truncate(self.len);
         self.buf
+    }
+}
+
+/// Which connection a handshake-time read came from.
+#[derive(Debug, Clone, Copy)]
+enum Side {
+    /// The client (SOCKS handshake).
+    Client,
+    /// The outgoing connection (parent chain negotiation).
+    Target,
+}
+
+impl Side {
+    /// This side reached end of stream or failed.
+    fn gone(self, session: &mut Session, now: Instant) {
+        match self {
+            Side::Client => session.handle_client_eof(now),
+            Side::Target => session.handle_target_closed(now),
+        }
+    }
+}
+
+/// What a read into `buf[*len..]` means for `session`, for both input buffers: bytes are
+/// fed to the session (what it does not consume moves to the front and stays), end of
+/// stream or an error means the side is gone, a timeout lets the session's deadline fire.
+fn deliver_read(
+    side: Side,
+    buf: &mut [u8],
+    len: &mut usize,
+    session: &mut Session,
+    result: io::Result<usize>,
+) {
+    let now = Instant::now();
+    match result {
+        Ok(0) => side.gone(session, now),
+        Ok(n) => {
+            *len = (*len + n).min(buf.len());
+            let held = buf.get(..*len).unwrap_or_default();
+            let used = match side {
+                Side::Client => session.handle_input(now, held),
+                Side::Target => session.handle_target_input(now, held),
+            }
+            .min(*len);
+            buf.copy_within(used..*len, 0);
+            *len -= used;
+        }
+        Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+        Err(e)
+            if matches!(
+                e.kind(),
+                io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+            ) =>
+        {
+            session.handle_timeout(now)
+        }
+        Err(_) => side.gone(session, now),
     }
 }
