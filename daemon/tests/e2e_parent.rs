@@ -136,14 +136,9 @@ fn connect_proxy(auth: Option<&'static str>) -> (SocketAddr, mpsc::Receiver<Stri
 
 fn serve_connect(mut s: TcpStream, auth: Option<&str>, tx: &mpsc::Sender<String>) {
     s.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
-    let mut head = Vec::new();
-    let mut byte = [0u8; 1];
-    while !head.ends_with(b"\r\n\r\n") && head.len() < 16 * 1024 {
-        match s.read(&mut byte) {
-            Ok(1) => head.push(byte[0]),
-            _ => return,
-        }
-    }
+    let Some(head) = read_head(&mut s) else {
+        return;
+    };
     let head = String::from_utf8_lossy(&head).into_owned();
     let _ = tx.send(head.clone());
     if let Some(a) = auth {

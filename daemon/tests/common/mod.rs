@@ -136,13 +136,8 @@ pub fn http_server(body: &'static str) -> SocketAddr {
             thread::spawn(move || {
                 let mut s = stream;
                 s.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
-                let mut head = Vec::new();
-                let mut byte = [0u8; 1];
-                while !head.ends_with(b"\r\n\r\n") && head.len() < 64 * 1024 {
-                    match s.read(&mut byte) {
-                        Ok(1) => head.push(byte[0]),
-                        _ => return,
-                    }
+                if read_head(&mut s).is_none() {
+                    return;
                 }
                 let reply = format!(
                     "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
@@ -153,6 +148,20 @@ pub fn http_server(body: &'static str) -> SocketAddr {
         }
     });
     addr
+}
+
+/// Reads an HTTP head up to and including its blank line, a byte at a time so nothing
+/// after it is taken (at most 64 KiB); None if the peer stops first.
+pub fn read_head(s: &mut TcpStream) -> Option<Vec<u8>> {
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        if head.len() >= 64 * 1024 || s.read(&mut byte).ok()? != 1 {
+            return None;
+        }
+        head.push(byte[0]);
+    }
+    Some(head)
 }
 
 /// Runs curl with a 15 s limit; returns (success, stdout, stderr).
