@@ -555,6 +555,9 @@ mod tests {
         // Debug output (logs, panics) never shows a parent's password.
         let fixed = ParentHop::parse(&["1000", "socks5", "::1", "1", "bob", "hunter2"]).unwrap();
         let shown = format!("{fixed:?}");
-        assert!(shown.contains("bob") && !shown.contains("hunter2"), "{shown}");
+        assert!(
+            shown.contains("bob") && !shown.contains("hunter2"),
+            "{shown}"
+        );
     }
 }
