@@ -280,12 +280,12 @@ impl ConnectClient {
 }
 
 /// RFC 5234 CTL: 0x00-0x1F and 0x7F.
-fn is_ctl(b: u8) -> bool {
+pub(crate) fn is_ctl(b: u8) -> bool {
     b < 0x20 || b == 0x7f
 }
 
 /// RFC 3986 section 3.2.2 `reg-name` bytes: unreserved, sub-delims and `%`.
-fn is_reg_name(b: u8) -> bool {
+pub(crate) fn is_reg_name(b: u8) -> bool {
     b.is_ascii_alphanumeric()
         || matches!(
             b,

@@ -1,21 +1,95 @@
-//! HTTP for triproxy. For now one machine: [`connect_client`], the client side of HTTP
-//! CONNECT (RFC 9110 section 9.3.6), used to chain through an HTTP parent proxy (3proxy
-//! `parent WEIGHT connect|connect+ ADDR PORT [USER PASS]`) and by the conformance tool.
+//! HTTP for triproxy: both sides of HTTP CONNECT (RFC 9110 section 9.3.6), as two sans-IO
+//! machines.
 //!
-//! - [`connect_client`] builds the request (with `Proxy-Authorization: Basic`, RFC 7617,
-//!   when given credentials), reads the parent's response head with httparse and reports
+//! - [`proxy_server`], the server side: the front of the HTTP proxy service (3proxy
+//!   `proxy`). It reads a client's request head (`CONNECT host:port`, or an absolute
+//!   `http://` request, which it only reports), with `Proxy-Authorization: Basic`
+//!   credentials (RFC 7617), reports it as a [`ProxyEvent::Request`], and answers
+//!   `200 Connection established` or an error response ([`Refusal`]).
+//! - [`connect_client`], the client side: used to chain through an HTTP parent proxy
+//!   (3proxy `parent WEIGHT connect|connect+ ADDR PORT [USER PASS]`) and by the
+//!   conformance tool. It builds the request (with `Proxy-Authorization: Basic` when given
+//!   credentials), reads the parent's response head with httparse and reports
 //!   [`ConnectEvent::Established`] or [`ConnectEvent::Refused`].
-//! - [`error`] maps every failure to a readable reason and a 3proxy log code (31-34).
+//! - [`error`] maps every failure to a readable reason and a 3proxy log code: 31-34 for a
+//!   parent ([`ConnectError`]), 507-516 for a client's request ([`RequestError`]).
 //!
 //! The crate does no I/O and reads no clock: bytes and `now` go in, events, bytes to send
-//! and deadlines come out. It does not decide which parent to use (that is policy) and does
-//! not relay. The HTTP proxy service (request heads, framing, the server side of CONNECT)
-//! is not here yet.
+//! and deadlines come out. It does not decide who may connect where, or which parent to
+//! use (that is policy), and does not relay. Plain HTTP forwarding (framing of bodies,
+//! keep-alive, rewriting of request lines and headers) is not here yet.
 //!
-//! Dependencies: `triproxy-wire` (the shared vocabulary), `httparse` (the response head),
-//! `base64` (Basic credentials).
+//! Dependencies: `triproxy-wire` (the shared vocabulary), `httparse` (request and response
+//! heads), `base64` (Basic credentials).
 //!
-//! # A CONNECT exchange driven by hand
+//! # A client's CONNECT served by hand
+//!
+//! A client whose request arrives in two reads, the second carrying the first bytes of
+//! its TLS handshake:
+//!
+//! ```
+//! use std::time::{Duration, Instant};
+//! use triproxy_http::{ProxyEvent, ProxyServer, ProxyServerConfig, ProxyState};
+//!
+//! let now = Instant::now();
+//! let mut server = ProxyServer::new(now, ProxyServerConfig {
+//!     head_timeout: Duration::from_secs(60),
+//! });
+//! assert_eq!(server.poll_timeout(), Some(now + Duration::from_secs(60)));
+//!
+//! // First read: part of the head. The machine keeps it: everything is consumed.
+//! let first = b"CONNECT example.org:443 HTTP/1.1\r\nHost: example.org:443\r\n";
+//! assert_eq!(server.handle_input(now, first), Ok(first.len()));
+//! assert_eq!(server.poll_event(), None);
+//!
+//! // Second read: the rest of the head ("alice:secret" in base64) and the client's first
+//! // tunnel bytes, which are not consumed.
+//! let second = b"Proxy-Authorization: Basic YWxpY2U6c2VjcmV0\r\n\r\n\x16\x03\x01";
+//! let used = server.handle_input(now, second).unwrap();
+//! assert_eq!(&second[used..], b"\x16\x03\x01"); // for the relay
+//! let Some(ProxyEvent::Request(request)) = server.poll_event() else { panic!() };
+//! assert!(request.connect);
+//! assert_eq!(request.target.to_string(), "example.org:443");
+//! let credentials = request.credentials.unwrap();
+//! assert_eq!((&credentials.username[..], &credentials.password[..]), (&b"alice"[..], &b"secret"[..]));
+//! assert_eq!(server.state(), ProxyState::AwaitingDecision);
+//! assert_eq!(server.poll_timeout(), None);
+//!
+//! // Policy says yes and the target is connected: the tunnel is open.
+//! server.handle_granted();
+//! assert_eq!(
+//!     server.poll_transmit().unwrap().as_bytes(),
+//!     b"HTTP/1.1 200 Connection established\r\n\r\n"
+//! );
+//! assert_eq!(server.state(), ProxyState::Established);
+//! assert_eq!(server.handle_input(now, b"\x16\x03\x01"), Ok(0)); // relay data
+//! ```
+//!
+//! A refusal is one response, and a request the machine cannot read is answered by the
+//! machine itself:
+//!
+//! ```
+//! # use std::time::{Duration, Instant};
+//! # use triproxy_http::{ProxyServer, ProxyServerConfig, ProxyState, Refusal, RequestError};
+//! # let now = Instant::now();
+//! # let config = ProxyServerConfig { head_timeout: Duration::from_secs(60) };
+//! let mut server = ProxyServer::new(now, config);
+//! let head = b"CONNECT 192.0.2.7:22 HTTP/1.0\r\n\r\n";
+//! assert_eq!(server.handle_input(now, head), Ok(head.len()));
+//! assert!(server.poll_event().is_some());
+//! server.handle_refused(Refusal::AuthRequired); // no credentials, and policy wants some
+//! let reply = server.poll_transmit().unwrap();
+//! assert!(reply.starts_with(b"HTTP/1.1 407 Proxy Authentication Required\r\n"));
+//! assert_eq!(server.state(), ProxyState::Closed);
+//!
+//! let mut server = ProxyServer::new(now, config);
+//! let e = server.handle_input(now, b"GET https://example.org/ HTTP/1.1\r\n\r\n");
+//! assert_eq!(e, Err(RequestError::UnsupportedScheme));
+//! assert_eq!(e.unwrap_err().log_code().get(), 513);
+//! assert!(server.poll_transmit().unwrap().starts_with(b"HTTP/1.1 400 Bad Request\r\n"));
+//! ```
+//!
+//! # A CONNECT exchange with a parent driven by hand
 //!
 //! A parent that wants credentials, answers in HTTP/1.0 and whose 200 arrives in two
 //! reads, the second carrying the target's first bytes:
@@ -81,9 +155,14 @@
 
 pub mod connect_client;
 pub mod error;
+pub mod proxy_server;
 
 pub use connect_client::{
     ConnectClient, ConnectConfig, ConnectEvent, ConnectState, Credentials, MAX_RESPONSE_HEAD,
     MAX_RESPONSE_HEADERS,
 };
-pub use error::{ConnectError, CredentialField, HeadError};
+pub use error::{ConnectError, CredentialField, HeadError, RequestError};
+pub use proxy_server::{
+    ProxyEvent, ProxyRequest, ProxyServer, ProxyServerConfig, ProxyState, Refusal, MAX_METHOD_LEN,
+    MAX_REQUEST_HEAD, MAX_REQUEST_HEADERS,
+};

@@ -1,8 +1,11 @@
-//! A driver for the CONNECT client machine, as a runtime would run it: it keeps the bytes
+//! Drivers for the machines: here the CONNECT client's, in [`server`] the proxy server's.
+//! The CONNECT client driver, as a runtime would run it: it keeps the bytes
 //! the machine did not consume, presents them again with the next read, drains every
 //! `poll_*` after each input, and records a transcript.
 
 #![allow(dead_code)] // each test file uses part of it
+
+pub mod server;
 
 use std::fmt::Write as _;
 use std::time::{Duration, Instant};
