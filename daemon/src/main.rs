@@ -18,7 +18,8 @@ struct Cli {
     /// Executor threads for the smol runtime (default: number of CPUs).
     #[arg(long)]
     threads: Option<usize>,
-    /// A 3proxy configuration file, or a service name (`socks`) followed by its options.
+    /// A 3proxy configuration file, or a service name (`socks`, `proxy`) followed by its
+    /// options.
     /// None: the embedded default (SOCKS on 127.0.0.1:1080, loopback only).
     #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
     args: Vec<String>,
@@ -32,12 +33,12 @@ fn load(args: &[String]) -> Result<Config, String> {
             std::path::Path::new("."),
         )
         .map_err(|e| e.to_string()),
-        [service, options @ ..] if service == "socks" => {
+        [service, options @ ..] if service == "socks" || service == "proxy" => {
             config::parse_standalone(service, options).map_err(|e| e.to_string())
         }
         [path] => config::load(&PathBuf::from(path)).map_err(|e| e.to_string()),
         [first, ..] => Err(format!(
-            "unexpected arguments after `{first}`: give one configuration file, or `socks` and its options"
+            "unexpected arguments after `{first}`: give one configuration file, or `socks` or `proxy` and its options"
         )),
     }
 }

@@ -10,7 +10,7 @@ use std::io;
 use std::net::{SocketAddr, TcpListener};
 use std::sync::Arc;
 use triproxy_policy::parent::ParentRandom;
-use triproxy_policy::service::{RelayMode, ServicePolicy, Timeouts};
+use triproxy_policy::service::{FrontProtocol, RelayMode, ServicePolicy, Timeouts};
 use triproxy_runtime_std::net;
 
 /// Which runtime drives the sessions.
@@ -88,9 +88,7 @@ fn backlog(service: &ServiceConfig) -> i32 {
 }
 
 fn service_name(kind: &ServiceKind) -> &'static str {
-    match kind {
-        ServiceKind::Socks => "socks",
-    }
+    kind.command()
 }
 
 /// The policy snapshot a service's sessions run with.
@@ -103,6 +101,10 @@ pub fn policy_of(
     ServicePolicy {
         parent_random: Arc::clone(parent_random),
         listen_port: port,
+        protocol: match service.kind {
+            ServiceKind::Socks => FrontProtocol::Socks,
+            ServiceKind::Proxy => FrontProtocol::Http,
+        },
         auth: service.auth.clone(),
         acl: Arc::from(service.acl.clone()),
         users: Arc::clone(&config.users),

@@ -429,10 +429,38 @@ fn argument_count_messages() {
     );
 }
 
+/// `proxy` starts the HTTP proxy with what is in force at its line, like `socks`.
+#[test]
+fn proxy_service_snapshots_its_line() {
+    let cfg = ok("users alice:CL:pw\n\
+         auth strong\n\
+         allow alice\n\
+         proxy -p8080 -i127.0.0.1 -n\n\
+         flush\n\
+         proxy\n");
+    let [first, second] = &cfg.services[..] else {
+        panic!("{:?}", cfg.services)
+    };
+    assert_eq!(first.kind, ServiceKind::Proxy);
+    assert_eq!(
+        first.listen,
+        "127.0.0.1:8080".parse::<SocketAddr>().unwrap()
+    );
+    assert_eq!(first.acl.len(), 1);
+    assert_eq!(second.listen.port(), 3128, "3proxy's default port");
+    assert!(second.acl.is_empty(), "flushed before the second line");
+    assert_eq!(
+        err_at("proxy -a\n", 1),
+        ConfigErrorKind::UnsupportedOption {
+            option: "-a".into()
+        }
+    );
+}
+
 #[test]
 fn unsupported_3proxy_commands_are_told_apart_from_unknown_words() {
     for cmd in [
-        "proxy -n",
+        "pop3p -n",
         "nserver 10.1.2.1",
         "nscache 65536",
         "timeouts 1 5 30 60 180 1800 15 60",
@@ -603,10 +631,17 @@ fn standalone_form() {
     );
     let e = config::parse_standalone("socks", &args(&["-q"])).unwrap_err();
     assert_eq!(e.to_string(), "command line: unknown service option `-q`");
-    let e = config::parse_standalone("proxy", &[]).unwrap_err();
+    let e = config::parse_standalone("pop3p", &[]).unwrap_err();
     assert_eq!(
         e.to_string(),
-        "command line: 3proxy command `proxy` is not supported by triproxy yet"
+        "command line: 3proxy command `pop3p` is not supported by triproxy yet"
+    );
+    // `proxy` runs on 3proxy's port 3128 unless told otherwise.
+    let cfg = config::parse_standalone("proxy", &args(&["-i127.0.0.1"])).unwrap();
+    let s = &cfg.services[0];
+    assert_eq!(
+        (s.kind, s.listen),
+        (ServiceKind::Proxy, "127.0.0.1:3128".parse().unwrap())
     );
     let e = config::parse_standalone("sox", &[]).unwrap_err();
     assert_eq!(

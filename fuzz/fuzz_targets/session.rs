@@ -1,9 +1,10 @@
 #![cfg_attr(fuzzing, no_main)]
-//! The session engine (`triproxy_policy::session::Session`: SOCKS server machine, auth
-//! chain, users and ACL together) fed an arbitrary client stream, once whole and once in
+//! The session engine (`triproxy_policy::session::Session`: SOCKS or HTTP proxy server
+//! machine, auth chain, users and ACL together) fed an arbitrary client stream, once whole and once in
 //! chunks, with a driver whose answers to each intent come from the input.
 //!
-//! Input: `policy, decisions, flags, split, stream...`. `policy` picks `-u`, the auth chain
+//! Input: `policy, decisions, flags, split, stream...`. `policy` picks `-u` or the HTTP
+//! proxy front (its two low bits; 3 is HTTP), the auth chain
 //! and one of a few ACLs (users `alice:CL:secret` and `bob:pw` always exist); `decisions`
 //! fixes the answers to Resolve, Connect and the relay's end; `flags` the client address
 //! and whether the handshake deadline fires; `split` the chunking.
@@ -19,7 +20,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use triproxy_fuzz::policy::acl::{Ace, Action, CivilTime};
 use triproxy_fuzz::policy::auth::AuthChain;
-use triproxy_fuzz::policy::service::{NeedUser, ServicePolicy};
+use triproxy_fuzz::policy::service::{FrontProtocol, NeedUser, ServicePolicy};
 use triproxy_fuzz::policy::session::{
     ConnectError, Intent, RelayEnd, RelayReport, ResolveError, Session, MAX_CONNECT_ADDRS,
 };
@@ -71,11 +72,11 @@ const ACLS: [&[(Action, &[&str])]; 8] = [
 
 fn policy(b: u8) -> Option<ServicePolicy> {
     let mut p = ServicePolicy::new(1080);
-    p.needuser = [
-        NeedUser::Never,
-        NeedUser::IfOffered,
-        NeedUser::Required,
-        NeedUser::IfOffered,
+    (p.needuser, p.protocol) = [
+        (NeedUser::Never, FrontProtocol::Socks),
+        (NeedUser::IfOffered, FrontProtocol::Socks),
+        (NeedUser::Required, FrontProtocol::Socks),
+        (NeedUser::IfOffered, FrontProtocol::Http),
     ][usize::from(b & 3)];
     p.auth = AuthChain::parse(CHAINS.get(usize::from((b >> 2) & 7))?).ok()?;
     let mut acl = Vec::new();

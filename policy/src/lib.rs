@@ -3,7 +3,7 @@
 //! Given the configuration of a service, the request and `now`, policy answers:
 //! authenticated or which failure ([`auth`], [`users`]), allowed or denied ([`acl`]), paced by
 //! which bandwidth pipes ([`bandlim`]). The
-//! [`session`] engine owns a protocol server machine, consults these decisions and emits
+//! [`session`] engine owns a protocol server machine (SOCKS or the HTTP proxy), consults these decisions and emits
 //! I/O intents that a runtime carries out. Nothing here opens a socket or reads a clock.
 
 #![forbid(unsafe_code)]
@@ -13,6 +13,7 @@ pub mod acl;
 pub mod auth;
 pub mod bandlim;
 mod chain;
+mod front;
 pub mod parent;
 pub mod service;
 pub mod session;

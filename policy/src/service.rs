@@ -26,6 +26,16 @@ pub enum NeedUser {
     Required,
 }
 
+/// Which protocol a service speaks to its clients (3proxy `socks` or `proxy`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum FrontProtocol {
+    /// SOCKS 4, 4a and 5 on one port.
+    #[default]
+    Socks,
+    /// The HTTP proxy (CONNECT tunnels; other methods are answered 501 for now).
+    Http,
+}
+
 /// How a runtime moves the bytes of an established tunnel.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum RelayMode {
@@ -103,6 +113,8 @@ impl Default for Timeouts {
 pub struct ServicePolicy {
     /// The port the service listens on (logged as `%p`).
     pub listen_port: u16,
+    /// The protocol clients speak.
+    pub protocol: FrontProtocol,
     /// The `auth` chain in force at the service line.
     pub auth: AuthChain,
     /// The `allow`/`deny` entries in force at the service line, first match wins.
@@ -130,6 +142,7 @@ impl ServicePolicy {
     pub fn new(listen_port: u16) -> Self {
         ServicePolicy {
             listen_port,
+            protocol: FrontProtocol::Socks,
             auth: AuthChain::default_chain(),
             acl: Arc::from(Vec::new()),
             users: Arc::new(Users::new()),

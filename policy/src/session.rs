@@ -1,11 +1,13 @@
-//! The per-connection session engine: one SOCKS client, from the first byte to the log line.
+//! The per-connection session engine: one SOCKS or HTTP proxy client, from the first byte to
+//! the log line.
 //!
-//! A [`Session`] owns a [`triproxy_socks::server::Server`] machine, consults the service's
+//! A [`Session`] owns the service's protocol machine ([`triproxy_socks::server::Server`] or
+//! [`triproxy_http::ProxyServer`], chosen by [`ServicePolicy::protocol`]), consults the service's
 //! [`ServicePolicy`] (auth chain, users, ACL) and tells its driver what to do next as
 //! [`Intent`]s: resolve this name, connect to these addresses, relay, write this log record,
 //! close. The driver (a runtime) carries out each intent and reports back through the typed
 //! `handle_*` methods. Because all protocol and policy logic is here, both runtimes run the
-//! very same session and contain no SOCKS or ACL code.
+//! very same session and contain no SOCKS, HTTP or ACL code.
 //!
 //! It is not a relay: once [`Intent::Relay`] is emitted the runtime moves bytes itself and
 //! reports totals with [`Session::handle_relay_end`].
@@ -45,17 +47,15 @@ use crate::acl::{AclRequest, CivilTime, Operation};
 use crate::auth::{AuthDecision, AuthOutcome};
 use crate::bandlim::{Direction, Pacer};
 use crate::chain::{Chain, ChainStep};
-use crate::service::{NeedUser, RelayMode, ServicePolicy, SourceAddrs};
+use crate::front::{socks_service_name, Front, FrontEvent, FrontRequest};
+use crate::service::{FrontProtocol, RelayMode, ServicePolicy, SourceAddrs};
 use arrayvec::ArrayVec;
 use core::time::Duration;
 use std::collections::VecDeque;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Instant;
-use triproxy_socks::server::{
-    AuthVerdict, Command, Credentials, MethodPolicy, Request, Server, ServerConfig, ServerEvent,
-    State, Version,
-};
+use triproxy_socks::server::{AuthVerdict, Command, Credentials, Version};
 use triproxy_socks::v5::ReplyCode;
 use triproxy_wire::{DomainName, LogCode, TargetAddr, Transmit};
 
@@ -238,7 +238,8 @@ pub struct RelayReport {
 /// `logformat`. Every failure carries a 3proxy [`LogCode`] and a readable `reason`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LogRecord {
-    /// 3proxy service name: `SOCK5`, `SOCK4`, `SOC45`, or `SOCKS` before the version is known.
+    /// 3proxy service name: `SOCK5`, `SOCK4`, `SOC45`, or `SOCKS` before the version is
+    /// known; `PROXY` for the HTTP proxy.
     pub service: &'static str,
     /// Listening port of the service (`%p`).
     pub listen_port: u16,
@@ -264,7 +265,8 @@ pub struct LogRecord {
     pub bytes_out: u64,
     /// Parent proxy hops used (`%h`).
     pub hops: u32,
-    /// Service text (`%T`): `CONNECT host:port`, `BIND host:port`, `UDPASSOC host:port`.
+    /// Service text (`%T`): `CONNECT host:port`, `BIND host:port`, `UDPASSOC host:port`;
+    /// for an HTTP method the proxy does not serve, `METHOD host:port`.
     pub text: String,
     /// From accept to this record (`%D`).
     pub duration: Duration,
@@ -283,13 +285,14 @@ enum Phase {
     Done,
 }
 
-/// One client connection of a SOCKS service. See the module documentation.
+/// One client connection of a SOCKS or HTTP proxy service. See the module documentation.
 #[derive(Debug)]
 pub struct Session {
     policy: Arc<ServicePolicy>,
-    /// The SOCKS machine, on the heap and dropped once the tunnel is up (and its last
-    /// reply sent), so that an established tunnel keeps only a few hundred bytes.
-    server: Option<Box<Server>>,
+    /// The protocol machine (SOCKS or HTTP), on the heap and dropped once the tunnel is up
+    /// (and its last reply sent), so that an established tunnel keeps only a few hundred
+    /// bytes.
+    front: Option<Front>,
     version: Option<Version>,
     phase: Phase,
     started: Instant,
@@ -303,7 +306,7 @@ pub struct Session {
     credentials: Option<Box<Credentials>>,
     /// The user name the ACL saw when the request was granted (bandwidth pipes match it).
     acl_user: Option<String>,
-    request: Option<Box<Request>>,
+    request: Option<Box<FrontRequest>>,
     remote: Option<SocketAddr>,
     external: Option<SocketAddr>,
     /// The peer IP a BIND request named.
@@ -325,24 +328,10 @@ impl Session {
         local: SocketAddr,
         time: CivilTime,
     ) -> Self {
-        let methods = match policy.needuser {
-            NeedUser::Never => MethodPolicy::NoAuth,
-            NeedUser::Required => MethodPolicy::Password,
-            NeedUser::IfOffered if policy.auth.needs_password() => MethodPolicy::Password,
-            NeedUser::IfOffered => MethodPolicy::NoAuthOrPassword,
-        };
-        let server = Server::new(
-            now,
-            ServerConfig {
-                methods,
-                allow_v4: true,
-                allow_v5: true,
-                handshake_timeout: policy.timeouts.handshake,
-            },
-        );
+        let front = Front::new(now, &policy);
         Session {
             policy,
-            server: Some(Box::new(server)),
+            front: Some(front),
             version: None,
             phase: Phase::Handshake,
             started: now,
@@ -369,27 +358,23 @@ impl Session {
         let mut used = 0;
         while self.phase == Phase::Handshake {
             let rest = input.get(used..).unwrap_or_default();
-            let Some(server) = self.server.as_mut() else {
+            let Some(front) = self.front.as_mut() else {
                 break;
             };
-            let consumed = match server.handle_input(now, rest) {
+            let consumed = match front.handle_input(now, rest) {
                 Ok(n) => n,
-                Err(e) => {
-                    let code = e.log_code();
-                    self.finish(now, code, Some(e.to_string()), 0, 0);
+                Err(f) => {
+                    self.finish(now, f.code, Some(f.reason), 0, 0);
                     return input.len();
                 }
             };
             used += consumed;
             let mut events = false;
-            while let Some(event) = self.server.as_mut().and_then(|s| s.poll_event()) {
+            while let Some(event) = self.front.as_mut().and_then(|f| f.poll_event()) {
                 events = true;
                 self.on_event(now, event);
             }
-            let waiting_for_bytes = matches!(
-                self.server.as_ref().map(|s| s.state()),
-                Some(State::Greeting | State::Authenticating | State::AwaitingRequest)
-            );
+            let waiting_for_bytes = self.front.as_ref().is_some_and(|f| f.wants_input());
             if (consumed == 0 && !events) || !waiting_for_bytes || used >= input.len() {
                 break;
             }
@@ -402,8 +387,8 @@ impl Session {
         if self.phase == Phase::Done {
             return;
         }
-        match self.server.as_mut().and_then(|s| s.handle_eof()) {
-            Some(e) => self.finish(now, e.log_code(), Some(e.to_string()), 0, 0),
+        match self.front.as_mut().and_then(|f| f.handle_eof()) {
+            Some(f) => self.finish(now, f.code, Some(f.reason), 0, 0),
             None => self.finish(
                 now,
                 LogCode(441),
@@ -417,7 +402,7 @@ impl Session {
     /// The earliest time at which [`Session::handle_timeout`] must be called, if any.
     pub fn poll_timeout(&self) -> Option<Instant> {
         match self.phase {
-            Phase::Handshake => self.server.as_ref().and_then(|s| s.poll_timeout()),
+            Phase::Handshake => self.front.as_ref().and_then(|f| f.poll_timeout()),
             Phase::Chaining => self.chain.as_ref().and_then(|c| c.poll_timeout()),
             _ => None,
         }
@@ -435,17 +420,17 @@ impl Session {
         if self.phase != Phase::Handshake {
             return;
         }
-        if let Some(e) = self.server.as_mut().and_then(|s| s.handle_timeout(now)) {
-            self.finish(now, e.log_code(), Some(e.to_string()), 0, 0);
+        if let Some(f) = self.front.as_mut().and_then(|f| f.handle_timeout(now)) {
+            self.finish(now, f.code, Some(f.reason), 0, 0);
         }
     }
 
     /// The next bytes to write to the client.
     pub fn poll_transmit(&mut self) -> Option<Transmit> {
-        let t = self.server.as_mut().and_then(|s| s.poll_transmit());
+        let t = self.front.as_mut().and_then(|f| f.poll_transmit());
         if t.is_none() && matches!(self.phase, Phase::Relaying | Phase::Done) {
             // The last reply is out: the handshake machine is no longer needed.
-            self.server = None;
+            self.front = None;
         }
         t
     }
@@ -509,8 +494,8 @@ impl Session {
         // RFC 1928 section 6: BND is the address the server assigned to connect to the
         // target, i.e. the outgoing socket's local address (3proxy reports the
         // client-facing address instead).
-        if let Some(s) = self.server.as_mut() {
-            s.handle_granted(local);
+        if let Some(f) = self.front.as_mut() {
+            f.handle_granted(local);
         }
         self.phase = Phase::Relaying;
         let relay = self.relay_intent();
@@ -523,8 +508,8 @@ impl Session {
         if self.phase != Phase::Binding {
             return;
         }
-        if let Some(s) = self.server.as_mut() {
-            s.handle_granted(addr);
+        if let Some(f) = self.front.as_mut() {
+            f.handle_granted(addr);
         }
         self.phase = Phase::AwaitingPeer;
         self.intents.push_back(Intent::AcceptPeer {
@@ -551,8 +536,8 @@ impl Session {
         }
         self.remote = Some(peer);
         self.external = Some(local);
-        if let Some(s) = self.server.as_mut() {
-            s.handle_bind_peer(peer);
+        if let Some(f) = self.front.as_mut() {
+            f.handle_bind_peer(peer);
         }
         self.phase = Phase::Relaying;
         let relay = self.relay_intent();
@@ -680,9 +665,9 @@ impl Session {
     /// push the parser's frames deeper, and the deepest stack page of a handshake is what
     /// an idle std tunnel keeps resident.
     #[inline(never)]
-    fn on_event(&mut self, now: Instant, event: ServerEvent) {
+    fn on_event(&mut self, now: Instant, event: FrontEvent) {
         match event {
-            ServerEvent::Credentials(c) => {
+            FrontEvent::Credentials(c) => {
                 self.user = Some(String::from_utf8_lossy(&c.username).into_owned());
                 let outcome = self.policy.auth.authenticate(
                     &self.policy.users,
@@ -692,32 +677,60 @@ impl Session {
                 match outcome {
                     AuthOutcome::Authenticated { .. } => {
                         self.credentials = Some(Box::new(c));
-                        if let Some(s) = self.server.as_mut() {
-                            s.handle_auth(AuthVerdict::Accepted);
+                        if let Some(f) = self.front.as_mut() {
+                            f.handle_auth(AuthVerdict::Accepted);
                         }
                     }
                     AuthOutcome::Failed(code) => {
                         // RFC 1929: a failure status, then the server closes the connection
                         // (3proxy answers success here and fails the request later).
-                        if let Some(s) = self.server.as_mut() {
-                            s.handle_auth(AuthVerdict::Rejected);
+                        if let Some(f) = self.front.as_mut() {
+                            f.handle_auth(AuthVerdict::Rejected);
                         }
                         self.finish(now, code, Some(auth_reason(code).into()), 0, 0);
                     }
                 }
             }
-            ServerEvent::Request(request) => self.on_request(now, request),
+            FrontEvent::Request(request) => self.on_request(now, request),
+            FrontEvent::CredentialsTooLong(request) => {
+                self.note_request(request);
+                self.refuse(
+                    now,
+                    ReplyCode::NotAllowed,
+                    LogCode::USER_NOT_FOUND,
+                    "user name or password longer than 255 bytes".into(),
+                );
+            }
         }
     }
 
-    fn on_request(&mut self, now: Instant, request: Request) {
+    /// Keeps what the client asked for (for the decision and the log).
+    fn note_request(&mut self, mut request: FrontRequest) {
         if let Some(id) = &request.user_id {
             self.user = Some(String::from_utf8_lossy(id).into_owned());
         }
+        if let Some(c) = request.credentials.take() {
+            self.user = Some(String::from_utf8_lossy(&c.username).into_owned());
+            self.credentials = Some(Box::new(c));
+        }
+        self.version = self.front.as_ref().and_then(|f| f.version());
+        self.request = Some(Box::new(request));
+    }
+
+    fn on_request(&mut self, now: Instant, request: FrontRequest) {
         let target = request.target.clone();
         let command = request.command;
-        self.version = self.server.as_ref().and_then(|s| s.version());
-        self.request = Some(Box::new(request));
+        let unsupported = request.unsupported_method.clone();
+        self.note_request(request);
+        if let Some(method) = unsupported {
+            self.refuse(
+                now,
+                ReplyCode::CommandNotSupported,
+                LogCode::NOT_IMPLEMENTED,
+                format!("HTTP {method} is not served by this version of triproxy (CONNECT only)"),
+            );
+            return;
+        }
         if command == Command::UdpAssociate {
             self.refuse(
                 now,
@@ -825,7 +838,11 @@ impl Session {
         let Some(ace) = rule.and_then(|i| self.policy.acl.get(i)) else {
             return;
         };
-        if ace.parents().is_empty() || self.operation() != Operation::Connect {
+        let tunnel = matches!(
+            self.operation(),
+            Operation::Connect | Operation::HttpConnect
+        );
+        if ace.parents().is_empty() || !tunnel {
             return;
         }
         let hops = ace.parents().choose(self.policy.parent_random.next());
@@ -873,9 +890,12 @@ impl Session {
         }
     }
 
+    /// The ACL operation of the request: an HTTP proxy's CONNECT is `HTTPS`
+    /// (`HTTP_CONNECT`), a SOCKS one is `CONNECT`.
     fn operation(&self) -> Operation {
         match self.request.as_ref().map(|r| r.command) {
             Some(Command::Bind) => Operation::Bind,
+            _ if self.policy.protocol == FrontProtocol::Http => Operation::HttpConnect,
             _ => Operation::Connect,
         }
     }
@@ -895,8 +915,8 @@ impl Session {
     }
 
     fn refuse(&mut self, now: Instant, reply: ReplyCode, code: LogCode, reason: String) {
-        if let Some(s) = self.server.as_mut() {
-            s.handle_refused(reply);
+        if let Some(f) = self.front.as_mut() {
+            f.handle_refused(reply, code);
         }
         self.finish(now, code, Some(reason), 0, 0);
     }
@@ -916,18 +936,20 @@ impl Session {
         let (requested, text) = match &self.request {
             Some(r) => (
                 Some(r.target.clone()),
-                format!("{} {}", command_text(r.command), r.target),
+                format!(
+                    "{} {}",
+                    r.unsupported_method
+                        .as_deref()
+                        .unwrap_or(command_text(r.command)),
+                    r.target
+                ),
             ),
             None => (None, String::new()),
         };
-        let version = self
-            .version
-            .or_else(|| self.server.as_ref().and_then(|s| s.version()));
-        let service = match version {
-            Some(Version::V5) => "SOCK5",
-            Some(Version::V4) => "SOCK4",
-            Some(Version::V4a) => "SOC45",
-            None => "SOCKS",
+        let service = match &self.front {
+            Some(f) => f.service_name(self.version),
+            None if self.policy.protocol == FrontProtocol::Http => "PROXY",
+            None => socks_service_name(self.version),
         };
         self.intents.push_back(Intent::Log(LogRecord {
             service,

@@ -51,6 +51,7 @@ pub(crate) enum Supported {
     External,
     Backlog,
     Socks,
+    Proxy,
     Service,
     Include,
     End,
@@ -75,6 +76,7 @@ const SUPPORTED: &[(&str, Supported, Arity)] = &[
     ("external", Supported::External, Arity::exactly(1)),
     ("backlog", Supported::Backlog, Arity::exactly(1)),
     ("socks", Supported::Socks, Arity::at_least(0)),
+    ("proxy", Supported::Proxy, Arity::at_least(0)),
     ("service", Supported::Service, Arity::exactly(0)),
     ("include", Supported::Include, Arity::exactly(1)),
     ("end", Supported::End, Arity::exactly(0)),
@@ -83,7 +85,6 @@ const SUPPORTED: &[(&str, Supported, Arity)] = &[
 /// Every other 3proxy 1.0 command (3proxy.md section 5), which triproxy does not run yet.
 const NOT_YET: &[&str] = &[
     // services
-    "proxy",
     "pop3p",
     "imapp",
     "smtpp",
@@ -241,7 +242,11 @@ mod tests {
             lookup("socks"),
             Lookup::Supported(Supported::Socks, _)
         ));
-        assert_eq!(lookup("proxy"), Lookup::NotYet);
+        assert!(matches!(
+            lookup("proxy"),
+            Lookup::Supported(Supported::Proxy, _)
+        ));
+        assert_eq!(lookup("pop3p"), Lookup::NotYet);
         assert_eq!(lookup("ssl_certcache"), Lookup::NotYet);
         assert_eq!(lookup("Socks"), Lookup::Unknown);
         assert_eq!(lookup("frobnicate"), Lookup::Unknown);

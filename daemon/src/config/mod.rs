@@ -10,7 +10,7 @@
 //! file. Relative file names are relative to the directory of the file that names them.
 //! A UTF-8 byte order mark at the start of a file is skipped.
 //!
-//! Commands run in order, as in 3proxy: a service line (`socks`) takes a snapshot of the
+//! Commands run in order, as in 3proxy: a service line (`socks`, `proxy`) takes a snapshot of the
 //! `auth` chain, the `allow`/`deny` list, the `log` target, the `logformat`, `maxconn` and
 //! the `internal` address in force at that line; `flush` empties the ACL for later services;
 //! `users` and the `bandlim*` rules are global and apply to every service wherever they
@@ -18,7 +18,8 @@
 //!
 //! Supported commands: `users`, `auth`, `allow`, `deny`, `flush`, `internal`, `log`,
 //! `logformat`, `maxconn`, `bandlimin`, `bandlimout`, `nobandlimin`, `nobandlimout`,
-//! `socks`, `service` (a no-op), `include`, `end`. Every other 3proxy
+//! `parent`, `external`, `backlog`, `socks`, `proxy`, `service` (a no-op), `include`, `end`.
+//! Every other 3proxy
 //! command is an error that says it is not supported yet ([`ConfigErrorKind::UnsupportedCommand`]),
 //! and any other word is an unknown command: nothing is ignored silently. The first error
 //! stops reading, so later lines (and the files they name) are never opened.
@@ -71,6 +72,8 @@ pub const MAXCONN_RANGE: core::ops::RangeInclusive<u32> = 1..=1_000_000;
 pub const DEFAULT_MAXCONN: u32 = 500;
 /// Port of a `socks` service without `-p`.
 pub const DEFAULT_SOCKS_PORT: u16 = 1080;
+/// Port of a `proxy` service without `-p`.
+pub const DEFAULT_PROXY_PORT: u16 = 3128;
 
 /// Everything a configuration asks for.
 #[derive(Debug, Clone)]
@@ -125,6 +128,9 @@ pub struct ServiceConfig {
 pub enum ServiceKind {
     /// SOCKS 4, 4a and 5 on one port (3proxy `socks`).
     Socks,
+    /// The HTTP proxy (3proxy `proxy`): CONNECT tunnels; other methods are answered 501
+    /// until plain HTTP forwarding exists.
+    Proxy,
 }
 
 impl ServiceKind {
@@ -132,6 +138,24 @@ impl ServiceKind {
     pub fn command(self) -> &'static str {
         match self {
             ServiceKind::Socks => "socks",
+            ServiceKind::Proxy => "proxy",
+        }
+    }
+
+    /// The 3proxy command for `name`, if triproxy runs that service.
+    pub fn from_command(name: &str) -> Option<ServiceKind> {
+        match name {
+            "socks" => Some(ServiceKind::Socks),
+            "proxy" => Some(ServiceKind::Proxy),
+            _ => None,
+        }
+    }
+
+    /// The port it listens on without `-p` (3proxy's defaults).
+    pub fn default_port(self) -> u16 {
+        match self {
+            ServiceKind::Socks => DEFAULT_SOCKS_PORT,
+            ServiceKind::Proxy => DEFAULT_PROXY_PORT,
         }
     }
 }
@@ -457,7 +481,7 @@ impl fmt::Display for ConfigErrorKind {
                 write!(f, "more than {limit} bandlimin/bandlimout rules")
             }
             K::UnknownService { name } => {
-                write!(f, "unknown service `{name}` (triproxy runs: socks)")
+                write!(f, "unknown service `{name}` (triproxy runs: socks, proxy)")
             }
         }
     }

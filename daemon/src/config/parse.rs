@@ -9,9 +9,9 @@ use super::commands::{self, Arity, Lookup, Supported};
 use super::lexer::{self, Mode, SyntaxError};
 use super::{
     Config, ConfigError, ConfigErrorKind, LogTarget, NeedUser, ServiceConfig, ServiceKind,
-    SourceAddrs, DEFAULT_INTERNAL, DEFAULT_MAXCONN, DEFAULT_SOCKS_PORT, MAXCONN_RANGE,
-    MAX_ACL_ENTRIES, MAX_BANDLIM_RULES, MAX_CONFIG_FILE_LEN, MAX_FILES_READ, MAX_INCLUDE_DEPTH,
-    MAX_INLINE_FILE_LEN, MAX_LINE_LEN, MAX_SERVICES, MAX_WORDS_PER_LINE,
+    SourceAddrs, DEFAULT_INTERNAL, DEFAULT_MAXCONN, MAXCONN_RANGE, MAX_ACL_ENTRIES,
+    MAX_BANDLIM_RULES, MAX_CONFIG_FILE_LEN, MAX_FILES_READ, MAX_INCLUDE_DEPTH, MAX_INLINE_FILE_LEN,
+    MAX_LINE_LEN, MAX_SERVICES, MAX_WORDS_PER_LINE,
 };
 use crate::logformat::LogFormat;
 use std::fs::File;
@@ -346,33 +346,8 @@ impl Parser {
                     .map_err(|k| self.error(here, k))?;
                 self.backlog = Some(n);
             }
-            Supported::Socks => {
-                if self.services.len() >= MAX_SERVICES {
-                    return Err(self.error(
-                        here,
-                        ConfigErrorKind::TooManyServices {
-                            limit: MAX_SERVICES,
-                        },
-                    ));
-                }
-                let defaults = ServiceConfig {
-                    kind: ServiceKind::Socks,
-                    listen: SocketAddr::new(self.internal, DEFAULT_SOCKS_PORT),
-                    auth: self.auth.clone(),
-                    acl: self.acl.clone(),
-                    needuser: NeedUser::IfOffered,
-                    maxconn: self.maxconn,
-                    external: self.external,
-                    backlog: self.backlog,
-                    splice: true,
-                    log: self.log.clone(),
-                    logformat: self.logformat.clone(),
-                    origin: (here.file.to_owned(), here.line),
-                };
-                let service = apply_options(defaults, command, &args, here.base_dir)
-                    .map_err(|k| self.error(here, k))?;
-                self.services.push(service);
-            }
+            Supported::Socks => self.start_service(here, ServiceKind::Socks, command, &args)?,
+            Supported::Proxy => self.start_service(here, ServiceKind::Proxy, command, &args)?,
             Supported::Service => {}
             Supported::Include => {
                 self.include(here, args.first().copied().unwrap_or_default())?;
@@ -380,6 +355,43 @@ impl Parser {
             Supported::End => return Ok(Flow::End),
         }
         Ok(Flow::Continue)
+    }
+
+    /// A service line (`socks`, `proxy`): the service runs with the auth, ACL and limits
+    /// in force at this line, changed by its options.
+    fn start_service(
+        &mut self,
+        here: Here<'_>,
+        kind: ServiceKind,
+        command: &str,
+        args: &[&str],
+    ) -> Result<(), ConfigError> {
+        if self.services.len() >= MAX_SERVICES {
+            return Err(self.error(
+                here,
+                ConfigErrorKind::TooManyServices {
+                    limit: MAX_SERVICES,
+                },
+            ));
+        }
+        let defaults = ServiceConfig {
+            kind,
+            listen: SocketAddr::new(self.internal, kind.default_port()),
+            auth: self.auth.clone(),
+            acl: self.acl.clone(),
+            needuser: NeedUser::IfOffered,
+            maxconn: self.maxconn,
+            external: self.external,
+            backlog: self.backlog,
+            splice: true,
+            log: self.log.clone(),
+            logformat: self.logformat.clone(),
+            origin: (here.file.to_owned(), here.line),
+        };
+        let service = apply_options(defaults, command, args, here.base_dir)
+            .map_err(|k| self.error(here, k))?;
+        self.services.push(service);
+        Ok(())
     }
 
     fn include(&mut self, here: Here<'_>, name: &str) -> Result<(), ConfigError> {
@@ -671,7 +683,7 @@ pub(super) fn standalone(service: &str, args: &[String]) -> Result<Config, Confi
         kind,
         included_from: Vec::new(),
     };
-    if service != "socks" {
+    let Some(kind) = ServiceKind::from_command(service) else {
         return Err(fail(if commands::is_3proxy_service(service) {
             ConfigErrorKind::UnsupportedCommand {
                 command: service.to_owned(),
@@ -681,15 +693,15 @@ pub(super) fn standalone(service: &str, args: &[String]) -> Result<Config, Confi
                 name: service.to_owned(),
             }
         }));
-    }
+    };
     if args.len() > MAX_WORDS_PER_LINE {
         return Err(fail(ConfigErrorKind::Syntax(SyntaxError::TooManyWords {
             limit: MAX_WORDS_PER_LINE,
         })));
     }
     let defaults = ServiceConfig {
-        kind: ServiceKind::Socks,
-        listen: SocketAddr::new(DEFAULT_INTERNAL, DEFAULT_SOCKS_PORT),
+        kind,
+        listen: SocketAddr::new(DEFAULT_INTERNAL, kind.default_port()),
         auth: AuthChain::default_chain(),
         acl: Vec::new(),
         needuser: NeedUser::Never,

@@ -129,7 +129,12 @@ impl Drop for Daemon {
 
 /// A tiny HTTP/1.1 origin on 127.0.0.1 that answers every request with `body` and closes.
 pub fn http_server(body: &'static str) -> SocketAddr {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    http_server_on("127.0.0.1:0", body)
+}
+
+/// [`http_server`] listening on `bind` (a loopback address such as `[::1]:0`).
+pub fn http_server_on(bind: &str, body: &'static str) -> SocketAddr {
+    let listener = TcpListener::bind(bind).unwrap();
     let addr = listener.local_addr().unwrap();
     thread::spawn(move || {
         for stream in listener.incoming().map_while(Result::ok) {

@@ -1,0 +1,303 @@
+//! The client-facing protocol machine of a session: SOCKS 4/4a/5 or the HTTP proxy.
+//!
+//! [`Front`] puts the two server machines ([`triproxy_socks::server::Server`] and
+//! [`triproxy_http::ProxyServer`]) behind the few operations the session engine needs: feed
+//! input, report what the client asked for, answer it (granted, refused), end on a deadline
+//! or end of stream. The session decides; the front only speaks the protocol, so one
+//! session engine serves every service and the runtimes never see a protocol.
+//!
+//! It is not a parser: each machine parses its own protocol. It maps their events and
+//! errors to one vocabulary ([`FrontEvent`], [`FrontFailure`]) and a refusal's 3proxy log
+//! code to the protocol's answer (a SOCKS5 REP, an HTTP status).
+
+use crate::service::{FrontProtocol, NeedUser, ServicePolicy};
+use std::net::SocketAddr;
+use std::time::Instant;
+use triproxy_http::{
+    ProxyEvent, ProxyServer, ProxyServerConfig, ProxyState, Refusal, RequestError,
+};
+use triproxy_socks::server::{
+    AuthVerdict, Command, Credentials, MethodPolicy, Server, ServerConfig, ServerEvent, State,
+    Version,
+};
+use triproxy_socks::v5::ReplyCode;
+use triproxy_wire::{LogCode, TargetAddr, Transmit};
+
+/// What the client asked for, whatever the protocol.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct FrontRequest {
+    /// CONNECT, BIND or UDP ASSOCIATE (an HTTP request is always a CONNECT).
+    pub command: Command,
+    /// The destination as sent.
+    pub target: TargetAddr,
+    /// A SOCKS4 user id, if any.
+    pub user_id: Option<Vec<u8>>,
+    /// HTTP `Proxy-Authorization: Basic` credentials, if any (SOCKS5 credentials come
+    /// earlier, as [`FrontEvent::Credentials`]).
+    pub credentials: Option<Credentials>,
+    /// The HTTP method, when it is one this proxy does not serve (not CONNECT).
+    pub unsupported_method: Option<String>,
+}
+
+/// Something the session must decide.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum FrontEvent {
+    /// SOCKS5 RFC 1929 credentials: answer at once with [`Front::handle_auth`].
+    Credentials(Credentials),
+    /// The request; answer with a grant or a refusal.
+    Request(FrontRequest),
+    /// HTTP credentials that cannot be checked (longer than 255 bytes, the limit triproxy
+    /// keeps for every user name and password); the request is refused.
+    CredentialsTooLong(FrontRequest),
+}
+
+/// A failure of the protocol exchange itself (malformed input, deadline, end of stream).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct FrontFailure {
+    pub code: LogCode,
+    pub reason: String,
+}
+
+impl FrontFailure {
+    fn of(code: LogCode, reason: impl ToString) -> Self {
+        FrontFailure {
+            code,
+            reason: reason.to_string(),
+        }
+    }
+}
+
+/// The protocol machine of one client connection. Boxed: it is dropped once the tunnel is
+/// up, and an established tunnel should keep only a few hundred bytes.
+#[derive(Debug)]
+pub(crate) enum Front {
+    Socks(Box<Server>),
+    Http(Box<ProxyServer>),
+}
+
+impl Front {
+    /// The machine for `policy`'s protocol, started at `now`.
+    pub fn new(now: Instant, policy: &ServicePolicy) -> Self {
+        match policy.protocol {
+            FrontProtocol::Socks => {
+                let methods = match policy.needuser {
+                    NeedUser::Never => MethodPolicy::NoAuth,
+                    NeedUser::Required => MethodPolicy::Password,
+                    NeedUser::IfOffered if policy.auth.needs_password() => MethodPolicy::Password,
+                    NeedUser::IfOffered => MethodPolicy::NoAuthOrPassword,
+                };
+                Front::Socks(Box::new(Server::new(
+                    now,
+                    ServerConfig {
+                        methods,
+                        allow_v4: true,
+                        allow_v5: true,
+                        handshake_timeout: policy.timeouts.handshake,
+                    },
+                )))
+            }
+            FrontProtocol::Http => Front::Http(Box::new(ProxyServer::new(
+                now,
+                ProxyServerConfig {
+                    head_timeout: policy.timeouts.handshake,
+                },
+            ))),
+        }
+    }
+
+    pub fn handle_input(&mut self, now: Instant, input: &[u8]) -> Result<usize, FrontFailure> {
+        match self {
+            Front::Socks(s) => s
+                .handle_input(now, input)
+                .map_err(|e| FrontFailure::of(e.log_code(), e)),
+            Front::Http(h) => h.handle_input(now, input).map_err(|e| http_failure(&e)),
+        }
+    }
+
+    pub fn poll_event(&mut self) -> Option<FrontEvent> {
+        match self {
+            Front::Socks(s) => s.poll_event().map(|e| match e {
+                ServerEvent::Credentials(c) => FrontEvent::Credentials(c),
+                ServerEvent::Request(r) => FrontEvent::Request(FrontRequest {
+                    command: r.command,
+                    target: r.target,
+                    user_id: r.user_id.map(|id| id.to_vec()),
+                    credentials: None,
+                    unsupported_method: None,
+                }),
+            }),
+            Front::Http(h) => h.poll_event().map(|ProxyEvent::Request(r)| {
+                let mut request = FrontRequest {
+                    command: Command::Connect,
+                    target: r.target,
+                    user_id: None,
+                    credentials: None,
+                    unsupported_method: (!r.connect).then_some(r.method),
+                };
+                let Some(c) = r.credentials else {
+                    return FrontEvent::Request(request);
+                };
+                let mut credentials = Credentials {
+                    username: Default::default(),
+                    password: Default::default(),
+                };
+                let fits = credentials
+                    .username
+                    .try_extend_from_slice(&c.username)
+                    .is_ok()
+                    && credentials
+                        .password
+                        .try_extend_from_slice(&c.password)
+                        .is_ok();
+                if !fits {
+                    request.user_id = Some(c.username);
+                    return FrontEvent::CredentialsTooLong(request);
+                }
+                request.credentials = Some(credentials);
+                FrontEvent::Request(request)
+            }),
+        }
+    }
+
+    /// Whether the machine still reads the handshake (more input may bring an event).
+    pub fn wants_input(&self) -> bool {
+        match self {
+            Front::Socks(s) => matches!(
+                s.state(),
+                State::Greeting | State::Authenticating | State::AwaitingRequest
+            ),
+            Front::Http(h) => h.state() == ProxyState::ReadingHead,
+        }
+    }
+
+    pub fn poll_transmit(&mut self) -> Option<Transmit> {
+        match self {
+            Front::Socks(s) => s.poll_transmit(),
+            Front::Http(h) => h.poll_transmit(),
+        }
+    }
+
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        match self {
+            Front::Socks(s) => s.poll_timeout(),
+            Front::Http(h) => h.poll_timeout(),
+        }
+    }
+
+    pub fn handle_timeout(&mut self, now: Instant) -> Option<FrontFailure> {
+        match self {
+            Front::Socks(s) => s
+                .handle_timeout(now)
+                .map(|e| FrontFailure::of(e.log_code(), e)),
+            Front::Http(h) => h.handle_timeout(now).map(|e| http_failure(&e)),
+        }
+    }
+
+    /// The client closed before the handshake was over. `None` while a decision is
+    /// pending (the session gives its own reason).
+    pub fn handle_eof(&mut self) -> Option<FrontFailure> {
+        match self {
+            Front::Socks(s) => s.handle_eof().map(|e| FrontFailure::of(e.log_code(), e)),
+            Front::Http(h) => h.handle_eof().map(|e| http_failure(&e)),
+        }
+    }
+
+    /// The answer to [`FrontEvent::Credentials`] (SOCKS5 only).
+    pub fn handle_auth(&mut self, verdict: AuthVerdict) {
+        if let Front::Socks(s) = self {
+            s.handle_auth(verdict);
+        }
+    }
+
+    /// The request is granted; `bound` is the address a SOCKS reply reports.
+    pub fn handle_granted(&mut self, bound: SocketAddr) {
+        match self {
+            Front::Socks(s) => s.handle_granted(bound),
+            Front::Http(h) => h.handle_granted(),
+        }
+    }
+
+    /// The second BIND reply (SOCKS only).
+    pub fn handle_bind_peer(&mut self, peer: SocketAddr) {
+        if let Front::Socks(s) = self {
+            s.handle_bind_peer(peer);
+        }
+    }
+
+    /// The request is refused: SOCKS answers `reply`, HTTP the status 3proxy gives `code`.
+    pub fn handle_refused(&mut self, reply: ReplyCode, code: LogCode) {
+        match self {
+            Front::Socks(s) => s.handle_refused(reply),
+            Front::Http(h) => h.handle_refused(http_refusal(code)),
+        }
+    }
+
+    /// The 3proxy service name of a log record (`%N`).
+    pub fn service_name(&self, version: Option<Version>) -> &'static str {
+        match self {
+            Front::Http(_) => "PROXY",
+            Front::Socks(s) => socks_service_name(version.or_else(|| s.version())),
+        }
+    }
+
+    /// The SOCKS version, once known.
+    pub fn version(&self) -> Option<Version> {
+        match self {
+            Front::Socks(s) => s.version(),
+            Front::Http(_) => None,
+        }
+    }
+}
+
+/// `%N` for a SOCKS client: by the version it spoke, `SOCKS` before it is known.
+pub(crate) fn socks_service_name(version: Option<Version>) -> &'static str {
+    match version {
+        Some(Version::V5) => "SOCK5",
+        Some(Version::V4) => "SOCK4",
+        Some(Version::V4a) => "SOC45",
+        None => "SOCKS",
+    }
+}
+
+fn http_failure(e: &RequestError) -> FrontFailure {
+    FrontFailure::of(e.log_code(), e)
+}
+
+/// The HTTP answer to a refusal with 3proxy log code `code`, as 3proxy's HTTP proxy maps
+/// them: 1 (denied) is 403; 2-9 (authentication) is 407, which asks the client for
+/// credentials; 10 (limits) is 503; 11-19 and 100 (the target cannot be reached) and
+/// 30-79 (a parent failed) are 502; 999 (not implemented) is 501; anything else is 500.
+pub(crate) fn http_refusal(code: LogCode) -> Refusal {
+    match code.get() {
+        1 => Refusal::Forbidden,
+        2..=9 => Refusal::AuthRequired,
+        10 => Refusal::Unavailable,
+        11..=19 | 30..=79 | 100 => Refusal::BadGateway,
+        999 => Refusal::NotImplemented,
+        _ => Refusal::Internal,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refusal_statuses_follow_3proxy() {
+        for (code, status) in [
+            (1, 403),
+            (3, 407),
+            (4, 407),
+            (6, 407),
+            (10, 503),
+            (13, 502),
+            (100, 502),
+            (33, 502),
+            (65, 502),
+            (999, 501),
+            (20, 500),
+        ] {
+            assert_eq!(http_refusal(LogCode(code)).status(), status, "code {code}");
+        }
+    }
+}
