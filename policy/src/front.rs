@@ -34,7 +34,7 @@ pub(crate) struct FrontRequest {
     pub user_id: Option<Vec<u8>>,
     /// HTTP `Proxy-Authorization: Basic` credentials, if any (SOCKS5 credentials come
     /// earlier, as [`FrontEvent::Credentials`]).
-    pub credentials: Option<Credentials>,
+    pub credentials: Option<Box<Credentials>>,
     /// The HTTP method, when it is one this proxy does not serve (not CONNECT).
     pub unsupported_method: Option<String>,
 }
@@ -43,12 +43,12 @@ pub(crate) struct FrontRequest {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum FrontEvent {
     /// SOCKS5 RFC 1929 credentials: answer at once with [`Front::handle_auth`].
-    Credentials(Credentials),
+    Credentials(Box<Credentials>),
     /// The request; answer with a grant or a refusal.
-    Request(FrontRequest),
+    Request(Box<FrontRequest>),
     /// HTTP credentials that cannot be checked (longer than 255 bytes, the limit triproxy
     /// keeps for every user name and password); the request is refused.
-    CredentialsTooLong(FrontRequest),
+    CredentialsTooLong(Box<FrontRequest>),
 }
 
 /// A failure of the protocol exchange itself (malformed input, deadline, end of stream).
@@ -105,42 +105,46 @@ impl Front {
         }
     }
 
+    /// Each protocol's input runs in its own out-of-line function: inlined here, the
+    /// larger frame of one parser would deepen the stack of the other, and the deepest
+    /// stack page a handshake touches is what an idle std tunnel keeps resident.
     pub fn handle_input(&mut self, now: Instant, input: &[u8]) -> Result<usize, FrontFailure> {
         match self {
-            Front::Socks(s) => s
-                .handle_input(now, input)
-                .map_err(|e| FrontFailure::of(e.log_code(), e)),
-            Front::Http(h) => h.handle_input(now, input).map_err(|e| http_failure(&e)),
+            Front::Socks(s) => socks_input(s, now, input),
+            Front::Http(h) => http_input(h, now, input),
         }
     }
 
+    /// Out of line: the machine's event and its translation would otherwise both sit in
+    /// the frame of `Session::handle_input`, above every parser and ACL frame.
+    #[inline(never)]
     pub fn poll_event(&mut self) -> Option<FrontEvent> {
         match self {
             Front::Socks(s) => s.poll_event().map(|e| match e {
-                ServerEvent::Credentials(c) => FrontEvent::Credentials(c),
-                ServerEvent::Request(r) => FrontEvent::Request(FrontRequest {
+                ServerEvent::Credentials(c) => FrontEvent::Credentials(Box::new(c)),
+                ServerEvent::Request(r) => FrontEvent::Request(Box::new(FrontRequest {
                     command: r.command,
                     target: r.target,
                     user_id: r.user_id.map(|id| id.to_vec()),
                     credentials: None,
                     unsupported_method: None,
-                }),
+                })),
             }),
             Front::Http(h) => h.poll_event().map(|ProxyEvent::Request(r)| {
-                let mut request = FrontRequest {
+                let mut request = Box::new(FrontRequest {
                     command: Command::Connect,
                     target: r.target,
                     user_id: None,
                     credentials: None,
                     unsupported_method: (!r.connect).then_some(r.method),
-                };
+                });
                 let Some(c) = r.credentials else {
                     return FrontEvent::Request(request);
                 };
-                let mut credentials = Credentials {
+                let mut credentials = Box::new(Credentials {
                     username: Default::default(),
                     password: Default::default(),
-                };
+                });
                 let fits = credentials
                     .username
                     .try_extend_from_slice(&c.username)
@@ -247,6 +251,17 @@ impl Front {
             Front::Http(_) => None,
         }
     }
+}
+
+#[inline(never)]
+fn socks_input(s: &mut Server, now: Instant, input: &[u8]) -> Result<usize, FrontFailure> {
+    s.handle_input(now, input)
+        .map_err(|e| FrontFailure::of(e.log_code(), e))
+}
+
+#[inline(never)]
+fn http_input(h: &mut ProxyServer, now: Instant, input: &[u8]) -> Result<usize, FrontFailure> {
+    h.handle_input(now, input).map_err(|e| http_failure(&e))
 }
 
 /// `%N` for a SOCKS client: by the version it spoke, `SOCKS` before it is known.

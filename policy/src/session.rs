@@ -676,7 +676,7 @@ impl Session {
                 );
                 match outcome {
                     AuthOutcome::Authenticated { .. } => {
-                        self.credentials = Some(Box::new(c));
+                        self.credentials = Some(c);
                         if let Some(f) = self.front.as_mut() {
                             f.handle_auth(AuthVerdict::Accepted);
                         }
@@ -705,24 +705,34 @@ impl Session {
     }
 
     /// Keeps what the client asked for (for the decision and the log).
-    fn note_request(&mut self, mut request: FrontRequest) {
+    fn note_request(&mut self, mut request: Box<FrontRequest>) {
         if let Some(id) = &request.user_id {
             self.user = Some(String::from_utf8_lossy(id).into_owned());
         }
         if let Some(c) = request.credentials.take() {
             self.user = Some(String::from_utf8_lossy(&c.username).into_owned());
-            self.credentials = Some(Box::new(c));
+            self.credentials = Some(c);
         }
         self.version = self.front.as_ref().and_then(|f| f.version());
-        self.request = Some(Box::new(request));
+        self.request = Some(request);
     }
 
-    fn on_request(&mut self, now: Instant, request: FrontRequest) {
-        let target = request.target.clone();
+    /// Requests are boxed all the way from the front to `self.request`, and a name is
+    /// resolved out of line: this frame sits under every ACL decision of a handshake.
+    fn on_request(&mut self, now: Instant, request: Box<FrontRequest>) {
         let command = request.command;
-        let unsupported = request.unsupported_method.clone();
+        let ip = match request.target {
+            TargetAddr::Ip(addr) => Some(addr),
+            TargetAddr::Domain(..) => None,
+        };
+        let unsupported = request.unsupported_method.is_some();
         self.note_request(request);
-        if let Some(method) = unsupported {
+        if unsupported {
+            let method = self
+                .request
+                .as_ref()
+                .and_then(|r| r.unsupported_method.as_deref())
+                .unwrap_or_default();
             self.refuse(
                 now,
                 ReplyCode::CommandNotSupported,
@@ -743,12 +753,22 @@ impl Session {
             );
             return;
         }
-        match target {
-            TargetAddr::Ip(addr) => self.authorize_and_connect(now, &[addr]),
-            TargetAddr::Domain(host, port) => {
-                self.phase = Phase::Resolving;
-                self.intents.push_back(Intent::Resolve { host, port });
-            }
+        match ip {
+            Some(addr) => self.authorize_and_connect(now, &[addr]),
+            None => self.resolve_target(),
+        }
+    }
+
+    /// Asks for the requested name to be resolved.
+    #[inline(never)]
+    fn resolve_target(&mut self) {
+        if let Some(TargetAddr::Domain(host, port)) = self.request.as_ref().map(|r| &r.target) {
+            let intent = Intent::Resolve {
+                host: host.clone(),
+                port: *port,
+            };
+            self.phase = Phase::Resolving;
+            self.intents.push_back(intent);
         }
     }
 

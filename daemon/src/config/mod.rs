@@ -505,8 +505,8 @@ pub fn load(path: &Path) -> Result<Config, ConfigError> {
 /// let cfg = triproxy::config::parse_str("socks -p1081 -i127.0.0.1\n", "inline", Path::new("."))
 ///     .unwrap();
 /// assert_eq!(cfg.services[0].listen, "127.0.0.1:1081".parse().unwrap());
-/// let err = triproxy::config::parse_str("\nproxy\n", "inline", Path::new(".")).unwrap_err();
-/// assert_eq!(err.to_string(), "inline:2: 3proxy command `proxy` is not supported by triproxy yet");
+/// let err = triproxy::config::parse_str("\npop3p\n", "inline", Path::new(".")).unwrap_err();
+/// assert_eq!(err.to_string(), "inline:2: 3proxy command `pop3p` is not supported by triproxy yet");
 /// ```
 pub fn parse_str(text: &str, origin: &str, base_dir: &Path) -> Result<Config, ConfigError> {
     let mut parser = parse::Parser::new();
@@ -514,7 +514,7 @@ pub fn parse_str(text: &str, origin: &str, base_dir: &Path) -> Result<Config, Co
     Ok(parser.finish())
 }
 
-/// The standalone form, `triproxy socks -p1080 -i127.0.0.1`: one service with the options of
+/// The standalone form, `triproxy socks -p1080 -i127.0.0.1` or `triproxy proxy ...`: one service with the options of
 /// a service line, logging to standard output in 3proxy's default format, the default `auth`
 /// chain, an empty ACL and no users. As in 3proxy's standalone binaries, `needuser` defaults
 /// to [`NeedUser::Never`] (there is no `users` table to check names against) and the listen
