@@ -21,4 +21,4 @@ mod sys;
 pub use driver::serve_connection;
 pub use hooks::Hooks;
 pub use input::{HandshakeInput, TargetInput, HANDSHAKE_BUFFER, MAX_TARGET_INPUT};
-pub use service::{spawn_service, ServiceHandle};
+pub use service::{max_workers, spawn_service, ServiceHandle};

@@ -6,7 +6,8 @@ use crate::driver::serve_connection;
 use crate::hooks::Hooks;
 use std::io;
 use std::net::{SocketAddr, TcpListener};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::thread::{self, JoinHandle};
 use std::time::Duration;
 use triproxy_policy::service::ServicePolicy;
@@ -27,6 +28,53 @@ pub struct ServiceHandle {
 /// A worker that waited this long in `accept()` without a client exits (unless it is the
 /// service's first worker): threads started for a burst of clients go away after it.
 const WORKER_IDLE_EXIT: Duration = Duration::from_secs(60);
+
+/// Memory mappings one worker thread costs: its stack and guard page, and the signal
+/// stack and guard page std sets up for every thread (measured: 4.0 per thread).
+const MAPS_PER_THREAD: usize = 4;
+
+/// Mappings left for everything else (libraries, heap arenas).
+const RESERVED_MAPS: usize = 4096;
+
+/// `vm.max_map_count` when it cannot be read (the Linux default).
+const DEFAULT_MAX_MAP_COUNT: usize = 65_530;
+
+/// Worker threads alive in this process, over every service.
+static LIVE_WORKERS: AtomicUsize = AtomicUsize::new(0);
+
+/// The most worker threads this process starts, over every service: what
+/// `vm.max_map_count` allows. Past it, a new thread's signal stack cannot be mapped and
+/// std aborts the whole process (it cannot report that failure to the spawner), so
+/// instead clients wait in the listen backlog, as they do beyond `maxconn`. With the
+/// default limit that is 15,358 threads.
+pub fn max_workers() -> usize {
+    static LIMIT: OnceLock<usize> = OnceLock::new();
+    *LIMIT.get_or_init(|| {
+        let maps = std::fs::read_to_string("/proc/sys/vm/max_map_count")
+            .ok()
+            .and_then(|t| t.trim().parse().ok())
+            .unwrap_or(DEFAULT_MAX_MAP_COUNT);
+        workers_for_maps(maps)
+    })
+}
+
+/// Worker threads that fit in `max_map_count` mappings (at least one).
+fn workers_for_maps(max_map_count: usize) -> usize {
+    (max_map_count.saturating_sub(RESERVED_MAPS) / MAPS_PER_THREAD).max(1)
+}
+
+/// Takes one place among the process's worker threads, if [`max_workers`] allows.
+fn reserve_worker() -> bool {
+    LIVE_WORKERS
+        .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+            (n < max_workers()).then_some(n + 1)
+        })
+        .is_ok()
+}
+
+fn release_worker() {
+    LIVE_WORKERS.fetch_sub(1, Ordering::AcqRel);
+}
 
 /// How many worker threads exist and how many of them wait in `accept()`.
 #[derive(Debug, Default)]
@@ -84,10 +132,13 @@ pub fn spawn_service(
             accepting: 0,
         }),
     });
+    // The first worker of a service always starts (it counts, but is not refused).
+    LIVE_WORKERS.fetch_add(1, Ordering::AcqRel);
     let thread = thread::Builder::new()
         .name(format!("serve {local_addr}"))
         .stack_size(CONNECTION_STACK)
-        .spawn(move || worker(shared, true))?;
+        .spawn(move || worker(shared, true))
+        .inspect_err(|_| release_worker())?;
     Ok(ServiceHandle { local_addr, thread })
 }
 
@@ -101,7 +152,7 @@ fn worker(shared: Arc<Shared>, permanent: bool) {
             let mut threads = shared.threads();
             threads.accepting -= 1;
             let needed = accepted.is_ok() && threads.accepting == 0;
-            if needed && threads.total < shared.maxconn {
+            if needed && threads.total < shared.maxconn && reserve_worker() {
                 threads.total += 1;
                 true
             } else {
@@ -117,6 +168,7 @@ fn worker(shared: Arc<Shared>, permanent: bool) {
             if spawned.is_err() {
                 // No thread now: this worker accepts again once its client is done.
                 shared.threads().total -= 1;
+                release_worker();
             }
         }
         match accepted {
@@ -130,6 +182,7 @@ fn worker(shared: Arc<Shared>, permanent: bool) {
             Err(e) if is_timeout(&e) => {
                 if !permanent {
                     shared.threads().total -= 1;
+                    release_worker();
                     return;
                 }
             }
@@ -147,4 +200,17 @@ fn is_timeout(e: &io::Error) -> bool {
         e.kind(),
         io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn worker_limit_follows_max_map_count() {
+        assert_eq!(workers_for_maps(65_530), 15_358);
+        assert_eq!(workers_for_maps(262_144), 64_512);
+        assert_eq!(workers_for_maps(100), 1, "never zero");
+        assert!(max_workers() >= 1);
+    }
 }
