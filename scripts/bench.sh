@@ -10,8 +10,8 @@
 # stops every process it started. Nothing listens beyond 127.0.0.1. CI does not run it: it
 # takes about 15 minutes and wants a quiet machine.
 #
-# Ports (all 127.0.0.1): triproxy std 21080 (SOCKS) and 21081 (SOCKS, auth strong);
-# triproxy smol 21180 / 21181; microsocks 21280 / 21281 (auth, its own process);
+# Ports (all 127.0.0.1): triproxy std 21080 (SOCKS), 21081 (SOCKS, auth strong) and
+# 21082 (HTTP proxy, CONNECT); triproxy smol 21180 / 21181 / 21182; microsocks 21280 / 21281 (auth, its own process);
 # Dante 21380 (SOCKS4 and SOCKS5, no auth); tinyproxy 21480 (HTTP CONNECT).
 set -euo pipefail
 
@@ -86,7 +86,7 @@ wait_port() {
     return 1
 }
 
-for port in 21080 21081 21180 21181 21280 21281 21380 21480; do
+for port in 21080 21081 21082 21180 21181 21182 21280 21281 21380 21480; do
     for _ in $(seq 50); do
         listening "$port" || break
         sleep 0.1
@@ -101,11 +101,12 @@ done
 SPECS=(--proxy direct)
 
 start_triproxy() {
-    local runtime=$1 port=$2 auth_port=$3 cfg=$OUT/triproxy-$1.cfg
+    local runtime=$1 port=$2 auth_port=$3 http_port=$4 cfg=$OUT/triproxy-$1.cfg
     cat >"$cfg" <<EOF
-# triproxy $runtime for scripts/bench.sh: no log, both services on loopback.
+# triproxy $runtime for scripts/bench.sh: no log, every service on loopback.
 maxconn 20000
 socks -p$port -i127.0.0.1
+proxy -p$http_port -i127.0.0.1
 users bench:CL:bench
 auth strong
 socks -p$auth_port -i127.0.0.1
@@ -128,11 +129,12 @@ EOF
     local name=triproxy-$runtime
     SPECS+=(--proxy "$name=socks5://127.0.0.1:$port,pid=$pid"
         --proxy "$name=socks5://bench:bench@127.0.0.1:$auth_port,pid=$pid"
-        --proxy "$name=socks4://127.0.0.1:$port,pid=$pid")
+        --proxy "$name=socks4://127.0.0.1:$port,pid=$pid"
+        --proxy "$name=http://127.0.0.1:$http_port,pid=$pid")
 }
 
-start_triproxy std 21080 21081
-start_triproxy smol 21180 21181
+start_triproxy std 21080 21081 21082
+start_triproxy smol 21180 21181 21182
 
 if command -v microsocks >/dev/null; then
     microsocks -i 127.0.0.1 -p 21280 >"$OUT/microsocks.log" 2>&1 &
