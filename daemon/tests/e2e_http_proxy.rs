@@ -9,6 +9,7 @@
 //! checked too. Everything listens on 127.0.0.1 or ::1.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+#[macro_use]
 mod common;
 
 use common::*;
@@ -23,21 +24,6 @@ const FORMAT: &str = "logformat \"G%y%m%d%H%M%S.%. %p %E %U %C:%c %R:%r %O %I %h
 
 /// Any client on 127.0.0.1, any target.
 const OPEN: &str = "auth iponly\nallow * 127.0.0.1\n";
-
-macro_rules! both_runtimes {
-    ($($scenario:ident),* $(,)?) => {$(
-        mod $scenario {
-            #[test]
-            fn std() {
-                super::$scenario("std")
-            }
-            #[test]
-            fn smol() {
-                super::$scenario("smol")
-            }
-        }
-    )*};
-}
 
 both_runtimes!(
     curl_tunnel_reaches_the_origin,

@@ -5,6 +5,7 @@
 //! refuses any other destination.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+#[macro_use]
 mod common;
 
 use common::*;
@@ -14,21 +15,6 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::thread;
 use std::time::Duration;
-
-macro_rules! both_runtimes {
-    ($($test:ident),* $(,)?) => {$(
-        mod $test {
-            #[test]
-            fn std() {
-                super::$test("std")
-            }
-            #[test]
-            fn smol() {
-                super::$test("smol")
-            }
-        }
-    )*};
-}
 
 both_runtimes!(
     curl_through_a_socks5_plus_parent_sends_the_name,

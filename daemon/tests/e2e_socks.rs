@@ -2,6 +2,7 @@
 //! runtimes. Each scenario runs once per runtime (`<scenario>::std`, `<scenario>::smol`).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+#[macro_use]
 mod common;
 
 use common::*;
@@ -12,21 +13,6 @@ use std::time::Duration;
 const OPEN: &str = "log\nauth iponly\nallow * 127.0.0.1\nsocks -p0 -i127.0.0.1\n";
 const STRONG: &str =
     "log\nusers alice:CL:wonderland bob:builder\nauth strong\nallow alice,bob\nsocks -p0 -i127.0.0.1\n";
-
-macro_rules! both_runtimes {
-    ($($scenario:ident),* $(,)?) => {$(
-        mod $scenario {
-            #[test]
-            fn std() {
-                super::$scenario("std")
-            }
-            #[test]
-            fn smol() {
-                super::$scenario("smol")
-            }
-        }
-    )*};
-}
 
 both_runtimes!(
     curl_every_socks_flavour,

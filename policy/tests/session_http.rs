@@ -2,62 +2,22 @@
 //! head in, the exact responses, intents and log records out, with virtual time.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::disallowed_methods)]
 
+mod common;
+
+use common::{drain, policy_for, session_of as session};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use triproxy_policy::acl::{Ace, Action, CivilTime};
-use triproxy_policy::auth::AuthChain;
+use triproxy_policy::acl::{Ace, Action};
 use triproxy_policy::service::{FrontProtocol, ServicePolicy};
 use triproxy_policy::session::{
     ConnectError, Intent, LogRecord, RelayEnd, RelayReport, ResolveError, Session,
 };
-use triproxy_policy::users::Users;
 use triproxy_wire::LogCode;
-
-const TIME: CivilTime = CivilTime {
-    weekday: 3,
-    seconds_of_day: 12 * 3600,
-};
 
 const ESTABLISHED: &[u8] = b"HTTP/1.1 200 Connection established\r\n\r\n";
 
 fn policy(auth: &[&str], acl: &[(Action, &[&str])], users: &[&str]) -> Arc<ServicePolicy> {
-    let mut p = ServicePolicy::new(3128);
-    p.protocol = FrontProtocol::Http;
-    p.auth = AuthChain::parse(auth).unwrap();
-    p.acl = acl
-        .iter()
-        .map(|(a, f)| Ace::parse(*a, f).unwrap())
-        .collect::<Vec<_>>()
-        .into();
-    let mut u = Users::new();
-    for spec in users {
-        u.add_spec(spec).unwrap();
-    }
-    p.users = Arc::new(u);
-    Arc::new(p)
-}
-
-fn session(p: Arc<ServicePolicy>, now: Instant) -> Session {
-    Session::new(
-        now,
-        p,
-        "127.0.0.1:50000".parse().unwrap(),
-        "127.0.0.1:3128".parse().unwrap(),
-        TIME,
-    )
-}
-
-/// Drains transmits (concatenated) and intents.
-fn drain(s: &mut Session) -> (Vec<u8>, Vec<Intent>) {
-    let mut out = Vec::new();
-    while let Some(t) = s.poll_transmit() {
-        out.extend_from_slice(&t);
-    }
-    let mut intents = Vec::new();
-    while let Some(i) = s.poll_intent() {
-        intents.push(i);
-    }
-    (out, intents)
+    policy_for(FrontProtocol::Http, 3128, auth, acl, users)
 }
 
 fn record(intents: &[Intent]) -> &LogRecord {

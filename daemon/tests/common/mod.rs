@@ -12,6 +12,23 @@ use std::sync::{mpsc, Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
+/// One `std` and one `smol` test for each scenario function `fn name(runtime: &str)`.
+#[allow(unused_macros)]
+macro_rules! both_runtimes {
+    ($($scenario:ident),* $(,)?) => {$(
+        mod $scenario {
+            #[test]
+            fn std() {
+                super::$scenario("std")
+            }
+            #[test]
+            fn smol() {
+                super::$scenario("smol")
+            }
+        }
+    )*};
+}
+
 pub const IO_TIMEOUT: Duration = Duration::from_secs(20);
 
 /// A unique scratch directory under the system temp dir.
