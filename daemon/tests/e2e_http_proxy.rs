@@ -665,23 +665,7 @@ fn integrity_64_mib_each_way(runtime: &str) {
     let d = start(runtime, OPEN);
     let (target, done) = duplex_target(0x4854_5450, TOTAL);
     let s = tunnel(d.addr, target);
-    let mut writer = s.try_clone().unwrap();
-    let sender = thread::spawn(move || {
-        let h = send_generated(&mut writer, 0xC0_11EC7, TOTAL);
-        writer.shutdown(Shutdown::Write).unwrap();
-        h
-    });
-    let mut reader = s;
-    let (got, got_hash) = receive_hashed(&mut reader);
-    let sent_hash = sender.join().unwrap();
-    let (target_got, target_hash, target_sent) =
-        done.recv_timeout(Duration::from_secs(60)).unwrap();
-    assert_eq!((got, got_hash), (TOTAL, target_sent), "target -> client");
-    assert_eq!(
-        (target_got, target_hash),
-        (TOTAL, sent_hash),
-        "client -> target"
-    );
+    exchange_and_check(s, &done, 0xC0_11EC7, TOTAL);
     let f = record(&d, 0, &format!("CONNECT {target}"));
     assert_eq!(f[6], TOTAL.to_string(), "%O: {f:?}");
     assert_eq!(f[7], TOTAL.to_string(), "%I: {f:?}");

@@ -119,23 +119,7 @@ fn moves_64_mib_each_way_intact(runtime: &str, mode: &str) {
     let (d, parent) = start(runtime, mode);
     let (target, done) = duplex_target(7, TOTAL);
     let s = socks5_connect(d.addr, target);
-    let mut writer = s.try_clone().unwrap();
-    let sender = thread::spawn(move || {
-        let h = send_generated(&mut writer, 11, TOTAL);
-        writer.shutdown(Shutdown::Write).unwrap();
-        h
-    });
-    let mut reader = s;
-    let (got, got_hash) = receive_hashed(&mut reader);
-    let sent_hash = sender.join().unwrap();
-    let (target_got, target_hash, target_sent) =
-        done.recv_timeout(Duration::from_secs(60)).unwrap();
-    assert_eq!((got, got_hash), (TOTAL, target_sent), "target -> client");
-    assert_eq!(
-        (target_got, target_hash),
-        (TOTAL, sent_hash),
-        "client -> target"
-    );
+    exchange_and_check(s, &done, 11, TOTAL);
     let line = d.wait_code(0, &format!("CONNECT {target}"));
     let f: Vec<&str> = line.split_whitespace().collect();
     assert_eq!(

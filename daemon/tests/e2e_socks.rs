@@ -318,27 +318,7 @@ fn integrity_64_mib_each_way(runtime: &str) {
     let d = Daemon::start(OPEN, runtime);
     let (target, done) = duplex_target(0xD0E5, TOTAL);
     let s = socks5_connect(d.addr, target);
-    let mut writer = s.try_clone().unwrap();
-    let sender = std::thread::spawn(move || {
-        let h = send_generated(&mut writer, 0xC11E, TOTAL);
-        writer.shutdown(Shutdown::Write).unwrap();
-        h
-    });
-    let mut reader = s;
-    let (got, got_hash) = receive_hashed(&mut reader);
-    let sent_hash = sender.join().unwrap();
-    let (target_got, target_hash, target_sent_hash) =
-        done.recv_timeout(Duration::from_secs(60)).unwrap();
-    assert_eq!(got, TOTAL, "client received everything");
-    assert_eq!(
-        got_hash, target_sent_hash,
-        "client received the target's bytes intact"
-    );
-    assert_eq!(target_got, TOTAL, "target received everything");
-    assert_eq!(
-        target_hash, sent_hash,
-        "target received the client's bytes intact"
-    );
+    exchange_and_check(s, &done, 0xC11E, TOTAL);
     let line = d.wait_code(0, &format!("CONNECT {target}"));
     let f: Vec<&str> = line.split_whitespace().collect();
     assert_eq!(f[6], TOTAL.to_string(), "%O: {line}");
