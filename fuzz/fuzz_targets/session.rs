@@ -174,7 +174,7 @@ impl Driver {
                         },
                     }
                 }
-                Intent::Relay { .. } => {
+                Intent::Relay(_) => {
                     assert!(!self.relaying, "second Relay");
                     self.relaying = true;
                 }

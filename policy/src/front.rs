@@ -30,7 +30,8 @@ pub(crate) struct FrontRequest {
     pub command: Command,
     /// The destination as sent.
     pub target: TargetAddr,
-    /// A SOCKS4 user id, if any.
+    /// The user name to log when no credentials are checked: a SOCKS4 user id, or the
+    /// name of HTTP credentials too long to check ([`FrontEvent::CredentialsTooLong`]).
     pub user_id: Option<Vec<u8>>,
     /// HTTP `Proxy-Authorization: Basic` credentials, if any (SOCKS5 credentials come
     /// earlier, as [`FrontEvent::Credentials`]).

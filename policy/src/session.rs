@@ -40,7 +40,7 @@
 //! assert_eq!(addrs[0], "127.0.0.1:80".parse().unwrap());
 //! s.handle_connected(now, "127.0.0.1:40000".parse().unwrap(), addrs[0]);
 //! assert_eq!(s.poll_transmit().unwrap()[..2], [5, 0]); // reply: succeeded
-//! assert!(matches!(s.poll_intent(), Some(Intent::Relay { .. })));
+//! assert!(matches!(s.poll_intent(), Some(Intent::Relay(_))));
 //! ```
 
 use crate::acl::{AclRequest, CivilTime, Operation};
@@ -102,20 +102,10 @@ pub enum Intent {
         /// When to give up.
         deadline: Instant,
     },
-    /// Relay bytes between client and target in both directions until both are done,
-    /// closing a tunnel that sees no traffic for `idle_timeout`; bytes the driver holds
-    /// unconsumed go to the target first. Answer with [`Session::handle_relay_end`].
-    Relay {
-        /// Idle limit for the whole tunnel.
-        idle_timeout: Duration,
-        /// Zero-copy or buffered. A bandwidth pipe (and, later, a content filter) forces
-        /// `Buffered` here, so runtimes never decide it themselves.
-        mode: RelayMode,
-        /// Bandwidth pipes for the bytes going to the client (`bandlimin`); empty: unpaced.
-        to_client: Pacer,
-        /// Bandwidth pipes for the bytes going to the target (`bandlimout`).
-        to_target: Pacer,
-    },
+    /// Relay bytes between client and target in both directions until both are done, as
+    /// the plan says; bytes the driver holds unconsumed go to the target first. Answer
+    /// with [`Session::handle_relay_end`].
+    Relay(RelayPlan),
     /// Parent chain negotiation: write these bytes to the outgoing connection (the one
     /// [`Intent::Connect`] opened); a write failure is reported with
     /// [`Session::handle_target_closed`].
@@ -136,6 +126,33 @@ pub enum Intent {
     Log(LogRecord),
     /// Flush pending transmits, close both sockets and drop the session.
     Close,
+}
+
+/// How an established tunnel is relayed: everything a runtime needs besides the sockets.
+/// The session decides all of it, so runtimes never choose a mode or a pipe themselves.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RelayPlan {
+    /// Zero-copy or buffered. A bandwidth pipe (and, later, a content filter) forces
+    /// `Buffered`.
+    pub mode: RelayMode,
+    /// A tunnel with no traffic in either direction for this long is closed.
+    pub idle_timeout: Duration,
+    /// Bandwidth pipes for the bytes going to the client (`bandlimin`); empty: unpaced.
+    pub to_client: Pacer,
+    /// Bandwidth pipes for the bytes going to the target (`bandlimout`).
+    pub to_target: Pacer,
+}
+
+impl RelayPlan {
+    /// An unpaced plan.
+    pub fn new(mode: RelayMode, idle_timeout: Duration) -> RelayPlan {
+        RelayPlan {
+            mode,
+            idle_timeout,
+            to_client: Pacer::default(),
+            to_target: Pacer::default(),
+        }
+    }
 }
 
 /// Why an outgoing connection failed, as far as the runtime can tell.
@@ -902,12 +919,12 @@ impl Session {
         } else {
             RelayMode::Buffered
         };
-        Intent::Relay {
+        Intent::Relay(RelayPlan {
             idle_timeout: self.policy.timeouts.idle,
             mode,
             to_client,
             to_target,
-        }
+        })
     }
 
     /// The ACL operation of the request: an HTTP proxy's CONNECT is `HTTPS`

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use triproxy_policy::acl::{Ace, Action};
 use triproxy_policy::service::{FrontProtocol, ServicePolicy};
 use triproxy_policy::session::{
-    BindError, ConnectError, Intent, RelayEnd, RelayReport, ResolveError, Session,
+    BindError, ConnectError, Intent, RelayEnd, RelayPlan, RelayReport, ResolveError, Session,
 };
 use triproxy_wire::LogCode;
 
@@ -56,7 +56,7 @@ fn no_auth_connect_relay_and_log() {
     let (out, intents) = drain(&mut s);
     // BND is the outgoing socket's address (RFC 1928 section 6).
     assert_eq!(out, [5, 0, 0, 1, 10, 0, 0, 9, 0x10, 0xE1]);
-    assert!(matches!(intents[..], [Intent::Relay { .. }]));
+    assert!(matches!(intents[..], [Intent::Relay(_)]));
     assert_eq!(
         s.poll_timeout(),
         None,
@@ -276,7 +276,7 @@ fn bind_listens_replies_twice_and_relays() {
         [5, 0, 0, 1, 127, 0, 0, 1, 0xc3, 0xcb],
         "second reply: the peer"
     );
-    assert!(matches!(intents[..], [Intent::Relay { .. }]));
+    assert!(matches!(intents[..], [Intent::Relay(_)]));
     s.handle_relay_end(
         t0,
         RelayReport {
@@ -462,12 +462,12 @@ fn bandwidth_pipes_are_chosen_per_tunnel_and_force_buffered() {
         };
         s.handle_connected(t0, "127.0.0.1:40000".parse().unwrap(), addrs[0]);
         let (_, intents) = drain(&mut s);
-        let [Intent::Relay {
+        let [Intent::Relay(RelayPlan {
             mode,
             to_client,
             to_target,
             ..
-        }] = &intents[..]
+        })] = &intents[..]
         else {
             panic!("{intents:?}")
         };
@@ -565,7 +565,7 @@ fn a_chain_negotiates_each_hop_and_keeps_the_targets_first_bytes() {
     assert_eq!(s.handle_target_input(t0, &reply_and_banner), 8);
     let (out, intents) = drain(&mut s);
     assert_eq!(out[..2], [5, 0], "success for the client");
-    assert!(matches!(intents[..], [Intent::Relay { .. }]), "{intents:?}");
+    assert!(matches!(intents[..], [Intent::Relay(_)]), "{intents:?}");
     s.handle_relay_end(
         t0,
         RelayReport {

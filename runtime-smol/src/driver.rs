@@ -115,12 +115,7 @@ async fn handshake(
                         Err(e) => session.handle_bind_failed(Instant::now(), e),
                     }
                 }
-                Intent::Relay {
-                    idle_timeout,
-                    mode,
-                    to_client,
-                    to_target,
-                } => {
+                Intent::Relay(plan) => {
                     // Flush the success reply before handing over.
                     while let Some(t) = session.poll_transmit() {
                         if { client }.write_all(&t).await.is_err() {
@@ -136,12 +131,7 @@ async fn handshake(
                                     to_target: input.pending().to_vec(),
                                     to_client: std::mem::take(&mut target_input).into_pending(),
                                 },
-                                plan: RelayPlan {
-                                    mode,
-                                    idle_timeout,
-                                    to_client,
-                                    to_target,
-                                },
+                                plan,
                             })
                         }
                         None => session.handle_client_eof(Instant::now()),

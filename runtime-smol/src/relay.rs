@@ -12,7 +12,9 @@ use futures_lite::{future, FutureExt};
 use std::net::{Shutdown, TcpStream};
 use triproxy_policy::session::RelayReport;
 use triproxy_runtime_std::pump::{Progress, Pump};
-use triproxy_runtime_std::relay::{classify, Activity, Early, FirstFailure, PumpEnd, RelayPlan};
+use triproxy_runtime_std::relay::{
+    classify, pumps, Activity, Early, FirstFailure, PumpEnd, RelayPlan,
+};
 
 /// Relays between `client` and `target` until both directions are done; `early` bytes
 /// (client data pipelined with the handshake, target data that came with a parent's last
@@ -25,7 +27,7 @@ pub(crate) async fn relay(
 ) -> RelayReport {
     let idle_timeout = plan.idle_timeout;
     let activity = Activity::new();
-    let (mut up, mut down) = plan.pumps(&early);
+    let (mut up, mut down) = pumps(plan, &early);
     drop(early); // copied into the pumps: not kept for the life of the tunnel
     let first_failure = FirstFailure::default();
     let pumps = future::zip(

@@ -226,19 +226,7 @@ impl Connection<'_> {
                     Err(e) => self.session.handle_bind_failed(Instant::now(), e),
                 }
             }
-            Intent::Relay {
-                idle_timeout,
-                mode,
-                to_client,
-                to_target,
-            } => {
-                return ControlFlow::Break(Some(relay::RelayPlan {
-                    mode,
-                    idle_timeout,
-                    to_client,
-                    to_target,
-                }))
-            }
+            Intent::Relay(plan) => return ControlFlow::Break(Some(plan)),
             Intent::SendToTarget { bytes } => self.send_target(&bytes),
             Intent::ReadTarget { deadline } => self.read_target(deadline),
             Intent::Log(record) => (self.hooks.log)(&record),

@@ -13,43 +13,17 @@ use crate::sys::{self, POLLIN, POLLOUT};
 use std::net::{Shutdown, TcpStream};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
-use triproxy_policy::bandlim::Pacer;
-use triproxy_policy::service::RelayMode;
 use triproxy_policy::session::{RelayEnd, RelayReport};
 
-/// How a tunnel relays: the fields of the session's `Intent::Relay`, as one value for both
-/// runtimes.
-#[derive(Debug, Clone)]
-pub struct RelayPlan {
-    /// Zero-copy or buffered.
-    pub mode: RelayMode,
-    /// Close the tunnel after this long without traffic.
-    pub idle_timeout: Duration,
-    /// Bandwidth pipes of the target-to-client direction.
-    pub to_client: Pacer,
-    /// Bandwidth pipes of the client-to-target direction.
-    pub to_target: Pacer,
-}
+pub use triproxy_policy::session::RelayPlan;
 
-impl RelayPlan {
-    /// An unpaced plan.
-    pub fn new(mode: RelayMode, idle_timeout: Duration) -> RelayPlan {
-        RelayPlan {
-            mode,
-            idle_timeout,
-            to_client: Pacer::default(),
-            to_target: Pacer::default(),
-        }
-    }
-
-    /// The two pumps: client-to-target and target-to-client, each delivering its `early`
-    /// bytes first.
-    pub fn pumps(&self, early: &Early) -> (Pump, Pump) {
-        (
-            Pump::with_pending(self.mode, &early.to_target).paced(self.to_target.clone()),
-            Pump::with_pending(self.mode, &early.to_client).paced(self.to_client.clone()),
-        )
-    }
+/// The two pumps of `plan`: client-to-target and target-to-client, each delivering its
+/// `early` bytes first.
+pub fn pumps(plan: &RelayPlan, early: &Early) -> (Pump, Pump) {
+    (
+        Pump::with_pending(plan.mode, &early.to_target).paced(plan.to_target.clone()),
+        Pump::with_pending(plan.mode, &early.to_client).paced(plan.to_client.clone()),
+    )
 }
 
 /// Bytes read before the relay started that it must deliver first (and count): client
@@ -168,7 +142,7 @@ pub fn relay(
             end: RelayEnd::ClientError,
         };
     }
-    let (mut up, mut down) = plan.pumps(early); // client -> target, target -> client
+    let (mut up, mut down) = pumps(plan, early); // client -> target, target -> client
     let mut up_end: Option<PumpEnd> = None;
     let mut down_end: Option<PumpEnd> = None;
     let mut last_activity = Instant::now();
