@@ -182,23 +182,6 @@ fn tunnel(proxy: SocketAddr, target: SocketAddr) -> TcpStream {
     s
 }
 
-/// A target that echoes what it reads, per connection, until the peer closes.
-fn echo_target() -> SocketAddr {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = listener.local_addr().unwrap();
-    thread::spawn(move || {
-        for stream in listener.incoming().map_while(Result::ok) {
-            thread::spawn(move || {
-                let mut s = stream;
-                s.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
-                let mut r = s.try_clone().unwrap();
-                let _ = std::io::copy(&mut r, &mut s);
-            });
-        }
-    });
-    addr
-}
-
 /// A 127.0.0.1 port nothing listens on.
 fn closed_port() -> SocketAddr {
     TcpListener::bind("127.0.0.1:0")

@@ -58,22 +58,6 @@ fn maxconn_holds_further_clients_in_the_backlog(runtime: &str) {
     assert_eq!(read_n(&mut third, 2), [5, 0], "served once a slot is free");
 }
 
-/// A target that echoes what it reads, per connection, until the peer closes.
-fn echo_target() -> SocketAddr {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = listener.local_addr().unwrap();
-    std::thread::spawn(move || {
-        for stream in listener.incoming().map_while(Result::ok) {
-            std::thread::spawn(move || {
-                let mut s = stream;
-                let mut r = s.try_clone().unwrap();
-                let _ = std::io::copy(&mut r, &mut s);
-            });
-        }
-    });
-    addr
-}
-
 /// SOCKS5 BIND: the first reply says where to connect, a peer connects there, the second
 /// reply names the peer, then bytes flow both ways; a peer from another address is refused.
 fn bind_two_replies_and_relay(runtime: &str) {

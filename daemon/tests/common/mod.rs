@@ -149,6 +149,24 @@ pub fn http_server(body: &'static str) -> SocketAddr {
     http_server_on("127.0.0.1:0", body)
 }
 
+/// A target on 127.0.0.1 that echoes what it reads, per connection, until the peer closes
+/// (or is silent for [`IO_TIMEOUT`]).
+pub fn echo_target() -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    thread::spawn(move || {
+        for stream in listener.incoming().map_while(Result::ok) {
+            thread::spawn(move || {
+                let mut s = stream;
+                s.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
+                let mut r = s.try_clone().unwrap();
+                let _ = std::io::copy(&mut r, &mut s);
+            });
+        }
+    });
+    addr
+}
+
 /// [`http_server`] listening on `bind` (a loopback address such as `[::1]:0`).
 pub fn http_server_on(bind: &str, body: &'static str) -> SocketAddr {
     let listener = TcpListener::bind(bind).unwrap();
