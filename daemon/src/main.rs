@@ -5,7 +5,7 @@
 use clap::Parser;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use triproxy::config::{self, Config};
+use triproxy::config::{self, Config, ServiceKind};
 use triproxy::run::{self, RuntimeKind};
 
 /// triproxy: a SOCKS 4/4a/5 proxy server that reads 3proxy configuration files.
@@ -33,7 +33,7 @@ fn load(args: &[String]) -> Result<Config, String> {
             std::path::Path::new("."),
         )
         .map_err(|e| e.to_string()),
-        [service, options @ ..] if service == "socks" || service == "proxy" => {
+        [service, options @ ..] if ServiceKind::from_command(service).is_some() => {
             config::parse_standalone(service, options).map_err(|e| e.to_string())
         }
         [path] => config::load(&PathBuf::from(path)).map_err(|e| e.to_string()),

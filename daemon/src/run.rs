@@ -87,10 +87,6 @@ fn backlog(service: &ServiceConfig) -> i32 {
     }
 }
 
-fn service_name(kind: &ServiceKind) -> &'static str {
-    kind.command()
-}
-
 /// The policy snapshot a service's sessions run with.
 pub fn policy_of(
     service: &ServiceConfig,
@@ -169,7 +165,7 @@ pub fn start(
             }
         }
         started.push(Listening {
-            service: service_name(&service.kind),
+            service: service.kind.command(),
             addr,
         });
     }
