@@ -143,18 +143,6 @@ pub struct RelayPlan {
     pub to_target: Pacer,
 }
 
-impl RelayPlan {
-    /// An unpaced plan.
-    pub fn new(mode: RelayMode, idle_timeout: Duration) -> RelayPlan {
-        RelayPlan {
-            mode,
-            idle_timeout,
-            to_client: Pacer::default(),
-            to_target: Pacer::default(),
-        }
-    }
-}
-
 /// Why an outgoing connection failed, as far as the runtime can tell.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
