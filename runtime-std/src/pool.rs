@@ -69,8 +69,11 @@ pub const PIPE_SIZE: usize = 256 * 1024;
 pub fn take_pipe() -> Option<(Pipe, usize)> {
     PIPES.take().or_else(|| {
         let pipe = sys::pipe().ok()?;
-        // A kernel that refuses the size keeps the default 64 KiB pipe.
-        let size = sys::set_pipe_size(&pipe, PIPE_SIZE).unwrap_or(64 * 1024);
+        // A refused size (EPERM past the user's pipe-page quota) leaves the pipe as it is:
+        // ask its size rather than assume the default. The pump asks no more of one splice.
+        let size = sys::set_pipe_size(&pipe, PIPE_SIZE)
+            .or_else(|_| sys::pipe_size(&pipe))
+            .unwrap_or(4096);
         Some((pipe, size))
     })
 }

@@ -41,6 +41,15 @@ pub fn set_pipe_size(pipe: &Pipe, bytes: usize) -> io::Result<usize> {
     usize::try_from(rc).map_err(|_| io::Error::last_os_error())
 }
 
+/// The pipe's capacity in bytes. Not always the 64 KiB default: an unprivileged user past
+/// `/proc/sys/fs/pipe-user-pages-soft` gets pipes of one or two pages.
+pub fn pipe_size(pipe: &Pipe) -> io::Result<usize> {
+    // SAFETY: F_GETPIPE_SZ takes no argument and touches no user memory; the descriptor is
+    // borrowed from a live pipe.
+    let rc = unsafe { libc::fcntl(pipe.write.as_raw_fd(), libc::F_GETPIPE_SZ) };
+    usize::try_from(rc).map_err(|_| io::Error::last_os_error())
+}
+
 /// Moves up to `len` bytes from `from` to `to` inside the kernel without blocking on the
 /// pipe (`SPLICE_F_NONBLOCK`); the socket side must be non-blocking itself. `Ok(0)` means
 /// end of stream on `from`.
@@ -136,6 +145,8 @@ mod tests {
             .read(&mut out)
             .unwrap();
         assert_eq!(&out[..n], b"zero-copy");
+        assert_eq!(set_pipe_size(&p, 128 * 1024).unwrap(), 128 * 1024);
+        assert_eq!(pipe_size(&p).unwrap(), 128 * 1024);
         // Nothing more: the non-blocking splice says so instead of waiting.
         let e = splice(&b, &p.write, 1 << 16).unwrap_err();
         assert_eq!(e.kind(), io::ErrorKind::WouldBlock);
