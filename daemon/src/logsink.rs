@@ -80,6 +80,8 @@ impl LogSinks {
                 writer.write_line(line.as_bytes());
             }),
             civil_time: Arc::new(civil_now),
+            // Notices are about the daemon, not a connection: stderr, like start-up errors.
+            notice: Arc::new(|text: &str| eprintln!("triproxy: {text}")),
         })
     }
 }

@@ -1,4 +1,5 @@
-//! What a runtime needs from the daemon: where log records go and what time it is locally.
+//! What a runtime needs from the daemon: where log records and notices go and what time it
+//! is locally.
 
 use std::fmt;
 use std::sync::Arc;
@@ -15,6 +16,9 @@ pub struct Hooks {
     pub log: Arc<dyn Fn(&LogRecord) + Send + Sync>,
     /// Local civil time now, for weekday and time-period ACL fields.
     pub civil_time: Arc<dyn Fn() -> CivilTime + Send + Sync>,
+    /// Receives notices for the operator that concern no single connection, such as a
+    /// resource limit that makes clients wait (one line, no trailing newline).
+    pub notice: Arc<dyn Fn(&str) + Send + Sync>,
 }
 
 impl fmt::Debug for Hooks {

@@ -9,7 +9,7 @@ use std::net::{SocketAddr, TcpListener};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::thread::{self, JoinHandle};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use triproxy_policy::service::ServicePolicy;
 
 /// Stack of a connection thread. Name resolution (glibc `getaddrinfo`) is the deepest
@@ -41,6 +41,12 @@ const DEFAULT_MAX_MAP_COUNT: usize = 65_530;
 
 /// Worker threads alive in this process, over every service.
 static LIVE_WORKERS: AtomicUsize = AtomicUsize::new(0);
+
+/// Least time between two notices that the worker cap keeps clients waiting.
+const CAP_NOTICE_EVERY: Duration = Duration::from_secs(60);
+
+/// When the last worker-cap notice was given (`None`: never).
+static LAST_CAP_NOTICE: Mutex<Option<Instant>> = Mutex::new(None);
 
 /// The most worker threads this process starts, over every service: what
 /// `vm.max_map_count` allows. Past it, a new thread's signal stack cannot be mapped and
@@ -148,17 +154,23 @@ fn worker(shared: Arc<Shared>, permanent: bool) {
     loop {
         shared.threads().accepting += 1;
         let accepted = shared.listener.accept();
-        let spawn_another = {
+        let (spawn_another, capped) = {
             let mut threads = shared.threads();
             threads.accepting -= 1;
             let needed = accepted.is_ok() && threads.accepting == 0;
-            if needed && threads.total < shared.maxconn && reserve_worker() {
-                threads.total += 1;
-                true
+            if needed && threads.total < shared.maxconn {
+                let reserved = reserve_worker();
+                if reserved {
+                    threads.total += 1;
+                }
+                (reserved, !reserved)
             } else {
-                false
+                (false, false)
             }
         };
+        if capped {
+            notice_cap(&shared);
+        }
         if spawn_another {
             let next = Arc::clone(&shared);
             let spawned = thread::Builder::new()
@@ -195,6 +207,35 @@ fn worker(shared: Arc<Shared>, permanent: bool) {
     }
 }
 
+/// Tells the operator, at most once per [`CAP_NOTICE_EVERY`], that this service wanted
+/// another worker below its `maxconn` but the process-wide cap ([`max_workers`]) refused
+/// it: new clients now wait in the backlog until a worker is free. Without the notice that
+/// overload would be invisible (the clients are not refused, so nothing is logged).
+fn notice_cap(shared: &Shared) {
+    let now = Instant::now();
+    let due = {
+        let mut last = LAST_CAP_NOTICE.lock().unwrap_or_else(|p| p.into_inner());
+        let due = cap_notice_due(*last, now);
+        if due {
+            *last = Some(now);
+        }
+        due
+    };
+    if due {
+        (shared.hooks.notice)(&format!(
+            "{}: all {} worker threads the process may start (vm.max_map_count) are busy; \
+             new clients wait in the listen backlog until one is free",
+            shared.listen,
+            max_workers()
+        ));
+    }
+}
+
+/// Whether a worker-cap notice is due at `now`, the last one having been at `last`.
+fn cap_notice_due(last: Option<Instant>, now: Instant) -> bool {
+    last.is_none_or(|at| now.saturating_duration_since(at) >= CAP_NOTICE_EVERY)
+}
+
 fn is_timeout(e: &io::Error) -> bool {
     matches!(
         e.kind(),
@@ -212,5 +253,13 @@ mod tests {
         assert_eq!(workers_for_maps(262_144), 64_512);
         assert_eq!(workers_for_maps(100), 1, "never zero");
         assert!(max_workers() >= 1);
+    }
+
+    #[test]
+    fn the_cap_notice_comes_at_most_once_a_minute() {
+        let t0 = Instant::now();
+        assert!(cap_notice_due(None, t0), "the first time");
+        assert!(!cap_notice_due(Some(t0), t0 + Duration::from_secs(59)));
+        assert!(cap_notice_due(Some(t0), t0 + CAP_NOTICE_EVERY));
     }
 }
