@@ -3,17 +3,14 @@
 //! without authentication (with one denied target) and with RFC 1929 required.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::io::{BufRead, BufReader};
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
-use std::thread;
-use std::time::{Duration, SystemTime};
+use std::process::Command;
+use std::time::SystemTime;
 use triproxy_conformance::live::{LiveConfig, Targets};
 use triproxy_conformance::replay::Outcome;
 use triproxy_conformance::report::Report;
 use triproxy_conformance::trace::{self, Protocol, Trace};
+use triproxy_test_support::Daemon;
 
 const DENIED: &str = "127.0.0.1:9";
 const OPEN: &str = "auth iponly\ndeny * * 127.0.0.1 9\nallow * 127.0.0.1\nsocks -p0 -i127.0.0.1\n";
@@ -80,54 +77,6 @@ fn daemon_binary() -> PathBuf {
     bin
 }
 
-struct Daemon {
-    child: Child,
-    addr: SocketAddr,
-}
-
-impl Daemon {
-    fn start(bin: &PathBuf, config: &str, runtime: &str) -> Daemon {
-        let dir = std::env::temp_dir().join(format!(
-            "triproxy-conformance-{}-{runtime}-{}",
-            std::process::id(),
-            config.len()
-        ));
-        std::fs::create_dir_all(&dir).unwrap();
-        let path = dir.join("triproxy.cfg");
-        std::fs::write(&path, config).unwrap();
-        let mut child = Command::new(bin)
-            .args(["--runtime", runtime, path.to_str().unwrap()])
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let stderr = child.stderr.take().unwrap();
-        let (tx, rx) = mpsc::channel();
-        thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                eprintln!("[triproxy] {line}");
-                let _ = tx.send(line);
-            }
-        });
-        let addr = loop {
-            let line = rx
-                .recv_timeout(Duration::from_secs(20))
-                .expect("triproxy did not report a listening address");
-            if let Some(rest) = line.split(" listening on ").nth(1) {
-                break rest.split_whitespace().next().unwrap().parse().unwrap();
-            }
-        };
-        Daemon { child, addr }
-    }
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 fn suite(p: Protocol) -> Vec<Trace> {
     trace::load_suite(&trace::default_trace_dir(), p).unwrap()
 }
@@ -151,7 +100,7 @@ fn live_replay(runtime: &str) {
     let bin = daemon_binary();
     let targets = Targets::start().unwrap();
 
-    let open = Daemon::start(&bin, OPEN, runtime);
+    let open = Daemon::start_binary(&bin, OPEN, runtime);
     let mut config = LiveConfig::new(open.addr);
     config.denied = Some(DENIED.parse().unwrap());
     let mut passed = 0;
@@ -165,7 +114,7 @@ fn live_replay(runtime: &str) {
         "only {passed} traces passed without authentication"
     );
 
-    let strong = Daemon::start(&bin, STRONG, runtime);
+    let strong = Daemon::start_binary(&bin, STRONG, runtime);
     let mut config = LiveConfig::new(strong.addr);
     config.credentials = Some((b"tester".to_vec(), b"secret-pass".to_vec()));
     let report = triproxy_conformance::run_live(

@@ -3,14 +3,13 @@
 //! time; every address is 127.0.0.1.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{mpsc, Arc, Mutex};
+use std::path::Path;
+use std::process::Command;
+use std::sync::mpsc;
 use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// One `std` and one `smol` test for each scenario function `fn name(runtime: &str)`.
 #[allow(unused_macros)]
@@ -31,116 +30,24 @@ macro_rules! both_runtimes {
 
 pub const IO_TIMEOUT: Duration = Duration::from_secs(20);
 
-/// A unique scratch directory under the system temp dir.
-pub fn scratch_dir() -> PathBuf {
-    static N: AtomicUsize = AtomicUsize::new(0);
-    let dir = std::env::temp_dir().join(format!(
-        "triproxy-e2e-{}-{}",
-        std::process::id(),
-        N.fetch_add(1, Ordering::Relaxed)
-    ));
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
+pub use triproxy_test_support::Daemon;
 
-/// A running `triproxy` process; killed on drop.
-pub struct Daemon {
-    child: Child,
-    pub addr: SocketAddr,
-    log: Arc<Mutex<Vec<String>>>,
-}
-
-impl Daemon {
+/// Starts this package's `triproxy` binary: `Daemon::start(config, runtime)` and
+/// `Daemon::spawn(args)` (Cargo gives the binary's path only to this package's tests).
+pub trait Start {
     /// Starts the binary with `config` (whose service line must use `-p0 -i127.0.0.1`).
-    pub fn start(config: &str, runtime: &str) -> Daemon {
-        let dir = scratch_dir();
-        let path = dir.join("triproxy.cfg");
-        std::fs::write(&path, config).unwrap();
-        Self::spawn(&["--runtime", runtime, path.to_str().unwrap()])
-    }
-
+    fn start(config: &str, runtime: &str) -> Daemon;
     /// Starts the binary with these arguments and waits for its first listening line.
-    pub fn spawn(args: &[&str]) -> Daemon {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_triproxy"))
-            .args(args)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let stderr = child.stderr.take().unwrap();
-        let (tx, rx) = mpsc::channel();
-        thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                eprintln!("[triproxy stderr] {line}");
-                let _ = tx.send(line);
-            }
-        });
-        let log = Arc::new(Mutex::new(Vec::new()));
-        let sink = Arc::clone(&log);
-        let stdout = child.stdout.take().unwrap();
-        thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                eprintln!("[triproxy log] {line}");
-                sink.lock().unwrap().push(line);
-            }
-        });
-        let deadline = Instant::now() + Duration::from_secs(20);
-        let addr = loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            let line = rx
-                .recv_timeout(left)
-                .unwrap_or_else(|_| panic!("triproxy did not report a listening address"));
-            if let Some(rest) = line.split(" listening on ").nth(1) {
-                break rest.split_whitespace().next().unwrap().parse().unwrap();
-            }
-        };
-        Daemon { child, addr, log }
-    }
-
-    /// Waits (at most 20 s: CI machines can be loaded) for a log line that satisfies `pred`
-    /// and returns it.
-    pub fn wait_log(&self, what: &str, pred: impl Fn(&str) -> bool) -> String {
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            let lines = self.log_lines();
-            if let Some(l) = lines.iter().find(|l| pred(l)) {
-                return l.clone();
-            }
-            assert!(
-                Instant::now() < deadline,
-                "no log line {what}; log so far: {:#?}",
-                self.log.lock().unwrap()
-            );
-            thread::sleep(Duration::from_millis(20));
-        }
-    }
-
-    /// Waits for a log record whose `%E` (third field of the default format) is `code`
-    /// and whose text contains `needle`.
-    pub fn wait_code(&self, code: u16, needle: &str) -> String {
-        let code = format!("{code:05}");
-        self.wait_log(&format!("with code {code} and {needle:?}"), |l| {
-            l.split_whitespace().nth(2) == Some(code.as_str()) && l.contains(needle)
-        })
-    }
-
-    pub fn log_lines(&self) -> Vec<String> {
-        self.log.lock().unwrap().clone()
-    }
-
-    pub fn pid(&self) -> u32 {
-        self.child.id()
-    }
-
-    pub fn is_running(&mut self) -> bool {
-        self.child.try_wait().unwrap().is_none()
-    }
+    fn spawn(args: &[&str]) -> Daemon;
 }
 
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+impl Start for Daemon {
+    fn start(config: &str, runtime: &str) -> Daemon {
+        Daemon::start_binary(Path::new(env!("CARGO_BIN_EXE_triproxy")), config, runtime)
+    }
+
+    fn spawn(args: &[&str]) -> Daemon {
+        Daemon::spawn_binary(Path::new(env!("CARGO_BIN_EXE_triproxy")), args)
     }
 }
 

@@ -1,0 +1,137 @@
+//! The one harness that runs the real `triproxy` binary for end-to-end tests, shared by
+//! the daemon's own tests and the conformance suite's live replay (each finds the binary
+//! its own way: Cargo names it only to tests of the package that builds it).
+//!
+//! A [`Daemon`] is a child process on loopback: started with a configuration or with
+//! arguments, its listening address read from its first "listening on" line on stderr,
+//! its log (stdout) collected line by line, and killed when dropped. Every wait is bounded
+//! (20 s, for loaded CI machines) and fails the test with what was seen so far.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{mpsc, Arc, Mutex};
+use std::thread;
+use std::time::{Duration, Instant};
+
+/// How long a test waits for the daemon to listen or for a log line.
+pub const WAIT: Duration = Duration::from_secs(20);
+
+/// A unique scratch directory under the system temp dir.
+pub fn scratch_dir() -> PathBuf {
+    static N: AtomicUsize = AtomicUsize::new(0);
+    let dir = std::env::temp_dir().join(format!(
+        "triproxy-e2e-{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// A running `triproxy` process; killed on drop.
+#[derive(Debug)]
+pub struct Daemon {
+    child: Child,
+    /// The address of the first service it reported.
+    pub addr: SocketAddr,
+    log: Arc<Mutex<Vec<String>>>,
+}
+
+impl Daemon {
+    /// Starts `bin` with `config` written to a scratch file, on `runtime` (`std` or
+    /// `smol`). The config's first service should listen on `-p0 -i127.0.0.1`.
+    pub fn start_binary(bin: &Path, config: &str, runtime: &str) -> Daemon {
+        let path = scratch_dir().join("triproxy.cfg");
+        std::fs::write(&path, config).unwrap();
+        Self::spawn_binary(bin, &["--runtime", runtime, path.to_str().unwrap()])
+    }
+
+    /// Starts `bin` with these arguments and waits for its first listening line.
+    pub fn spawn_binary(bin: &Path, args: &[&str]) -> Daemon {
+        let mut child = Command::new(bin)
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot run {}: {e}", bin.display()));
+        let stderr = child.stderr.take().unwrap();
+        let (tx, rx) = mpsc::channel();
+        thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                eprintln!("[triproxy stderr] {line}");
+                let _ = tx.send(line);
+            }
+        });
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let sink = Arc::clone(&log);
+        let stdout = child.stdout.take().unwrap();
+        thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                eprintln!("[triproxy log] {line}");
+                sink.lock().unwrap().push(line);
+            }
+        });
+        let deadline = Instant::now() + WAIT;
+        let addr = loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let line = rx
+                .recv_timeout(left)
+                .unwrap_or_else(|_| panic!("triproxy did not report a listening address"));
+            if let Some(rest) = line.split(" listening on ").nth(1) {
+                break rest.split_whitespace().next().unwrap().parse().unwrap();
+            }
+        };
+        Daemon { child, addr, log }
+    }
+
+    /// Waits (at most [`WAIT`]) for a log line that satisfies `pred` and returns it.
+    pub fn wait_log(&self, what: &str, pred: impl Fn(&str) -> bool) -> String {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            let lines = self.log_lines();
+            if let Some(l) = lines.iter().find(|l| pred(l)) {
+                return l.clone();
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no log line {what}; log so far: {lines:#?}"
+            );
+            thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Waits for a log record whose `%E` (third field of the default format) is `code`
+    /// and whose text contains `needle`.
+    pub fn wait_code(&self, code: u16, needle: &str) -> String {
+        let code = format!("{code:05}");
+        self.wait_log(&format!("with code {code} and {needle:?}"), |l| {
+            l.split_whitespace().nth(2) == Some(code.as_str()) && l.contains(needle)
+        })
+    }
+
+    /// Every log line so far.
+    pub fn log_lines(&self) -> Vec<String> {
+        self.log.lock().unwrap().clone()
+    }
+
+    /// The process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Whether the process still runs.
+    pub fn is_running(&mut self) -> bool {
+        self.child.try_wait().unwrap().is_none()
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
