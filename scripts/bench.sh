@@ -8,7 +8,7 @@
 # skip), starts triproxy on both runtimes and every installed peer on fixed loopback ports,
 # runs `triproxy-load suite` (3 repetitions by default), writes target/bench/results.md and
 # stops every process it started. Nothing listens beyond 127.0.0.1. CI does not run it: it
-# takes about 15 minutes and wants a quiet machine.
+# takes about 20 minutes and wants a quiet machine.
 #
 # Ports (all 127.0.0.1): triproxy std 21080 (SOCKS), 21081 (SOCKS, auth strong) and
 # 21082 (HTTP proxy, CONNECT); triproxy smol 21180 / 21181 / 21182; microsocks 21280 / 21281 (auth, its own process);
