@@ -227,16 +227,19 @@ fn malformed_heads_are_400_and_logged_with_the_machine_code() {
         (&b"CONNECT\r\n\r\n"[..], 512),
         (b"CONNECT 10.0.0.1:99999 HTTP/1.1\r\n\r\n", 514),
         (b"GET https://10.0.0.1/ HTTP/1.1\r\n\r\n", 513),
+        // Not HTTP at all: refused on the first bytes, without waiting for an empty line.
+        (b"\x05\x01\x00", 512),
+        (b"\x16\x03\x01\x02\x00\x01", 512),
     ] {
         let mut s = session(policy(&["iponly"], &[], &[]), t0);
         assert_eq!(s.handle_input(t0, head), head.len());
         let (status, logged, _) = refused(&mut s);
         assert_eq!((status, logged), (400, LogCode(code)), "{head:?}");
     }
-    // A SOCKS greeting is no complete head: nothing is answered; the client leaving is
-    // logged as 508 (3proxy's "closed before the request").
+    // A head cut short is not answered; the client leaving is logged as 508 (3proxy's
+    // "closed before the request").
     let mut s = session(policy(&["iponly"], &[], &[]), t0);
-    s.handle_input(t0, b"\x05\x01\x00");
+    s.handle_input(t0, b"CONNECT 10.0.0.1:80 HT");
     assert!(!s.is_done());
     s.handle_client_eof(t0);
     let (out, intents) = drain(&mut s);

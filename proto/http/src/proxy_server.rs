@@ -63,6 +63,12 @@ pub const MAX_REQUEST_HEAD: usize = 16 * 1024;
 /// stays resident for the life of a tunnel.
 pub const MAX_REQUEST_HEADERS: usize = 100;
 
+/// The first bytes of a head that are parsed on every input while fewer have arrived (see
+/// [`ProxyServer::handle_input`]): enough for the method and the start of the target, so
+/// that input which is not HTTP at all gets its 400 at once. Costs at most this many
+/// parses of at most this many bytes per connection.
+const EARLY_PARSE_LEN: usize = 64;
+
 /// Longest method token, in bytes ([`RequestError::MethodTooLong`] beyond, code 511).
 /// The longest registered method (`BASELINE-CONTROL`, `VERSION-CONTROL`, RFC 3253) has 16.
 pub const MAX_METHOD_LEN: usize = 32;
@@ -302,10 +308,22 @@ impl ProxyServer {
         let taken = input.get(..room).unwrap_or(input);
         self.grow(old + taken.len());
         self.head.extend_from_slice(taken);
-        let parsed = if self.may_be_complete(old) {
-            parse_head(&self.head)
+        // While the head is young, its first EARLY_PARSE_LEN bytes are parsed on every
+        // input: httparse checks a partial request line as far as it goes, so bytes that
+        // cannot start a request (a SOCKS greeting, a TLS ClientHello) are refused at once
+        // instead of after the head timeout. Only that prefix, so the outcome does not
+        // depend on how the input was cut. Otherwise the head is parsed only once an empty
+        // line may end it, which keeps byte-by-byte input linear.
+        let early = if old < EARLY_PARSE_LEN {
+            let prefix = self.head.get(..EARLY_PARSE_LEN).unwrap_or(&self.head);
+            parse_head(prefix)
         } else {
             Ok(None)
+        };
+        let parsed = match early {
+            Ok(None) if self.may_be_complete(old) => parse_head(&self.head),
+            Ok(None) => Ok(None),
+            decided => decided,
         };
         match parsed {
             Ok(Some((request, len))) => {
