@@ -7,7 +7,7 @@ mod common;
 
 use common::*;
 use std::io::Write;
-use std::net::{Shutdown, SocketAddr};
+use std::net::{Shutdown, SocketAddr, TcpStream};
 use std::time::Duration;
 
 const OPEN: &str = "log\nauth iponly\nallow * 127.0.0.1\nsocks -p0 -i127.0.0.1\n";
@@ -27,7 +27,98 @@ both_runtimes!(
     external_source_address_and_backlog,
     bind_two_replies_and_relay,
     maxconn_holds_further_clients_in_the_backlog,
+    out_of_descriptors_is_rep_1_code_11_and_recovers,
 );
+
+/// The reply byte (REP) the proxy gives a SOCKS5 CONNECT to `target`, with the stream; None
+/// if no reply came within `wait` (the client waits in the backlog) or the proxy closed.
+fn socks5_rep(proxy: SocketAddr, target: SocketAddr, wait: Duration) -> Option<(u8, TcpStream)> {
+    let mut s = connect(proxy);
+    let SocketAddr::V4(t) = target else {
+        panic!("IPv4 target expected")
+    };
+    let mut req = vec![5, 1, 0, 5, 1, 0, 1];
+    req.extend_from_slice(&t.ip().octets());
+    req.extend_from_slice(&t.port().to_be_bytes());
+    s.write_all(&req).ok()?;
+    s.set_read_timeout(Some(wait)).unwrap();
+    let mut reply = [0u8; 12];
+    std::io::Read::read_exact(&mut s, &mut reply).ok()?;
+    s.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
+    Some((reply[3], s))
+}
+
+/// A daemon under a small open-file limit, filled with idle tunnels. A client accepted with
+/// the last descriptor, for which no outgoing socket can be made, gets REP 1 and the log
+/// says 11 (3proxy's socket() failure), not 13; clients beyond it wait in the backlog. Once
+/// tunnels close, the daemon serves again. Which of the two happens first depends on how
+/// many descriptors the runtime holds, so the two limits of both parities are tried.
+fn out_of_descriptors_is_rep_1_code_11_and_recovers(runtime: &str) {
+    let echo = echo_target();
+    let mut saw_rep_1 = false;
+    for limit in [40, 41] {
+        let cfg = triproxy_test_support::scratch_dir().join("triproxy.cfg");
+        std::fs::write(&cfg, OPEN).unwrap();
+        let d = Daemon::spawn_binary(
+            std::path::Path::new("/bin/sh"),
+            &[
+                "-c",
+                &format!("ulimit -n {limit} && exec \"$0\" \"$@\""),
+                env!("CARGO_BIN_EXE_triproxy"),
+                "--runtime",
+                runtime,
+                cfg.to_str().unwrap(),
+            ],
+        );
+        let mut held = Vec::new();
+        let mut ended_with = None;
+        for _ in 0..limit {
+            match socks5_rep(d.addr, echo, Duration::from_millis(1500)) {
+                Some((0, s)) => held.push(s),
+                other => {
+                    ended_with = Some(other.map(|(rep, _)| rep));
+                    break;
+                }
+            }
+        }
+        let ended_with = ended_with.expect("the descriptor limit was never reached");
+        assert!(
+            held.len() >= 5,
+            "limit {limit}: only {} tunnels before the limit",
+            held.len()
+        );
+        // None: accepted by the kernel, not by the daemon; the client waits in the backlog.
+        if let Some(rep) = ended_with {
+            assert_eq!(rep, 1, "limit {limit}: general failure");
+            d.wait_code(11, "");
+            saw_rep_1 = true;
+        }
+        // Every held tunnel still works, and freeing some lets the daemon serve again.
+        let mut first = held.remove(0);
+        first.write_all(b"ping").unwrap();
+        assert_eq!(read_n(&mut first, 4), b"ping");
+        drop(first);
+        held.truncate(held.len().saturating_sub(4));
+        // The daemon closes the freed tunnels' sockets when it sees their ends: until then
+        // a new client may still get REP 1.
+        let deadline = std::time::Instant::now() + IO_TIMEOUT;
+        let mut again = loop {
+            let (rep, s) = socks5_rep(d.addr, echo, IO_TIMEOUT).expect("an answer");
+            if rep == 0 {
+                break s;
+            }
+            assert_eq!(rep, 1, "limit {limit}");
+            assert!(
+                std::time::Instant::now() < deadline,
+                "limit {limit}: still REP 1 after tunnels were closed"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        again.write_all(b"pong").unwrap();
+        assert_eq!(read_n(&mut again, 4), b"pong");
+    }
+    assert!(saw_rep_1, "one of the two limits must end on REP 1");
+}
 
 /// `maxconn 2`: two tunnels are served; a third client is accepted by the kernel but gets
 /// no answer (3proxy stops accepting) until one of the two ends, then it is served.

@@ -155,7 +155,12 @@ pub enum ConnectError {
     HostUnreachable,
     /// No answer within the connect timeout.
     TimedOut,
-    /// Any other failure (no socket, no memory, ...).
+    /// No outgoing socket could be made: the process or system is out of descriptors
+    /// (`EMFILE`, `ENFILE`) or buffer memory (`ENOBUFS`, `ENOMEM`). Logged as 11, 3proxy's
+    /// code for a failed `socket()`, so that an admin tells an overloaded proxy from an
+    /// unreachable target (13).
+    NoSocket,
+    /// Any other failure.
     Other,
 }
 
@@ -165,7 +170,14 @@ impl ConnectError {
             ConnectError::Refused => ReplyCode::ConnectionRefused,
             ConnectError::NetworkUnreachable => ReplyCode::NetworkUnreachable,
             ConnectError::HostUnreachable | ConnectError::TimedOut => ReplyCode::HostUnreachable,
-            ConnectError::Other => ReplyCode::GeneralFailure,
+            ConnectError::NoSocket | ConnectError::Other => ReplyCode::GeneralFailure,
+        }
+    }
+
+    fn log_code(self) -> LogCode {
+        match self {
+            ConnectError::NoSocket => LogCode::SOCKET_FAILED,
+            _ => LogCode::CONNECT_FAILED,
         }
     }
 }
@@ -588,7 +600,7 @@ impl Session {
             Some(parent) => format!("connect to parent {parent} failed: {error:?}"),
             None => format!("connect failed: {error:?}"),
         };
-        self.refuse(now, error.reply(), LogCode::CONNECT_FAILED, reason);
+        self.refuse(now, error.reply(), error.log_code(), reason);
     }
 
     /// Bytes read from the outgoing connection during [`Intent::ReadTarget`]; returns how

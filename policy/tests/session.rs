@@ -226,6 +226,24 @@ fn domain_is_resolved_then_each_address_checked() {
 }
 
 #[test]
+fn no_outgoing_socket_is_rep_1_and_code_11() {
+    // Out of descriptors: a general failure to the client, and 3proxy's socket() code in
+    // the log rather than "connect failed" (13), so the admin sees the proxy's own limit.
+    let t0 = Instant::now();
+    let mut s = session(policy(&["iponly"], &[], &[]), t0);
+    s.handle_input(t0, &[5, 1, 0, 5, 1, 0, 1, 10, 0, 0, 2, 0, 80]);
+    let (_, intents) = drain(&mut s);
+    assert!(
+        matches!(intents[..], [Intent::Connect { .. }]),
+        "{intents:?}"
+    );
+    s.handle_connect_failed(t0, ConnectError::NoSocket);
+    let (out, intents) = drain(&mut s);
+    assert_eq!(out[..2], [5, 1], "REP 1 general failure");
+    assert_eq!(log_code(&intents), Some(LogCode::SOCKET_FAILED));
+}
+
+#[test]
 fn unresolvable_name_is_rep_4_and_code_100() {
     let t0 = Instant::now();
     let mut s = session(policy(&["iponly"], &[], &[]), t0);

@@ -106,8 +106,11 @@ pub fn start_connect(addr: SocketAddr, source: SourceAddrs) -> io::Result<TcpStr
     Ok(socket.into())
 }
 
-/// Maps an OS error from `connect()` to the session's answer.
+/// Maps an OS error from making or connecting the outgoing socket to the session's answer.
 pub fn classify_connect_error(e: &io::Error) -> ConnectError {
+    if let Some(libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM) = e.raw_os_error() {
+        return ConnectError::NoSocket;
+    }
     match e.kind() {
         io::ErrorKind::ConnectionRefused => ConnectError::Refused,
         io::ErrorKind::TimedOut | io::ErrorKind::WouldBlock => ConnectError::TimedOut,
