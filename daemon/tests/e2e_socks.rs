@@ -7,7 +7,7 @@ mod common;
 
 use common::*;
 use std::io::Write;
-use std::net::{Shutdown, SocketAddr, TcpStream};
+use std::net::{Shutdown, SocketAddr};
 use std::time::Duration;
 
 const OPEN: &str = "log\nauth iponly\nallow * 127.0.0.1\nsocks -p0 -i127.0.0.1\n";
@@ -29,24 +29,6 @@ both_runtimes!(
     maxconn_holds_further_clients_in_the_backlog,
     out_of_descriptors_is_rep_1_code_11_and_recovers,
 );
-
-/// The reply byte (REP) the proxy gives a SOCKS5 CONNECT to `target`, with the stream; None
-/// if no reply came within `wait` (the client waits in the backlog) or the proxy closed.
-fn socks5_rep(proxy: SocketAddr, target: SocketAddr, wait: Duration) -> Option<(u8, TcpStream)> {
-    let mut s = connect(proxy);
-    let SocketAddr::V4(t) = target else {
-        panic!("IPv4 target expected")
-    };
-    let mut req = vec![5, 1, 0, 5, 1, 0, 1];
-    req.extend_from_slice(&t.ip().octets());
-    req.extend_from_slice(&t.port().to_be_bytes());
-    s.write_all(&req).ok()?;
-    s.set_read_timeout(Some(wait)).unwrap();
-    let mut reply = [0u8; 12];
-    std::io::Read::read_exact(&mut s, &mut reply).ok()?;
-    s.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
-    Some((reply[3], s))
-}
 
 /// A daemon under a small open-file limit, filled with idle tunnels. A client accepted with
 /// the last descriptor, for which no outgoing socket can be made, gets REP 1 and the log
@@ -73,10 +55,10 @@ fn out_of_descriptors_is_rep_1_code_11_and_recovers(runtime: &str) {
         let mut held = Vec::new();
         let mut ended_with = None;
         for _ in 0..limit {
-            match socks5_rep(d.addr, echo, Duration::from_millis(1500)) {
-                Some((0, s)) => held.push(s),
+            match socks5_reply(d.addr, echo, Duration::from_millis(1500)) {
+                Some((reply, s)) if reply[1] == 0 => held.push(s),
                 other => {
-                    ended_with = Some(other.map(|(rep, _)| rep));
+                    ended_with = Some(other.map(|(reply, _)| reply[1]));
                     break;
                 }
             }
@@ -103,7 +85,8 @@ fn out_of_descriptors_is_rep_1_code_11_and_recovers(runtime: &str) {
         // a new client may still get REP 1.
         let deadline = std::time::Instant::now() + IO_TIMEOUT;
         let mut again = loop {
-            let (rep, s) = socks5_rep(d.addr, echo, IO_TIMEOUT).expect("an answer");
+            let (reply, s) = socks5_reply(d.addr, echo, IO_TIMEOUT).expect("an answer");
+            let rep = reply[1];
             if rep == 0 {
                 break s;
             }

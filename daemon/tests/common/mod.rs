@@ -161,6 +161,19 @@ pub fn read_to_end(s: &mut TcpStream) -> Vec<u8> {
 
 /// SOCKS5 no-auth CONNECT to an IPv4 target; asserts success and returns the stream.
 pub fn socks5_connect(proxy: SocketAddr, target: SocketAddr) -> TcpStream {
+    let (reply, s) = socks5_reply(proxy, target, IO_TIMEOUT).expect("a CONNECT reply");
+    assert_eq!(reply[..4], [5, 0, 0, 1], "CONNECT reply");
+    s
+}
+
+/// The 10-byte reply the proxy gives a SOCKS5 CONNECT (no authentication) to the IPv4
+/// `target`, with the stream; None if no reply came within `wait` (for example while the
+/// client waits in the backlog) or the proxy closed first.
+pub fn socks5_reply(
+    proxy: SocketAddr,
+    target: SocketAddr,
+    wait: Duration,
+) -> Option<([u8; 10], TcpStream)> {
     let mut s = connect(proxy);
     let SocketAddr::V4(t) = target else {
         panic!("IPv4 target expected")
@@ -168,11 +181,15 @@ pub fn socks5_connect(proxy: SocketAddr, target: SocketAddr) -> TcpStream {
     let mut req = vec![5, 1, 0, 5, 1, 0, 1];
     req.extend_from_slice(&t.ip().octets());
     req.extend_from_slice(&t.port().to_be_bytes());
-    s.write_all(&req).unwrap();
-    assert_eq!(read_n(&mut s, 2), [5, 0], "method selection");
-    let reply = read_n(&mut s, 10);
-    assert_eq!(reply[..4], [5, 0, 0, 1], "CONNECT reply");
-    s
+    s.write_all(&req).ok()?;
+    s.set_read_timeout(Some(wait)).unwrap();
+    let mut method = [0u8; 2];
+    s.read_exact(&mut method).ok()?;
+    assert_eq!(method, [5, 0], "method selection");
+    let mut reply = [0u8; 10];
+    s.read_exact(&mut reply).ok()?;
+    s.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
+    Some((reply, s))
 }
 
 /// Deterministic pseudo-random bytes (xorshift64*), so both ends can check what they got.
