@@ -308,22 +308,19 @@ impl ProxyServer {
         let taken = input.get(..room).unwrap_or(input);
         self.grow(old + taken.len());
         self.head.extend_from_slice(taken);
-        // While the head is young, its first EARLY_PARSE_LEN bytes are parsed on every
-        // input: httparse checks a partial request line as far as it goes, so bytes that
-        // cannot start a request (a SOCKS greeting, a TLS ClientHello) are refused at once
-        // instead of after the head timeout. Only that prefix, so the outcome does not
-        // depend on how the input was cut. Otherwise the head is parsed only once an empty
-        // line may end it, which keeps byte-by-byte input linear.
-        let early = if old < EARLY_PARSE_LEN {
-            let prefix = self.head.get(..EARLY_PARSE_LEN).unwrap_or(&self.head);
-            parse_head(prefix)
+        // A head is parsed in full once an empty line may end it, which keeps byte-by-byte
+        // input linear. Before that, while the head is young, its first EARLY_PARSE_LEN
+        // bytes are parsed on every input: httparse checks a partial request line as far
+        // as it goes, so bytes that cannot start a request (a SOCKS greeting, a TLS
+        // ClientHello) are refused at once instead of after the head timeout. Only that
+        // prefix, so the outcome does not depend on how the input was cut (a full parse
+        // finds any error of the prefix too).
+        let parsed = if self.may_be_complete(old) {
+            parse_head(&self.head)
+        } else if old < EARLY_PARSE_LEN {
+            parse_head(self.head.get(..EARLY_PARSE_LEN).unwrap_or(&self.head))
         } else {
             Ok(None)
-        };
-        let parsed = match early {
-            Ok(None) if self.may_be_complete(old) => parse_head(&self.head),
-            Ok(None) => Ok(None),
-            decided => decided,
         };
         match parsed {
             Ok(Some((request, len))) => {
