@@ -237,14 +237,6 @@ impl Front {
         }
     }
 
-    /// The 3proxy service name of a log record (`%N`).
-    pub fn service_name(&self, version: Option<Version>) -> &'static str {
-        match self {
-            Front::Http(_) => "PROXY",
-            Front::Socks(s) => socks_service_name(version.or_else(|| s.version())),
-        }
-    }
-
     /// The SOCKS version, once known.
     pub fn version(&self) -> Option<Version> {
         match self {
@@ -265,13 +257,15 @@ fn http_input(h: &mut ProxyServer, now: Instant, input: &[u8]) -> Result<usize, 
     h.handle_input(now, input).map_err(|e| http_failure(&e))
 }
 
-/// `%N` for a SOCKS client: by the version it spoke, `SOCKS` before it is known.
-pub(crate) fn socks_service_name(version: Option<Version>) -> &'static str {
-    match version {
-        Some(Version::V5) => "SOCK5",
-        Some(Version::V4) => "SOCK4",
-        Some(Version::V4a) => "SOC45",
-        None => "SOCKS",
+/// The 3proxy service name of a log record (`%N`): `PROXY` for the HTTP proxy; for SOCKS
+/// the version the client spoke, `SOCKS` before it is known.
+pub(crate) fn service_name(protocol: FrontProtocol, version: Option<Version>) -> &'static str {
+    match (protocol, version) {
+        (FrontProtocol::Http, _) => "PROXY",
+        (FrontProtocol::Socks, Some(Version::V5)) => "SOCK5",
+        (FrontProtocol::Socks, Some(Version::V4)) => "SOCK4",
+        (FrontProtocol::Socks, Some(Version::V4a)) => "SOC45",
+        (FrontProtocol::Socks, None) => "SOCKS",
     }
 }
 

@@ -47,7 +47,7 @@ use crate::acl::{AclRequest, CivilTime, Operation};
 use crate::auth::{AuthDecision, AuthOutcome};
 use crate::bandlim::{Direction, Pacer};
 use crate::chain::{Chain, ChainStep};
-use crate::front::{socks_service_name, Front, FrontEvent, FrontRequest};
+use crate::front::{service_name, Front, FrontEvent, FrontRequest};
 use crate::service::{FrontProtocol, RelayMode, ServicePolicy, SourceAddrs};
 use arrayvec::ArrayVec;
 use core::time::Duration;
@@ -742,14 +742,9 @@ impl Session {
             TargetAddr::Ip(addr) => Some(addr),
             TargetAddr::Domain(..) => None,
         };
-        let unsupported = request.unsupported_method.is_some();
+        let unsupported = request.unsupported_method.clone();
         self.note_request(request);
-        if unsupported {
-            let method = self
-                .request
-                .as_ref()
-                .and_then(|r| r.unsupported_method.as_deref())
-                .unwrap_or_default();
+        if let Some(method) = unsupported {
             self.refuse(
                 now,
                 ReplyCode::CommandNotSupported,
@@ -983,11 +978,10 @@ impl Session {
             ),
             None => (None, String::new()),
         };
-        let service = match &self.front {
-            Some(f) => f.service_name(self.version),
-            None if self.policy.protocol == FrontProtocol::Http => "PROXY",
-            None => socks_service_name(self.version),
-        };
+        let version = self
+            .version
+            .or_else(|| self.front.as_ref().and_then(|f| f.version()));
+        let service = service_name(self.policy.protocol, version);
         self.intents.push_back(Intent::Log(LogRecord {
             service,
             listen_port: self.policy.listen_port,
