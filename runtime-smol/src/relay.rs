@@ -9,11 +9,11 @@
 
 use async_io::{Async, Timer};
 use futures_lite::{future, FutureExt};
-use std::net::{Shutdown, TcpStream};
+use std::net::TcpStream;
 use triproxy_policy::session::RelayReport;
 use triproxy_runtime_std::pump::{Progress, Pump};
 use triproxy_runtime_std::relay::{
-    classify, pumps, Activity, Early, FirstFailure, PumpEnd, RelayPlan,
+    classify, pumps, shutdown_both, Activity, Early, FirstFailure, PumpEnd, RelayPlan,
 };
 
 /// Relays between `client` and `target` until both directions are done; `early` bytes
@@ -38,7 +38,7 @@ pub(crate) async fn relay(
         loop {
             let idle = activity.idle_for();
             if idle >= idle_timeout {
-                shutdown_both(client, target);
+                shutdown_both(client.get_ref(), target.get_ref());
                 return (PumpEnd::Idle, PumpEnd::Idle);
             }
             Timer::after(idle_timeout - idle).await;
@@ -50,11 +50,6 @@ pub(crate) async fn relay(
         bytes_out: up.moved(),
         end: classify(u, d),
     }
-}
-
-fn shutdown_both(a: &Async<TcpStream>, b: &Async<TcpStream>) {
-    let _ = a.get_ref().shutdown(Shutdown::Both);
-    let _ = b.get_ref().shutdown(Shutdown::Both);
 }
 
 async fn drive(
@@ -76,23 +71,14 @@ async fn drive(
                 Timer::at(t).await;
                 continue;
             }
-            Progress::Done(end) => {
-                let end = first_failure.settle(end);
-                if end != PumpEnd::Eof {
-                    shutdown_both(src, dst);
-                }
-                return end;
-            }
+            Progress::Done(end) => return first_failure.settle(end, src.get_ref(), dst.get_ref()),
         };
         if ready.is_err() {
-            let end = first_failure.settle(match progress {
+            let end = match progress {
                 Progress::WantRead => PumpEnd::SourceError,
                 _ => PumpEnd::DestinationError,
-            });
-            if end != PumpEnd::Eof {
-                shutdown_both(src, dst);
-            }
-            return end;
+            };
+            return first_failure.settle(end, src.get_ref(), dst.get_ref());
         }
     }
 }

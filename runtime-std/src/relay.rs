@@ -76,10 +76,24 @@ pub fn classify(upstream: PumpEnd, downstream: PumpEnd) -> RelayEnd {
 pub struct FirstFailure(AtomicBool);
 
 impl FirstFailure {
-    /// The ending to report for a direction that ended with `end`: itself, except that a
-    /// failure after an earlier one counts as a plain end of stream. When the result is a
-    /// failure, the caller shuts both sockets down.
-    pub fn settle(&self, end: PumpEnd) -> PumpEnd {
+    /// The ending to report for a direction of the tunnel between `a` and `b` that ended
+    /// with `end`: itself, except that a failure after an earlier one counts as a plain end
+    /// of stream. The first failure shuts both sockets down, so that the other direction
+    /// ends too.
+    pub fn settle(&self, end: PumpEnd, a: &TcpStream, b: &TcpStream) -> PumpEnd {
+        let end = self.classify(end);
+        if end != PumpEnd::Eof && end != PumpEnd::Idle {
+            shutdown_both(a, b);
+        }
+        end
+    }
+
+    /// Whether a direction has failed (both sockets are then shut down).
+    pub fn failed(&self) -> bool {
+        self.0.load(Ordering::Relaxed)
+    }
+
+    fn classify(&self, end: PumpEnd) -> PumpEnd {
         match end {
             PumpEnd::Eof | PumpEnd::Idle => end,
             _ if self.0.swap(true, Ordering::Relaxed) => PumpEnd::Eof,
@@ -160,13 +174,7 @@ pub fn relay(
                 Progress::WantRead => client_events |= POLLIN,
                 Progress::WantWrite => target_events |= POLLOUT,
                 Progress::WaitUntil(t) => wake = Some(t),
-                Progress::Done(end) => {
-                    let end = first_failure.settle(end);
-                    up_end = Some(end);
-                    if end != PumpEnd::Eof {
-                        shutdown_both(client, target);
-                    }
-                }
+                Progress::Done(end) => up_end = Some(first_failure.settle(end, client, target)),
             }
         }
         if down_end.is_none() {
@@ -178,13 +186,7 @@ pub fn relay(
                 Progress::WantRead => target_events |= POLLIN,
                 Progress::WantWrite => client_events |= POLLOUT,
                 Progress::WaitUntil(t) => wake = Some(wake.map_or(t, |w| w.min(t))),
-                Progress::Done(end) => {
-                    let end = first_failure.settle(end);
-                    down_end = Some(end);
-                    if end != PumpEnd::Eof {
-                        shutdown_both(client, target);
-                    }
-                }
+                Progress::Done(end) => down_end = Some(first_failure.settle(end, client, target)),
             }
         }
         if let (Some(u), Some(d)) = (up_end, down_end) {
@@ -194,7 +196,7 @@ pub fn relay(
                 end: classify(u, d),
             };
         }
-        if (up_end.is_some() || down_end.is_some()) && first_failure.0.load(Ordering::Relaxed) {
+        if (up_end.is_some() || down_end.is_some()) && first_failure.failed() {
             // Both sockets are shut down: the other direction ends on its next run.
             continue;
         }
@@ -232,7 +234,8 @@ pub fn relay(
     }
 }
 
-fn shutdown_both(a: &TcpStream, b: &TcpStream) {
+/// Shuts both sockets of a tunnel down in both directions (each pump then ends).
+pub fn shutdown_both(a: &TcpStream, b: &TcpStream) {
     let _ = a.shutdown(Shutdown::Both);
     let _ = b.shutdown(Shutdown::Both);
 }
@@ -256,14 +259,41 @@ mod tests {
     #[test]
     fn only_the_first_failure_counts() {
         let f = FirstFailure::default();
-        assert_eq!(f.settle(PumpEnd::Eof), PumpEnd::Eof);
-        assert_eq!(f.settle(PumpEnd::SourceError), PumpEnd::SourceError);
+        assert_eq!(f.classify(PumpEnd::Eof), PumpEnd::Eof);
+        assert_eq!(f.classify(PumpEnd::SourceError), PumpEnd::SourceError);
+        assert!(f.failed());
         // The other direction fails because the first failure shut both sockets down.
-        assert_eq!(f.settle(PumpEnd::SourceError), PumpEnd::Eof);
-        assert_eq!(f.settle(PumpEnd::DestinationError), PumpEnd::Eof);
+        assert_eq!(f.classify(PumpEnd::SourceError), PumpEnd::Eof);
+        assert_eq!(f.classify(PumpEnd::DestinationError), PumpEnd::Eof);
         assert_eq!(
-            classify(PumpEnd::SourceError, f.settle(PumpEnd::DestinationError)),
+            classify(PumpEnd::SourceError, f.classify(PumpEnd::DestinationError)),
             RelayEnd::ClientError
         );
+    }
+
+    #[test]
+    fn the_first_failure_shuts_both_sockets_down() {
+        use std::io::Read;
+        use std::net::TcpListener;
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let a = TcpStream::connect(l.local_addr().unwrap()).unwrap();
+        let (mut a_peer, _) = l.accept().unwrap();
+        let b = TcpStream::connect(l.local_addr().unwrap()).unwrap();
+        let (mut b_peer, _) = l.accept().unwrap();
+        let f = FirstFailure::default();
+        assert_eq!(f.settle(PumpEnd::Eof, &a, &b), PumpEnd::Eof);
+        assert!(!f.failed(), "an end of stream is no failure");
+        assert_eq!(
+            f.settle(PumpEnd::DestinationError, &a, &b),
+            PumpEnd::DestinationError
+        );
+        for peer in [&mut a_peer, &mut b_peer] {
+            peer.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+            assert_eq!(
+                peer.read(&mut [0u8; 1]).unwrap(),
+                0,
+                "the FIN of the shutdown"
+            );
+        }
     }
 }
