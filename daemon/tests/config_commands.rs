@@ -648,6 +648,11 @@ fn standalone_form() {
         e.kind,
         ConfigErrorKind::UnknownService { name: "sox".into() }
     );
+    assert!(
+        e.to_string()
+            .ends_with("unknown service `sox` (triproxy runs: socks, proxy)"),
+        "{e}"
+    );
 }
 
 #[test]

@@ -134,6 +134,9 @@ pub enum ServiceKind {
 }
 
 impl ServiceKind {
+    /// Every service triproxy runs.
+    pub const ALL: [ServiceKind; 2] = [ServiceKind::Socks, ServiceKind::Proxy];
+
     /// The 3proxy command that starts it.
     pub fn command(self) -> &'static str {
         match self {
@@ -144,11 +147,7 @@ impl ServiceKind {
 
     /// The 3proxy command for `name`, if triproxy runs that service.
     pub fn from_command(name: &str) -> Option<ServiceKind> {
-        match name {
-            "socks" => Some(ServiceKind::Socks),
-            "proxy" => Some(ServiceKind::Proxy),
-            _ => None,
-        }
+        Self::ALL.into_iter().find(|kind| kind.command() == name)
     }
 
     /// The port it listens on without `-p` (3proxy's defaults).
@@ -481,7 +480,8 @@ impl fmt::Display for ConfigErrorKind {
                 write!(f, "more than {limit} bandlimin/bandlimout rules")
             }
             K::UnknownService { name } => {
-                write!(f, "unknown service `{name}` (triproxy runs: socks, proxy)")
+                let runs: Vec<&str> = ServiceKind::ALL.iter().map(|k| k.command()).collect();
+                write!(f, "unknown service `{name}` (triproxy runs: {})", runs.join(", "))
             }
         }
     }
