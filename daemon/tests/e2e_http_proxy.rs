@@ -33,6 +33,7 @@ both_runtimes!(
     unreachable_target_is_502_code_13,
     other_methods_are_501_and_close,
     malformed_heads_get_400_and_close,
+    socks_clients_on_the_http_port_fail_at_once,
     oversized_head_is_400_code_516,
     large_head_in_small_pieces_still_connects,
     pipelined_tunnel_bytes_reach_the_target,
@@ -482,6 +483,26 @@ fn malformed_heads_get_400_and_close(runtime: &str) {
     let (ok, body, _, err) = curl_tunnel(d.addr, &format!("http://{web}/"), &[]);
     assert!(ok, "{err}");
     assert_eq!(body, "still serving");
+}
+
+/// curl pointed at the HTTP port as if it were a SOCKS proxy: its greeting cannot start an
+/// HTTP request, so the daemon answers 400 at once (code 512) and curl fails on the reply,
+/// instead of both waiting for the 30 s head timeout (curl would give up at 15 s).
+fn socks_clients_on_the_http_port_fail_at_once(runtime: &str) {
+    let d = start(runtime, OPEN);
+    let web = http_server("never reached");
+    let proxy = d.addr.to_string();
+    for (i, flag) in ["--socks5-hostname", "--socks4"].iter().enumerate() {
+        let started = std::time::Instant::now();
+        let (ok, body, err) = curl(&[flag, &proxy, &format!("http://{web}/")]);
+        let took = started.elapsed();
+        assert!(!ok && body.is_empty(), "{flag}: {body} {err}");
+        assert!(
+            took < Duration::from_secs(10) && !err.contains("timed out"),
+            "{flag}: curl waited {took:?}: {err}"
+        );
+        wait_nth_in(&d, 512..=512, i + 1);
+    }
 }
 
 fn oversized_head_is_400_code_516(runtime: &str) {
