@@ -59,38 +59,37 @@ pub fn http_server(body: &'static str) -> SocketAddr {
 /// A target on 127.0.0.1 that echoes what it reads, per connection, until the peer closes
 /// (or is silent for [`IO_TIMEOUT`]).
 pub fn echo_target() -> SocketAddr {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = listener.local_addr().unwrap();
-    thread::spawn(move || {
-        for stream in listener.incoming().map_while(Result::ok) {
-            thread::spawn(move || {
-                let mut s = stream;
-                s.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
-                let mut r = s.try_clone().unwrap();
-                let _ = std::io::copy(&mut r, &mut s);
-            });
-        }
-    });
-    addr
+    serve_each("127.0.0.1:0", |mut s| {
+        let mut r = s.try_clone().unwrap();
+        let _ = std::io::copy(&mut r, &mut s);
+    })
 }
 
 /// [`http_server`] listening on `bind` (a loopback address such as `[::1]:0`).
 pub fn http_server_on(bind: &str, body: &'static str) -> SocketAddr {
+    serve_each(bind, move |mut s| {
+        if read_head(&mut s).is_none() {
+            return;
+        }
+        let reply = format!(
+            "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        );
+        let _ = s.write_all(reply.as_bytes());
+    })
+}
+
+/// Listens on `bind` and runs `handle` on a thread of its own for every connection, whose
+/// reads time out after [`IO_TIMEOUT`]. Returns the address.
+fn serve_each(bind: &str, handle: impl Fn(TcpStream) + Clone + Send + 'static) -> SocketAddr {
     let listener = TcpListener::bind(bind).unwrap();
     let addr = listener.local_addr().unwrap();
     thread::spawn(move || {
         for stream in listener.incoming().map_while(Result::ok) {
+            let handle = handle.clone();
             thread::spawn(move || {
-                let mut s = stream;
-                s.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
-                if read_head(&mut s).is_none() {
-                    return;
-                }
-                let reply = format!(
-                    "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-                    body.len()
-                );
-                let _ = s.write_all(reply.as_bytes());
+                stream.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
+                handle(stream);
             });
         }
     });
