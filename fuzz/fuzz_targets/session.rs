@@ -250,7 +250,7 @@ fn drive(policy: &Arc<ServicePolicy>, decisions: u8, flags: u8, parts: &[&[u8]])
             RelayEnd::IdleTimeout,
             RelayEnd::ClientError,
             RelayEnd::ServerError,
-            RelayEnd::BothError,
+            RelayEnd::SystemError,
             RelayEnd::UnsentData,
         ][usize::from(decisions >> 5) % 6];
         d.relayed = end == RelayEnd::Clean;

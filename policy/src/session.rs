@@ -48,6 +48,7 @@ use crate::auth::{AuthDecision, AuthOutcome};
 use crate::bandlim::{Direction, Pacer};
 use crate::chain::{Chain, ChainStep};
 use crate::front::{service_name, Front, FrontEvent, FrontRequest};
+pub use crate::relay::{RelayEnd, RelayPlan, RelayReport};
 use crate::service::{FrontProtocol, RelayMode, ServicePolicy, SourceAddrs};
 use arrayvec::ArrayVec;
 use core::time::Duration;
@@ -66,7 +67,6 @@ pub const MAX_CONNECT_ADDRS: usize = 8;
 /// intent lives for one step of the driver loop and is never stored in bulk.)
 #[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
 pub enum Intent {
     /// Resolve `host`; answer with [`Session::handle_resolved`].
     Resolve {
@@ -126,21 +126,6 @@ pub enum Intent {
     Log(LogRecord),
     /// Flush pending transmits, close both sockets and drop the session.
     Close,
-}
-
-/// How an established tunnel is relayed: everything a runtime needs besides the sockets.
-/// The session decides all of it, so runtimes never choose a mode or a pipe themselves.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RelayPlan {
-    /// Zero-copy or buffered. A bandwidth pipe (and, later, a content filter) forces
-    /// `Buffered`.
-    pub mode: RelayMode,
-    /// A tunnel with no traffic in either direction for this long is closed.
-    pub idle_timeout: Duration,
-    /// Bandwidth pipes for the bytes going to the client (`bandlimin`); empty: unpaced.
-    pub to_client: Pacer,
-    /// Bandwidth pipes for the bytes going to the target (`bandlimout`).
-    pub to_target: Pacer,
 }
 
 /// Why an outgoing connection failed, as far as the runtime can tell.
@@ -206,49 +191,6 @@ pub enum ResolveError {
     InvalidName,
     /// The resolver failed or timed out.
     Failed,
-}
-
-/// How a relay ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum RelayEnd {
-    /// Both directions reached end of stream and everything was delivered.
-    Clean,
-    /// No traffic for the idle timeout.
-    IdleTimeout,
-    /// The client side failed (reset, write error).
-    ClientError,
-    /// The target side failed.
-    ServerError,
-    /// Both sides failed.
-    BothError,
-    /// Data read from one side could not be delivered to the other.
-    UnsentData,
-}
-
-impl RelayEnd {
-    /// The 3proxy log code of this ending (0, 92, 95, 96, 97, 94).
-    pub fn log_code(self) -> LogCode {
-        match self {
-            RelayEnd::Clean => LogCode::SUCCESS,
-            RelayEnd::IdleTimeout => LogCode::RELAY_IDLE_TIMEOUT,
-            RelayEnd::ClientError => LogCode::RELAY_CLIENT_ABORT,
-            RelayEnd::ServerError => LogCode::RELAY_SERVER_ABORT,
-            RelayEnd::BothError => LogCode::RELAY_BOTH_ABORT,
-            RelayEnd::UnsentData => LogCode::RELAY_UNSENT_DATA,
-        }
-    }
-}
-
-/// What a runtime reports when a relay is over.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct RelayReport {
-    /// Bytes delivered from the target to the client (3proxy `%I`).
-    pub bytes_in: u64,
-    /// Bytes delivered from the client to the target, pipelined bytes included (`%O`).
-    pub bytes_out: u64,
-    /// How it ended.
-    pub end: RelayEnd,
 }
 
 /// One log record: the facts of a finished connection, rendered by the daemon's
@@ -666,7 +608,7 @@ impl Session {
         }
         let reason = match report.end {
             RelayEnd::Clean => None,
-            other => Some(format!("relay ended: {other:?}")),
+            other => Some(other.to_string()),
         };
         self.finish(
             now,
@@ -919,6 +861,7 @@ impl Session {
             mode,
             to_client,
             to_target,
+            quota: crate::quota::Quota::default(),
         })
     }
 

@@ -1,14 +1,15 @@
 //! triproxy-runtime-smol: runs triproxy sessions on smol (async-io reactor, async-executor),
 //! many connections on a few threads.
 //!
-//! Like `triproxy-runtime-std` it only executes the session engine's intents; socket
-//! set-up, name resolution and relay-end classification are reused from that crate so
-//! both runtimes behave the same.
+//! Like `triproxy-runtime-std` it provides I/O primitives only: the one executor in
+//! [`triproxy_policy::exec`] carries out every intent and runs the relay machine, awaiting
+//! this crate's [`Io`](triproxy_policy::exec::Io) implementation. Socket set-up, name
+//! resolution and the pooled relay stores are runtime-std's, so both runtimes behave the
+//! same.
 
 #![warn(missing_docs)]
 
-mod driver;
-mod relay;
+mod io;
 mod service;
 
 pub use service::{spawn_service, Runtime};

@@ -1,6 +1,6 @@
 //! The smol runtime's threads and its listening services.
 
-use crate::driver::serve_connection;
+use crate::io::serve_connection;
 use async_executor::Executor;
 use async_io::Async;
 use futures_lite::future;

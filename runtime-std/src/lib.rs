@@ -1,24 +1,23 @@
 //! triproxy-runtime-std: runs triproxy sessions on blocking std sockets, one thread per
 //! connection (3proxy's own model: simple to debug, good for few long connections).
 //!
-//! This crate executes the [`triproxy_policy::session::Intent`]s of a session and nothing
-//! else: it holds no SOCKS or policy logic. It also owns the socket set-up shared with
-//! `triproxy-runtime-smol` ([`net`]): listening sockets, outgoing connects, name resolution
-//! and the mapping of OS errors to session answers.
+//! This crate provides I/O primitives and nothing else: the session's intents and the
+//! relay are carried out by the one executor in [`triproxy_policy::exec`], which calls
+//! this crate's blocking [`Io`](triproxy_policy::exec::Io) implementation. It also owns
+//! the socket code shared with `triproxy-runtime-smol`: listening sockets, outgoing
+//! connects, name resolution and the mapping of OS errors to session answers ([`net`]),
+//! and the pooled pipes and buffers a relay direction holds bytes in ([`store`]).
 
 #![warn(missing_docs)]
 
-mod driver;
 mod hooks;
-mod input;
+mod io;
 pub mod net;
 mod pool;
-pub mod pump;
-pub mod relay;
 mod service;
+pub mod store;
 mod sys;
 
-pub use driver::serve_connection;
 pub use hooks::Hooks;
-pub use input::{HandshakeInput, TargetInput, HANDSHAKE_BUFFER, MAX_TARGET_INPUT};
+pub use io::serve_connection;
 pub use service::{max_workers, spawn_service, ServiceHandle};

@@ -1,17 +1,14 @@
-//! Pools of per-connection resources: pipes for `splice`, buffers for `read`/`write` and
-//! handshake input buffers.
+//! Pools of per-connection resources: pipes for `splice` and buffers for `read`/`write`.
 //!
 //! A tunnel takes a pipe or a buffer only while bytes are in flight and gives it back as
 //! soon as it is empty, so an idle tunnel holds neither: 9,000 idle tunnels cost no pipes
-//! (file descriptors) and no buffer memory. A connection of the std runtime takes its
-//! handshake input buffer for the handshake only. Each pool keeps at most a fixed number of
-//! idle items; the rest are freed.
+//! (file descriptors) and no buffer memory. Each pool keeps at most a fixed number of idle
+//! items; the rest are freed.
 //!
 //! Why pools and not the allocator: a freed buffer stays in the freeing thread's malloc
 //! cache, and with a thread per connection that is one stranded buffer per idle thread;
 //! a pipe would be two system calls to make and two to close.
 
-use crate::input::HandshakeInput;
 use crate::sys::{self, Pipe};
 use std::sync::Mutex;
 
@@ -48,12 +45,8 @@ pub const MAX_IDLE_PIPES: usize = 64;
 /// Idle buffers kept for reuse.
 pub const MAX_IDLE_BUFFERS: usize = 64;
 
-/// Idle handshake input buffers kept for reuse.
-pub const MAX_IDLE_INPUTS: usize = 64;
-
 static PIPES: Pool<(Pipe, usize)> = Pool::new(MAX_IDLE_PIPES);
 static BUFFERS: Pool<Box<[u8]>> = Pool::new(MAX_IDLE_BUFFERS);
-static INPUTS: Pool<Box<HandshakeInput>> = Pool::new(MAX_IDLE_INPUTS);
 
 /// Capacity asked for each new pipe. The pages are only used while bytes are in flight.
 ///
@@ -95,33 +88,9 @@ pub fn give_buffer(buf: Box<[u8]>) {
     BUFFERS.give(buf);
 }
 
-/// An empty handshake input buffer from the pool, or a new one.
-pub fn take_input() -> Box<HandshakeInput> {
-    INPUTS.take().unwrap_or_default()
-}
-
-/// Returns a handshake input buffer to the pool (emptied first).
-pub fn give_input(mut input: Box<HandshakeInput>) {
-    input.clear();
-    INPUTS.give(input);
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn a_pooled_input_comes_back_empty() {
-        let mut a = take_input();
-        if let Some(space) = a.space() {
-            space[..3].copy_from_slice(b"abc");
-        }
-        a.clear();
-        assert!(a.pending().is_empty());
-        give_input(a);
-        let b = take_input();
-        assert!(b.pending().is_empty(), "reused buffers start empty");
-    }
 
     #[test]
     fn a_pool_keeps_at_most_its_bound() {

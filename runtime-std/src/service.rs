@@ -2,8 +2,8 @@
 //! for the next client when done), with `maxconn` enforced the way 3proxy does it (stop
 //! accepting; clients wait in the backlog).
 
-use crate::driver::serve_connection;
 use crate::hooks::Hooks;
+use crate::io::serve_connection;
 use std::io;
 use std::net::{SocketAddr, TcpListener};
 use std::sync::atomic::{AtomicUsize, Ordering};

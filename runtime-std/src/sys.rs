@@ -1,74 +1,44 @@
-//! The few Linux syscalls std does not wrap: `pipe2(2)`, `splice(2)` and `poll(2)`.
-//!
-//! This is the only module of the runtimes with `unsafe`; each block says why it is sound.
+//! The system calls the relay needs beyond std: pipes, `splice(2)` and `poll(2)` through
+//! rustix's safe wrappers, and one socket option rustix does not wrap.
 
 #![allow(unsafe_code)]
 
+use rustix::event::{PollFd, PollFlags, Timespec};
+use rustix::pipe::{PipeFlags, SpliceFlags};
 use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::time::Duration;
 
-/// A non-blocking pipe, both ends owned.
+/// Both ends of a pipe.
 #[derive(Debug)]
 pub struct Pipe {
-    /// The end bytes are read from.
+    /// The read end.
     pub read: OwnedFd,
-    /// The end bytes are written to.
+    /// The write end.
     pub write: OwnedFd,
 }
 
-/// Creates a non-blocking, close-on-exec pipe.
+/// A non-blocking, close-on-exec pipe.
 pub fn pipe() -> io::Result<Pipe> {
-    let mut fds: [libc::c_int; 2] = [-1, -1];
-    // SAFETY: `fds` is a valid, writable array of exactly the two ints pipe2 fills in; the
-    // flags are valid constants.
-    let rc = unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_NONBLOCK | libc::O_CLOEXEC) };
-    if rc != 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: pipe2 succeeded, so both descriptors are open, new, and owned by nobody else;
-    // each is wrapped exactly once.
-    let (read, write) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
+    let (read, write) = rustix::pipe::pipe_with(PipeFlags::NONBLOCK | PipeFlags::CLOEXEC)?;
     Ok(Pipe { read, write })
 }
 
-/// Asks for a pipe capacity of `bytes` (rounded up to pages by the kernel; capped by
-/// `/proc/sys/fs/pipe-max-size`); returns the capacity in force afterwards.
+/// Asks the kernel for a pipe of `bytes` capacity; returns the capacity it got.
 pub fn set_pipe_size(pipe: &Pipe, bytes: usize) -> io::Result<usize> {
-    let want = libc::c_int::try_from(bytes).unwrap_or(libc::c_int::MAX);
-    // SAFETY: F_SETPIPE_SZ takes an int argument and touches no user memory; the
-    // descriptor is borrowed from a live pipe.
-    let rc = unsafe { libc::fcntl(pipe.write.as_raw_fd(), libc::F_SETPIPE_SZ, want) };
-    usize::try_from(rc).map_err(|_| io::Error::last_os_error())
+    Ok(rustix::pipe::fcntl_setpipe_size(&pipe.write, bytes)?)
 }
 
-/// The pipe's capacity in bytes. Not always the 64 KiB default: an unprivileged user past
-/// `/proc/sys/fs/pipe-user-pages-soft` gets pipes of one or two pages.
+/// A pipe's capacity.
 pub fn pipe_size(pipe: &Pipe) -> io::Result<usize> {
-    // SAFETY: F_GETPIPE_SZ takes no argument and touches no user memory; the descriptor is
-    // borrowed from a live pipe.
-    let rc = unsafe { libc::fcntl(pipe.write.as_raw_fd(), libc::F_GETPIPE_SZ) };
-    usize::try_from(rc).map_err(|_| io::Error::last_os_error())
+    Ok(rustix::pipe::fcntl_getpipe_size(&pipe.write)?)
 }
 
-/// Moves up to `len` bytes from `from` to `to` inside the kernel without blocking on the
-/// pipe (`SPLICE_F_NONBLOCK`); the socket side must be non-blocking itself. `Ok(0)` means
-/// end of stream on `from`.
-pub fn splice(from: &impl AsRawFd, to: &impl AsRawFd, len: usize) -> io::Result<usize> {
-    let (from, to): (RawFd, RawFd) = (from.as_raw_fd(), to.as_raw_fd());
-    // SAFETY: splice reads no user memory: it takes two descriptors the caller keeps open
-    // for the duration of the call (they are borrowed), null offsets (both are streams),
-    // a length and flags.
-    let n = unsafe {
-        libc::splice(
-            from,
-            std::ptr::null_mut(),
-            to,
-            std::ptr::null_mut(),
-            len,
-            libc::SPLICE_F_MOVE | libc::SPLICE_F_NONBLOCK,
-        )
-    };
-    usize::try_from(n).map_err(|_| io::Error::last_os_error())
+/// Moves at most `len` bytes from `from` to `to` in the kernel, one of them a pipe,
+/// without blocking on the pipe.
+pub fn splice(from: impl AsFd, to: impl AsFd, len: usize) -> io::Result<usize> {
+    let flags = SpliceFlags::MOVE | SpliceFlags::NONBLOCK;
+    Ok(rustix::pipe::splice(from, None, to, None, len, flags)?)
 }
 
 /// Sets `IP_BIND_ADDRESS_NO_PORT` on a socket that is about to be bound to a source
@@ -96,31 +66,37 @@ pub fn set_bind_address_no_port(socket: &impl AsRawFd) -> io::Result<()> {
     }
 }
 
-/// Interest in one descriptor for [`poll`].
-pub type PollFd = libc::pollfd;
+/// Readiness asked of one descriptor: readable, writable, either or none.
+pub fn interest(read: bool, write: bool) -> PollFlags {
+    let mut flags = PollFlags::empty();
+    if read {
+        flags |= PollFlags::IN;
+    }
+    if write {
+        flags |= PollFlags::OUT;
+    }
+    flags
+}
 
-/// Readable.
-pub const POLLIN: i16 = libc::POLLIN;
-/// Writable.
-pub const POLLOUT: i16 = libc::POLLOUT;
-
-/// A `pollfd` for `fd` with `events`; no interest (`events == 0`) gives an entry poll
-/// ignores, so a half-closed socket's `POLLHUP` cannot wake the caller in a loop.
-pub fn poll_fd(fd: &impl AsRawFd, events: i16) -> PollFd {
-    PollFd {
-        fd: if events == 0 { -1 } else { fd.as_raw_fd() },
-        events,
-        revents: 0,
+/// What `revents` says about a descriptor: an error or hang-up makes it both readable
+/// and writable (the next read or write reports it).
+pub fn readiness(revents: PollFlags) -> triproxy_policy::exec::Interest {
+    let failed = revents.intersects(PollFlags::ERR | PollFlags::HUP | PollFlags::NVAL);
+    triproxy_policy::exec::Interest {
+        read: failed || revents.contains(PollFlags::IN),
+        write: failed || revents.contains(PollFlags::OUT),
     }
 }
 
-/// Waits until one of `fds` is ready or `timeout_ms` passes; returns how many are ready.
-pub fn poll(fds: &mut [PollFd], timeout_ms: i32) -> io::Result<usize> {
-    let len = libc::nfds_t::try_from(fds.len()).unwrap_or(libc::nfds_t::MAX);
-    // SAFETY: the pointer and length describe a valid slice of pollfd that is exclusively
-    // borrowed for the call; poll writes only the `revents` fields within it.
-    let n = unsafe { libc::poll(fds.as_mut_ptr(), len, timeout_ms) };
-    usize::try_from(n).map_err(|_| io::Error::last_os_error())
+/// Waits until one of `fds` is ready or `timeout` passes; returns how many are ready.
+/// A descriptor asked for nothing is still reported for errors and hang-ups, which is
+/// what a relay wants to learn early.
+pub fn poll(fds: &mut [PollFd<'_>], timeout: Duration) -> io::Result<usize> {
+    let timeout = Timespec::try_from(timeout).unwrap_or(Timespec {
+        tv_sec: i64::MAX,
+        tv_nsec: 0,
+    });
+    Ok(rustix::event::poll(fds, Some(&timeout))?)
 }
 
 #[cfg(test)]
@@ -136,8 +112,8 @@ mod tests {
         let (b, _) = l.accept().unwrap();
         a.write_all(b"zero-copy").unwrap();
         let p = pipe().unwrap();
-        let mut fds = [poll_fd(&b, POLLIN)];
-        assert_eq!(poll(&mut fds, 5000).unwrap(), 1);
+        let mut fds = [PollFd::new(&b, interest(true, false))];
+        assert_eq!(poll(&mut fds, Duration::from_secs(5)).unwrap(), 1);
         b.set_nonblocking(true).unwrap();
         assert_eq!(splice(&b, &p.write, 1 << 16).unwrap(), 9);
         let mut out = [0u8; 16];
@@ -147,11 +123,9 @@ mod tests {
         assert_eq!(&out[..n], b"zero-copy");
         assert_eq!(set_pipe_size(&p, 128 * 1024).unwrap(), 128 * 1024);
         assert_eq!(pipe_size(&p).unwrap(), 128 * 1024);
-        // Nothing more: the non-blocking splice says so instead of waiting.
         let e = splice(&b, &p.write, 1 << 16).unwrap_err();
         assert_eq!(e.kind(), io::ErrorKind::WouldBlock);
-        // A negative fd (no interest) is ignored by poll.
-        let mut none = [poll_fd(&b, 0)];
-        assert_eq!(poll(&mut none, 0).unwrap(), 0);
+        let mut none = [PollFd::new(&b, interest(false, false))];
+        assert_eq!(poll(&mut none, Duration::ZERO).unwrap(), 0);
     }
 }

@@ -1,9 +1,8 @@
-//! The handshake input buffer of one connection and what a client read means for the
-//! session, shared by both runtimes' drivers.
+//! The handshake input buffers of one connection and what a read means for the session.
 
+use crate::session::Session;
 use std::io;
 use std::time::Instant;
-use triproxy_policy::session::Session;
 
 /// Bytes of handshake input held per connection. The longest SOCKS message (a SOCKS4a
 /// request with a 255-byte user id and a 255-byte name) is 520 bytes, so one whole message
@@ -36,13 +35,20 @@ impl HandshakeInput {
 
     /// Tells `session` what a read into [`Self::space`] gave: bytes (fed to the machine;
     /// what it does not consume stays here), end of stream, a timeout, or an error.
-    pub fn on_read(&mut self, session: &mut Session, result: io::Result<usize>) {
-        deliver_read(Side::Client, &mut self.buf, &mut self.len, session, result);
+    pub fn on_read(&mut self, session: &mut Session, now: Instant, result: io::Result<usize>) {
+        deliver_read(
+            Side::Client,
+            &mut self.buf,
+            &mut self.len,
+            session,
+            now,
+            result,
+        );
     }
 
     /// Ends a session whose buffer is full (see [`Self::space`]).
-    pub fn on_full(&mut self, session: &mut Session) {
-        Side::Client.gone(session, Instant::now());
+    pub fn on_full(&mut self, session: &mut Session, now: Instant) {
+        Side::Client.gone(session, now);
     }
 
     /// Forgets every byte held (for reuse by another connection).
@@ -83,14 +89,21 @@ impl TargetInput {
 
     /// Tells `session` what a read into [`Self::space`] gave: bytes (what it does not
     /// consume stays here), end of stream or an error, or the deadline (a timeout).
-    pub fn on_read(&mut self, session: &mut Session, result: io::Result<usize>) {
-        deliver_read(Side::Target, &mut self.buf, &mut self.len, session, result);
+    pub fn on_read(&mut self, session: &mut Session, now: Instant, result: io::Result<usize>) {
+        deliver_read(
+            Side::Target,
+            &mut self.buf,
+            &mut self.len,
+            session,
+            now,
+            result,
+        );
     }
 
     /// Ends a chain whose hop sent more than [`MAX_TARGET_INPUT`] without a complete answer
     /// (a correct hop machine fails before that).
-    pub fn on_full(&mut self, session: &mut Session) {
-        Side::Target.gone(session, Instant::now());
+    pub fn on_full(&mut self, session: &mut Session, now: Instant) {
+        Side::Target.gone(session, now);
     }
 
     /// What is left: the target's first bytes for the client.
@@ -127,9 +140,9 @@ fn deliver_read(
     buf: &mut [u8],
     len: &mut usize,
     session: &mut Session,
+    now: Instant,
     result: io::Result<usize>,
 ) {
-    let now = Instant::now();
     match result {
         Ok(0) => side.gone(session, now),
         Ok(n) => {

@@ -1,0 +1,384 @@
+//! The one executor: carries out a session's intents, from the first byte to the log
+//! line, on any runtime.
+//!
+//! A runtime implements [`Io`]: the primitives only it can perform (read, write, connect,
+//! resolve, listen, accept, splice, shut down, wait for readiness or a moment, tell the
+//! time). [`serve`] does everything else: it feeds the session what arrives, carries out
+//! each [`Intent`] in one exhaustive `match` (a new intent does not compile until it is
+//! handled here, once, for every runtime), and runs the [`crate::relay`] machine of an
+//! established tunnel. The blocking runtime's futures complete at once (its calls block);
+//! the async runtime's await readiness. Either way the decisions are taken here, in one
+//! code path.
+//!
+//! Nothing here touches a socket or reads a clock itself: the runtime does, through
+//! [`Io`], so the executor is as deterministic as the machines it drives.
+
+mod input;
+mod tunnel;
+
+pub use input::{HandshakeInput, TargetInput, HANDSHAKE_BUFFER, MAX_TARGET_INPUT};
+
+use crate::acl::CivilTime;
+use crate::relay::{Outcome, RelayPlan};
+use crate::service::{RelayMode, ServicePolicy, SourceAddrs};
+use crate::session::{
+    BindError, ConnectError, Intent, LogRecord, ResolveError, Session, MAX_CONNECT_ADDRS,
+};
+use core::future::Future;
+use core::time::Duration;
+use std::io;
+use std::net::{IpAddr, Shutdown, SocketAddr};
+use std::sync::Arc;
+use std::time::Instant;
+use triproxy_wire::DomainName;
+
+/// Which readiness a relay waits for on one socket.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Interest {
+    /// Wait until it is readable.
+    pub read: bool,
+    /// Wait until it is writable.
+    pub write: bool,
+}
+
+impl Interest {
+    /// Whether nothing is awaited on this socket.
+    pub fn is_empty(self) -> bool {
+        !self.read && !self.write
+    }
+}
+
+/// What ended one wait of [`Io::accept`].
+#[derive(Debug)]
+pub enum Accepted<S> {
+    /// The peer connected: its stream, the proxy's local address and the peer's address.
+    Peer(S, SocketAddr, SocketAddr),
+    /// The client became readable (bytes or its end of stream) before the peer came.
+    ClientReadable,
+    /// The deadline passed.
+    Timeout,
+    /// Accepting failed.
+    Failed,
+}
+
+/// The I/O primitives a runtime provides. Every method does exactly one thing the
+/// executor asks for; none decides anything.
+///
+/// Streams passed to the relay methods are non-blocking after [`Io::start_relay`].
+pub trait Io {
+    /// A connected TCP stream.
+    type Stream;
+    /// A listening socket (SOCKS BIND).
+    type Listener;
+    /// Where one relay direction holds bytes in flight (a pooled pipe or buffer, taken
+    /// only while bytes are held).
+    type Store;
+
+    /// The time now.
+    fn now(&self) -> Instant;
+    /// Writes a finished connection's record to the service's log.
+    fn log(&self, record: &LogRecord);
+
+    /// Reads into `buf`, giving up at `deadline` with [`io::ErrorKind::TimedOut`].
+    fn read(
+        &self,
+        stream: &Self::Stream,
+        buf: &mut [u8],
+        deadline: Option<Instant>,
+    ) -> impl Future<Output = io::Result<usize>>;
+    /// Reads what is there without waiting ([`io::ErrorKind::WouldBlock`] if nothing).
+    fn try_read(&self, stream: &Self::Stream, buf: &mut [u8]) -> io::Result<usize>;
+    /// Writes all of `bytes`.
+    fn write_all(
+        &self,
+        stream: &Self::Stream,
+        bytes: &[u8],
+    ) -> impl Future<Output = io::Result<()>>;
+    /// Resolves `host`, attaching `port` to each address.
+    fn resolve(
+        &self,
+        host: DomainName,
+        port: u16,
+    ) -> impl Future<Output = Result<Vec<SocketAddr>, ResolveError>>;
+    /// Connects to the first of `addrs` that accepts within `timeout` each, from `source`
+    /// if set: the stream, its local address and the address reached.
+    fn connect(
+        &self,
+        addrs: &[SocketAddr],
+        timeout: Duration,
+        source: SourceAddrs,
+    ) -> impl Future<Output = Result<(Self::Stream, SocketAddr, SocketAddr), ConnectError>>;
+    /// Listens on `ip` with a port the system chooses: the listener and its address.
+    fn listen(&self, ip: IpAddr) -> Result<(Self::Listener, SocketAddr), BindError>;
+    /// Waits until `deadline` for a connection on `listener` and, if `watch_client`, for
+    /// `client` to become readable.
+    fn accept(
+        &self,
+        listener: &Self::Listener,
+        client: &Self::Stream,
+        watch_client: bool,
+        deadline: Instant,
+    ) -> impl Future<Output = Accepted<Self::Stream>>;
+
+    /// Makes both streams of a tunnel non-blocking.
+    fn start_relay(&self, client: &Self::Stream, target: &Self::Stream) -> io::Result<()>;
+    /// A store for one direction, relaying in `mode`, holding `early` bytes first.
+    fn store(&self, mode: RelayMode, early: &[u8]) -> Self::Store;
+    /// Reads or splices at most `max` bytes from `src` into the (empty) `store`.
+    fn fill(&self, store: &mut Self::Store, src: &Self::Stream, max: usize) -> Outcome;
+    /// Writes what `store` holds to `dst` (what is written leaves the store).
+    fn flush(&self, store: &mut Self::Store, dst: &Self::Stream) -> Outcome;
+    /// Shuts `stream` down.
+    fn shutdown(&self, stream: &Self::Stream, how: Shutdown);
+    /// Waits until one of the interests is ready or `deadline` passes (whichever first;
+    /// waking early is allowed, the executor checks again). Returns the readiness seen,
+    /// client's then target's (an error or hang-up counts as both readable and writable;
+    /// none at all: the deadline). Saying ready when it is not costs one wasted syscall;
+    /// failing to say ready when it is would stall the direction until the deadline.
+    fn wait(
+        &self,
+        client: (&Self::Stream, Interest),
+        target: (&Self::Stream, Interest),
+        deadline: Instant,
+    ) -> impl Future<Output = io::Result<[Interest; 2]>>;
+}
+
+/// Serves one client, accepted by a service on `local`, from `peer`: the handshake, the
+/// tunnel and the log line. `time` is the local civil time at accept (ACL periods).
+///
+/// The handshake runs in its own boxed future, freed before the relay starts: an
+/// established tunnel keeps only the relay's state and the (small) session, not the
+/// handshake buffer or the protocol machine. (The blocking runtime polls this future on
+/// its thread's stack, so the same split keeps that stack shallow.)
+pub async fn serve<R: Io>(
+    io: &R,
+    client: R::Stream,
+    peer: SocketAddr,
+    local: SocketAddr,
+    policy: Arc<ServicePolicy>,
+    time: CivilTime,
+) {
+    let Some(tunnel) = Box::pin(handshake(io, &client, peer, local, policy, time)).await else {
+        return;
+    };
+    tunnel::run(io, &client, tunnel).await;
+}
+
+/// What the handshake hands to the relay.
+struct Tunnel<S> {
+    session: Session,
+    target: S,
+    /// Client bytes pipelined after the request.
+    to_target: Vec<u8>,
+    /// Target bytes that came with a parent's last reply.
+    to_client: Vec<u8>,
+    plan: RelayPlan,
+}
+
+/// One connection's state while its handshake runs.
+struct Handshake<'a, R: Io> {
+    io: &'a R,
+    client: &'a R::Stream,
+    session: Session,
+    input: HandshakeInput,
+    target: Option<R::Stream>,
+    /// Bytes from the target while a parent chain is negotiated.
+    target_input: TargetInput,
+    bind_listener: Option<R::Listener>,
+}
+
+/// What carrying out one intent leads to.
+enum Next {
+    Continue,
+    Close,
+    Relay(RelayPlan),
+}
+
+/// Runs the session until it asks for a relay (returns the tunnel) or ends.
+async fn handshake<R: Io>(
+    io: &R,
+    client: &R::Stream,
+    peer: SocketAddr,
+    local: SocketAddr,
+    policy: Arc<ServicePolicy>,
+    time: CivilTime,
+) -> Option<Tunnel<R::Stream>> {
+    let session = Session::new(io.now(), policy, peer, local, time);
+    let mut hs = Handshake {
+        io,
+        client,
+        session,
+        input: HandshakeInput::default(),
+        target: None,
+        target_input: TargetInput::default(),
+        bind_listener: None,
+    };
+    loop {
+        hs.flush_transmits().await;
+        if let Some(intent) = hs.session.poll_intent() {
+            match hs.carry_out(intent).await {
+                Next::Continue => continue,
+                Next::Close => return None,
+                Next::Relay(plan) => match hs.target.take() {
+                    Some(target) => {
+                        hs.flush_transmits().await;
+                        return Some(Tunnel {
+                            session: hs.session,
+                            target,
+                            to_target: hs.input.pending().to_vec(),
+                            to_client: hs.target_input.into_pending(),
+                            plan,
+                        });
+                    }
+                    None => {
+                        // The session asks for a relay only once a target is connected;
+                        // if that ever breaks, end the session as a server-side failure.
+                        let report = crate::relay::RelayReport {
+                            bytes_in: 0,
+                            bytes_out: 0,
+                            end: crate::relay::RelayEnd::ServerError,
+                        };
+                        hs.session.handle_relay_end(io.now(), report);
+                        continue;
+                    }
+                },
+            }
+        }
+        if hs.session.is_done() {
+            return None;
+        }
+        let deadline = hs.session.poll_timeout();
+        let now = io.now();
+        if deadline.is_some_and(|d| d <= now) {
+            hs.session.handle_timeout(now);
+            continue;
+        }
+        let Some(space) = hs.input.space() else {
+            hs.input.on_full(&mut hs.session, now);
+            continue;
+        };
+        let result = io.read(client, space, deadline).await;
+        hs.input.on_read(&mut hs.session, io.now(), result);
+    }
+}
+
+impl<R: Io> Handshake<'_, R> {
+    /// Sends the session's pending answers to the client; a failed write is the client
+    /// gone.
+    async fn flush_transmits(&mut self) {
+        while let Some(t) = self.session.poll_transmit() {
+            if self.io.write_all(self.client, &t).await.is_err() {
+                self.session.handle_client_eof(self.io.now());
+            }
+        }
+    }
+
+    /// Carries out one intent. Exhaustive on purpose: see the module documentation.
+    async fn carry_out(&mut self, intent: Intent) -> Next {
+        let io = self.io;
+        match intent {
+            Intent::Resolve { host, port } => {
+                let result = io.resolve(host, port).await;
+                self.session
+                    .handle_resolved(io.now(), result.as_deref().map_err(|e| *e));
+            }
+            Intent::Connect {
+                addrs,
+                timeout,
+                source,
+            } => {
+                let addrs = addrs.get(..MAX_CONNECT_ADDRS).unwrap_or(&addrs);
+                match io.connect(addrs, timeout, source).await {
+                    Ok((stream, local, peer)) => {
+                        self.session.handle_connected(io.now(), local, peer);
+                        self.target = Some(stream);
+                    }
+                    Err(e) => self.session.handle_connect_failed(io.now(), e),
+                }
+            }
+            Intent::Bind { ip } => match io.listen(ip) {
+                Ok((listener, addr)) => {
+                    self.session.handle_bind_listening(io.now(), addr);
+                    self.bind_listener = Some(listener);
+                }
+                Err(e) => self.session.handle_bind_failed(io.now(), e),
+            },
+            Intent::AcceptPeer { deadline } => match self.accept_peer(deadline).await {
+                Ok((stream, local, peer)) => {
+                    self.session.handle_bind_accepted(io.now(), local, peer);
+                    self.target = Some(stream);
+                }
+                Err(e) => self.session.handle_bind_failed(io.now(), e),
+            },
+            Intent::Relay(plan) => return Next::Relay(plan),
+            Intent::SendToTarget { bytes } => {
+                let sent = match self.target.as_ref() {
+                    Some(t) => io.write_all(t, &bytes).await.is_ok(),
+                    None => false,
+                };
+                if !sent {
+                    self.session.handle_target_closed(io.now());
+                }
+            }
+            Intent::ReadTarget { deadline } => self.read_target(deadline).await,
+            Intent::Log(record) => io.log(&record),
+            Intent::Close => return Next::Close,
+        }
+        Next::Continue
+    }
+
+    /// One read from the target during parent chain negotiation, bounded by `deadline`.
+    async fn read_target(&mut self, deadline: Instant) {
+        let io = self.io;
+        let Some(target) = self.target.as_ref() else {
+            self.session.handle_target_closed(io.now());
+            return;
+        };
+        if deadline <= io.now() {
+            self.session.handle_timeout(io.now());
+            return;
+        }
+        let Some(space) = self.target_input.space() else {
+            self.target_input.on_full(&mut self.session, io.now());
+            return;
+        };
+        let result = io.read(target, space, Some(deadline)).await;
+        self.target_input
+            .on_read(&mut self.session, io.now(), result);
+    }
+
+    /// Waits for the BIND peer until `deadline`, also watching the client: its end of
+    /// stream ends the wait, and bytes it sends meanwhile are kept for the relay.
+    async fn accept_peer(
+        &mut self,
+        deadline: Instant,
+    ) -> Result<(R::Stream, SocketAddr, SocketAddr), BindError> {
+        let io = self.io;
+        let Some(listener) = self.bind_listener.take() else {
+            return Err(BindError::Listen);
+        };
+        loop {
+            let watch_client = self.input.space().is_some();
+            match io
+                .accept(&listener, self.client, watch_client, deadline)
+                .await
+            {
+                Accepted::Peer(stream, local, peer) => return Ok((stream, local, peer)),
+                Accepted::Timeout => return Err(BindError::Timeout),
+                Accepted::Failed => return Err(BindError::Accept),
+                Accepted::ClientReadable => {
+                    let Some(space) = self.input.space() else {
+                        continue;
+                    };
+                    match io.try_read(self.client, space) {
+                        Ok(0) => return Err(BindError::ClientClosed),
+                        Ok(n) => self.input.on_read(&mut self.session, io.now(), Ok(n)),
+                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                        Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                        Err(_) => return Err(BindError::ClientClosed),
+                    }
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,146 @@
+//! Runs an established tunnel: the [`Relay`] machine decides, the runtime's [`Io`] moves
+//! the bytes and waits, and the session logs how it ended.
+
+use super::{Interest, Io, Tunnel};
+use crate::relay::{Relay, RelayEnd, RelayReport, Step, Way};
+use crate::session::Intent;
+use std::net::Shutdown;
+
+/// Relays `tunnel` to its end, then writes its log line.
+pub(super) async fn run<R: Io>(io: &R, client: &R::Stream, tunnel: Tunnel<R::Stream>) {
+    let Tunnel {
+        mut session,
+        target,
+        to_target,
+        to_client,
+        plan,
+    } = tunnel;
+    let report = relay(io, client, &target, to_target, to_client, plan).await;
+    drop(target);
+    session.handle_relay_end(io.now(), report);
+    while let Some(intent) = session.poll_intent() {
+        if let Intent::Log(record) = intent {
+            io.log(&record);
+        }
+    }
+}
+
+/// Moves bytes between `client` and `target` until the relay machine says the tunnel is
+/// over. Both directions run on this one task: each in turn until it must wait, then one
+/// wait for everything either needs (and the idle deadline or a pacing moment).
+async fn relay<R: Io>(
+    io: &R,
+    client: &R::Stream,
+    target: &R::Stream,
+    to_target: Vec<u8>,
+    to_client: Vec<u8>,
+    plan: crate::relay::RelayPlan,
+) -> RelayReport {
+    if io.start_relay(client, target).is_err() {
+        shutdown_both(io, client, target);
+        return RelayReport {
+            bytes_in: 0,
+            bytes_out: 0,
+            end: RelayEnd::SystemError,
+        };
+    }
+    // The early bytes are copied into the stores: not kept for the life of the tunnel.
+    let mut stores = [
+        io.store(plan.mode, &to_target),
+        io.store(plan.mode, &to_client),
+    ];
+    let mut relay = Relay::new(plan, io.now(), [to_target.len(), to_client.len()]);
+    drop((to_target, to_client));
+    // What each direction waits for (socket index 0 client, 1 target; read or write): a
+    // waiting direction is not run again until that readiness is seen, so a wake-up for
+    // one direction costs the other no syscall.
+    let mut parked: [Option<(usize, bool)>; 2] = [None; 2];
+    loop {
+        let now = io.now();
+        relay.on_time(now);
+        let mut interests = [Interest::default(); 2]; // client, target
+        let mut deadline = relay.deadline();
+        let mut yielded = false;
+        for ((way, store), park) in Way::BOTH
+            .into_iter()
+            .zip(stores.iter_mut())
+            .zip(&mut parked)
+        {
+            let (src, dst, src_i, dst_i) = match way {
+                Way::Up => (client, target, 0, 1),
+                Way::Down => (target, client, 1, 0),
+            };
+            if let Some((i, read)) = *park {
+                if !relay.is_over() {
+                    let interest = &mut interests[i];
+                    if read {
+                        interest.read = true;
+                    } else {
+                        interest.write = true;
+                    }
+                    continue;
+                }
+            }
+            *park = None;
+            let mut step = relay.next(way, now);
+            loop {
+                step = match step {
+                    Step::Read { max } => relay.on_read(way, now, io.fill(store, src, max)),
+                    Step::Write => relay.on_write(way, now, io.flush(store, dst)),
+                    Step::ShutdownWrite => {
+                        io.shutdown(dst, Shutdown::Write);
+                        relay.on_shutdown(way)
+                    }
+                    Step::WaitReadable => {
+                        interests[src_i].read = true;
+                        *park = Some((src_i, true));
+                        break;
+                    }
+                    Step::WaitWritable => {
+                        interests[dst_i].write = true;
+                        *park = Some((dst_i, false));
+                        break;
+                    }
+                    Step::Sleep(t) => {
+                        deadline = deadline.min(t);
+                        break;
+                    }
+                    Step::Yield => {
+                        yielded = true;
+                        break;
+                    }
+                    Step::Done => break,
+                };
+            }
+        }
+        if let Some(end) = relay.end() {
+            if end != RelayEnd::Clean {
+                // Each peer sees the end at once; what the stores hold is dropped.
+                shutdown_both(io, client, target);
+            }
+            return relay.report();
+        }
+        if yielded {
+            continue;
+        }
+        let [ci, ti] = interests;
+        match io.wait((client, ci), (target, ti), deadline).await {
+            Ok(ready) => {
+                for park in &mut parked {
+                    if let Some((i, read)) = *park {
+                        let seen = ready[i];
+                        if (read && seen.read) || (!read && seen.write) {
+                            *park = None;
+                        }
+                    }
+                }
+            }
+            Err(_) => relay.on_wait_failed(),
+        }
+    }
+}
+
+fn shutdown_both<R: Io>(io: &R, a: &R::Stream, b: &R::Stream) {
+    io.shutdown(a, Shutdown::Both);
+    io.shutdown(b, Shutdown::Both);
+}

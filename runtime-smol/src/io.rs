@@ -1,0 +1,248 @@
+//! The async runtime's I/O primitives for the shared executor
+//! ([`triproxy_policy::exec`]): the socket calls of runtime-std on non-blocking sockets,
+//! waiting with async-io's `readable()`/`writable()` and timers instead of blocking.
+
+use async_io::{Async, Timer};
+use futures_lite::{future, AsyncReadExt, AsyncWriteExt, FutureExt};
+use std::io::{self, Read};
+use std::net::{IpAddr, Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use triproxy_policy::exec::{self, Accepted, Interest, Io};
+use triproxy_policy::relay::Outcome;
+use triproxy_policy::service::{RelayMode, ServicePolicy, SourceAddrs};
+use triproxy_policy::session::{BindError, ConnectError, LogRecord, ResolveError};
+use triproxy_runtime_std::net;
+use triproxy_runtime_std::store::Store;
+use triproxy_runtime_std::Hooks;
+use triproxy_wire::DomainName;
+
+/// Serves one client (accepted from `peer` by a listener on `listen`) until its session
+/// ends.
+pub(crate) async fn serve_connection(
+    client: Async<TcpStream>,
+    peer: SocketAddr,
+    listen: SocketAddr,
+    policy: Arc<ServicePolicy>,
+    hooks: Hooks,
+) {
+    let Ok(local) = net::accepted_local(listen, client.get_ref()) else {
+        return;
+    };
+    let time = (hooks.civil_time)();
+    let io = SmolIo {
+        hooks,
+        timer: Mutex::new(None),
+    };
+    exec::serve(&io, client, peer, local, policy, time).await;
+}
+
+/// The async primitives of one connection.
+struct SmolIo {
+    hooks: Hooks,
+    /// The relay's deadline timer and the moment it is armed for, kept across waits: a
+    /// tunnel re-arms it only when it fired or a deadline comes earlier, not on every
+    /// wait (each arming is a reactor round trip).
+    timer: Mutex<Option<(Instant, Timer)>>,
+}
+
+/// Whether `stream` shows `interest` (pending forever when none is asked).
+async fn ready(stream: &Async<TcpStream>, interest: Interest) -> io::Result<Interest> {
+    let (read, write) = (
+        Interest {
+            read: true,
+            write: false,
+        },
+        Interest {
+            read: false,
+            write: true,
+        },
+    );
+    match (interest.read, interest.write) {
+        (true, true) => {
+            async { stream.readable().await.map(|()| read) }
+                .or(async { stream.writable().await.map(|()| write) })
+                .await
+        }
+        (true, false) => stream.readable().await.map(|()| read),
+        (false, true) => stream.writable().await.map(|()| write),
+        (false, false) => future::pending().await,
+    }
+}
+
+impl Io for SmolIo {
+    type Stream = Async<TcpStream>;
+    type Listener = Async<TcpListener>;
+    type Store = Store;
+
+    fn now(&self) -> Instant {
+        Instant::now()
+    }
+
+    fn log(&self, record: &LogRecord) {
+        (self.hooks.log)(record);
+    }
+
+    async fn read(
+        &self,
+        stream: &Async<TcpStream>,
+        buf: &mut [u8],
+        deadline: Option<Instant>,
+    ) -> io::Result<usize> {
+        let read = async { { stream }.read(buf).await };
+        match deadline {
+            Some(d) => {
+                read.or(async {
+                    Timer::at(d).await;
+                    Err(io::ErrorKind::TimedOut.into())
+                })
+                .await
+            }
+            None => read.await,
+        }
+    }
+
+    fn try_read(&self, stream: &Async<TcpStream>, buf: &mut [u8]) -> io::Result<usize> {
+        stream.get_ref().read(buf)
+    }
+
+    async fn write_all(&self, stream: &Async<TcpStream>, bytes: &[u8]) -> io::Result<()> {
+        { stream }.write_all(bytes).await
+    }
+
+    async fn resolve(&self, host: DomainName, port: u16) -> Result<Vec<SocketAddr>, ResolveError> {
+        smol::unblock(move || net::resolve(&host, port)).await
+    }
+
+    async fn connect(
+        &self,
+        addrs: &[SocketAddr],
+        timeout: Duration,
+        source: SourceAddrs,
+    ) -> Result<(Async<TcpStream>, SocketAddr, SocketAddr), ConnectError> {
+        let mut last = ConnectError::Other;
+        for addr in addrs {
+            let attempt = connect_one(*addr, source).or(async {
+                Timer::after(timeout).await;
+                Err(io::ErrorKind::TimedOut.into())
+            });
+            match attempt.await {
+                Ok(stream) => match stream.get_ref().local_addr() {
+                    Ok(local) => return Ok((stream, local, *addr)),
+                    Err(_) => last = ConnectError::Other,
+                },
+                Err(e) => last = net::classify_connect_error(&e),
+            }
+        }
+        Err(last)
+    }
+
+    fn listen(&self, ip: IpAddr) -> Result<(Async<TcpListener>, SocketAddr), BindError> {
+        let listener = net::listen(SocketAddr::new(ip, 0), 1).map_err(|_| BindError::Listen)?;
+        let addr = listener.local_addr().map_err(|_| BindError::Listen)?;
+        Ok((Async::new(listener).map_err(|_| BindError::Listen)?, addr))
+    }
+
+    async fn accept(
+        &self,
+        listener: &Async<TcpListener>,
+        client: &Async<TcpStream>,
+        watch_client: bool,
+        deadline: Instant,
+    ) -> Accepted<Async<TcpStream>> {
+        let accepted = async {
+            match listener.accept().await {
+                Ok((stream, peer)) => match stream.get_ref().local_addr() {
+                    Ok(local) => Accepted::Peer(stream, local, peer),
+                    Err(_) => Accepted::Failed,
+                },
+                Err(_) => Accepted::Failed,
+            }
+        };
+        accepted
+            .or(async {
+                if watch_client {
+                    let _ = client.readable().await;
+                    Accepted::ClientReadable
+                } else {
+                    future::pending().await
+                }
+            })
+            .or(async {
+                Timer::at(deadline).await;
+                Accepted::Timeout
+            })
+            .await
+    }
+
+    fn start_relay(
+        &self,
+        _client: &Async<TcpStream>,
+        _target: &Async<TcpStream>,
+    ) -> io::Result<()> {
+        Ok(()) // async-io sockets are non-blocking from the start
+    }
+
+    fn store(&self, mode: RelayMode, early: &[u8]) -> Store {
+        Store::new(mode, early)
+    }
+
+    fn fill(&self, store: &mut Store, src: &Async<TcpStream>, max: usize) -> Outcome {
+        Outcome::of(store.fill(src.get_ref(), max))
+    }
+
+    fn flush(&self, store: &mut Store, dst: &Async<TcpStream>) -> Outcome {
+        Outcome::of(store.flush(dst.get_ref()))
+    }
+
+    fn shutdown(&self, stream: &Async<TcpStream>, how: Shutdown) {
+        let _ = stream.get_ref().shutdown(how);
+    }
+
+    async fn wait(
+        &self,
+        client: (&Async<TcpStream>, Interest),
+        target: (&Async<TcpStream>, Interest),
+        deadline: Instant,
+    ) -> io::Result<[Interest; 2]> {
+        let now = Instant::now();
+        let taken = self.timer.lock().unwrap_or_else(|p| p.into_inner()).take();
+        let (armed, mut timer) = match taken {
+            // Armed no later than the deadline and not yet fired: keep it (it may wake
+            // the relay early; the executor then checks and waits again).
+            Some((armed, timer)) if armed <= deadline && armed > now => (armed, timer),
+            Some((_, mut timer)) => {
+                timer.set_at(deadline);
+                (deadline, timer)
+            }
+            None => (deadline, Timer::at(deadline)),
+        };
+        let none = Interest::default();
+        let seen = async { ready(client.0, client.1).await.map(|i| [i, none]) }
+            .or(async { ready(target.0, target.1).await.map(|i| [none, i]) })
+            .or(async {
+                (&mut timer).await;
+                Ok([none; 2])
+            })
+            .await;
+        *self.timer.lock().unwrap_or_else(|p| p.into_inner()) = Some((armed, timer));
+        seen
+    }
+}
+
+async fn connect_one(addr: SocketAddr, source: SourceAddrs) -> io::Result<Async<TcpStream>> {
+    let stream = Async::new_nonblocking(net::start_connect(addr, source)?)?;
+    // Look before waiting: on loopback the handshake has usually completed by now, and a
+    // wait costs an epoll re-arm and a wake-up.
+    stream
+        .write_with(|s| match s.peer_addr() {
+            Ok(_) => Ok(()),
+            Err(e) if e.kind() == io::ErrorKind::NotConnected => match s.take_error()? {
+                Some(e) => Err(e),
+                None => Err(io::ErrorKind::WouldBlock.into()),
+            },
+            Err(e) => Err(e),
+        })
+        .await?;
+    Ok(stream)
+}

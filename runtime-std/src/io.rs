@@ -1,0 +1,195 @@
+//! The blocking runtime's I/O primitives for the shared executor
+//! ([`triproxy_policy::exec`]), and the function that serves one connection with them.
+//!
+//! Every call blocks the connection's own thread, so every future here is ready the first
+//! time it is polled; [`serve_connection`] polls the executor's future on this thread with
+//! `futures_lite::future::block_on`, which never parks.
+
+use crate::hooks::Hooks;
+use crate::net;
+use crate::store::Store;
+use crate::sys;
+use rustix::event::PollFd;
+use std::io::{self, Read, Write};
+use std::net::{IpAddr, Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use triproxy_policy::exec::{self, Accepted, Interest, Io};
+use triproxy_policy::relay::Outcome;
+use triproxy_policy::service::{RelayMode, ServicePolicy, SourceAddrs};
+use triproxy_policy::session::{BindError, ConnectError, LogRecord, ResolveError};
+use triproxy_wire::DomainName;
+
+/// Serves one client (accepted from `peer` by a listener on `listen`) until its session
+/// ends; both sockets are closed on return.
+pub fn serve_connection(
+    client: TcpStream,
+    peer: SocketAddr,
+    listen: SocketAddr,
+    policy: Arc<ServicePolicy>,
+    hooks: &Hooks,
+) {
+    let Ok(local) = net::accepted_local(listen, &client) else {
+        // The client is already gone; there is no one to answer and nothing to log.
+        return;
+    };
+    let io = StdIo { hooks };
+    let time = (hooks.civil_time)();
+    futures_lite::future::block_on(exec::serve(&io, client, peer, local, policy, time));
+}
+
+/// The blocking primitives. See the module documentation.
+struct StdIo<'a> {
+    hooks: &'a Hooks,
+}
+
+/// Time left until `deadline` (at least 1 ms: a zero timeout means "none" to std).
+fn left(deadline: Instant) -> Option<Duration> {
+    let left = deadline.saturating_duration_since(Instant::now());
+    (!left.is_zero()).then(|| left.max(Duration::from_millis(1)))
+}
+
+impl Io for StdIo<'_> {
+    type Stream = TcpStream;
+    type Listener = TcpListener;
+    type Store = Store;
+
+    fn now(&self) -> Instant {
+        Instant::now()
+    }
+
+    fn log(&self, record: &LogRecord) {
+        (self.hooks.log)(record);
+    }
+
+    async fn read(
+        &self,
+        stream: &TcpStream,
+        buf: &mut [u8],
+        deadline: Option<Instant>,
+    ) -> io::Result<usize> {
+        let timeout = match deadline {
+            Some(d) => Some(left(d).ok_or(io::ErrorKind::TimedOut)?),
+            None => None,
+        };
+        stream.set_read_timeout(timeout)?;
+        (&*stream).read(buf)
+    }
+
+    fn try_read(&self, stream: &TcpStream, buf: &mut [u8]) -> io::Result<usize> {
+        // Only called after poll(2) said readable: this read does not block.
+        (&*stream).read(buf)
+    }
+
+    async fn write_all(&self, stream: &TcpStream, bytes: &[u8]) -> io::Result<()> {
+        (&*stream).write_all(bytes)
+    }
+
+    async fn resolve(&self, host: DomainName, port: u16) -> Result<Vec<SocketAddr>, ResolveError> {
+        net::resolve(&host, port)
+    }
+
+    async fn connect(
+        &self,
+        addrs: &[SocketAddr],
+        timeout: Duration,
+        source: SourceAddrs,
+    ) -> Result<(TcpStream, SocketAddr, SocketAddr), ConnectError> {
+        net::connect(addrs, timeout, source)
+    }
+
+    fn listen(&self, ip: IpAddr) -> Result<(TcpListener, SocketAddr), BindError> {
+        let listener = net::listen(SocketAddr::new(ip, 0), 1).map_err(|_| BindError::Listen)?;
+        let addr = listener.local_addr().map_err(|_| BindError::Listen)?;
+        Ok((listener, addr))
+    }
+
+    async fn accept(
+        &self,
+        listener: &TcpListener,
+        client: &TcpStream,
+        watch_client: bool,
+        deadline: Instant,
+    ) -> Accepted<TcpStream> {
+        loop {
+            let Some(timeout) = left(deadline) else {
+                return Accepted::Timeout;
+            };
+            let mut fds = [
+                PollFd::new(listener, sys::interest(true, false)),
+                PollFd::new(client, sys::interest(true, false)),
+            ];
+            let watched = if watch_client { 2 } else { 1 };
+            match sys::poll(fds.get_mut(..watched).unwrap_or_default(), timeout) {
+                Ok(_) => {}
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(_) => return Accepted::Failed,
+            }
+            let [listener_ready, client_ready] = fds.map(|f| !f.revents().is_empty());
+            if listener_ready {
+                return match listener.accept() {
+                    Ok((stream, peer)) => match stream.local_addr() {
+                        Ok(local) => Accepted::Peer(stream, local, peer),
+                        Err(_) => Accepted::Failed,
+                    },
+                    Err(_) => Accepted::Failed,
+                };
+            }
+            if client_ready {
+                return Accepted::ClientReadable;
+            }
+        }
+    }
+
+    fn start_relay(&self, client: &TcpStream, target: &TcpStream) -> io::Result<()> {
+        client.set_nonblocking(true)?;
+        target.set_nonblocking(true)
+    }
+
+    fn store(&self, mode: RelayMode, early: &[u8]) -> Store {
+        Store::new(mode, early)
+    }
+
+    fn fill(&self, store: &mut Store, src: &TcpStream, max: usize) -> Outcome {
+        Outcome::of(store.fill(src, max))
+    }
+
+    fn flush(&self, store: &mut Store, dst: &TcpStream) -> Outcome {
+        Outcome::of(store.flush(dst))
+    }
+
+    fn shutdown(&self, stream: &TcpStream, how: Shutdown) {
+        let _ = stream.shutdown(how);
+    }
+
+    async fn wait(
+        &self,
+        client: (&TcpStream, Interest),
+        target: (&TcpStream, Interest),
+        deadline: Instant,
+    ) -> io::Result<[Interest; 2]> {
+        // A socket awaited for nothing is left out: poll(2) would still report its
+        // hang-up, again and again, to a relay that has nothing to do on it.
+        let mut fds = [client, target].map(|(s, i)| PollFd::new(s, sys::interest(i.read, i.write)));
+        let watched = match (client.1.is_empty(), target.1.is_empty()) {
+            (false, false) => 2,
+            (false, true) => 1,
+            (true, false) => {
+                fds.swap(0, 1);
+                1
+            }
+            (true, true) => 0,
+        };
+        // Round up: waking a millisecond early would only find the pipes still spent.
+        let timeout = left(deadline).map_or(Duration::ZERO, |t| t + Duration::from_micros(999));
+        match sys::poll(fds.get_mut(..watched).unwrap_or_default(), timeout) {
+            Err(e) if e.kind() != io::ErrorKind::Interrupted => return Err(e),
+            _ => {}
+        }
+        let mut seen = fds.map(|f| sys::readiness(f.revents()));
+        if client.1.is_empty() {
+            seen.swap(0, 1);
+        }
+        Ok(seen)
+    }
+}
