@@ -4,9 +4,12 @@
 
 use async_io::{Async, Timer};
 use futures_lite::{future, AsyncReadExt, AsyncWriteExt, FutureExt};
+use std::future::Future;
 use std::io::{self, Read};
 use std::net::{IpAddr, Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::pin::Pin;
 use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 use triproxy_policy::exec::{self, Accepted, Interest, Io};
 use triproxy_policy::relay::Outcome;
@@ -17,24 +20,35 @@ use triproxy_runtime_std::store::Store;
 use triproxy_runtime_std::Hooks;
 use triproxy_wire::DomainName;
 
-/// Serves one client (accepted from `peer` by a listener on `listen`) until its session
-/// ends.
-pub(crate) async fn serve_connection(
+/// The task that serves one client (accepted from `peer` by a listener on `listen`)
+/// until its session ends, holding `slot` (its place under `maxconn`) meanwhile; `None`
+/// when the client is already gone.
+///
+/// Everything the task needs is prepared here and captured once by the returned future,
+/// which lends it to the executor: moving it into an async fn would store it twice in
+/// every idle tunnel's task.
+pub(crate) fn serve_connection<T: Send + 'static>(
     client: Async<TcpStream>,
     peer: SocketAddr,
     listen: SocketAddr,
     policy: Arc<ServicePolicy>,
     hooks: Hooks,
-) {
-    let Ok(local) = net::accepted_local(listen, client.get_ref()) else {
-        return;
+    slot: T,
+) -> Option<impl Future<Output = ()> + Send + 'static> {
+    let local = net::accepted_local(listen, client.get_ref()).ok()?;
+    let origin = exec::Origin {
+        peer,
+        local,
+        time: (hooks.civil_time)(),
     };
-    let time = (hooks.civil_time)();
     let io = SmolIo {
         hooks,
         timer: Mutex::new(None),
     };
-    exec::serve(&io, client, peer, local, policy, time).await;
+    Some(async move {
+        let _slot = &slot; // released when the task ends
+        exec::serve(&io, &client, &origin, &policy).await;
+    })
 }
 
 /// The async primitives of one connection.
@@ -46,28 +60,38 @@ struct SmolIo {
     timer: Mutex<Option<(Instant, Timer)>>,
 }
 
-/// Whether `stream` shows `interest` (pending forever when none is asked).
-async fn ready(stream: &Async<TcpStream>, interest: Interest) -> io::Result<Interest> {
-    let (read, write) = (
-        Interest {
-            read: true,
-            write: false,
-        },
-        Interest {
-            read: false,
-            write: true,
-        },
-    );
-    match (interest.read, interest.write) {
-        (true, true) => {
-            async { stream.readable().await.map(|()| read) }
-                .or(async { stream.writable().await.map(|()| write) })
-                .await
+/// Polls `stream` for `interest`: the readiness seen (an error counts as both).
+fn poll_ready(
+    stream: &Async<TcpStream>,
+    interest: Interest,
+    cx: &mut Context<'_>,
+) -> Option<Interest> {
+    let mut seen = Interest::default();
+    if interest.read {
+        match stream.poll_readable(cx) {
+            Poll::Ready(Ok(())) => seen.read = true,
+            Poll::Ready(Err(_)) => {
+                return Some(Interest {
+                    read: true,
+                    write: true,
+                })
+            }
+            Poll::Pending => {}
         }
-        (true, false) => stream.readable().await.map(|()| read),
-        (false, true) => stream.writable().await.map(|()| write),
-        (false, false) => future::pending().await,
     }
+    if interest.write {
+        match stream.poll_writable(cx) {
+            Poll::Ready(Ok(())) => seen.write = true,
+            Poll::Ready(Err(_)) => {
+                return Some(Interest {
+                    read: true,
+                    write: true,
+                })
+            }
+            Poll::Pending => {}
+        }
+    }
+    (!seen.is_empty()).then_some(seen)
 }
 
 impl Io for SmolIo {
@@ -217,16 +241,22 @@ impl Io for SmolIo {
             }
             None => (deadline, Timer::at(deadline)),
         };
-        let none = Interest::default();
-        let seen = async { ready(client.0, client.1).await.map(|i| [i, none]) }
-            .or(async { ready(target.0, target.1).await.map(|i| [none, i]) })
-            .or(async {
-                (&mut timer).await;
-                Ok([none; 2])
-            })
-            .await;
+        // One hand-written poll instead of combined readiness futures: it keeps this
+        // future (part of every idle tunnel's task) a few words long.
+        let seen = future::poll_fn(|cx| {
+            let c = poll_ready(client.0, client.1, cx);
+            let t = poll_ready(target.0, target.1, cx);
+            if c.is_some() || t.is_some() {
+                return Poll::Ready([c.unwrap_or_default(), t.unwrap_or_default()]);
+            }
+            match Pin::new(&mut timer).poll(cx) {
+                Poll::Ready(_) => Poll::Ready([Interest::default(); 2]),
+                Poll::Pending => Poll::Pending,
+            }
+        })
+        .await;
         *self.timer.lock().unwrap_or_else(|p| p.into_inner()) = Some((armed, timer));
-        seen
+        Ok(seen)
     }
 }
 

@@ -59,12 +59,11 @@ pub fn spawn_service(
                     Ok((stream, peer)) => {
                         let policy = Arc::clone(&policy);
                         let hooks = hooks.clone();
-                        executor
-                            .spawn(async move {
-                                serve_connection(stream, peer, local, policy, hooks).await;
-                                drop(permit);
-                            })
-                            .detach();
+                        if let Some(task) =
+                            serve_connection(stream, peer, local, policy, hooks, permit)
+                        {
+                            executor.spawn(task).detach();
+                        }
                     }
                     Err(_) => {
                         drop(permit);

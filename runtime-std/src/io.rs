@@ -2,8 +2,7 @@
 //! ([`triproxy_policy::exec`]), and the function that serves one connection with them.
 //!
 //! Every call blocks the connection's own thread, so every future here is ready the first
-//! time it is polled; [`serve_connection`] polls the executor's future on this thread with
-//! `futures_lite::future::block_on`, which never parks.
+//! time it is polled; [`serve_connection`] polls the executor's future once, in place.
 
 use crate::hooks::Hooks;
 use crate::net;
@@ -34,8 +33,44 @@ pub fn serve_connection(
         return;
     };
     let io = StdIo { hooks };
-    let time = (hooks.civil_time)();
-    futures_lite::future::block_on(exec::serve(&io, client, peer, local, policy, time));
+    let origin = exec::Origin {
+        peer,
+        local,
+        time: (hooks.civil_time)(),
+    };
+    if let Some(mut tunnel) = handshake(&io, &client, &origin, &policy) {
+        relay(&io, &client, &mut tunnel);
+    }
+}
+
+/// The handshake phase, in its own frame: gone from the stack before the relay starts.
+#[inline(never)]
+fn handshake(
+    io: &StdIo<'_>,
+    client: &TcpStream,
+    origin: &exec::Origin,
+    policy: &Arc<ServicePolicy>,
+) -> Option<exec::Tunnel<TcpStream>> {
+    run_to_end(std::pin::pin!(exec::handshake(io, client, origin, policy)))
+}
+
+/// The tunnel phase, in its own frame.
+#[inline(never)]
+fn relay(io: &StdIo<'_>, client: &TcpStream, tunnel: &mut exec::Tunnel<TcpStream>) {
+    run_to_end(std::pin::pin!(exec::tunnel(io, client, tunnel)));
+}
+
+/// Polls a future of [`StdIo`] calls to its end. Those calls block instead of returning
+/// `Pending`, so the first poll finishes; should a future ever pend, the loop yields the
+/// thread between polls rather than park without a waker.
+fn run_to_end<F: std::future::Future>(mut future: std::pin::Pin<&mut F>) -> F::Output {
+    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+    loop {
+        if let std::task::Poll::Ready(out) = future.as_mut().poll(&mut cx) {
+            return out;
+        }
+        std::thread::yield_now();
+    }
 }
 
 /// The blocking primitives. See the module documentation.

@@ -146,33 +146,54 @@ pub trait Io {
 /// Serves one client, accepted by a service on `local`, from `peer`: the handshake, the
 /// tunnel and the log line. `time` is the local civil time at accept (ACL periods).
 ///
-/// The handshake runs in its own boxed future, freed before the relay starts: an
-/// established tunnel keeps only the relay's state and the (small) session, not the
-/// handshake buffer or the protocol machine. (The blocking runtime polls this future on
-/// its thread's stack, so the same split keeps that stack shallow.)
+/// The two phases are also public ([`handshake`], [`tunnel`]) for a runtime that polls
+/// them in separate stack frames (the blocking one: a thread keeps every stack page it
+/// ever touched, so the handshake's deep frames must not sit on top of the tunnel state).
+///
+/// Everything is borrowed: an async fn keeps its arguments, and whatever it moves them
+/// into, as separate slots of its future for its whole life, and every byte of that future
+/// is paid by each idle tunnel.
 pub async fn serve<R: Io>(
     io: &R,
-    client: R::Stream,
-    peer: SocketAddr,
-    local: SocketAddr,
-    policy: Arc<ServicePolicy>,
-    time: CivilTime,
+    client: &R::Stream,
+    origin: &Origin,
+    policy: &Arc<ServicePolicy>,
 ) {
-    let Some(tunnel) = Box::pin(handshake(io, &client, peer, local, policy, time)).await else {
+    let Some(mut established) = handshake(io, client, origin, policy).await else {
         return;
     };
-    tunnel::run(io, &client, tunnel).await;
+    tunnel(io, client, &mut established).await;
 }
 
-/// What the handshake hands to the relay.
-struct Tunnel<S> {
+/// Where a client came from and when: what a session needs besides the socket.
+#[derive(Debug, Clone, Copy)]
+pub struct Origin {
+    /// The client's address.
+    pub peer: SocketAddr,
+    /// The proxy's address the client reached.
+    pub local: SocketAddr,
+    /// Local civil time at accept (weekday and time-period ACL fields).
+    pub time: CivilTime,
+}
+
+/// Runs an established tunnel to its end and writes its log line.
+pub async fn tunnel<R: Io>(io: &R, client: &R::Stream, tunnel: &mut Tunnel<R::Stream>) {
+    tunnel::run(io, client, tunnel).await;
+}
+
+/// What the handshake hands to the relay: the session, the connected target and the bytes
+/// read with the handshake that the relay delivers first.
+#[derive(Debug)]
+pub struct Tunnel<S> {
     session: Session,
     target: S,
     /// Client bytes pipelined after the request.
     to_target: Vec<u8>,
     /// Target bytes that came with a parent's last reply.
     to_client: Vec<u8>,
-    plan: RelayPlan,
+    /// Taken by the relay when it starts (boxed: the tunnel keeps only the pointer's
+    /// room, not the plan's, for its whole life).
+    plan: Option<Box<RelayPlan>>,
 }
 
 /// One connection's state while its handshake runs.
@@ -195,15 +216,26 @@ enum Next {
 }
 
 /// Runs the session until it asks for a relay (returns the tunnel) or ends.
-async fn handshake<R: Io>(
+///
+/// Its state (the 1 KiB input buffer, the protocol machine) lives in a boxed future freed
+/// when the handshake ends: an established tunnel keeps none of it.
+pub async fn handshake<R: Io>(
     io: &R,
     client: &R::Stream,
-    peer: SocketAddr,
-    local: SocketAddr,
-    policy: Arc<ServicePolicy>,
-    time: CivilTime,
+    origin: &Origin,
+    policy: &Arc<ServicePolicy>,
 ) -> Option<Tunnel<R::Stream>> {
-    let session = Session::new(io.now(), policy, peer, local, time);
+    Box::pin(run_handshake(io, client, origin, policy)).await
+}
+
+async fn run_handshake<R: Io>(
+    io: &R,
+    client: &R::Stream,
+    origin: &Origin,
+    policy: &Arc<ServicePolicy>,
+) -> Option<Tunnel<R::Stream>> {
+    let Origin { peer, local, time } = *origin;
+    let session = Session::new(io.now(), Arc::clone(policy), peer, local, time);
     let mut hs = Handshake {
         io,
         client,
@@ -227,7 +259,7 @@ async fn handshake<R: Io>(
                             target,
                             to_target: hs.input.pending().to_vec(),
                             to_client: hs.target_input.into_pending(),
-                            plan,
+                            plan: Some(Box::new(plan)),
                         });
                     }
                     None => {

@@ -7,16 +7,9 @@ use crate::session::Intent;
 use std::net::Shutdown;
 
 /// Relays `tunnel` to its end, then writes its log line.
-pub(super) async fn run<R: Io>(io: &R, client: &R::Stream, tunnel: Tunnel<R::Stream>) {
-    let Tunnel {
-        mut session,
-        target,
-        to_target,
-        to_client,
-        plan,
-    } = tunnel;
-    let report = relay(io, client, &target, to_target, to_client, plan).await;
-    drop(target);
+pub(super) async fn run<R: Io>(io: &R, client: &R::Stream, tunnel: &mut Tunnel<R::Stream>) {
+    let report = relay(io, client, tunnel).await;
+    let session = &mut tunnel.session;
     session.handle_relay_end(io.now(), report);
     while let Some(intent) = session.poll_intent() {
         if let Intent::Log(record) = intent {
@@ -28,14 +21,19 @@ pub(super) async fn run<R: Io>(io: &R, client: &R::Stream, tunnel: Tunnel<R::Str
 /// Moves bytes between `client` and `target` until the relay machine says the tunnel is
 /// over. Both directions run on this one task: each in turn until it must wait, then one
 /// wait for everything either needs (and the idle deadline or a pacing moment).
-async fn relay<R: Io>(
-    io: &R,
-    client: &R::Stream,
-    target: &R::Stream,
-    to_target: Vec<u8>,
-    to_client: Vec<u8>,
-    plan: crate::relay::RelayPlan,
-) -> RelayReport {
+async fn relay<R: Io>(io: &R, client: &R::Stream, tunnel: &mut Tunnel<R::Stream>) -> RelayReport {
+    let target = &tunnel.target;
+    let (to_target, to_client) = (
+        std::mem::take(&mut tunnel.to_target),
+        std::mem::take(&mut tunnel.to_client),
+    );
+    let Some(plan) = tunnel.plan.take() else {
+        return RelayReport {
+            bytes_in: 0,
+            bytes_out: 0,
+            end: RelayEnd::SystemError,
+        };
+    };
     if io.start_relay(client, target).is_err() {
         shutdown_both(io, client, target);
         return RelayReport {
@@ -49,12 +47,12 @@ async fn relay<R: Io>(
         io.store(plan.mode, &to_target),
         io.store(plan.mode, &to_client),
     ];
-    let mut relay = Relay::new(plan, io.now(), [to_target.len(), to_client.len()]);
+    let mut relay = Relay::new(*plan, io.now(), [to_target.len(), to_client.len()]);
     drop((to_target, to_client));
     // What each direction waits for (socket index 0 client, 1 target; read or write): a
     // waiting direction is not run again until that readiness is seen, so a wake-up for
     // one direction costs the other no syscall.
-    let mut parked: [Option<(usize, bool)>; 2] = [None; 2];
+    let mut parked: [Option<(u8, bool)>; 2] = [None; 2];
     loop {
         let now = io.now();
         relay.on_time(now);
@@ -72,7 +70,7 @@ async fn relay<R: Io>(
             };
             if let Some((i, read)) = *park {
                 if !relay.is_over() {
-                    let interest = &mut interests[i];
+                    let interest = &mut interests[usize::from(i)];
                     if read {
                         interest.read = true;
                     } else {
@@ -93,12 +91,12 @@ async fn relay<R: Io>(
                     }
                     Step::WaitReadable => {
                         interests[src_i].read = true;
-                        *park = Some((src_i, true));
+                        *park = Some((src_i as u8, true));
                         break;
                     }
                     Step::WaitWritable => {
                         interests[dst_i].write = true;
-                        *park = Some((dst_i, false));
+                        *park = Some((dst_i as u8, false));
                         break;
                     }
                     Step::Sleep(t) => {
@@ -128,7 +126,7 @@ async fn relay<R: Io>(
             Ok(ready) => {
                 for park in &mut parked {
                     if let Some((i, read)) = *park {
-                        let seen = ready[i];
+                        let seen = ready[usize::from(i)];
                         if (read && seen.read) || (!read && seen.write) {
                             *park = None;
                         }
