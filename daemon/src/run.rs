@@ -105,6 +105,8 @@ pub fn policy_of(
         acl: Arc::from(service.acl.clone()),
         users: Arc::clone(&config.users),
         bandlimits: Arc::clone(&config.bandlimits),
+        quotas: Arc::new(triproxy_policy::quota::Quotas::new()),
+        connlimits: Arc::new(triproxy_policy::connlim::ConnLimits::new()),
         needuser: service.needuser,
         timeouts: Timeouts::default(),
         external: service.external,
