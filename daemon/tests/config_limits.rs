@@ -61,7 +61,7 @@ fn extra_timeout_values_are_a_warning() {
     assert_eq!(w.kind, ConfigWarningKind::ExtraTimeouts { ignored: 2 });
     assert_eq!(
         w.to_string(),
-        "test.cfg:2: warning: `timeouts` takes at most 11 values; the last 2 are ignored"
+        "test.cfg:2: warning: `timeouts` takes at most 11 values; 2 more ignored"
     );
     assert_eq!(cfg.timeouts, Timeouts::default());
 }

@@ -159,7 +159,7 @@ impl fmt::Display for ConfigWarning {
         match &self.kind {
             ConfigWarningKind::ExtraTimeouts { ignored } => write!(
                 f,
-                "`timeouts` takes at most {} values; the last {ignored} are ignored",
+                "`timeouts` takes at most {} values; {ignored} more ignored",
                 triproxy_policy::service::TIMEOUT_COUNT
             ),
         }
