@@ -1,10 +1,11 @@
 //! The `triproxy` daemon: reads a 3proxy configuration ([`config`]), starts its services on
 //! the chosen runtime ([`run`]) and writes one log record per connection in 3proxy's
-//! `logformat` ([`logformat`], [`logsink`]).
+//! `logformat` ([`logformat`], [`logsink`]), and keeps the traffic counters ([`counters`]).
 
 #![warn(missing_docs)]
 
 pub mod config;
+pub mod counters;
 pub mod logformat;
 pub mod logsink;
 pub mod run;

@@ -6,6 +6,7 @@ use clap::Parser;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use triproxy::config::{self, Config, ServiceKind};
+use triproxy::counters::{self, Accounting};
 use triproxy::run::{self, RuntimeKind};
 
 /// triproxy: a SOCKS 4/4a/5 proxy server that reads 3proxy configuration files.
@@ -56,6 +57,18 @@ fn main() -> ExitCode {
         eprintln!("triproxy: the configuration starts no service");
         return ExitCode::from(2);
     }
+    for w in &config.warnings {
+        eprintln!("triproxy: {w}");
+    }
+    // Before any service starts: a damaged counter file stops the daemon, rather than
+    // letting every quota start again from zero.
+    let accounting = match Accounting::open(&config) {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("triproxy: {e}");
+            return ExitCode::from(1);
+        }
+    };
     let threads = cli
         .threads
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
@@ -71,6 +84,23 @@ fn main() -> ExitCode {
         Err(e) => {
             eprintln!("triproxy: {e}");
             return ExitCode::from(1);
+        }
+    }
+    if !accounting.is_idle() {
+        let saves_file = config.counter.is_some();
+        match counters::spawn_minutely(accounting) {
+            Ok(shared) if saves_file => match counters::save_at_exit(&shared) {
+                // SIGTERM or SIGINT: the counters are saved; stop.
+                Ok(()) => return ExitCode::SUCCESS,
+                Err(e) => eprintln!(
+                    "triproxy: cannot catch SIGTERM/SIGINT ({e}): counters are saved every minute only"
+                ),
+            },
+            Ok(_) => {}
+            Err(e) => {
+                eprintln!("triproxy: cannot start the counter thread: {e}");
+                return ExitCode::from(1);
+            }
         }
     }
     // The services run on their own threads until the process is stopped.

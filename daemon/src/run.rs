@@ -10,7 +10,7 @@ use std::io;
 use std::net::{SocketAddr, TcpListener};
 use std::sync::Arc;
 use triproxy_policy::parent::ParentRandom;
-use triproxy_policy::service::{FrontProtocol, RelayMode, ServicePolicy, Timeouts};
+use triproxy_policy::service::{FrontProtocol, RelayMode, ServicePolicy};
 use triproxy_runtime_std::net;
 
 /// Which runtime drives the sessions.
@@ -105,8 +105,10 @@ pub fn policy_of(
         acl: Arc::from(service.acl.clone()),
         users: Arc::clone(&config.users),
         bandlimits: Arc::clone(&config.bandlimits),
+        quotas: Arc::clone(&config.quotas),
+        connlimits: Arc::clone(&config.connlimits),
         needuser: service.needuser,
-        timeouts: Timeouts::default(),
+        timeouts: config.timeouts,
         external: service.external,
         relay: if service.splice {
             RelayMode::ZeroCopy

@@ -124,3 +124,29 @@ fn every_sample_line_alone_is_handled() {
     }
     assert!(lines > 300, "{lines}");
 }
+
+/// `cfg_counters.sample` stops at `nserver` (line 14) before its accounting lines; those
+/// lines on their own (with the service they feed) are understood: the counter file with
+/// daily reports, the `nocountin` exception and every `countin` rule.
+#[test]
+fn counters_sample_accounting_lines_parse() {
+    let dir = sample_dir();
+    let bytes = std::fs::read(dir.join("cfg_counters.sample")).unwrap();
+    let text = String::from_utf8_lossy(&bytes);
+    let wanted = ["counter", "nocountin", "countin", "users", "auth", "proxy"];
+    let kept: String = text
+        .lines()
+        .filter(|l| wanted.contains(&l.split(' ').next().unwrap_or_default()))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    let cfg = config::parse_str(&kept, "cfg_counters.sample", &dir).unwrap();
+    let counter = cfg.counter.unwrap();
+    assert_eq!(
+        counter.report.map(|r| r.period),
+        Some(triproxy_policy::period::Period::Daily)
+    );
+    let numbers: Vec<u32> = cfg.quotas.counters().map(|c| c.number()).collect();
+    assert_eq!(numbers, [1, 2, 3, 4, 202]);
+    assert_eq!(cfg.quotas.len(), 6, "and the nocountin exception");
+    assert_eq!(cfg.services.len(), 1);
+}

@@ -2,7 +2,9 @@
 //!
 //! Given the configuration of a service, the request and `now`, policy answers:
 //! authenticated or which failure ([`auth`], [`users`]), allowed or denied ([`acl`]), paced by
-//! which bandwidth pipes ([`bandlim`]). The
+//! which bandwidth pipes ([`bandlim`]), counted against which traffic quotas ([`quota`], kept
+//! across restarts in a [`counterfile`]), held back by which connection limits ([`connlim`]).
+//! The
 //! [`session`] engine owns a protocol server machine (SOCKS or the HTTP proxy), consults these decisions and emits
 //! I/O intents that a runtime carries out. Nothing here opens a socket or reads a clock.
 
@@ -13,9 +15,12 @@ pub mod acl;
 pub mod auth;
 pub mod bandlim;
 mod chain;
+pub mod connlim;
+pub mod counterfile;
 pub mod exec;
 mod front;
 pub mod parent;
+pub mod period;
 pub mod quota;
 pub mod relay;
 pub mod service;

@@ -1,6 +1,6 @@
 //! The policy snapshot a service runs with: what its configuration line had in force.
 //!
-//! 3proxy snapshots the auth chain, ACL and timeouts at the line that starts a service;
+//! 3proxy snapshots the auth chain and ACL at the line that starts a service;
 //! [`ServicePolicy`] is that snapshot, shared (behind an `Arc`) by every session of the
 //! service. It holds plain data only; the decisions live in [`crate::auth`] and
 //! [`crate::acl`], and the [`crate::session`] engine applies them.
@@ -8,7 +8,9 @@
 use crate::acl::Ace;
 use crate::auth::AuthChain;
 use crate::bandlim::BandLimits;
+use crate::connlim::ConnLimits;
 use crate::parent::ParentRandom;
+use crate::quota::Quotas;
 use crate::users::Users;
 use core::time::Duration;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
@@ -79,32 +81,85 @@ impl SourceAddrs {
     }
 }
 
-/// Time limits of a service. Defaults follow 3proxy's `timeouts` defaults where one applies.
+/// 3proxy's `timeouts` defaults, in its order: BYTE_SHORT BYTE_LONG STRING_SHORT
+/// STRING_LONG CONNECTION_SHORT CONNECTION_LONG DNS CHAIN CONNECT CONNECTBACK LINGER
+/// (seconds; `src/common.c timeouts[]`).
+pub const DEFAULT_TIMEOUTS: [u32; TIMEOUT_COUNT] = [1, 5, 30, 60, 180, 1800, 15, 60, 15, 5, 5];
+/// How many values a `timeouts` line sets at most.
+pub const TIMEOUT_COUNT: usize = 11;
+/// The range 3proxy accepts for each `timeouts` value, in seconds.
+pub const TIMEOUT_RANGE: core::ops::RangeInclusive<u32> = 1..=2_000_000;
+
+/// Time limits of a service: 3proxy's `timeouts` (3proxy.md section 5.2). The first five
+/// fields are the ones sessions use today; the others are kept for the services that will
+/// (FTP, DNS, UDP, connect-back) and for the relay's linger. Defaults are 3proxy's.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Timeouts {
-    /// Whole SOCKS handshake, from accept to the request (3proxy: STRING_S, 30 s).
+    /// Whole SOCKS handshake, from accept to the request (3proxy: STRING_SHORT, 30 s).
     pub handshake: Duration,
     /// Outgoing connect to one address (3proxy: CONNECT, 15 s).
     pub connect: Duration,
     /// An established tunnel with no traffic in either direction is closed after this
-    /// (3proxy: CONNECTION_L, 1800 s).
+    /// (3proxy: CONNECTION_LONG, 1800 s).
     pub idle: Duration,
-    /// How long a SOCKS BIND waits for its incoming connection (120 s; 3proxy waits
-    /// CONNECTION_L).
+    /// How long a SOCKS BIND waits for its incoming connection (3proxy: CONNECTION_SHORT,
+    /// 180 s).
     pub bind_wait: Duration,
     /// Each parent hop's answer during chain negotiation (3proxy: CHAIN, 60 s).
     pub chain: Duration,
+    /// Waiting for one byte of a short exchange (3proxy: BYTE_SHORT, 1 s).
+    pub byte_short: Duration,
+    /// Waiting for one byte of a longer exchange, a datagram send (3proxy: BYTE_LONG, 5 s).
+    pub byte_long: Duration,
+    /// Waiting for a whole line: an HTTP request line, an FTP reply, a UDP association's
+    /// idle time (3proxy: STRING_LONG, 60 s).
+    pub string_long: Duration,
+    /// A short-lived transfer: HTTP bodies, FTP data (3proxy: CONNECTION_SHORT, 180 s).
+    pub connection_short: Duration,
+    /// Waiting for a DNS server's answer (3proxy: DNS, 15 s).
+    pub dns: Duration,
+    /// Waiting for a connection back, as an FTP active data connection (3proxy:
+    /// CONNECTBACK, 5 s).
+    pub connectback: Duration,
+    /// Lingering after a half-close, and `SO_LINGER` of outgoing sockets (3proxy: LINGER,
+    /// 5 s).
+    pub linger: Duration,
+}
+
+impl Timeouts {
+    /// The timeouts of a `timeouts` line's values in 3proxy's order (see
+    /// [`DEFAULT_TIMEOUTS`]), in seconds. The configuration reader checks each against
+    /// [`TIMEOUT_RANGE`] and fills missing ones with the defaults.
+    ///
+    /// ```
+    /// use triproxy_policy::service::{Timeouts, DEFAULT_TIMEOUTS};
+    /// assert_eq!(Timeouts::from_secs(DEFAULT_TIMEOUTS), Timeouts::default());
+    /// let mut v = DEFAULT_TIMEOUTS;
+    /// v[8] = 3; // CONNECT
+    /// assert_eq!(Timeouts::from_secs(v).connect.as_secs(), 3);
+    /// ```
+    pub fn from_secs(values: [u32; TIMEOUT_COUNT]) -> Timeouts {
+        let s = |i: usize| Duration::from_secs(u64::from(values.get(i).copied().unwrap_or(1)));
+        Timeouts {
+            byte_short: s(0),
+            byte_long: s(1),
+            handshake: s(2),
+            string_long: s(3),
+            connection_short: s(4),
+            bind_wait: s(4),
+            idle: s(5),
+            dns: s(6),
+            chain: s(7),
+            connect: s(8),
+            connectback: s(9),
+            linger: s(10),
+        }
+    }
 }
 
 impl Default for Timeouts {
     fn default() -> Self {
-        Timeouts {
-            handshake: Duration::from_secs(30),
-            connect: Duration::from_secs(15),
-            idle: Duration::from_secs(1800),
-            bind_wait: Duration::from_secs(120),
-            chain: Duration::from_secs(60),
-        }
+        Timeouts::from_secs(DEFAULT_TIMEOUTS)
     }
 }
 
@@ -132,6 +187,11 @@ pub struct ServicePolicy {
     /// The global `bandlimin`/`bandlimout` rules (shared by every service: one rule is one
     /// bucket for the whole process, as in 3proxy).
     pub bandlimits: Arc<BandLimits>,
+    /// The global `countin`/`countout`/`countall` rules (one counter per rule for the
+    /// whole process, as in 3proxy).
+    pub quotas: Arc<Quotas>,
+    /// The global `connlim`/`noconnlim` rules.
+    pub connlimits: Arc<ConnLimits>,
     /// Draws for parent chains with weights (shared by every service of a process, seeded
     /// by the daemon).
     pub parent_random: Arc<ParentRandom>,
@@ -151,6 +211,8 @@ impl ServicePolicy {
             relay: RelayMode::default(),
             external: SourceAddrs::default(),
             bandlimits: Arc::new(BandLimits::new()),
+            quotas: Arc::new(Quotas::new()),
+            connlimits: Arc::new(ConnLimits::new()),
             parent_random: Arc::new(ParentRandom::new(0)),
         }
     }

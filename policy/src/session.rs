@@ -47,7 +47,9 @@ use crate::acl::{AclRequest, CivilTime, Operation};
 use crate::auth::{AuthDecision, AuthOutcome};
 use crate::bandlim::{Direction, Pacer};
 use crate::chain::{Chain, ChainStep};
+use crate::connlim::ConnPermit;
 use crate::front::{service_name, Front, FrontEvent, FrontRequest};
+use crate::quota::Quota;
 pub use crate::relay::{RelayEnd, RelayPlan, RelayReport};
 use crate::service::{FrontProtocol, RelayMode, ServicePolicy, SourceAddrs};
 use arrayvec::ArrayVec;
@@ -274,6 +276,10 @@ pub struct Session {
     chain: Option<Box<Chain>>,
     /// Parent hops used (`%h`).
     hops: u32,
+    /// The `connlim` slots this connection holds, given back when the session ends.
+    permit: ConnPermit,
+    /// The traffic counters this connection's bytes go to (`countin` ...).
+    quota: Quota,
     intents: VecDeque<Intent>,
 }
 
@@ -306,6 +312,8 @@ impl Session {
             expected_peer: None,
             chain: None,
             hops: 0,
+            permit: ConnPermit::default(),
+            quota: Quota::default(),
             intents: VecDeque::new(),
         }
     }
@@ -402,6 +410,13 @@ impl Session {
             self.intents = VecDeque::new();
         }
         intent
+    }
+
+    /// The traffic quota of this connection, chosen when its request was granted: the
+    /// relay charges every chunk it moves to it and stops with code 10 when it is spent.
+    /// Empty until then, and when no `count*` rule applies.
+    pub fn quota(&self) -> &Quota {
+        &self.quota
     }
 
     /// Whether the session has ended (its `Close` intent was emitted).
@@ -780,6 +795,12 @@ impl Session {
             self.refuse(now, ReplyCode::NotAllowed, code, auth_reason(code).into());
             return;
         }
+        if let Some(first) = addrs.first().copied() {
+            if let Err(reason) = self.admit_limits(now, first) {
+                self.refuse(now, ReplyCode::NotAllowed, LogCode::LIMIT_EXCEEDED, reason);
+                return;
+            }
+        }
         if self.request.as_ref().map(|r| r.command) == Some(Command::Bind) {
             let expected = addrs.first().copied().unwrap_or(self.internal);
             self.expected_peer = Some(expected.ip());
@@ -800,6 +821,34 @@ impl Session {
             timeout: self.policy.timeouts.connect,
             source: self.policy.external,
         });
+    }
+
+    /// The granted request against `connlim` and the traffic quotas (3proxy checks both
+    /// between the ACL and the connect): takes the connection's limit slots and its quota,
+    /// or says which limit refuses it (code 10).
+    #[inline(never)]
+    fn admit_limits(&mut self, now: Instant, target: SocketAddr) -> Result<(), String> {
+        let policy = Arc::clone(&self.policy);
+        if policy.connlimits.is_empty() && policy.quotas.is_empty() {
+            return Ok(());
+        }
+        let request = AclRequest {
+            user: self.acl_user.as_deref(),
+            client: self.client.ip(),
+            target_host: self.request.as_ref().and_then(|r| r.target.domain()),
+            target_ip: Some(target.ip()),
+            port: Some(target.port()),
+            operation: self.operation(),
+            time: self.time,
+        };
+        let permit = policy
+            .connlimits
+            .admit(now, &request)
+            .map_err(|e| e.to_string())?;
+        let quota = policy.quotas.select(&request).map_err(|e| e.to_string())?;
+        self.permit = permit;
+        self.quota = quota;
+        Ok(())
     }
 
     /// Draws the parent chain of the ACL entry that granted the request, if it has one.
@@ -861,7 +910,7 @@ impl Session {
             mode,
             to_client,
             to_target,
-            quota: crate::quota::Quota::default(),
+            quota: self.quota.clone(),
         })
     }
 
@@ -908,6 +957,9 @@ impl Session {
             return;
         }
         self.phase = Phase::Done;
+        // The connection is over: its parallel-connection slots are free now, even if the
+        // runtime keeps the session a little longer.
+        self.permit = ConnPermit::default();
         let (requested, text) = match &self.request {
             Some(r) => (
                 Some(r.target.clone()),

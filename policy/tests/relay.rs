@@ -6,8 +6,10 @@ use proptest::prelude::*;
 use std::io::ErrorKind;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use triproxy_policy::acl::{Ace, Action};
 use triproxy_policy::bandlim::{Bucket, Pacer};
-use triproxy_policy::quota::Quota;
+use triproxy_policy::period::Period;
+use triproxy_policy::quota::{CountDirection, Quota, Quotas, Rule};
 use triproxy_policy::relay::{Outcome, Relay, RelayEnd, RelayPlan, Step, Way, ROUNDS};
 use triproxy_policy::service::RelayMode;
 
@@ -332,6 +334,132 @@ fn pacing_caps_reads_and_sleeps_until_the_pipes_refill() {
     sim.end(Way::Up).available = 50_000;
     sim.settle(&mut relay, now);
     assert_eq!(sim.end(Way::Up).received, 50_000);
+}
+
+/// A `countin` quota of `mib` MiB matching everything, and the quota one tunnel charges.
+fn quota_in(mib: u64) -> (Quotas, Quota) {
+    use triproxy_policy::acl::{AclRequest, CivilTime, Operation};
+    let mut quotas = Quotas::new();
+    let any = Ace::parse(Action::Allow, &[]).unwrap();
+    quotas
+        .push(Rule::count(
+            CountDirection::In,
+            1,
+            "all",
+            Period::Daily,
+            mib,
+            any,
+        ))
+        .unwrap();
+    let request = AclRequest {
+        user: None,
+        client: "127.0.0.1".parse().unwrap(),
+        target_host: None,
+        target_ip: Some("127.0.0.1".parse().unwrap()),
+        port: Some(80),
+        operation: Operation::Connect,
+        time: CivilTime {
+            weekday: 1,
+            seconds_of_day: 0,
+        },
+    };
+    let quota = quotas.select(&request).unwrap();
+    (quotas, quota)
+}
+
+#[test]
+fn a_quota_reached_mid_transfer_ends_the_tunnel_within_one_chunk_with_code_10() {
+    let t0 = Instant::now();
+    let (_quotas, quota) = quota_in(1);
+    let mut p = plan();
+    p.quota = quota;
+    let mut relay = Relay::new(p, t0, [0, 0]);
+    let mut sim = Sim::new();
+    sim.chunk = 64 * 1024;
+    sim.end(Way::Down).available = 10 << 20;
+    sim.end(Way::Up).available = 5 << 20; // uploads do not count against countin
+    for _ in 0..1000 {
+        if relay.is_over() {
+            break;
+        }
+        sim.settle(&mut relay, t0);
+    }
+    let end = relay.end().unwrap();
+    assert!(matches!(end, RelayEnd::Quota(_)), "{end:?}");
+    assert_eq!(end.log_code().0, 10);
+    assert_eq!(
+        end.to_string(),
+        "traffic quota 1 (countin, 1 MiB per day) reached"
+    );
+    // The chunk that reached the limit is not delivered: at most 1 MiB went through.
+    let delivered = sim.end(Way::Down).received;
+    assert!(delivered < 1 << 20, "delivered {delivered}");
+    assert!(
+        delivered >= (1 << 20) - 64 * 1024,
+        "stopped within one chunk: {delivered}"
+    );
+}
+
+#[test]
+fn two_tunnels_share_one_quota() {
+    let t0 = Instant::now();
+    let (quotas, quota) = quota_in(1);
+    let mut a = {
+        let mut p = plan();
+        p.quota = quota.clone();
+        Relay::new(p, t0, [0, 0])
+    };
+    let mut b = {
+        let mut p = plan();
+        p.quota = quota;
+        Relay::new(p, t0, [0, 0])
+    };
+    let (mut sa, mut sb) = (Sim::new(), Sim::new());
+    for s in [&mut sa, &mut sb] {
+        s.chunk = 16 * 1024;
+        s.end(Way::Down).available = 10 << 20;
+    }
+    // Interleaved like two concurrent downloads.
+    for _ in 0..1000 {
+        if a.is_over() && b.is_over() {
+            break;
+        }
+        sa.run(&mut a, Way::Down, t0);
+        sb.run(&mut b, Way::Down, t0);
+    }
+    assert!(matches!(a.end(), Some(RelayEnd::Quota(_))));
+    assert!(matches!(b.end(), Some(RelayEnd::Quota(_))));
+    let total = sa.end(Way::Down).received + sb.end(Way::Down).received;
+    assert!(
+        total < 1 << 20,
+        "together they stayed under the one quota: {total}"
+    );
+    assert!(total > (1 << 20) - 2 * 16 * 1024, "and used it: {total}");
+    // And a third tunnel is refused at its start.
+    use triproxy_policy::acl::{AclRequest, CivilTime, Operation};
+    let request = AclRequest {
+        user: None,
+        client: "127.0.0.1".parse().unwrap(),
+        target_host: None,
+        target_ip: None,
+        port: None,
+        operation: Operation::Connect,
+        time: CivilTime {
+            weekday: 1,
+            seconds_of_day: 0,
+        },
+    };
+    assert!(quotas.select(&request).is_err());
+}
+
+#[test]
+fn early_bytes_alone_can_reach_the_quota() {
+    let t0 = Instant::now();
+    let (_quotas, quota) = quota_in(1);
+    let mut p = plan();
+    p.quota = quota;
+    let relay = Relay::new(p, t0, [0, 2 << 20]);
+    assert!(matches!(relay.end(), Some(RelayEnd::Quota(_))));
 }
 
 proptest! {

@@ -282,7 +282,7 @@ fn bind_listens_replies_twice_and_relays() {
     let [Intent::AcceptPeer { deadline }] = &intents[..] else {
         panic!("{intents:?}")
     };
-    assert_eq!(*deadline, t0 + Duration::from_secs(120));
+    assert_eq!(*deadline, t0 + Duration::from_secs(180)); // 3proxy CONNECTION_SHORT
     s.handle_bind_accepted(
         t0,
         "127.0.0.1:40001".parse().unwrap(),

@@ -21,6 +21,13 @@ impl Arity {
         }
     }
 
+    const fn between(min: usize, max: usize) -> Arity {
+        Arity {
+            min,
+            max: Some(max),
+        }
+    }
+
     const fn at_least(n: usize) -> Arity {
         Arity { min: n, max: None }
     }
@@ -50,6 +57,16 @@ pub(crate) enum Supported {
     Parent,
     External,
     Backlog,
+    Timeouts,
+    ConnLim,
+    NoConnLim,
+    Counter,
+    CountIn,
+    CountOut,
+    CountAll,
+    NoCountIn,
+    NoCountOut,
+    NoCountAll,
     Socks,
     Proxy,
     Service,
@@ -75,6 +92,16 @@ const SUPPORTED: &[(&str, Supported, Arity)] = &[
     ("parent", Supported::Parent, Arity::at_least(4)),
     ("external", Supported::External, Arity::exactly(1)),
     ("backlog", Supported::Backlog, Arity::exactly(1)),
+    ("timeouts", Supported::Timeouts, Arity::at_least(1)),
+    ("connlim", Supported::ConnLim, Arity::at_least(2)),
+    ("noconnlim", Supported::NoConnLim, Arity::at_least(0)),
+    ("counter", Supported::Counter, Arity::between(1, 3)),
+    ("countin", Supported::CountIn, Arity::at_least(3)),
+    ("countout", Supported::CountOut, Arity::at_least(3)),
+    ("countall", Supported::CountAll, Arity::at_least(3)),
+    ("nocountin", Supported::NoCountIn, Arity::at_least(0)),
+    ("nocountout", Supported::NoCountOut, Arity::at_least(0)),
+    ("nocountall", Supported::NoCountAll, Arity::at_least(0)),
     ("socks", Supported::Socks, Arity::at_least(0)),
     ("proxy", Supported::Proxy, Arity::at_least(0)),
     ("service", Supported::Service, Arity::exactly(0)),
@@ -98,7 +125,6 @@ const NOT_YET: &[&str] = &[
     // addresses, sockets, capacity
     "maxseg",
     "stacksize",
-    "timeouts",
     // logging
     "rotate",
     "archiver",
@@ -123,15 +149,6 @@ const NOT_YET: &[&str] = &[
     "force",
     "noforce",
     // limits and accounting
-    "connlim",
-    "noconnlim",
-    "counter",
-    "countin",
-    "countout",
-    "countall",
-    "nocountin",
-    "nocountout",
-    "nocountall",
     // process control
     "daemon",
     "pidfile",

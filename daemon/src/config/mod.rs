@@ -13,12 +13,14 @@
 //! Commands run in order, as in 3proxy: a service line (`socks`, `proxy`) takes a snapshot of the
 //! `auth` chain, the `allow`/`deny` list, the `log` target, the `logformat`, `maxconn` and
 //! the `internal` address in force at that line; `flush` empties the ACL for later services;
-//! `users` and the `bandlim*` rules are global and apply to every service wherever they
-//! appear.
+//! `users`, the `bandlim*`, `count*` and `connlim` rules, `counter` and `timeouts` are
+//! global and apply to every service wherever they appear.
 //!
 //! Supported commands: `users`, `auth`, `allow`, `deny`, `flush`, `internal`, `log`,
 //! `logformat`, `maxconn`, `bandlimin`, `bandlimout`, `nobandlimin`, `nobandlimout`,
-//! `parent`, `external`, `backlog`, `socks`, `proxy`, `service` (a no-op), `include`, `end`.
+//! `parent`, `external`, `backlog`, `timeouts`, `connlim`, `noconnlim`, `counter`, `countin`,
+//! `countout`, `countall`, `nocountin`, `nocountout`, `nocountall`, `socks`, `proxy`,
+//! `service` (a no-op), `include`, `end`.
 //! Every other 3proxy
 //! command is an error that says it is not supported yet ([`ConfigErrorKind::UnsupportedCommand`]),
 //! and any other word is an unknown command: nothing is ignored silently. The first error
@@ -29,6 +31,7 @@
 
 mod commands;
 mod lexer;
+mod limits;
 mod parse;
 
 pub use lexer::SyntaxError;
@@ -44,7 +47,11 @@ use std::sync::Arc;
 use triproxy_policy::acl::{Ace, AclError};
 use triproxy_policy::auth::{AuthChain, AuthError};
 use triproxy_policy::bandlim::BandLimits;
+use triproxy_policy::connlim::ConnLimits;
 use triproxy_policy::parent::ParentError;
+use triproxy_policy::period::Period;
+use triproxy_policy::quota::{QuotaRuleError, Quotas};
+use triproxy_policy::service::Timeouts;
 use triproxy_policy::users::{Users, UsersError};
 
 /// Longest configuration line in bytes, newline excluded (3proxy reads lines into a 64 KiB
@@ -66,6 +73,10 @@ pub const MAX_SERVICES: usize = 4096;
 pub const MAX_ACL_ENTRIES: usize = 65_536;
 /// Most `bandlimin`/`bandlimout`/`nobandlim*` rules in one configuration.
 pub const MAX_BANDLIM_RULES: usize = 65_536;
+/// Most `count*`/`nocount*` rules in one configuration.
+pub const MAX_QUOTA_RULES: usize = 65_536;
+/// Most `connlim`/`noconnlim` rules in one configuration.
+pub const MAX_CONNLIM_RULES: usize = 65_536;
 /// `maxconn` bounds; 3proxy's default is 500 per service.
 pub const MAXCONN_RANGE: core::ops::RangeInclusive<u32> = 1..=1_000_000;
 /// Connections per service when no `maxconn` was given (3proxy `DEFAULT_MAXCHILD`).
@@ -86,6 +97,73 @@ pub struct Config {
     /// Every `bandlimin`/`bandlimout`/`nobandlim*` rule of the whole configuration, in
     /// order; global like `users`.
     pub bandlimits: Arc<BandLimits>,
+    /// Every `countin`/`countout`/`countall`/`nocount*` rule, in order; global.
+    pub quotas: Arc<Quotas>,
+    /// Every `connlim`/`noconnlim` rule, in order; global.
+    pub connlimits: Arc<ConnLimits>,
+    /// The `timeouts` of every service. As in 3proxy, where services read the one global
+    /// table when they need a value, the last `timeouts` line applies to all services,
+    /// wherever it is (each line changes the values it gives and keeps the others).
+    pub timeouts: Timeouts,
+    /// The `counter` line: where the traffic counters are kept, and their reports.
+    pub counter: Option<CounterConfig>,
+    /// Things that were accepted but deserve a look (printed at start).
+    pub warnings: Vec<ConfigWarning>,
+}
+
+/// `counter FILE [REPORTTYPE REPORTPATH]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CounterConfig {
+    /// The binary counter file (3proxy's format), read at start and written every minute
+    /// and at exit.
+    pub file: PathBuf,
+    /// Report files, if asked for.
+    pub report: Option<CounterReport>,
+}
+
+/// Where and how often traffic reports are written.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CounterReport {
+    /// A calendar period (never [`Period::Never`]): at each change a file
+    /// `path.<period>` lists the counters of the period that ended.
+    pub period: Period,
+    /// The file name before the period suffix.
+    pub path: PathBuf,
+}
+
+/// Something in the configuration that is accepted but probably not what was meant.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigWarning {
+    /// The file.
+    pub file: String,
+    /// 1-based line.
+    pub line: usize,
+    /// What.
+    pub kind: ConfigWarningKind,
+}
+
+/// The problem in a [`ConfigWarning`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ConfigWarningKind {
+    /// `timeouts` with more than 11 values: the rest are ignored (as 3proxy does).
+    ExtraTimeouts {
+        /// How many were ignored.
+        ignored: usize,
+    },
+}
+
+impl fmt::Display for ConfigWarning {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}: warning: ", self.file, self.line)?;
+        match &self.kind {
+            ConfigWarningKind::ExtraTimeouts { ignored } => write!(
+                f,
+                "`timeouts` takes at most {} values; {ignored} more ignored",
+                triproxy_policy::service::TIMEOUT_COUNT
+            ),
+        }
+    }
 }
 
 /// One service to start, with the settings that were in force at its line.
@@ -375,6 +453,27 @@ pub enum ConfigErrorKind {
         /// The limit.
         limit: usize,
     },
+    /// More than the allowed number of `count*` or `connlim` rules.
+    TooManyRules {
+        /// The kind of rule (`countin/countout/countall`, `connlim`).
+        what: &'static str,
+        /// The limit.
+        limit: usize,
+    },
+    /// A `count*` rule the quota table refuses (a counter number used twice).
+    QuotaRule(QuotaRuleError),
+    /// The first argument of `countin`/`countout`/`countall` is not `NUM[/comment]`.
+    CounterNumber {
+        /// The text given.
+        value: String,
+    },
+    /// The report type of `counter` is not a calendar period letter.
+    ReportPeriod {
+        /// The text given.
+        value: String,
+    },
+    /// `counter FILE TYPE` without the report path.
+    MissingReportPath,
     /// The standalone form names a service that 3proxy does not have.
     UnknownService {
         /// The name given.
@@ -478,6 +577,20 @@ impl fmt::Display for ConfigErrorKind {
             }
             K::TooManyBandLimits { limit } => {
                 write!(f, "more than {limit} bandlimin/bandlimout rules")
+            }
+            K::TooManyRules { what, limit } => write!(f, "more than {limit} {what} rules"),
+            K::QuotaRule(e) => write!(f, "bad traffic counter: {e}"),
+            K::CounterNumber { value } => write!(
+                f,
+                "`{value}` is not a counter number and comment (NUM or NUM/comment, NUM from 0 to {})",
+                triproxy_policy::counterfile::MAX_COUNTER_NUMBER
+            ),
+            K::ReportPeriod { value } => write!(
+                f,
+                "`{value}` is not a report period (3proxy letters: C, H, D, W, M, Y)"
+            ),
+            K::MissingReportPath => {
+                write!(f, "`counter FILE TYPE` needs the report path after the type")
             }
             K::UnknownService { name } => {
                 let runs: Vec<&str> = ServiceKind::ALL.iter().map(|k| k.command()).collect();

@@ -7,11 +7,13 @@
 
 use super::commands::{self, Arity, Lookup, Supported};
 use super::lexer::{self, Mode, SyntaxError};
+use super::limits;
 use super::{
-    Config, ConfigError, ConfigErrorKind, LogTarget, NeedUser, ServiceConfig, ServiceKind,
-    SourceAddrs, DEFAULT_INTERNAL, DEFAULT_MAXCONN, MAXCONN_RANGE, MAX_ACL_ENTRIES,
-    MAX_BANDLIM_RULES, MAX_CONFIG_FILE_LEN, MAX_FILES_READ, MAX_INCLUDE_DEPTH, MAX_INLINE_FILE_LEN,
-    MAX_LINE_LEN, MAX_SERVICES, MAX_WORDS_PER_LINE,
+    Config, ConfigError, ConfigErrorKind, ConfigWarning, ConfigWarningKind, CounterConfig,
+    LogTarget, NeedUser, ServiceConfig, ServiceKind, SourceAddrs, DEFAULT_INTERNAL,
+    DEFAULT_MAXCONN, MAXCONN_RANGE, MAX_ACL_ENTRIES, MAX_BANDLIM_RULES, MAX_CONFIG_FILE_LEN,
+    MAX_CONNLIM_RULES, MAX_FILES_READ, MAX_INCLUDE_DEPTH, MAX_INLINE_FILE_LEN, MAX_LINE_LEN,
+    MAX_QUOTA_RULES, MAX_SERVICES, MAX_WORDS_PER_LINE,
 };
 use crate::logformat::LogFormat;
 use std::fs::File;
@@ -21,8 +23,11 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use triproxy_policy::acl::{Ace, Action};
 use triproxy_policy::auth::AuthChain;
-use triproxy_policy::bandlim::{self, BandLimits, Bucket, Direction, Rule, RuleKind};
+use triproxy_policy::bandlim::BandLimits;
+use triproxy_policy::connlim::ConnLimits;
 use triproxy_policy::parent::{ParentError, ParentHop};
+use triproxy_policy::quota::Quotas;
+use triproxy_policy::service::{Timeouts, DEFAULT_TIMEOUTS, TIMEOUT_COUNT};
 use triproxy_policy::users::Users;
 
 /// Whether to go on with the current file after a command.
@@ -52,6 +57,12 @@ pub(super) struct Parser {
     backlog: Option<u32>,
     users: Users,
     bandlimits: BandLimits,
+    quotas: Quotas,
+    connlimits: ConnLimits,
+    /// The global `timeouts` table, in 3proxy's order.
+    timeouts: [u32; TIMEOUT_COUNT],
+    counter: Option<CounterConfig>,
+    warnings: Vec<ConfigWarning>,
     services: Vec<ServiceConfig>,
     /// Canonical paths of the files being read, outermost first (cycle detection).
     open_files: Vec<PathBuf>,
@@ -73,6 +84,11 @@ impl Parser {
             internal: DEFAULT_INTERNAL,
             users: Users::new(),
             bandlimits: BandLimits::new(),
+            quotas: Quotas::new(),
+            connlimits: ConnLimits::new(),
+            timeouts: DEFAULT_TIMEOUTS,
+            counter: None,
+            warnings: Vec::new(),
             services: Vec::new(),
             open_files: Vec::new(),
             includers: Vec::new(),
@@ -85,6 +101,11 @@ impl Parser {
             services: self.services,
             users: Arc::new(self.users),
             bandlimits: Arc::new(self.bandlimits),
+            quotas: Arc::new(self.quotas),
+            connlimits: Arc::new(self.connlimits),
+            timeouts: Timeouts::from_secs(self.timeouts),
+            counter: self.counter,
+            warnings: self.warnings,
         }
     }
 
@@ -300,7 +321,8 @@ impl Parser {
             | Supported::BandLimOut
             | Supported::NoBandLimIn
             | Supported::NoBandLimOut => {
-                let rule = parse_bandlim(cmd, command, &args).map_err(|k| self.error(here, k))?;
+                let rule =
+                    limits::parse_bandlim(cmd, command, &args).map_err(|k| self.error(here, k))?;
                 if self.bandlimits.len() >= MAX_BANDLIM_RULES {
                     return Err(self.error(
                         here,
@@ -310,6 +332,57 @@ impl Parser {
                     ));
                 }
                 self.bandlimits.push(rule);
+            }
+            Supported::Timeouts => {
+                let ignored = limits::apply_timeouts(&mut self.timeouts, &args)
+                    .map_err(|k| self.error(here, k))?;
+                if ignored > 0 {
+                    self.warnings.push(ConfigWarning {
+                        file: here.file.to_owned(),
+                        line: here.line,
+                        kind: ConfigWarningKind::ExtraTimeouts { ignored },
+                    });
+                }
+            }
+            Supported::ConnLim | Supported::NoConnLim => {
+                let rule =
+                    limits::parse_connlim(cmd, command, &args).map_err(|k| self.error(here, k))?;
+                if self.connlimits.len() >= MAX_CONNLIM_RULES {
+                    return Err(self.error(
+                        here,
+                        ConfigErrorKind::TooManyRules {
+                            what: "connlim/noconnlim",
+                            limit: MAX_CONNLIM_RULES,
+                        },
+                    ));
+                }
+                self.connlimits.push(rule);
+            }
+            Supported::CountIn
+            | Supported::CountOut
+            | Supported::CountAll
+            | Supported::NoCountIn
+            | Supported::NoCountOut
+            | Supported::NoCountAll => {
+                let rule =
+                    limits::parse_count(cmd, command, &args).map_err(|k| self.error(here, k))?;
+                if self.quotas.len() >= MAX_QUOTA_RULES {
+                    return Err(self.error(
+                        here,
+                        ConfigErrorKind::TooManyRules {
+                            what: "count*/nocount*",
+                            limit: MAX_QUOTA_RULES,
+                        },
+                    ));
+                }
+                self.quotas
+                    .push(rule)
+                    .map_err(|e| self.error(here, ConfigErrorKind::QuotaRule(e)))?;
+            }
+            Supported::Counter => {
+                let counter =
+                    limits::parse_counter(&args, here.base_dir).map_err(|k| self.error(here, k))?;
+                self.counter = Some(counter);
             }
             Supported::Parent => {
                 let hop = ParentHop::parse(&args)
@@ -442,7 +515,7 @@ fn arg_count(command: &str, arity: Arity, given: usize) -> ConfigErrorKind {
 }
 
 /// `base/name` for a relative `name`, `name` itself otherwise.
-fn resolve(base_dir: &Path, name: &str) -> PathBuf {
+pub(super) fn resolve(base_dir: &Path, name: &str) -> PathBuf {
     let p = Path::new(name);
     if p.is_absolute() {
         p.to_path_buf()
@@ -478,36 +551,6 @@ fn parse_listen_ip(value: &str) -> Result<IpAddr, ConfigErrorKind> {
             value: value.to_owned(),
         })
     }
-}
-
-/// A `bandlimin RATE acl...` / `bandlimout ...` / `nobandlimin acl...` /
-/// `nobandlimout ...` line as a rule with its own bucket.
-fn parse_bandlim(cmd: Supported, command: &str, args: &[&str]) -> Result<Rule, ConfigErrorKind> {
-    let direction = match cmd {
-        Supported::BandLimIn | Supported::NoBandLimIn => Direction::ToClient,
-        _ => Direction::ToTarget,
-    };
-    let (kind, fields) = match (cmd, args.split_first()) {
-        (Supported::BandLimIn | Supported::BandLimOut, Some((rate, fields))) => {
-            let bits = bandlim::parse_rate(rate).map_err(|_| ConfigErrorKind::InvalidNumber {
-                what: "bandwidth limit (bits per second)",
-                value: (*rate).to_owned(),
-                min: bandlim::MIN_RATE_BITS,
-                max: bandlim::MAX_RATE_BITS,
-            })?;
-            (RuleKind::Limit(Arc::new(Bucket::new(bits))), fields)
-        }
-        _ => (RuleKind::Exempt, args),
-    };
-    let matches = Ace::parse(Action::Allow, fields).map_err(|e| ConfigErrorKind::RuleAcl {
-        command: command.to_owned(),
-        error: Box::new(e),
-    })?;
-    Ok(Rule {
-        direction,
-        kind,
-        matches,
-    })
 }
 
 fn parse_maxconn(value: &str) -> Result<u32, ConfigErrorKind> {
@@ -719,96 +762,14 @@ pub(super) fn standalone(service: &str, args: &[String]) -> Result<Config, Confi
         services: vec![svc],
         users: Arc::new(Users::new()),
         bandlimits: Arc::new(BandLimits::new()),
+        quotas: Arc::new(Quotas::new()),
+        connlimits: Arc::new(ConnLimits::new()),
+        timeouts: Timeouts::default(),
+        counter: None,
+        warnings: Vec::new(),
     })
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn listen_addresses() {
-        assert_eq!(
-            parse_listen_ip("127.0.0.1"),
-            Ok("127.0.0.1".parse().unwrap())
-        );
-        assert_eq!(parse_listen_ip("::1"), Ok("::1".parse().unwrap()));
-        assert_eq!(parse_listen_ip("[::1]"), Ok("::1".parse().unwrap()));
-        assert!(matches!(
-            parse_listen_ip("localhost"),
-            Err(ConfigErrorKind::HostNameNotSupported { .. })
-        ));
-        assert!(matches!(
-            parse_listen_ip("unix:/tmp/s"),
-            Err(ConfigErrorKind::NotSupportedYet { .. })
-        ));
-        assert!(matches!(
-            parse_listen_ip("1.2.3.4:80"),
-            Err(ConfigErrorKind::InvalidAddress { .. })
-        ));
-        assert!(matches!(
-            parse_listen_ip(""),
-            Err(ConfigErrorKind::InvalidAddress { .. })
-        ));
-    }
-
-    #[test]
-    fn numbers() {
-        assert_eq!(parse_port("0"), Ok(0));
-        assert_eq!(parse_port("65535"), Ok(65535));
-        assert!(parse_port("65536").is_err());
-        assert!(parse_port("+1").is_err());
-        assert!(parse_port("").is_err());
-        assert!(parse_port("99999999999999999999999").is_err());
-        assert_eq!(parse_maxconn("1"), Ok(1));
-        assert_eq!(parse_maxconn("1000000"), Ok(1_000_000));
-        assert!(parse_maxconn("0").is_err());
-        assert!(parse_maxconn("1000001").is_err());
-        assert!(parse_maxconn("12abc").is_err());
-    }
-
-    #[test]
-    fn log_targets() {
-        let base = Path::new("/etc/triproxy");
-        assert_eq!(parse_log(&[], base), Ok(LogTarget::Stdout));
-        assert_eq!(parse_log(&["/dev/null"], base), Ok(LogTarget::Off));
-        assert_eq!(
-            parse_log(&["x.log"], base),
-            Ok(LogTarget::File("/etc/triproxy/x.log".into()))
-        );
-        assert_eq!(
-            parse_log(&["/var/log/x"], base),
-            Ok(LogTarget::File("/var/log/x".into()))
-        );
-        for t in [
-            "@3proxy",
-            "&dsn,user,pw",
-            "radius",
-            "/logs/3proxy-%y%m%d.log",
-        ] {
-            assert!(
-                matches!(
-                    parse_log(&[t], base),
-                    Err(ConfigErrorKind::NotSupportedYet { .. })
-                ),
-                "{t}"
-            );
-        }
-        assert!(matches!(
-            parse_log(&["f", "D"], base),
-            Err(ConfigErrorKind::NotSupportedYet { .. })
-        ));
-        assert!(matches!(
-            parse_log(&["f", "Q"], base),
-            Err(ConfigErrorKind::InvalidRotation { .. })
-        ));
-        assert!(matches!(
-            parse_log(&["f", "D", "x"], base),
-            Err(ConfigErrorKind::UnexpectedArgument { .. })
-        ));
-        assert!(matches!(
-            parse_log(&[""], base),
-            Err(ConfigErrorKind::EmptyFileName { .. })
-        ));
-    }
-}
+#[path = "parse_tests.rs"]
+mod tests;
