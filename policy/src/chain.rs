@@ -9,8 +9,8 @@
 //! first data: never consumed here.
 
 use crate::parent::{ParentCredentials, ParentHop, ParentKind, MAX_CHAIN_HOPS};
+use crate::reason::{ParentCause, ParentFailure};
 use arrayvec::ArrayVec;
-use core::fmt;
 use core::time::Duration;
 use std::collections::VecDeque;
 use std::net::SocketAddr;
@@ -20,26 +20,16 @@ use triproxy_http::{
     Credentials as HttpCredentials,
 };
 use triproxy_socks::client::{Client, ClientConfig, ClientEvent, ClientVersion, Command};
-use triproxy_socks::v5::{Credentials, ReplyCode};
+use triproxy_socks::v5::Credentials;
 use triproxy_socks::ClientError;
 use triproxy_wire::{LogCode, TargetAddr};
 
-/// Why a chain failed: the log code, the reply for our client and a reason.
+/// Why a chain failed: the log code and the typed reason (which hop, what went wrong).
+/// The client's front turns them into its own answer.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct ChainFailure {
     pub code: LogCode,
-    pub reply: ReplyCode,
-    pub reason: String,
-}
-
-impl ChainFailure {
-    fn new(code: LogCode, reply: ReplyCode, hop: &str, text: impl fmt::Display) -> Self {
-        ChainFailure {
-            code,
-            reply,
-            reason: format!("{hop}: {text}"),
-        }
-    }
+    pub reason: ParentFailure,
 }
 
 /// What a hop's answer so far means.
@@ -49,7 +39,7 @@ enum HopOutcome {
     /// The hop connected where it was asked to.
     Granted,
     /// The hop refused, or answered something unusable.
-    Failed(ChainFailure),
+    Failed(LogCode, ParentCause),
 }
 
 /// The machine speaking to the current hop: one interface over the protocol crates'
@@ -76,8 +66,7 @@ impl HopMachine {
     }
 
     /// Feeds the hop's bytes; returns how many were consumed and what they meant.
-    fn handle_input(&mut self, now: Instant, input: &[u8], hop: &str) -> (usize, HopOutcome) {
-        let general = ReplyCode::GeneralFailure;
+    fn handle_input(&mut self, now: Instant, input: &[u8]) -> (usize, HopOutcome) {
         match self {
             HopMachine::Socks(c) => match c.handle_input(now, input) {
                 Ok(n) => (
@@ -86,16 +75,18 @@ impl HopMachine {
                         Some(ClientEvent::Granted { .. } | ClientEvent::BindPeer { .. }) => {
                             HopOutcome::Granted
                         }
-                        Some(ClientEvent::Refused { reply }) => HopOutcome::Failed(
-                            refused_by_socks(c.version() == ClientVersion::V5, reply, hop),
-                        ),
+                        Some(ClientEvent::Refused { reply }) => {
+                            let e = if c.version() == ClientVersion::V5 {
+                                ClientError::V5Refused { reply }
+                            } else {
+                                ClientError::V4Rejected { code: reply }
+                            };
+                            HopOutcome::Failed(e.log_code(), ParentCause::Socks(e))
+                        }
                         None => HopOutcome::Waiting,
                     },
                 ),
-                Err(e) => (
-                    0,
-                    HopOutcome::Failed(ChainFailure::new(e.log_code(), general, hop, e)),
-                ),
+                Err(e) => (0, HopOutcome::Failed(e.log_code(), ParentCause::Socks(e))),
             },
             HopMachine::Http(c) => match c.handle_input(now, input) {
                 Ok(n) => (
@@ -104,32 +95,35 @@ impl HopMachine {
                         Some(ConnectEvent::Established) => HopOutcome::Granted,
                         Some(ConnectEvent::Refused { status }) => {
                             let e = HttpError::Refused { status };
-                            HopOutcome::Failed(ChainFailure::new(e.log_code(), general, hop, e))
+                            HopOutcome::Failed(e.log_code(), ParentCause::Http(e))
                         }
                         None => HopOutcome::Waiting,
                     },
                 ),
-                Err(e) => (
-                    0,
-                    HopOutcome::Failed(ChainFailure::new(e.log_code(), general, hop, e)),
-                ),
+                Err(e) => (0, HopOutcome::Failed(e.log_code(), ParentCause::Http(e))),
             },
         }
     }
 
     /// The hop's deadline passed: its failure, if an answer was still awaited.
-    fn handle_timeout(&mut self, now: Instant) -> Option<(LogCode, String)> {
+    fn handle_timeout(&mut self, now: Instant) -> Option<(LogCode, ParentCause)> {
         match self {
-            HopMachine::Socks(c) => c.handle_timeout(now).map(|e| (e.log_code(), e.to_string())),
-            HopMachine::Http(c) => c.handle_timeout(now).map(|e| (e.log_code(), e.to_string())),
+            HopMachine::Socks(c) => c
+                .handle_timeout(now)
+                .map(|e| (e.log_code(), ParentCause::Socks(e))),
+            HopMachine::Http(c) => c
+                .handle_timeout(now)
+                .map(|e| (e.log_code(), ParentCause::Http(e))),
         }
     }
 
     /// The connection closed: the failure, if an answer was still awaited.
-    fn handle_eof(&mut self) -> Option<(LogCode, String)> {
+    fn handle_eof(&mut self) -> Option<(LogCode, ParentCause)> {
         match self {
-            HopMachine::Socks(c) => c.handle_eof().map(|e| (e.log_code(), e.to_string())),
-            HopMachine::Http(c) => c.handle_eof().map(|e| (e.log_code(), e.to_string())),
+            HopMachine::Socks(c) => c
+                .handle_eof()
+                .map(|e| (e.log_code(), ParentCause::Socks(e))),
+            HopMachine::Http(c) => c.handle_eof().map(|e| (e.log_code(), ParentCause::Http(e))),
         }
     }
 }
@@ -235,7 +229,7 @@ impl Chain {
         match machine.poll_timeout() {
             Some(deadline) => ChainStep::Read(deadline),
             // Neither waiting nor done cannot happen; treat it as a broken hop.
-            None => ChainStep::Failed(self.fail_general(LogCode(30), "parent negotiation stalled")),
+            None => ChainStep::Failed(self.fail(LogCode(30), ParentCause::Stalled)),
         }
     }
 
@@ -249,16 +243,14 @@ impl Chain {
     pub(crate) fn handle_input(&mut self, now: Instant, input: &[u8]) -> usize {
         let mut used = 0;
         while self.failure.is_none() {
-            let hop = self.describe_current();
             let Some(machine) = self.machine.as_mut() else {
                 break;
             };
-            let (n, outcome) =
-                machine.handle_input(now, input.get(used..).unwrap_or_default(), &hop);
+            let (n, outcome) = machine.handle_input(now, input.get(used..).unwrap_or_default());
             used += n;
             match outcome {
                 HopOutcome::Waiting => break,
-                HopOutcome::Failed(f) => self.failure = Some(f),
+                HopOutcome::Failed(code, cause) => self.failure = Some(self.fail(code, cause)),
                 HopOutcome::Granted => {
                     // What this hop's machine still has to send goes out before the next
                     // hop's first message (a hop that answered ahead of our requests).
@@ -275,42 +267,31 @@ impl Chain {
 
     /// Time passed; a hop past its deadline fails the chain.
     pub(crate) fn handle_timeout(&mut self, now: Instant) {
-        let hop = self.describe_current();
-        if let Some((code, text)) = self.machine.as_mut().and_then(|m| m.handle_timeout(now)) {
-            self.failure = Some(ChainFailure::new(code, ReplyCode::TtlExpired, &hop, text));
+        if let Some((code, cause)) = self.machine.as_mut().and_then(|m| m.handle_timeout(now)) {
+            self.failure = Some(self.fail(code, cause));
         }
     }
 
     /// The outgoing connection closed (or failed) during negotiation.
     pub(crate) fn handle_closed(&mut self) {
-        let hop = self.describe_current();
-        let (code, text) = self
+        let (code, cause) = self
             .machine
             .as_mut()
             .and_then(HopMachine::handle_eof)
-            .unwrap_or((LogCode(34), "connection closed".into()));
-        self.failure = Some(ChainFailure::new(
-            code,
-            ReplyCode::GeneralFailure,
-            &hop,
-            text,
-        ));
+            .unwrap_or((LogCode(34), ParentCause::Closed));
+        self.failure = Some(self.fail(code, cause));
     }
 
-    fn describe_current(&self) -> String {
-        match self.hops.get(self.next) {
-            Some(h) => format!("parent {} {} (hop {})", h.kind, h.addr, self.next + 1),
-            None => "parent chain".into(),
+    /// A failure of the current hop.
+    fn fail(&self, code: LogCode, cause: ParentCause) -> ChainFailure {
+        let hop = self
+            .hops
+            .get(self.next)
+            .map(|h| (self.next + 1, h.kind, h.addr));
+        ChainFailure {
+            code,
+            reason: ParentFailure { hop, cause },
         }
-    }
-
-    fn fail_general(&self, code: LogCode, text: &str) -> ChainFailure {
-        ChainFailure::new(
-            code,
-            ReplyCode::GeneralFailure,
-            &self.describe_current(),
-            text,
-        )
     }
 
     /// Builds the machine for the first hop (once connected to it), or for the next one.
@@ -336,7 +317,8 @@ impl Chain {
                 match Credentials::new(user.as_bytes(), password.as_bytes()) {
                     Ok(c) => Some(c),
                     Err(_) => {
-                        self.failure = Some(self.fail_general(LogCode(30), "unusable credentials"));
+                        self.failure =
+                            Some(self.fail(LogCode(30), ParentCause::UnusableCredentials));
                         return;
                     }
                 }
@@ -344,13 +326,7 @@ impl Chain {
             ParentCredentials::Client => match &self.client_credentials {
                 Some(c) => Some((**c).clone()),
                 None => {
-                    self.failure = Some(ChainFailure::new(
-                        LogCode(4),
-                        ReplyCode::NotAllowed,
-                        &self.describe_current(),
-                        "the parent takes the client's user name and password, and the \
-                         client gave none",
-                    ));
+                    self.failure = Some(self.fail(LogCode(4), ParentCause::NoClientCredentials));
                     return;
                 }
             },
@@ -361,8 +337,7 @@ impl Chain {
             ParentKind::Socks5 { .. } => Some(ClientVersion::V5),
             ParentKind::Connect { .. } => None,
             ParentKind::Tcp | ParentKind::Http => {
-                self.failure =
-                    Some(self.fail_general(LogCode(30), "a tcp hop cannot relay further"));
+                self.failure = Some(self.fail(LogCode(30), ParentCause::CannotRelayFurther));
                 return;
             }
         };
@@ -378,7 +353,7 @@ impl Chain {
                 },
             )
             .map(|c| HopMachine::Socks(Box::new(c)))
-            .map_err(|e| (e.log_code(), e.to_string())),
+            .map_err(|e| (e.log_code(), ParentCause::Socks(e))),
             None => ConnectClient::new(
                 now,
                 ConnectConfig {
@@ -389,39 +364,11 @@ impl Chain {
                 },
             )
             .map(|c| HopMachine::Http(Box::new(c)))
-            .map_err(|e| (e.log_code(), e.to_string())),
+            .map_err(|e| (e.log_code(), ParentCause::Http(e))),
         };
         match machine {
             Ok(m) => self.machine = Some(m),
-            Err((code, text)) => {
-                let reply = if code == LogCode(44) {
-                    ReplyCode::AddressTypeNotSupported
-                } else {
-                    ReplyCode::GeneralFailure
-                };
-                self.failure = Some(ChainFailure::new(
-                    code,
-                    reply,
-                    &self.describe_current(),
-                    text,
-                ));
-            }
+            Err((code, cause)) => self.failure = Some(self.fail(code, cause)),
         }
-    }
-}
-
-/// A SOCKS hop's refusal: SOCKS5 REP codes pass through to our client (a parent's
-/// "connection refused" is the client's answer too); SOCKS4 has only "rejected".
-fn refused_by_socks(v5: bool, reply: u8, hop: &str) -> ChainFailure {
-    if v5 {
-        let rep = match ReplyCode::from_u8(reply) {
-            ReplyCode::Succeeded | ReplyCode::Other(_) => ReplyCode::GeneralFailure,
-            r => r,
-        };
-        let e = ClientError::V5Refused { reply };
-        ChainFailure::new(e.log_code(), rep, hop, e)
-    } else {
-        let e = ClientError::V4Rejected { code: reply };
-        ChainFailure::new(e.log_code(), ReplyCode::GeneralFailure, hop, e)
     }
 }

@@ -10,7 +10,9 @@
 //! errors to one vocabulary ([`FrontEvent`], [`FrontFailure`]) and a refusal's 3proxy log
 //! code to the protocol's answer (a SOCKS5 REP, an HTTP status).
 
+use crate::reason::{ParentCause, Reason};
 use crate::service::{FrontProtocol, NeedUser, ServicePolicy};
+use crate::session::{BindError, ConnectError};
 use std::net::SocketAddr;
 use std::time::Instant;
 use triproxy_http::{
@@ -21,13 +23,36 @@ use triproxy_socks::server::{
     Version,
 };
 use triproxy_socks::v5::ReplyCode;
+use triproxy_socks::ClientError;
 use triproxy_wire::{LogCode, TargetAddr, Transmit};
+
+/// What kind of relay a client asks for, whatever its protocol.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RequestKind {
+    /// An outgoing TCP connection (SOCKS CONNECT, HTTP CONNECT).
+    Connect,
+    /// One incoming TCP connection (SOCKS BIND).
+    Bind,
+    /// UDP datagrams (SOCKS5 UDP ASSOCIATE).
+    UdpAssociate,
+}
+
+impl RequestKind {
+    /// The word 3proxy logs for it (`%T`).
+    pub fn log_text(self) -> &'static str {
+        match self {
+            RequestKind::Connect => "CONNECT",
+            RequestKind::Bind => "BIND",
+            RequestKind::UdpAssociate => "UDPASSOC",
+        }
+    }
+}
 
 /// What the client asked for, whatever the protocol.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct FrontRequest {
-    /// CONNECT, BIND or UDP ASSOCIATE (an HTTP request is always a CONNECT).
-    pub command: Command,
+    /// What kind of relay.
+    pub kind: RequestKind,
     /// The destination as sent.
     pub target: TargetAddr,
     /// The user name to log when no credentials are checked: a SOCKS4 user id, or the
@@ -56,14 +81,14 @@ pub(crate) enum FrontEvent {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct FrontFailure {
     pub code: LogCode,
-    pub reason: String,
+    pub reason: Reason,
 }
 
 impl FrontFailure {
-    fn of(code: LogCode, reason: impl ToString) -> Self {
+    fn socks(e: triproxy_socks::Error) -> Self {
         FrontFailure {
-            code,
-            reason: reason.to_string(),
+            code: e.log_code(),
+            reason: Reason::Socks(e),
         }
     }
 }
@@ -124,7 +149,11 @@ impl Front {
             Front::Socks(s) => s.poll_event().map(|e| match e {
                 ServerEvent::Credentials(c) => FrontEvent::Credentials(Box::new(c)),
                 ServerEvent::Request(r) => FrontEvent::Request(Box::new(FrontRequest {
-                    command: r.command,
+                    kind: match r.command {
+                        Command::Connect => RequestKind::Connect,
+                        Command::Bind => RequestKind::Bind,
+                        Command::UdpAssociate => RequestKind::UdpAssociate,
+                    },
                     target: r.target,
                     user_id: r.user_id.map(|id| id.to_vec()),
                     credentials: None,
@@ -133,7 +162,7 @@ impl Front {
             }),
             Front::Http(h) => h.poll_event().map(|ProxyEvent::Request(r)| {
                 let mut request = Box::new(FrontRequest {
-                    command: Command::Connect,
+                    kind: RequestKind::Connect,
                     target: r.target,
                     user_id: None,
                     credentials: None,
@@ -191,9 +220,7 @@ impl Front {
 
     pub fn handle_timeout(&mut self, now: Instant) -> Option<FrontFailure> {
         match self {
-            Front::Socks(s) => s
-                .handle_timeout(now)
-                .map(|e| FrontFailure::of(e.log_code(), e)),
+            Front::Socks(s) => s.handle_timeout(now).map(FrontFailure::socks),
             Front::Http(h) => h.handle_timeout(now).map(|e| http_failure(&e)),
         }
     }
@@ -202,7 +229,7 @@ impl Front {
     /// pending (the session gives its own reason).
     pub fn handle_eof(&mut self) -> Option<FrontFailure> {
         match self {
-            Front::Socks(s) => s.handle_eof().map(|e| FrontFailure::of(e.log_code(), e)),
+            Front::Socks(s) => s.handle_eof().map(FrontFailure::socks),
             Front::Http(h) => h.handle_eof().map(|e| http_failure(&e)),
         }
     }
@@ -229,10 +256,12 @@ impl Front {
         }
     }
 
-    /// The request is refused: SOCKS answers `reply`, HTTP the status 3proxy gives `code`.
-    pub fn handle_refused(&mut self, reply: ReplyCode, code: LogCode) {
+    /// The request is refused with `code` for `reason`: each protocol answers in its own
+    /// terms (SOCKS the REP or CD that fits the reason, HTTP the status 3proxy gives the
+    /// code).
+    pub fn handle_refused(&mut self, code: LogCode, reason: &Reason) {
         match self {
-            Front::Socks(s) => s.handle_refused(reply),
+            Front::Socks(s) => s.handle_refused(socks5_reply(reason)),
             Front::Http(h) => h.handle_refused(http_refusal(code)),
         }
     }
@@ -248,8 +277,7 @@ impl Front {
 
 #[inline(never)]
 fn socks_input(s: &mut Server, now: Instant, input: &[u8]) -> Result<usize, FrontFailure> {
-    s.handle_input(now, input)
-        .map_err(|e| FrontFailure::of(e.log_code(), e))
+    s.handle_input(now, input).map_err(FrontFailure::socks)
 }
 
 #[inline(never)]
@@ -270,7 +298,54 @@ pub(crate) fn service_name(protocol: FrontProtocol, version: Option<Version>) ->
 }
 
 fn http_failure(e: &RequestError) -> FrontFailure {
-    FrontFailure::of(e.log_code(), e)
+    FrontFailure {
+        code: e.log_code(),
+        reason: Reason::Http(*e),
+    }
+}
+
+/// The SOCKS5 REP for a refusal (the SOCKS machine answers a SOCKS4 client's refusal with
+/// its one "rejected" code): the target's own failures keep their meaning, a parent's
+/// SOCKS5 refusal passes through, deadlines are "TTL expired", policy refusals are "not
+/// allowed", what is not implemented is "command not supported".
+pub(crate) fn socks5_reply(reason: &Reason) -> ReplyCode {
+    match reason {
+        Reason::Resolve(_) => ReplyCode::HostUnreachable,
+        Reason::Connect { error, .. } => match error {
+            ConnectError::Refused => ReplyCode::ConnectionRefused,
+            ConnectError::NetworkUnreachable => ReplyCode::NetworkUnreachable,
+            ConnectError::HostUnreachable | ConnectError::TimedOut => ReplyCode::HostUnreachable,
+            ConnectError::NoSocket | ConnectError::Other => ReplyCode::GeneralFailure,
+        },
+        Reason::Bind(BindError::Timeout) => ReplyCode::TtlExpired,
+        Reason::Bind(_) => ReplyCode::GeneralFailure,
+        Reason::Parent(p) => match &p.cause {
+            ParentCause::Socks(ClientError::V5Refused { reply }) => {
+                match ReplyCode::from_u8(*reply) {
+                    ReplyCode::Succeeded | ReplyCode::Other(_) => ReplyCode::GeneralFailure,
+                    r => r,
+                }
+            }
+            ParentCause::Socks(ClientError::Timeout { .. })
+            | ParentCause::Http(triproxy_http::ConnectError::Timeout) => ReplyCode::TtlExpired,
+            ParentCause::Socks(ClientError::TargetNotSupported { .. }) => {
+                ReplyCode::AddressTypeNotSupported
+            }
+            ParentCause::NoClientCredentials => ReplyCode::NotAllowed,
+            _ => ReplyCode::GeneralFailure,
+        },
+        Reason::Unsupported(_) => ReplyCode::CommandNotSupported,
+        Reason::Auth(_)
+        | Reason::AclDenied
+        | Reason::AclNoMatch
+        | Reason::CredentialsTooLong
+        | Reason::Quota(_)
+        | Reason::ConnLimit(_)
+        | Reason::BindPeerMismatch { .. } => ReplyCode::NotAllowed,
+        Reason::Socks(_) | Reason::Http(_) | Reason::Relay(_) | Reason::ClientClosed => {
+            ReplyCode::GeneralFailure
+        }
+    }
 }
 
 /// The HTTP answer to a refusal with 3proxy log code `code`, as 3proxy's HTTP proxy maps

@@ -22,6 +22,7 @@ mod front;
 pub mod parent;
 pub mod period;
 pub mod quota;
+pub mod reason;
 pub mod relay;
 pub mod service;
 pub mod session;

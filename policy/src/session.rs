@@ -48,8 +48,9 @@ use crate::auth::{AuthDecision, AuthOutcome};
 use crate::bandlim::{Direction, Pacer};
 use crate::chain::{Chain, ChainStep};
 use crate::connlim::ConnPermit;
-use crate::front::{service_name, Front, FrontEvent, FrontRequest};
+use crate::front::{service_name, Front, FrontEvent, FrontRequest, RequestKind};
 use crate::quota::Quota;
+use crate::reason::{Reason, Unsupported};
 pub use crate::relay::{RelayEnd, RelayPlan, RelayReport};
 use crate::service::{FrontProtocol, RelayMode, ServicePolicy, SourceAddrs};
 use arrayvec::ArrayVec;
@@ -58,8 +59,7 @@ use std::collections::VecDeque;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Instant;
-use triproxy_socks::server::{AuthVerdict, Command, Credentials, Version};
-use triproxy_socks::v5::ReplyCode;
+use triproxy_socks::server::{AuthVerdict, Credentials, Version};
 use triproxy_wire::{DomainName, LogCode, TargetAddr, Transmit};
 
 /// At most this many resolved addresses are tried for one request.
@@ -151,16 +151,20 @@ pub enum ConnectError {
     Other,
 }
 
-impl ConnectError {
-    fn reply(self) -> ReplyCode {
-        match self {
-            ConnectError::Refused => ReplyCode::ConnectionRefused,
-            ConnectError::NetworkUnreachable => ReplyCode::NetworkUnreachable,
-            ConnectError::HostUnreachable | ConnectError::TimedOut => ReplyCode::HostUnreachable,
-            ConnectError::NoSocket | ConnectError::Other => ReplyCode::GeneralFailure,
-        }
+impl core::fmt::Display for ConnectError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str(match self {
+            ConnectError::Refused => "connection refused",
+            ConnectError::NetworkUnreachable => "network unreachable",
+            ConnectError::HostUnreachable => "no route to host",
+            ConnectError::TimedOut => "timed out",
+            ConnectError::NoSocket => "out of sockets or buffer memory",
+            ConnectError::Other => "failed",
+        })
     }
+}
 
+impl ConnectError {
     fn log_code(self) -> LogCode {
         match self {
             ConnectError::NoSocket => LogCode::SOCKET_FAILED,
@@ -181,6 +185,17 @@ pub enum BindError {
     ClientClosed,
     /// `accept()` failed (462).
     Accept,
+}
+
+impl core::fmt::Display for BindError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str(match self {
+            BindError::Listen => "BIND: cannot listen",
+            BindError::Timeout => "BIND: no incoming connection in time",
+            BindError::ClientClosed => "BIND: client closed while waiting",
+            BindError::Accept => "BIND: accept failed",
+        })
+    }
 }
 
 /// Why name resolution gave no address.
@@ -206,8 +221,8 @@ pub struct LogRecord {
     pub listen_port: u16,
     /// 3proxy error code (`%E`).
     pub code: LogCode,
-    /// A readable reason for a failure; `None` on success.
-    pub reason: Option<String>,
+    /// The typed cause of a failure; `None` on success.
+    pub reason: Option<Reason>,
     /// The user name, when the client gave one (`%U`).
     pub user: Option<String>,
     /// The client's address (`%C:%c`).
@@ -356,13 +371,7 @@ impl Session {
         }
         match self.front.as_mut().and_then(|f| f.handle_eof()) {
             Some(f) => self.finish(now, f.code, Some(f.reason), 0, 0),
-            None => self.finish(
-                now,
-                LogCode(441),
-                Some("client closed the connection before the request was answered".into()),
-                0,
-                0,
-            ),
+            None => self.finish(now, LogCode(441), Some(Reason::ClientClosed), 0, 0),
         }
     }
 
@@ -431,19 +440,12 @@ impl Session {
         }
         match result {
             Ok(addrs) if !addrs.is_empty() => self.authorize_and_connect(now, addrs),
-            Ok(_) | Err(_) => {
-                let reason = match result {
-                    Err(ResolveError::InvalidName) => "host name is not valid text",
-                    Err(ResolveError::Failed) => "name resolution failed",
-                    _ => "host not found",
-                };
-                self.refuse(
-                    now,
-                    ReplyCode::HostUnreachable,
-                    LogCode::HOST_NOT_FOUND,
-                    reason.into(),
-                );
-            }
+            Ok(_) => self.refuse(
+                now,
+                LogCode::HOST_NOT_FOUND,
+                Reason::Resolve(ResolveError::NotFound),
+            ),
+            Err(e) => self.refuse(now, LogCode::HOST_NOT_FOUND, Reason::Resolve(e)),
         }
     }
 
@@ -500,12 +502,7 @@ impl Session {
         }
         let expected = self.expected_peer.filter(|ip| !ip.is_unspecified());
         if expected.is_some_and(|ip| ip != peer.ip()) {
-            self.refuse(
-                now,
-                ReplyCode::NotAllowed,
-                LogCode(470),
-                format!("BIND: incoming connection from {peer}, not from the requested address"),
-            );
+            self.refuse(now, LogCode(470), Reason::BindPeerMismatch { peer });
             return;
         }
         self.remote = Some(peer);
@@ -523,29 +520,12 @@ impl Session {
         if !matches!(self.phase, Phase::Binding | Phase::AwaitingPeer) {
             return;
         }
-        let (reply, code, reason) = match error {
-            BindError::Listen => (
-                ReplyCode::GeneralFailure,
-                LogCode::BIND_FAILED,
-                "BIND: cannot listen",
-            ),
-            BindError::Timeout => (
-                ReplyCode::TtlExpired,
-                LogCode(460),
-                "BIND: no incoming connection in time",
-            ),
-            BindError::ClientClosed => (
-                ReplyCode::GeneralFailure,
-                LogCode(460),
-                "BIND: client closed while waiting",
-            ),
-            BindError::Accept => (
-                ReplyCode::GeneralFailure,
-                LogCode(462),
-                "BIND: accept failed",
-            ),
+        let code = match error {
+            BindError::Listen => LogCode::BIND_FAILED,
+            BindError::Timeout | BindError::ClientClosed => LogCode(460),
+            BindError::Accept => LogCode(462),
         };
-        self.refuse(now, reply, code, reason.into());
+        self.refuse(now, code, Reason::Bind(error));
     }
 
     /// The answer to [`Intent::Connect`]: every address failed; `error` is the last failure.
@@ -553,11 +533,8 @@ impl Session {
         if self.phase != Phase::Connecting {
             return;
         }
-        let reason = match self.chain.as_ref().and_then(|c| c.first_addr()) {
-            Some(parent) => format!("connect to parent {parent} failed: {error:?}"),
-            None => format!("connect failed: {error:?}"),
-        };
-        self.refuse(now, error.reply(), error.log_code(), reason);
+        let parent = self.chain.as_ref().and_then(|c| c.first_addr());
+        self.refuse(now, error.log_code(), Reason::Connect { error, parent });
     }
 
     /// Bytes read from the outgoing connection during [`Intent::ReadTarget`]; returns how
@@ -609,7 +586,7 @@ impl Session {
                     // Bytes queued for the parent are moot now.
                     self.intents
                         .retain(|i| !matches!(i, Intent::SendToTarget { .. }));
-                    self.refuse(now, f.reply, f.code, f.reason);
+                    self.refuse(now, f.code, Reason::Parent(f.reason));
                     return;
                 }
             }
@@ -623,7 +600,7 @@ impl Session {
         }
         let reason = match report.end {
             RelayEnd::Clean => None,
-            other => Some(other.to_string()),
+            other => Some(Reason::Relay(other)),
         };
         self.finish(
             now,
@@ -661,19 +638,14 @@ impl Session {
                         if let Some(f) = self.front.as_mut() {
                             f.handle_auth(AuthVerdict::Rejected);
                         }
-                        self.finish(now, code, Some(auth_reason(code).into()), 0, 0);
+                        self.finish(now, code, Some(refusal_reason(code)), 0, 0);
                     }
                 }
             }
             FrontEvent::Request(request) => self.on_request(now, request),
             FrontEvent::CredentialsTooLong(request) => {
                 self.note_request(request);
-                self.refuse(
-                    now,
-                    ReplyCode::NotAllowed,
-                    LogCode::USER_NOT_FOUND,
-                    "user name or password longer than 255 bytes".into(),
-                );
+                self.refuse(now, LogCode::USER_NOT_FOUND, Reason::CredentialsTooLong);
             }
         }
     }
@@ -694,7 +666,7 @@ impl Session {
     /// Requests are boxed all the way from the front to `self.request`, and a name is
     /// resolved out of line: this frame sits under every ACL decision of a handshake.
     fn on_request(&mut self, now: Instant, request: Box<FrontRequest>) {
-        let command = request.command;
+        let kind = request.kind;
         let ip = match request.target {
             TargetAddr::Ip(addr) => Some(addr),
             TargetAddr::Domain(..) => None,
@@ -702,24 +674,13 @@ impl Session {
         let unsupported = request.unsupported_method.clone();
         self.note_request(request);
         if let Some(method) = unsupported {
-            self.refuse(
-                now,
-                ReplyCode::CommandNotSupported,
-                LogCode::NOT_IMPLEMENTED,
-                format!("HTTP {method} is not served by this version of triproxy (CONNECT only)"),
-            );
+            let reason = Reason::Unsupported(Unsupported::HttpMethod(short_text(&method)));
+            self.refuse(now, LogCode::NOT_IMPLEMENTED, reason);
             return;
         }
-        if command == Command::UdpAssociate {
-            self.refuse(
-                now,
-                ReplyCode::CommandNotSupported,
-                LogCode::NOT_IMPLEMENTED,
-                format!(
-                    "{} is not relayed by this version of triproxy",
-                    command_text(command)
-                ),
-            );
+        if kind == RequestKind::UdpAssociate {
+            let reason = Reason::Unsupported(Unsupported::UdpAssociate);
+            self.refuse(now, LogCode::NOT_IMPLEMENTED, reason);
             return;
         }
         match ip {
@@ -792,16 +753,16 @@ impl Session {
         self.credentials = None;
         if addrs.is_empty() {
             let code = first_refusal.unwrap_or(LogCode::ACL_NO_MATCH);
-            self.refuse(now, ReplyCode::NotAllowed, code, auth_reason(code).into());
+            self.refuse(now, code, refusal_reason(code));
             return;
         }
         if let Some(first) = addrs.first().copied() {
             if let Err(reason) = self.admit_limits(now, first) {
-                self.refuse(now, ReplyCode::NotAllowed, LogCode::LIMIT_EXCEEDED, reason);
+                self.refuse(now, LogCode::LIMIT_EXCEEDED, reason);
                 return;
             }
         }
-        if self.request.as_ref().map(|r| r.command) == Some(Command::Bind) {
+        if self.request.as_ref().map(|r| r.kind) == Some(RequestKind::Bind) {
             let expected = addrs.first().copied().unwrap_or(self.internal);
             self.expected_peer = Some(expected.ip());
             self.phase = Phase::Binding;
@@ -827,7 +788,7 @@ impl Session {
     /// between the ACL and the connect): takes the connection's limit slots and its quota,
     /// or says which limit refuses it (code 10).
     #[inline(never)]
-    fn admit_limits(&mut self, now: Instant, target: SocketAddr) -> Result<(), String> {
+    fn admit_limits(&mut self, now: Instant, target: SocketAddr) -> Result<(), Reason> {
         let policy = Arc::clone(&self.policy);
         if policy.connlimits.is_empty() && policy.quotas.is_empty() {
             return Ok(());
@@ -844,8 +805,8 @@ impl Session {
         let permit = policy
             .connlimits
             .admit(now, &request)
-            .map_err(|e| e.to_string())?;
-        let quota = policy.quotas.select(&request).map_err(|e| e.to_string())?;
+            .map_err(Reason::ConnLimit)?;
+        let quota = policy.quotas.select(&request).map_err(Reason::Quota)?;
         self.permit = permit;
         self.quota = quota;
         Ok(())
@@ -917,8 +878,8 @@ impl Session {
     /// The ACL operation of the request: an HTTP proxy's CONNECT is `HTTPS`
     /// (`HTTP_CONNECT`), a SOCKS one is `CONNECT`.
     fn operation(&self) -> Operation {
-        match self.request.as_ref().map(|r| r.command) {
-            Some(Command::Bind) => Operation::Bind,
+        match self.request.as_ref().map(|r| r.kind) {
+            Some(RequestKind::Bind) => Operation::Bind,
             _ if self.policy.protocol == FrontProtocol::Http => Operation::HttpConnect,
             _ => Operation::Connect,
         }
@@ -938,9 +899,10 @@ impl Session {
         }
     }
 
-    fn refuse(&mut self, now: Instant, reply: ReplyCode, code: LogCode, reason: String) {
+    /// Refuses the request: the front answers in its protocol's terms.
+    fn refuse(&mut self, now: Instant, code: LogCode, reason: Reason) {
         if let Some(f) = self.front.as_mut() {
-            f.handle_refused(reply, code);
+            f.handle_refused(code, &reason);
         }
         self.finish(now, code, Some(reason), 0, 0);
     }
@@ -949,7 +911,7 @@ impl Session {
         &mut self,
         now: Instant,
         code: LogCode,
-        reason: Option<String>,
+        reason: Option<Reason>,
         bytes_in: u64,
         bytes_out: u64,
     ) {
@@ -965,9 +927,7 @@ impl Session {
                 Some(r.target.clone()),
                 format!(
                     "{} {}",
-                    r.unsupported_method
-                        .as_deref()
-                        .unwrap_or(command_text(r.command)),
+                    r.unsupported_method.as_deref().unwrap_or(r.kind.log_text()),
                     r.target
                 ),
             ),
@@ -998,23 +958,22 @@ impl Session {
     }
 }
 
-fn command_text(command: Command) -> &'static str {
-    match command {
-        Command::Connect => "CONNECT",
-        Command::Bind => "BIND",
-        Command::UdpAssociate => "UDPASSOC",
+/// The reason of a refusal by the auth chain or the ACL, from its log code.
+fn refusal_reason(code: LogCode) -> Reason {
+    match code {
+        LogCode::ACL_DENIED => Reason::AclDenied,
+        LogCode::ACL_NO_MATCH => Reason::AclNoMatch,
+        other => Reason::Auth(other),
     }
 }
 
-fn auth_reason(code: LogCode) -> &'static str {
-    match code {
-        LogCode::ACL_DENIED => "denied by ACL",
-        LogCode::ACL_NO_MATCH => "no ACL entry allows this request",
-        LogCode::NO_USERNAME => "authentication required but no user name given",
-        LogCode::USER_NOT_FOUND => "unknown user",
-        LogCode::BAD_CL_PASSWORD | LogCode::BAD_CR_PASSWORD | LogCode::BAD_NT_PASSWORD => {
-            "wrong password"
+/// The first bytes of client-sent text that fit a reason (cut at a character boundary).
+fn short_text<const N: usize>(text: &str) -> arrayvec::ArrayString<N> {
+    let mut out = arrayvec::ArrayString::new();
+    for c in text.chars() {
+        if out.try_push(c).is_err() {
+            break;
         }
-        _ => "authentication failed",
     }
+    out
 }

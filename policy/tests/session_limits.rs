@@ -45,7 +45,10 @@ fn socks5_request(p: &Arc<ServicePolicy>, t0: Instant) -> (Session, Vec<u8>, Vec
 
 fn refusal(intents: &[Intent]) -> Option<(LogCode, String)> {
     intents.iter().find_map(|i| match i {
-        Intent::Log(r) => Some((r.code, r.reason.clone().unwrap_or_default())),
+        Intent::Log(r) => Some((
+            r.code,
+            r.reason.as_ref().map(|r| r.to_string()).unwrap_or_default(),
+        )),
         _ => None,
     })
 }
