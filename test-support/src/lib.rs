@@ -4,14 +4,15 @@
 //!
 //! A [`Daemon`] is a child process on loopback: started with a configuration or with
 //! arguments, its listening address read from its first "listening on" line on stderr,
-//! its log (stdout) collected line by line, and killed when dropped. Every wait is bounded
-//! (20 s, for loaded CI machines) and fails the test with what was seen so far.
+//! its log (stdout) collected line by line, stopped with SIGTERM by [`Daemon::terminate`]
+//! or killed when dropped. Every wait is bounded (20 s, for loaded CI machines) and fails
+//! the test with what was seen so far.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc, Mutex};
 use std::thread;
@@ -126,6 +127,29 @@ impl Daemon {
     /// Whether the process still runs.
     pub fn is_running(&mut self) -> bool {
         self.child.try_wait().unwrap().is_none()
+    }
+
+    /// Stops the daemon as an init system does: SIGTERM (sent with the system's `kill`,
+    /// to this child only), then waits at most [`WAIT`] for it to exit. Returns how it
+    /// exited, so a test can tell an orderly stop from a death by the signal.
+    pub fn terminate(&mut self) -> ExitStatus {
+        let pid = self.child.id().to_string();
+        let sent = Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .expect("the `kill` command must be installed");
+        assert!(sent.success(), "kill -TERM {pid} failed: {sent}");
+        let deadline = Instant::now() + WAIT;
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "triproxy (pid {pid}) still runs {WAIT:?} after SIGTERM"
+            );
+            thread::sleep(Duration::from_millis(20));
+        }
     }
 }
 
