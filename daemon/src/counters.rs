@@ -227,17 +227,24 @@ pub fn spawn_minutely(accounting: Accounting) -> io::Result<Arc<std::sync::Mutex
     Ok(shared)
 }
 
-/// Waits for SIGTERM or SIGINT, saves the counters once more and returns: the caller
-/// exits. An error if the signals cannot be caught (the counters are then saved every
-/// minute only).
-pub fn save_at_exit(shared: &Arc<std::sync::Mutex<Accounting>>) -> io::Result<()> {
+/// Starts catching SIGTERM and SIGINT, so that a stop saves the counters. Called before
+/// any service starts: a signal that came between the first connection and this call
+/// would end the process without saving.
+pub fn exit_signals() -> io::Result<async_signal::Signals> {
     use async_signal::{Signal, Signals};
+    Signals::new([Signal::Term, Signal::Int])
+}
+
+/// Waits for SIGTERM or SIGINT (caught by `signals`), then saves the counters one last
+/// time (the minutely step: reports, resets, the file).
+pub fn save_on_signal(
+    mut signals: async_signal::Signals,
+    shared: &Arc<std::sync::Mutex<Accounting>>,
+) {
     use futures_lite::StreamExt as _;
-    let mut signals = Signals::new([Signal::Term, Signal::Int])?;
     let _ = futures_lite::future::block_on(signals.next());
     let mut acc = shared.lock().unwrap_or_else(|p| p.into_inner());
     if let Err(e) = acc.minute(&local_now()) {
         eprintln!("triproxy: {e}");
     }
-    Ok(())
 }

@@ -69,6 +69,20 @@ fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
+    // Caught before any service starts, so that a stop at any moment saves the counters.
+    let signals = if config.counter.is_some() && !accounting.is_idle() {
+        match counters::exit_signals() {
+            Ok(s) => Some(s),
+            Err(e) => {
+                eprintln!(
+                    "triproxy: cannot catch SIGTERM/SIGINT ({e}): counters are saved every minute only"
+                );
+                None
+            }
+        }
+    } else {
+        None
+    };
     let threads = cli
         .threads
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
@@ -87,16 +101,14 @@ fn main() -> ExitCode {
         }
     }
     if !accounting.is_idle() {
-        let saves_file = config.counter.is_some();
         match counters::spawn_minutely(accounting) {
-            Ok(shared) if saves_file => match counters::save_at_exit(&shared) {
-                // SIGTERM or SIGINT: the counters are saved; stop.
-                Ok(()) => return ExitCode::SUCCESS,
-                Err(e) => eprintln!(
-                    "triproxy: cannot catch SIGTERM/SIGINT ({e}): counters are saved every minute only"
-                ),
-            },
-            Ok(_) => {}
+            Ok(shared) => {
+                if let Some(signals) = signals {
+                    // SIGTERM or SIGINT: the counters are saved; stop.
+                    counters::save_on_signal(signals, &shared);
+                    return ExitCode::SUCCESS;
+                }
+            }
             Err(e) => {
                 eprintln!("triproxy: cannot start the counter thread: {e}");
                 return ExitCode::from(1);
