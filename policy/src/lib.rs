@@ -1,12 +1,18 @@
-//! triproxy-policy: deterministic decisions and the sans-IO per-connection session engine.
+//! triproxy-policy: deterministic decisions and the sans-IO engine that runs a connection
+//! from its first byte to its log line.
 //!
 //! Given the configuration of a service, the request and `now`, policy answers:
-//! authenticated or which failure ([`auth`], [`users`]), allowed or denied ([`acl`]), paced by
-//! which bandwidth pipes ([`bandlim`]), counted against which traffic quotas ([`quota`], kept
-//! across restarts in a [`counterfile`]), held back by which connection limits ([`connlim`]).
-//! The
-//! [`session`] engine owns a protocol server machine (SOCKS or the HTTP proxy), consults these decisions and emits
-//! I/O intents that a runtime carries out. Nothing here opens a socket or reads a clock.
+//! authenticated or which failure ([`auth`], [`users`]), allowed or denied ([`acl`]),
+//! paced by which bandwidth pipes ([`bandlim`]), within which traffic quotas ([`quota`],
+//! persisted by [`counterfile`], calendar periods in [`period`]) and connection limits
+//! ([`connlim`]). The [`session`] engine owns a protocol front (SOCKS or the HTTP proxy),
+//! consults these decisions and emits I/O intents; the [`relay`] machine runs an
+//! established tunnel (what each direction does next, pacing, idle timeout, counting,
+//! quotas, which failure ends it). Failures are a 3proxy log code plus a typed
+//! [`reason`]. The one executor, [`exec`], carries out the intents and drives the relay
+//! through a runtime's [`exec::Io`] primitives. A service is a listener kind
+//! ([`service::ListenerKind`]: streams, or datagrams with per-client [`datagram`]
+//! associations) plus a front. Nothing here opens a socket or reads a clock.
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
@@ -16,6 +22,7 @@ pub mod auth;
 pub mod bandlim;
 mod chain;
 pub mod connlim;
+pub mod datagram;
 pub mod counterfile;
 pub mod exec;
 mod front;

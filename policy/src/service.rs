@@ -38,6 +38,28 @@ pub enum FrontProtocol {
     Http,
 }
 
+impl FrontProtocol {
+    /// How clients of this front reach the service. A service is a listener kind plus a
+    /// front: SOCKS and the HTTP proxy take TCP streams; the datagram fronts (UDP port
+    /// mapping, the DNS proxy) take datagrams.
+    pub fn listener(self) -> ListenerKind {
+        match self {
+            FrontProtocol::Socks | FrontProtocol::Http => ListenerKind::Stream,
+        }
+    }
+}
+
+/// How a service receives its clients.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ListenerKind {
+    /// A TCP listening socket: each accepted connection is one session
+    /// ([`crate::exec::serve`]).
+    Stream,
+    /// One UDP socket shared by every client: each client's datagrams form an association
+    /// that expires when the client goes quiet ([`crate::datagram::Associations`]).
+    Datagram,
+}
+
 /// How a runtime moves the bytes of an established tunnel.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum RelayMode {
