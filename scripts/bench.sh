@@ -2,6 +2,7 @@
 # The benchmark behind BENCHMARKS.md, in one command:
 #
 #   scripts/bench.sh [extra triproxy-load suite options, e.g. --reps 5 --rate-seconds 10]
+#   BENCH_BASELINE=REV scripts/bench.sh    # also runs the triproxy of git revision REV (A/B)
 #
 # It builds the release binaries, installs the peers (microsocks, Dante, tinyproxy) with apt
 # if they are missing and this is a root shell on Debian/Ubuntu (set BENCH_NO_INSTALL=1 to
@@ -12,7 +13,10 @@
 #
 # Ports (all 127.0.0.1): triproxy std 21080 (SOCKS), 21081 (SOCKS, auth strong) and
 # 21082 (HTTP proxy, CONNECT); triproxy smol 21180 / 21181 / 21182; microsocks 21280 / 21281 (auth, its own process);
-# Dante 21380 (SOCKS4 and SOCKS5, no auth); tinyproxy 21480 (HTTP CONNECT).
+# Dante 21380 (SOCKS4 and SOCKS5, no auth); tinyproxy 21480 (HTTP CONNECT); the baseline
+# triproxy (BENCH_BASELINE) std 21580-21582 and smol 21680-21682; the "limit", nullsocks
+# (../shared/bench/nullsocks.c, or NULLSOCKS_SRC: one thread, epoll, splice, SOCKS5 CONNECT
+# without auth, nothing else), 21780.
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -44,6 +48,28 @@ log "building release binaries"
 cargo build --release -p triproxy -p triproxy-conformance --bin triproxy --bin triproxy-load
 TRIPROXY=$ROOT/target/release/triproxy
 LOAD=$ROOT/target/release/triproxy-load
+
+# The A/B baseline: the same daemon at another revision, built in its own worktree and
+# target directory so the tree under test is untouched.
+BASELINE_BIN=""
+if [ -n "${BENCH_BASELINE:-}" ]; then
+    BASE_REV=$(git -C "$ROOT" rev-parse --short "$BENCH_BASELINE")
+    BASE_SRC=$OUT/baseline-src
+    log "building the baseline $BASE_REV"
+    git -C "$ROOT" worktree remove --force "$BASE_SRC" 2>/dev/null || true
+    git -C "$ROOT" worktree add --detach "$BASE_SRC" "$BASE_REV" >/dev/null
+    CARGO_TARGET_DIR=$OUT/baseline-target cargo build --release --manifest-path "$BASE_SRC/Cargo.toml" -p triproxy --bin triproxy
+    BASELINE_BIN=$OUT/baseline-target/release/triproxy
+fi
+
+# The limit: the cheapest SOCKS5 relay this harness can drive.
+NULLSOCKS_SRC=${NULLSOCKS_SRC:-$ROOT/../shared/bench/nullsocks.c}
+NULLSOCKS=""
+if [ -f "$NULLSOCKS_SRC" ] && command -v cc >/dev/null; then
+    cc -O2 -o "$OUT/nullsocks" "$NULLSOCKS_SRC" && NULLSOCKS=$OUT/nullsocks
+else
+    log "no $NULLSOCKS_SRC or no C compiler: the limit column is skipped"
+fi
 
 install_peers() {
     local missing=()
@@ -86,7 +112,7 @@ wait_port() {
     return 1
 }
 
-for port in 21080 21081 21082 21180 21181 21182 21280 21281 21380 21480; do
+for port in 21080 21081 21082 21180 21181 21182 21280 21281 21380 21480 21580 21581 21582 21680 21681 21682 21780; do
     for _ in $(seq 50); do
         listening "$port" || break
         sleep 0.1
@@ -100,8 +126,10 @@ done
 
 SPECS=(--proxy direct)
 
+# start_triproxy RUNTIME PORT AUTH_PORT HTTP_PORT [BINARY NAME]
 start_triproxy() {
-    local runtime=$1 port=$2 auth_port=$3 http_port=$4 cfg=$OUT/triproxy-$1.cfg
+    local runtime=$1 port=$2 auth_port=$3 http_port=$4 bin=${5:-$TRIPROXY} name=${6:-triproxy-$1}
+    local cfg=$OUT/$name.cfg
     cat >"$cfg" <<EOF
 # triproxy $runtime for scripts/bench.sh: no log, every service on loopback.
 maxconn 20000
@@ -111,22 +139,21 @@ users bench:CL:bench
 auth strong
 socks -p$auth_port -i127.0.0.1
 EOF
-    "$TRIPROXY" --runtime "$runtime" "$cfg" >"$OUT/triproxy-$runtime.out" 2>"$OUT/triproxy-$runtime.err" &
+    "$bin" --runtime "$runtime" "$cfg" >"$OUT/$name.out" 2>"$OUT/$name.err" &
     local pid=$!
     PIDS+=("$pid")
     local i
     for i in $(seq 100); do
-        if grep -q "listening on 127.0.0.1:$auth_port" "$OUT/triproxy-$runtime.err"; then
+        if grep -q "listening on 127.0.0.1:$auth_port" "$OUT/$name.err"; then
             break
         fi
         sleep 0.1
     done
-    if ! grep -q "listening on 127.0.0.1:$auth_port" "$OUT/triproxy-$runtime.err"; then
-        log "triproxy --runtime $runtime did not start:"
-        cat "$OUT/triproxy-$runtime.err" >&2
+    if ! grep -q "listening on 127.0.0.1:$auth_port" "$OUT/$name.err"; then
+        log "$name did not start:"
+        cat "$OUT/$name.err" >&2
         exit 1
     fi
-    local name=triproxy-$runtime
     SPECS+=(--proxy "$name=socks5://127.0.0.1:$port,pid=$pid"
         --proxy "$name=socks5://bench:bench@127.0.0.1:$auth_port,pid=$pid"
         --proxy "$name=socks4://127.0.0.1:$port,pid=$pid"
@@ -135,6 +162,21 @@ EOF
 
 start_triproxy std 21080 21081 21082
 start_triproxy smol 21180 21181 21182
+if [ -n "$BASELINE_BIN" ]; then
+    start_triproxy std 21580 21581 21582 "$BASELINE_BIN" "base-$BASE_REV-std"
+    start_triproxy smol 21680 21681 21682 "$BASELINE_BIN" "base-$BASE_REV-smol"
+fi
+
+if [ -n "$NULLSOCKS" ]; then
+    "$NULLSOCKS" 127.0.0.1 21780 >"$OUT/nullsocks.log" 2>&1 &
+    n=$!
+    PIDS+=("$n")
+    if wait_port 21780; then
+        SPECS+=(--proxy "limit=socks5://127.0.0.1:21780,pid=$n")
+    else
+        log "nullsocks did not start; the limit column is skipped"
+    fi
+fi
 
 if command -v microsocks >/dev/null; then
     microsocks -i 127.0.0.1 -p 21280 >"$OUT/microsocks.log" 2>&1 &
@@ -213,6 +255,12 @@ log "running: ${CMD[*]}"
     echo "- machine: $(nproc) CPUs ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')), $(free -g | awk '/^Mem:/ {print $2}') GiB RAM, kernel $(uname -r)"
     echo "- load average at the end: $(cut -d' ' -f1-3 /proc/loadavg)"
     echo "- triproxy: $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown) (working tree may differ)"
+    if [ -n "$BASELINE_BIN" ]; then
+        echo "- baseline: $BASE_REV (columns base-$BASE_REV-std, base-$BASE_REV-smol)"
+    fi
+    if [ -n "$NULLSOCKS" ]; then
+        echo "- limit: nullsocks ($(basename "$NULLSOCKS_SRC"), cc -O2)"
+    fi
     echo "- peers: microsocks $(dpkg-query -W -f '${Version}' microsocks 2>/dev/null || echo absent), Dante $(dpkg-query -W -f '${Version}' dante-server 2>/dev/null || echo absent), tinyproxy $(dpkg-query -W -f '${Version}' tinyproxy 2>/dev/null || echo absent)"
     echo
     echo "Command (ports and pids from this run):"
