@@ -87,7 +87,7 @@ triproxy_fuzz::target!(|data| {
             Step::Read { max } => {
                 assert!(max > 0, "a read of 0 bytes was asked for");
                 let outcome = match kind {
-                    0 | 1 | 2 => Outcome::Moved(n.clamp(1, max)),
+                    0..=2 => Outcome::Moved(n.clamp(1, max)),
                     3 => Outcome::WouldBlock,
                     4 => Outcome::Eof,
                     5 => Outcome::Failed(ErrorKind::Interrupted),
@@ -102,7 +102,7 @@ triproxy_fuzz::target!(|data| {
                 let held = relay.held(way);
                 assert!(held > 0, "a write with nothing held");
                 let outcome = match kind {
-                    0 | 1 | 2 => Outcome::Moved(n.clamp(1, held)),
+                    0..=2 => Outcome::Moved(n.clamp(1, held)),
                     3 => Outcome::WouldBlock,
                     4 => Outcome::Eof, // a write of 0 bytes
                     5 => Outcome::Failed(ErrorKind::Interrupted),

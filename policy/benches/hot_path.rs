@@ -10,7 +10,7 @@
 use std::hint::black_box;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use triproxy_policy::acl::{AclRequest, Ace, Action, CivilTime, Operation};
+use triproxy_policy::acl::{Ace, AclRequest, Action, CivilTime, Operation};
 use triproxy_policy::bandlim::{Bucket, Pacer};
 use triproxy_policy::period::Period;
 use triproxy_policy::quota::{CountDirection, Quota, Quotas, Rule};
@@ -58,7 +58,14 @@ fn quota() -> (Quotas, Quota) {
     let mut quotas = Quotas::new();
     let any = Ace::parse(Action::Allow, &[]).unwrap();
     quotas
-        .push(Rule::count(CountDirection::All, 1, "", Period::Never, 1 << 30, any))
+        .push(Rule::count(
+            CountDirection::All,
+            1,
+            "",
+            Period::Never,
+            1 << 30,
+            any,
+        ))
         .unwrap();
     let request = AclRequest {
         user: None,

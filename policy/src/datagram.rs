@@ -43,7 +43,11 @@ pub struct TableFull {
 
 impl core::fmt::Display for TableFull {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        write!(f, "{} UDP associations are open: no room for another client", self.max)
+        write!(
+            f,
+            "{} UDP associations are open: no room for another client",
+            self.max
+        )
     }
 }
 
@@ -144,7 +148,10 @@ mod tests {
         assert_eq!(table.poll_timeout(), Some(t0 + idle));
         let t1 = t0 + Duration::from_secs(50);
         *table.touch(t1, addr(1), || 0).unwrap() += 1;
-        assert!(table.expire(t0 + idle).is_empty(), "the second datagram postponed it");
+        assert!(
+            table.expire(t0 + idle).is_empty(),
+            "the second datagram postponed it"
+        );
         assert_eq!(table.poll_timeout(), Some(t1 + idle));
         assert_eq!(table.expire(t1 + idle), vec![(addr(1), 2)]);
         assert!(table.is_empty());
@@ -158,7 +165,11 @@ mod tests {
         table.touch(t0, addr(1), || "a").unwrap();
         table.touch(t0, addr(2), || "b").unwrap();
         assert_eq!(table.touch(t0, addr(3), || "c"), Err(TableFull { max: 2 }));
-        assert_eq!(table.touch(t0, addr(1), || "x").map(|s| *s), Ok("a"), "known: kept");
+        assert_eq!(
+            table.touch(t0, addr(1), || "x").map(|s| *s),
+            Ok("a"),
+            "known: kept"
+        );
         assert_eq!(table.remove(&addr(2)), Some("b"));
         assert!(table.touch(t0, addr(3), || "c").is_ok(), "room again");
         assert_eq!(table.len(), 2);

@@ -12,8 +12,19 @@ pub(super) async fn run<R: Io>(io: &R, client: &R::Stream, tunnel: &mut Tunnel<R
     let session = &mut tunnel.session;
     session.handle_relay_end(io.now(), report);
     while let Some(intent) = session.poll_intent() {
-        if let Intent::Log(record) = intent {
-            io.log(&record);
+        match intent {
+            Intent::Log(record) => io.log(&record),
+            Intent::Close => break,
+            // After its relay a session only logs and closes; the connection is over, so
+            // any other intent has nothing left to act on. Listed by name so that a new
+            // intent must be considered here too.
+            Intent::Resolve { .. }
+            | Intent::Connect { .. }
+            | Intent::Bind { .. }
+            | Intent::AcceptPeer { .. }
+            | Intent::Relay(_)
+            | Intent::SendToTarget { .. }
+            | Intent::ReadTarget { .. } => {}
         }
     }
 }
