@@ -18,7 +18,7 @@
 use std::io::ErrorKind;
 use std::sync::Arc;
 use std::time::Duration;
-use triproxy_fuzz::policy::acl::{AclRequest, Ace, Action, CivilTime, Operation};
+use triproxy_fuzz::policy::acl::{Ace, AclRequest, Action, CivilTime, Operation};
 use triproxy_fuzz::policy::bandlim::{Bucket, Pacer};
 use triproxy_fuzz::policy::period::Period;
 use triproxy_fuzz::policy::quota::{CountDirection, Quota, Quotas, Rule};
@@ -33,7 +33,14 @@ fn quota() -> (Quotas, Quota) {
         .ok()
         .and_then(|any| {
             quotas
-                .push(Rule::count(CountDirection::In, 1, "", Period::Never, 1, any))
+                .push(Rule::count(
+                    CountDirection::In,
+                    1,
+                    "",
+                    Period::Never,
+                    1,
+                    any,
+                ))
                 .ok()?;
             let request = AclRequest {
                 user: None,
@@ -71,14 +78,21 @@ triproxy_fuzz::target!(|data| {
         },
         quota: if counted { quota } else { Quota::default() },
     };
-    let early = [usize::from(flags >> 4) * 100, usize::from(flags >> 2 & 3) * 1000];
+    let early = [
+        usize::from(flags >> 4) * 100,
+        usize::from(flags >> 2 & 3) * 1000,
+    ];
     let mut relay = Relay::new(plan, t0, early);
     let mut read = [early[0] as u64, early[1] as u64];
     let mut written = [0u64; 2];
     let mut now = t0;
     let mut ended: Option<RelayEnd> = relay.end();
     for record in records.chunks_exact(3) {
-        let way = if record[0] & 1 == 0 { Way::Up } else { Way::Down };
+        let way = if record[0] & 1 == 0 {
+            Way::Up
+        } else {
+            Way::Down
+        };
         let i = usize::from(record[0] & 1);
         let kind = record[0] >> 1 & 7;
         let n = usize::from(u16::from_le_bytes([record[1], record[2]]));
@@ -127,7 +141,11 @@ triproxy_fuzz::target!(|data| {
         }
         for (w, j) in [(Way::Up, 0), (Way::Down, 1)] {
             assert_eq!(relay.moved(w), written[j], "delivered = written");
-            assert_eq!(relay.held(w) as u64, read[j] - written[j], "held = read - written");
+            assert_eq!(
+                relay.held(w) as u64,
+                read[j] - written[j],
+                "held = read - written"
+            );
         }
         if let Some(end) = ended {
             assert_eq!(relay.end(), Some(end), "an ending never changes");
