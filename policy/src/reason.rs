@@ -1,6 +1,6 @@
 //! Why a connection failed, as a value.
 //!
-//! Every failure a session reports is a 3proxy [`LogCode`](triproxy_wire::LogCode) (what
+//! Every failure a session reports is a 3proxy `LogCode` (what
 //! the log line and the admin's tools see) plus a [`Reason`]: the typed cause the code
 //! does not spell out. Reasons are data, not text: each front maps one to its own answer
 //! (a SOCKS5 REP, a SOCKS4 CD, an HTTP status; later a POP3 `-ERR` or an SMTP reply), and

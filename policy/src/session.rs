@@ -9,12 +9,13 @@
 //! `handle_*` methods. Because all protocol and policy logic is here, both runtimes run the
 //! very same session and contain no SOCKS, HTTP or ACL code.
 //!
-//! It is not a relay: once [`Intent::Relay`] is emitted the runtime moves bytes itself and
-//! reports totals with [`Session::handle_relay_end`].
+//! It is not a relay: once [`Intent::Relay`] is emitted the [`crate::relay`] machine runs
+//! the tunnel, and its totals and ending come back through [`Session::handle_relay_end`].
 //!
 //! # Driving a session
 //!
 //! After every input (`handle_input`, `handle_timeout`, `handle_*` decisions) the driver
+//! (in triproxy, the one executor [`crate::exec`]; the example below drives one by hand)
 //! drains [`Session::poll_transmit`] (bytes for the client) and then [`Session::poll_intent`]
 //! until both are empty, carrying out each intent in order. Bytes that `handle_input` did not
 //! consume stay with the driver: once [`Intent::Relay`] arrives they are the client's first
