@@ -11,13 +11,17 @@
 //!   conformance tool. It builds the request (with `Proxy-Authorization: Basic` when given
 //!   credentials), reads the parent's response head with httparse and reports
 //!   [`ConnectEvent::Established`] or [`ConnectEvent::Refused`].
+//! - [`body`]: where a forwarded message's body ends (RFC 9112 section 6): the framing a
+//!   head's fields decide, smuggling-safe, and an incremental scanner that validates a
+//!   chunked body without copying it. The first piece of plain HTTP forwarding.
 //! - [`error`] maps every failure to a readable reason and a 3proxy log code: 31-34 for a
 //!   parent ([`ConnectError`]), 507-516 for a client's request ([`RequestError`]).
 //!
 //! The crate does no I/O and reads no clock: bytes and `now` go in, events, bytes to send
 //! and deadlines come out. It does not decide who may connect where, or which parent to
-//! use (that is policy), and does not relay. Plain HTTP forwarding (framing of bodies,
-//! keep-alive, rewriting of request lines and headers) is not here yet.
+//! use (that is policy), and does not relay. Of plain HTTP forwarding only body framing
+//! ([`body`]) is here yet; keep-alive and the rewriting of request lines and headers are
+//! to come.
 //!
 //! Dependencies: `triproxy-wire` (the shared vocabulary), `httparse` (request and response
 //! heads), `base64` (Basic credentials).
@@ -153,6 +157,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod body;
 pub mod connect_client;
 pub mod error;
 pub mod proxy_server;
