@@ -13,15 +13,17 @@
 //!   [`ConnectEvent::Established`] or [`ConnectEvent::Refused`].
 //! - [`body`]: where a forwarded message's body ends (RFC 9112 section 6): the framing a
 //!   head's fields decide, smuggling-safe, and an incremental scanner that validates a
-//!   chunked body without copying it. The first piece of plain HTTP forwarding.
+//!   chunked body without copying it; and [`forward`]: a client's absolute-form request
+//!   head rewritten for the origin (origin form, `Host`, no hop-by-hop fields, `Via`).
+//!   The first pieces of plain HTTP forwarding.
 //! - [`error`] maps every failure to a readable reason and a 3proxy log code: 31-34 for a
 //!   parent ([`ConnectError`]), 507-516 for a client's request ([`RequestError`]).
 //!
 //! The crate does no I/O and reads no clock: bytes and `now` go in, events, bytes to send
 //! and deadlines come out. It does not decide who may connect where, or which parent to
-//! use (that is policy), and does not relay. Of plain HTTP forwarding only body framing
-//! ([`body`]) is here yet; keep-alive and the rewriting of request lines and headers are
-//! to come.
+//! use (that is policy), and does not relay. Of plain HTTP forwarding, body framing
+//! ([`body`]) and request-head rewriting ([`forward`]) are here; keep-alive, responses
+//! and the wiring into the proxy service are to come.
 //!
 //! Dependencies: `triproxy-wire` (the shared vocabulary), `httparse` (request and response
 //! heads), `base64` (Basic credentials).
@@ -160,6 +162,7 @@
 pub mod body;
 pub mod connect_client;
 pub mod error;
+pub mod forward;
 pub mod proxy_server;
 
 pub use connect_client::{

@@ -505,7 +505,7 @@ fn parse_head(buf: &[u8]) -> Result<Option<(ProxyRequest, usize)>, RequestError>
 
 /// The host and port of an absolute-form `http://authority[/path][?query]` target (RFC
 /// 9112 section 3.2.2; the scheme is case-insensitive, RFC 3986 section 3.1).
-fn absolute_http(target: &str) -> Result<TargetAddr, RequestError> {
+pub(crate) fn absolute_http(target: &str) -> Result<TargetAddr, RequestError> {
     let Some((scheme, rest)) = target.split_once("://") else {
         return Err(RequestError::UnsupportedScheme);
     };

@@ -1,0 +1,193 @@
+//! The request head a forwarding proxy sends on (RFC 9110 section 7.6, RFC 9112 section
+//! 3.2), sans-IO: from a client's absolute-form request head to the origin-form head for
+//! the origin server.
+//!
+//! [`forward_request`] parses a complete head (or says it is not complete yet) and
+//! returns what the proxy needs to forward it:
+//!
+//! - the request line in origin form (`GET /path?q HTTP/1.1`; `OPTIONS *` for an
+//!   `OPTIONS` of a bare authority, RFC 9112 section 3.2.4), always as HTTP/1.1, the
+//!   proxy's own version;
+//! - `Host` from the URI's authority, first, replacing any the client sent (RFC 9112
+//!   section 3.2.2);
+//! - no hop-by-hop fields (RFC 9110 section 7.6.1): `Connection` and every field it
+//!   names, `Proxy-Connection`, `Keep-Alive`, `Proxy-Authorization`, `TE`, `Trailer`,
+//!   `Upgrade`. `Transfer-Encoding: chunked` stays: the body is forwarded as it came,
+//!   chunk framing included;
+//! - `Via` with this hop appended (RFC 9110 section 7.6.3);
+//! - how the body is framed ([`crate::body::request_framing`], smuggling-safe) and
+//!   whether the client's connection stays open after the response (HTTP/1.1 unless
+//!   `Connection: close`; HTTP/1.0 never, as triproxy does not do 1.0 keep-alive).
+//!
+//! Limits: the head's, as for [`crate::ProxyServer`] ([`MAX_REQUEST_HEAD`] bytes,
+//! [`MAX_REQUEST_HEADERS`] fields); a `Connection` field naming more than
+//! [`MAX_CONNECTION_OPTIONS`] fields is malformed.
+
+use crate::body::{request_framing, Framing, FramingError};
+use crate::error::{HeadError, RequestError};
+use crate::proxy_server::{absolute_http, MAX_METHOD_LEN, MAX_REQUEST_HEAD, MAX_REQUEST_HEADERS};
+use triproxy_wire::TargetAddr;
+
+/// Most field names one `Connection` field may list.
+pub const MAX_CONNECTION_OPTIONS: usize = 32;
+
+/// The fields not forwarded as sent, besides those `Connection` names: the hop-by-hop
+/// ones, and `Host` (written first, from the URI).
+const DROPPED: [&str; 8] = [
+    "connection",
+    "proxy-connection",
+    "keep-alive",
+    "proxy-authorization",
+    "te",
+    "trailer",
+    "upgrade",
+    "host",
+];
+
+/// A client's request, ready to send to the origin.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Forward {
+    /// Bytes of the input that were the head (the body, if any, follows).
+    pub head_len: usize,
+    /// The head to send to the origin.
+    pub head: Vec<u8>,
+    /// The method as sent.
+    pub method: String,
+    /// The origin's host and port, from the URI.
+    pub target: TargetAddr,
+    /// How the request body is delimited.
+    pub framing: Framing,
+    /// Whether the client's connection may carry another request after this one.
+    pub keep_alive: bool,
+}
+
+/// Why a request cannot be forwarded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ForwardError {
+    /// The head itself (400, with the code of [`RequestError::log_code`]).
+    Request(RequestError),
+    /// Its body framing fields (400).
+    Framing(FramingError),
+}
+
+impl From<RequestError> for ForwardError {
+    fn from(e: RequestError) -> Self {
+        ForwardError::Request(e)
+    }
+}
+
+impl core::fmt::Display for ForwardError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            ForwardError::Request(e) => e.fmt(f),
+            ForwardError::Framing(e) => e.fmt(f),
+        }
+    }
+}
+
+/// The head of `input` rewritten for the origin, `Ok(None)` while it is incomplete.
+/// `via` names this hop in the `Via` field (for example `triproxy`).
+pub fn forward_request(input: &[u8], via: &str) -> Result<Option<Forward>, ForwardError> {
+    let malformed = |reason| RequestError::Malformed { reason };
+    let mut slots = vec![httparse::EMPTY_HEADER; MAX_REQUEST_HEADERS];
+    let mut req = httparse::Request::new(&mut slots);
+    let head_len = match req.parse(input) {
+        Ok(httparse::Status::Complete(len)) => len,
+        Ok(httparse::Status::Partial) if input.len() >= MAX_REQUEST_HEAD => {
+            return Err(RequestError::TooLarge.into())
+        }
+        Ok(httparse::Status::Partial) => return Ok(None),
+        Err(e) => return Err(malformed(HeadError::from_httparse(e)).into()),
+    };
+    if head_len > MAX_REQUEST_HEAD {
+        return Err(RequestError::TooLarge.into());
+    }
+    let (Some(method), Some(uri), Some(minor)) = (req.method, req.path, req.version) else {
+        return Err(malformed(HeadError::Token).into());
+    };
+    if method.len() > MAX_METHOD_LEN {
+        return Err(RequestError::MethodTooLong.into());
+    }
+    let target = absolute_http(uri)?;
+    let fields = req.headers.iter().map(|h| (h.name, h.value));
+    let framing = request_framing(fields).map_err(ForwardError::Framing)?;
+
+    // The fields `Connection` names are hop-by-hop too.
+    let mut named: Vec<&[u8]> = Vec::new();
+    let mut close = minor == 0;
+    for h in req.headers.iter() {
+        if h.name.eq_ignore_ascii_case("connection")
+            || h.name.eq_ignore_ascii_case("proxy-connection")
+        {
+            for option in h.value.split(|&b| b == b',') {
+                let option = option.trim_ascii();
+                if option.is_empty() {
+                    continue;
+                }
+                if option.eq_ignore_ascii_case(b"close") {
+                    close = true;
+                }
+                if named.len() >= MAX_CONNECTION_OPTIONS {
+                    return Err(malformed(HeadError::Token).into());
+                }
+                named.push(option);
+            }
+        }
+    }
+
+    let (authority, origin_form) = split_uri(uri);
+    let mut head = Vec::with_capacity(head_len + 32);
+    head.extend_from_slice(method.as_bytes());
+    head.push(b' ');
+    if origin_form.is_empty() {
+        head.extend_from_slice(if method == "OPTIONS" { b"*" } else { b"/" });
+    } else {
+        head.extend_from_slice(origin_form.as_bytes());
+    }
+    head.extend_from_slice(b" HTTP/1.1\r\nHost: ");
+    head.extend_from_slice(authority.as_bytes());
+    head.extend_from_slice(b"\r\n");
+    let mut via_seen = false;
+    for h in req.headers.iter() {
+        let name = h.name;
+        if DROPPED.iter().any(|n| name.eq_ignore_ascii_case(n))
+            || named
+                .iter()
+                .any(|n| name.as_bytes().eq_ignore_ascii_case(n))
+        {
+            continue;
+        }
+        head.extend_from_slice(name.as_bytes());
+        head.extend_from_slice(b": ");
+        head.extend_from_slice(h.value);
+        if name.eq_ignore_ascii_case("via") && !via_seen {
+            // This hop joins the first Via field (RFC 9110 section 7.6.3).
+            via_seen = true;
+            head.extend_from_slice(format!(", 1.{minor} {via}").as_bytes());
+        }
+        head.extend_from_slice(b"\r\n");
+    }
+    if !via_seen {
+        head.extend_from_slice(format!("Via: 1.{minor} {via}\r\n").as_bytes());
+    }
+    head.extend_from_slice(b"\r\n");
+    Ok(Some(Forward {
+        head_len,
+        head,
+        method: method.to_owned(),
+        target,
+        framing,
+        keep_alive: !close,
+    }))
+}
+
+/// The authority (`host[:port]`) and the origin form (`/path?query`, without a
+/// fragment; empty when the URI has no path or query) of an absolute `http://` URI that
+/// [`absolute_http`] accepted.
+fn split_uri(uri: &str) -> (&str, &str) {
+    let rest = uri.split_once("://").map_or(uri, |(_, r)| r);
+    let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let (authority, tail) = rest.split_at(end);
+    let tail = tail.split('#').next().unwrap_or_default();
+    (authority, tail)
+}

@@ -1,0 +1,158 @@
+//! A client's absolute-form request head rewritten for the origin (RFC 9110 section 7.6,
+//! RFC 9112 section 3.2).
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use proptest::prelude::*;
+use triproxy_http::body::{Framing, FramingError};
+use triproxy_http::forward::{forward_request, ForwardError};
+use triproxy_http::RequestError;
+use triproxy_wire::TargetAddr;
+
+fn text(head: &[u8]) -> String {
+    String::from_utf8(head.to_vec()).unwrap()
+}
+
+#[test]
+fn an_absolute_request_becomes_origin_form_with_host_and_via() {
+    let input = b"GET http://example.org:8080/a/b?q=1#frag HTTP/1.1\r\n\
+        Host: wrong.example\r\n\
+        User-Agent: curl/8\r\n\
+        Proxy-Authorization: Basic YTpi\r\n\
+        Proxy-Connection: Keep-Alive\r\n\
+        Connection: X-Hop, keep-alive\r\n\
+        X-Hop: secret\r\n\
+        Keep-Alive: timeout=5\r\n\
+        TE: trailers\r\n\
+        Accept: */*\r\n\r\nBODY";
+    let f = forward_request(input, "triproxy").unwrap().unwrap();
+    assert_eq!(
+        f.head_len,
+        input.len() - 4,
+        "the head ends before the next bytes"
+    );
+    assert_eq!(
+        text(&f.head),
+        "GET /a/b?q=1 HTTP/1.1\r\nHost: example.org:8080\r\nUser-Agent: curl/8\r\n\
+         Accept: */*\r\nVia: 1.1 triproxy\r\n\r\n"
+    );
+    assert_eq!(f.method, "GET");
+    assert_eq!(f.target.to_string(), "example.org:8080");
+    assert!(matches!(f.target, TargetAddr::Domain(..)));
+    assert_eq!(f.framing, Framing::Empty);
+    assert!(f.keep_alive);
+}
+
+#[test]
+fn paths_options_and_versions() {
+    let f = forward_request(b"GET http://h HTTP/1.1\r\n\r\n", "p")
+        .unwrap()
+        .unwrap();
+    assert!(text(&f.head).starts_with("GET / HTTP/1.1\r\nHost: h\r\n"));
+    let f = forward_request(b"OPTIONS http://h:81 HTTP/1.1\r\n\r\n", "p")
+        .unwrap()
+        .unwrap();
+    assert!(text(&f.head).starts_with("OPTIONS * HTTP/1.1\r\nHost: h:81\r\n"));
+    let f = forward_request(b"GET http://h/?x HTTP/1.0\r\n\r\n", "p")
+        .unwrap()
+        .unwrap();
+    assert!(
+        text(&f.head).starts_with("GET /?x HTTP/1.1\r\n"),
+        "sent as HTTP/1.1"
+    );
+    assert!(
+        text(&f.head).contains("Via: 1.0 p\r\n"),
+        "the received version in Via"
+    );
+    assert!(!f.keep_alive, "HTTP/1.0 closes");
+    let f = forward_request(b"GET http://h/ HTTP/1.1\r\nConnection: close\r\n\r\n", "p")
+        .unwrap()
+        .unwrap();
+    assert!(!f.keep_alive);
+    let f = forward_request(b"GET http://h/ HTTP/1.1\r\nVia: 1.1 a\r\n\r\n", "p")
+        .unwrap()
+        .unwrap();
+    assert!(
+        text(&f.head).contains("Via: 1.1 a, 1.1 p\r\n"),
+        "joins the first Via"
+    );
+    assert_eq!(text(&f.head).matches("Via").count(), 1);
+}
+
+#[test]
+fn bodies_keep_their_framing() {
+    let f = forward_request(
+        b"POST http://h/up HTTP/1.1\r\nContent-Length: 5\r\n\r\nhello",
+        "p",
+    )
+    .unwrap()
+    .unwrap();
+    assert_eq!(f.framing, Framing::Length(5));
+    assert!(text(&f.head).contains("Content-Length: 5\r\n"));
+    let f = forward_request(
+        b"PUT http://h/up HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n",
+        "p",
+    )
+    .unwrap()
+    .unwrap();
+    assert_eq!(f.framing, Framing::Chunked);
+    assert!(
+        text(&f.head).contains("Transfer-Encoding: chunked\r\n"),
+        "forwarded as it came"
+    );
+}
+
+#[test]
+fn bad_heads_are_refused_with_their_codes() {
+    let err = |input: &[u8]| forward_request(input, "p").unwrap_err();
+    assert_eq!(
+        err(b"POST http://h/ HTTP/1.1\r\nContent-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\n"),
+        ForwardError::Framing(FramingError::LengthAndTransferEncoding)
+    );
+    assert_eq!(
+        err(b"POST http://h/ HTTP/1.1\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n"),
+        ForwardError::Framing(FramingError::ConflictingContentLength)
+    );
+    assert_eq!(
+        err(b"GET https://h/ HTTP/1.1\r\n\r\n"),
+        ForwardError::Request(RequestError::UnsupportedScheme)
+    );
+    assert_eq!(
+        err(b"GET /origin-form HTTP/1.1\r\nHost: h\r\n\r\n"),
+        ForwardError::Request(RequestError::UnsupportedScheme)
+    );
+    assert_eq!(
+        err(b"GET http://user@h/ HTTP/1.1\r\n\r\n"),
+        ForwardError::Request(RequestError::BadTarget)
+    );
+    let mut many = b"GET http://h/ HTTP/1.1\r\n".to_vec();
+    for i in 0..10_000 {
+        many.extend_from_slice(format!("X-{i}: v\r\n").as_bytes());
+    }
+    many.extend_from_slice(b"\r\n");
+    assert!(
+        matches!(err(&many), ForwardError::Request(_)),
+        "10,000 fields"
+    );
+    let mut long_line = b"GET http://h/".to_vec();
+    long_line.extend(std::iter::repeat_n(b'a', 1 << 20));
+    assert_eq!(
+        err(&long_line),
+        ForwardError::Request(RequestError::TooLarge),
+        "a 1 MiB request line"
+    );
+}
+
+proptest! {
+    /// Every strict prefix of a head is incomplete, and arbitrary bytes never panic.
+    #[test]
+    fn prefixes_are_incomplete_and_arbitrary_bytes_never_panic(
+        junk in proptest::collection::vec(any::<u8>(), 0..300),
+    ) {
+        let head = b"PATCH http://example.org/x?y HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n";
+        for cut in 0..head.len() {
+            prop_assert_eq!(forward_request(&head[..cut], "p"), Ok(None));
+        }
+        let _ = forward_request(&junk, "p");
+    }
+}
