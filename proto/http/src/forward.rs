@@ -19,11 +19,16 @@
 //!   whether the client's connection stays open after the response (HTTP/1.1 unless
 //!   `Connection: close`; HTTP/1.0 never, as triproxy does not do 1.0 keep-alive).
 //!
-//! Limits: the head's, as for [`crate::ProxyServer`] ([`MAX_REQUEST_HEAD`] bytes,
+//! [`forward_response`] does the same for the origin's answer: the status line as
+//! HTTP/1.1, hop-by-hop fields dropped, `Via` added, the response body's framing (none
+//! for HEAD, 1xx, 204, 304) and whether the origin connection can be reused.
+//!
+//! Limits: the request head's, as for [`crate::ProxyServer`] ([`MAX_REQUEST_HEAD`] bytes,
 //! [`MAX_REQUEST_HEADERS`] fields); a `Connection` field naming more than
-//! [`MAX_CONNECTION_OPTIONS`] fields is malformed.
+//! [`MAX_CONNECTION_OPTIONS`] fields is malformed; a response head up to
+//! [`MAX_RESPONSE_HEAD`] bytes and [`MAX_RESPONSE_FIELDS`] fields.
 
-use crate::body::{request_framing, Framing, FramingError};
+use crate::body::{request_framing, response_framing, Framing, FramingError};
 use crate::error::{HeadError, RequestError};
 use crate::proxy_server::{absolute_http, MAX_METHOD_LEN, MAX_REQUEST_HEAD, MAX_REQUEST_HEADERS};
 use triproxy_wire::TargetAddr;
@@ -190,4 +195,141 @@ fn split_uri(uri: &str) -> (&str, &str) {
     let (authority, tail) = rest.split_at(end);
     let tail = tail.split('#').next().unwrap_or_default();
     (authority, tail)
+}
+
+/// Longest response head accepted from an origin (cookies make them larger than
+/// requests).
+pub const MAX_RESPONSE_HEAD: usize = 64 * 1024;
+/// Most fields in a response head from an origin.
+pub const MAX_RESPONSE_FIELDS: usize = 200;
+
+/// The response fields not forwarded to the client, besides those `Connection` names.
+const DROPPED_IN_RESPONSES: [&str; 6] = [
+    "connection",
+    "proxy-connection",
+    "keep-alive",
+    "te",
+    "trailer",
+    "upgrade",
+];
+
+/// An origin's response, ready to send to the client.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ForwardResponse {
+    /// Bytes of the input that were the head (the body, if any, follows).
+    pub head_len: usize,
+    /// The head to send to the client.
+    pub head: Vec<u8>,
+    /// The status code.
+    pub status: u16,
+    /// How the response body is delimited. A 1xx response has none and another
+    /// response follows it.
+    pub framing: Framing,
+    /// Whether the origin connection may carry another request after this response.
+    pub reusable: bool,
+}
+
+/// Why an origin's response cannot be forwarded (the client gets 502).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ResponseError {
+    /// httparse rejected the head, or it has more than [`MAX_RESPONSE_FIELDS`] fields.
+    Malformed(HeadError),
+    /// No end of the head within [`MAX_RESPONSE_HEAD`] bytes.
+    TooLarge,
+    /// Its body framing fields.
+    Framing(FramingError),
+}
+
+impl core::fmt::Display for ResponseError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            ResponseError::Malformed(e) => write!(f, "malformed response head: {e}"),
+            ResponseError::TooLarge => f.write_str("response head too large"),
+            ResponseError::Framing(e) => e.fmt(f),
+        }
+    }
+}
+
+/// The head of an origin's response in `input` rewritten for the client, `Ok(None)`
+/// while it is incomplete. `request_was_head`: the request was HEAD (no body follows
+/// whatever the fields say). The status line goes out as HTTP/1.1, hop-by-hop fields are
+/// dropped and this hop is added to `Via`.
+pub fn forward_response(
+    input: &[u8],
+    request_was_head: bool,
+    via: &str,
+) -> Result<Option<ForwardResponse>, ResponseError> {
+    let mut slots = vec![httparse::EMPTY_HEADER; MAX_RESPONSE_FIELDS];
+    let mut resp = httparse::Response::new(&mut slots);
+    let head_len = match resp.parse(input) {
+        Ok(httparse::Status::Complete(len)) => len,
+        Ok(httparse::Status::Partial) if input.len() >= MAX_RESPONSE_HEAD => {
+            return Err(ResponseError::TooLarge)
+        }
+        Ok(httparse::Status::Partial) => return Ok(None),
+        Err(e) => return Err(ResponseError::Malformed(HeadError::from_httparse(e))),
+    };
+    if head_len > MAX_RESPONSE_HEAD {
+        return Err(ResponseError::TooLarge);
+    }
+    let (Some(status), Some(minor)) = (resp.code, resp.version) else {
+        return Err(ResponseError::Malformed(HeadError::Token));
+    };
+    let fields = resp.headers.iter().map(|h| (h.name, h.value));
+    let framing =
+        response_framing(status, request_was_head, fields).map_err(ResponseError::Framing)?;
+    let mut named: Vec<&[u8]> = Vec::new();
+    let mut close = minor == 0;
+    for h in resp.headers.iter() {
+        if h.name.eq_ignore_ascii_case("connection") {
+            for option in h.value.split(|&b| b == b',') {
+                let option = option.trim_ascii();
+                if option.eq_ignore_ascii_case(b"close") {
+                    close = true;
+                }
+                if !option.is_empty() {
+                    if named.len() >= MAX_CONNECTION_OPTIONS {
+                        return Err(ResponseError::Malformed(HeadError::Token));
+                    }
+                    named.push(option);
+                }
+            }
+        }
+    }
+    let mut head = Vec::with_capacity(head_len + 32);
+    head.extend_from_slice(format!("HTTP/1.1 {status} ").as_bytes());
+    head.extend_from_slice(resp.reason.unwrap_or_default().as_bytes());
+    head.extend_from_slice(b"\r\n");
+    let mut via_seen = false;
+    for h in resp.headers.iter() {
+        let name = h.name;
+        if DROPPED_IN_RESPONSES
+            .iter()
+            .any(|n| name.eq_ignore_ascii_case(n))
+            || named
+                .iter()
+                .any(|n| name.as_bytes().eq_ignore_ascii_case(n))
+        {
+            continue;
+        }
+        head.extend_from_slice(name.as_bytes());
+        head.extend_from_slice(b": ");
+        head.extend_from_slice(h.value);
+        if name.eq_ignore_ascii_case("via") && !via_seen {
+            via_seen = true;
+            head.extend_from_slice(format!(", 1.{minor} {via}").as_bytes());
+        }
+        head.extend_from_slice(b"\r\n");
+    }
+    if !via_seen {
+        head.extend_from_slice(format!("Via: 1.{minor} {via}\r\n").as_bytes());
+    }
+    head.extend_from_slice(b"\r\n");
+    Ok(Some(ForwardResponse {
+        head_len,
+        head,
+        status,
+        framing,
+        reusable: !close && framing != Framing::UntilClose,
+    }))
 }

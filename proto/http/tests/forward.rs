@@ -156,3 +156,88 @@ proptest! {
         let _ = forward_request(&junk, "p");
     }
 }
+
+mod responses {
+    use super::text;
+    use triproxy_http::body::{Framing, FramingError};
+    use triproxy_http::forward::{forward_response, ResponseError, MAX_RESPONSE_HEAD};
+
+    #[test]
+    fn a_response_loses_its_hop_by_hop_fields_and_gains_via() {
+        let input = b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nConnection: X-Sec\r\n\
+            X-Sec: 1\r\nKeep-Alive: timeout=5\r\nServer: origin\r\n\r\nhello";
+        let r = forward_response(input, false, "triproxy").unwrap().unwrap();
+        assert_eq!(r.head_len, input.len() - 5);
+        assert_eq!(
+            text(&r.head),
+            "HTTP/1.1 200 OK\r\nContent-Length: 5\r\nServer: origin\r\nVia: 1.1 triproxy\r\n\r\n"
+        );
+        assert_eq!(
+            (r.status, r.framing, r.reusable),
+            (200, Framing::Length(5), true)
+        );
+    }
+
+    #[test]
+    fn bodiless_responses_and_reuse() {
+        let cl = b"HTTP/1.1 200 OK\r\nContent-Length: 9\r\n\r\n";
+        let r = forward_response(cl, true, "p").unwrap().unwrap();
+        assert_eq!(r.framing, Framing::Empty, "a response to HEAD");
+        for head in [
+            &b"HTTP/1.1 100 Continue\r\n\r\n"[..],
+            b"HTTP/1.1 204 No Content\r\n\r\n",
+            b"HTTP/1.1 304 Not Modified\r\nContent-Length: 9\r\n\r\n",
+        ] {
+            let r = forward_response(head, false, "p").unwrap().unwrap();
+            assert_eq!(r.framing, Framing::Empty, "{}", text(head));
+        }
+        let r = forward_response(b"HTTP/1.1 200 OK\r\n\r\n", false, "p")
+            .unwrap()
+            .unwrap();
+        assert_eq!(r.framing, Framing::UntilClose);
+        assert!(!r.reusable, "a body until close uses the connection up");
+        let r = forward_response(b"HTTP/1.0 200 OK\r\nContent-Length: 0\r\n\r\n", false, "p")
+            .unwrap()
+            .unwrap();
+        assert!(!r.reusable, "HTTP/1.0");
+        assert!(text(&r.head).starts_with("HTTP/1.1 200 OK\r\n"));
+        let r = forward_response(
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n",
+            false,
+            "p",
+        )
+        .unwrap()
+        .unwrap();
+        assert_eq!(r.framing, Framing::Chunked);
+        assert!(!r.reusable);
+    }
+
+    #[test]
+    fn bad_responses_are_errors() {
+        assert_eq!(
+            forward_response(
+                b"HTTP/1.1 200 OK\r\nContent-Length: 1, 2\r\n\r\n",
+                false,
+                "p"
+            ),
+            Err(ResponseError::Framing(
+                FramingError::ConflictingContentLength
+            ))
+        );
+        assert!(matches!(
+            forward_response(b"HTTP/1.1 2x0 OK\r\n\r\n", false, "p"),
+            Err(ResponseError::Malformed(_))
+        ));
+        let big = vec![b'a'; MAX_RESPONSE_HEAD];
+        let mut head = b"HTTP/1.1 200 OK\r\nX: ".to_vec();
+        head.extend_from_slice(&big);
+        assert_eq!(
+            forward_response(&head, false, "p"),
+            Err(ResponseError::TooLarge)
+        );
+        let partial = b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n";
+        for cut in 0..partial.len() {
+            assert_eq!(forward_response(&partial[..cut], false, "p"), Ok(None));
+        }
+    }
+}
