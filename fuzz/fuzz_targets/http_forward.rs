@@ -1,6 +1,6 @@
 #![cfg_attr(fuzzing, no_main)]
-//! Request-head rewriting for forwarding (`triproxy_http::forward::forward_request`) on
-//! arbitrary bytes.
+//! Head rewriting for forwarding (`triproxy_http::forward::forward_request` and
+//! `forward_response`) on arbitrary bytes.
 //!
 //! Input: the bytes a client sent.
 //!
@@ -10,9 +10,25 @@
 //! (`Connection`, `Proxy-Connection`, `Keep-Alive`, `Proxy-Authorization`, `TE`,
 //! `Trailer`, `Upgrade`), and carries `Via`.
 
-use triproxy_fuzz::http::forward::forward_request;
+use triproxy_fuzz::http::forward::{forward_request, forward_response};
 
 triproxy_fuzz::target!(|data| {
+    // The same bytes as an origin's response: no panic, and an accepted head comes out
+    // as a head with no hop-by-hop field and with Via.
+    if let Ok(Some(r)) = forward_response(data, data.first() == Some(&b'H'), "fuzz") {
+        assert!(r.head_len <= data.len());
+        assert!(r.head.ends_with(b"\r\n\r\n") && r.head.starts_with(b"HTTP/1.1 "));
+        let text = String::from_utf8_lossy(&r.head).to_ascii_lowercase();
+        for hop in [
+            "\r\nconnection:",
+            "\r\nkeep-alive:",
+            "\r\nupgrade:",
+            "\r\nte:",
+        ] {
+            assert!(!text.contains(hop), "{hop} forwarded");
+        }
+        assert!(text.contains("\r\nvia: "));
+    }
     let Ok(Some(f)) = forward_request(data, "fuzz") else {
         return;
     };
