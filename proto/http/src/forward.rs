@@ -118,27 +118,9 @@ pub fn forward_request(input: &[u8], via: &str) -> Result<Option<Forward>, Forwa
     let framing = request_framing(fields).map_err(ForwardError::Framing)?;
 
     // The fields `Connection` names are hop-by-hop too.
-    let mut named: Vec<&[u8]> = Vec::new();
-    let mut close = minor == 0;
-    for h in req.headers.iter() {
-        if h.name.eq_ignore_ascii_case("connection")
-            || h.name.eq_ignore_ascii_case("proxy-connection")
-        {
-            for option in h.value.split(|&b| b == b',') {
-                let option = option.trim_ascii();
-                if option.is_empty() {
-                    continue;
-                }
-                if option.eq_ignore_ascii_case(b"close") {
-                    close = true;
-                }
-                if named.len() >= MAX_CONNECTION_OPTIONS {
-                    return Err(malformed(HeadError::Token).into());
-                }
-                named.push(option);
-            }
-        }
-    }
+    let (named, close) = connection_options(req.headers, &["connection", "proxy-connection"])
+        .ok_or(malformed(HeadError::Token))?;
+    let close = close || minor == 0;
 
     let (authority, origin_form) = split_uri(uri);
     let mut head = Vec::with_capacity(head_len + 32);
@@ -152,10 +134,60 @@ pub fn forward_request(input: &[u8], via: &str) -> Result<Option<Forward>, Forwa
     head.extend_from_slice(b" HTTP/1.1\r\nHost: ");
     head.extend_from_slice(authority.as_bytes());
     head.extend_from_slice(b"\r\n");
+    copy_fields(&mut head, req.headers, &DROPPED, &named, minor, via);
+    Ok(Some(Forward {
+        head_len,
+        head,
+        method: method.to_owned(),
+        target,
+        framing,
+        keep_alive: !close,
+    }))
+}
+
+/// The options of `headers`' fields named in `fields` (`Connection`, and in requests the
+/// non-standard `Proxy-Connection`): the field names they make hop-by-hop, and whether
+/// one of them is `close`. `None` past [`MAX_CONNECTION_OPTIONS`] options.
+fn connection_options<'h>(
+    headers: &[httparse::Header<'h>],
+    fields: &[&str],
+) -> Option<(Vec<&'h [u8]>, bool)> {
+    let mut named = Vec::new();
+    let mut close = false;
+    for h in headers {
+        if !fields.iter().any(|f| h.name.eq_ignore_ascii_case(f)) {
+            continue;
+        }
+        for option in h.value.split(|&b| b == b',') {
+            let option = option.trim_ascii();
+            if option.is_empty() {
+                continue;
+            }
+            close |= option.eq_ignore_ascii_case(b"close");
+            if named.len() >= MAX_CONNECTION_OPTIONS {
+                return None;
+            }
+            named.push(option);
+        }
+    }
+    Some((named, close))
+}
+
+/// Appends `headers` to `head` for the next hop: without the `dropped` fields and those
+/// `Connection` `named`, with this hop (`1.minor via`) joined to the first `Via` field or
+/// added as one (RFC 9110 section 7.6.3), then the empty line that ends the head.
+fn copy_fields(
+    head: &mut Vec<u8>,
+    headers: &[httparse::Header<'_>],
+    dropped: &[&str],
+    named: &[&[u8]],
+    minor: u8,
+    via: &str,
+) {
     let mut via_seen = false;
-    for h in req.headers.iter() {
+    for h in headers {
         let name = h.name;
-        if DROPPED.iter().any(|n| name.eq_ignore_ascii_case(n))
+        if dropped.iter().any(|n| name.eq_ignore_ascii_case(n))
             || named
                 .iter()
                 .any(|n| name.as_bytes().eq_ignore_ascii_case(n))
@@ -166,7 +198,6 @@ pub fn forward_request(input: &[u8], via: &str) -> Result<Option<Forward>, Forwa
         head.extend_from_slice(b": ");
         head.extend_from_slice(h.value);
         if name.eq_ignore_ascii_case("via") && !via_seen {
-            // This hop joins the first Via field (RFC 9110 section 7.6.3).
             via_seen = true;
             head.extend_from_slice(format!(", 1.{minor} {via}").as_bytes());
         }
@@ -176,14 +207,6 @@ pub fn forward_request(input: &[u8], via: &str) -> Result<Option<Forward>, Forwa
         head.extend_from_slice(format!("Via: 1.{minor} {via}\r\n").as_bytes());
     }
     head.extend_from_slice(b"\r\n");
-    Ok(Some(Forward {
-        head_len,
-        head,
-        method: method.to_owned(),
-        target,
-        framing,
-        keep_alive: !close,
-    }))
 }
 
 /// The authority (`host[:port]`) and the origin form (`/path?query`, without a
@@ -278,53 +301,21 @@ pub fn forward_response(
     let fields = resp.headers.iter().map(|h| (h.name, h.value));
     let framing =
         response_framing(status, request_was_head, fields).map_err(ResponseError::Framing)?;
-    let mut named: Vec<&[u8]> = Vec::new();
-    let mut close = minor == 0;
-    for h in resp.headers.iter() {
-        if h.name.eq_ignore_ascii_case("connection") {
-            for option in h.value.split(|&b| b == b',') {
-                let option = option.trim_ascii();
-                if option.eq_ignore_ascii_case(b"close") {
-                    close = true;
-                }
-                if !option.is_empty() {
-                    if named.len() >= MAX_CONNECTION_OPTIONS {
-                        return Err(ResponseError::Malformed(HeadError::Token));
-                    }
-                    named.push(option);
-                }
-            }
-        }
-    }
+    let (named, close) = connection_options(resp.headers, &["connection"])
+        .ok_or(ResponseError::Malformed(HeadError::Token))?;
+    let close = close || minor == 0;
     let mut head = Vec::with_capacity(head_len + 32);
     head.extend_from_slice(format!("HTTP/1.1 {status} ").as_bytes());
     head.extend_from_slice(resp.reason.unwrap_or_default().as_bytes());
     head.extend_from_slice(b"\r\n");
-    let mut via_seen = false;
-    for h in resp.headers.iter() {
-        let name = h.name;
-        if DROPPED_IN_RESPONSES
-            .iter()
-            .any(|n| name.eq_ignore_ascii_case(n))
-            || named
-                .iter()
-                .any(|n| name.as_bytes().eq_ignore_ascii_case(n))
-        {
-            continue;
-        }
-        head.extend_from_slice(name.as_bytes());
-        head.extend_from_slice(b": ");
-        head.extend_from_slice(h.value);
-        if name.eq_ignore_ascii_case("via") && !via_seen {
-            via_seen = true;
-            head.extend_from_slice(format!(", 1.{minor} {via}").as_bytes());
-        }
-        head.extend_from_slice(b"\r\n");
-    }
-    if !via_seen {
-        head.extend_from_slice(format!("Via: 1.{minor} {via}\r\n").as_bytes());
-    }
-    head.extend_from_slice(b"\r\n");
+    copy_fields(
+        &mut head,
+        resp.headers,
+        &DROPPED_IN_RESPONSES,
+        &named,
+        minor,
+        via,
+    );
     Ok(Some(ForwardResponse {
         head_len,
         head,
