@@ -1277,6 +1277,23 @@ pub fn first_match(acl: &[Ace], req: &AclRequest<'_>) -> Option<usize> {
         .position(|ace| (chainable || ace.parents.is_empty()) && ace.matches(req))
 }
 
+/// What the limit rules of 3proxy (`bandlim*`, `connlim`, `count*`) give a request: for
+/// each rule whose ACL fields match `req`, in order, `limit(rule)`, up to the first
+/// matching rule for which it is `None`, an exemption (`nobandlimin`, `noconnlim`,
+/// `nocountin`, ...), which stops the scan. One place for the semantics all three share.
+pub fn until_exempt<'r, R: 'r, T>(
+    rules: impl IntoIterator<Item = &'r R>,
+    req: &AclRequest<'_>,
+    entry: impl Fn(&R) -> &Ace,
+    limit: impl FnMut(&'r R) -> Option<T>,
+) -> Vec<T> {
+    rules
+        .into_iter()
+        .filter(|r| entry(r).matches(req))
+        .map_while(limit)
+        .collect()
+}
+
 /// Evaluates an ACL as 3proxy's `checkACL` does: entries in order, the first match decides;
 /// no match refuses ([`AclVerdict::NoMatch`], code 3); **an empty list allows everything**.
 ///

@@ -30,7 +30,6 @@
 //! ```
 
 use crate::acl::{Ace, AclRequest};
-use arrayvec::ArrayVec;
 use core::fmt;
 use core::time::Duration;
 use std::sync::{Arc, Mutex};
@@ -349,20 +348,17 @@ impl BandLimits {
     /// The pacer of `direction` for `request`: the buckets of the matching limit rules in
     /// order, up to the first matching exemption, at most [`MAX_PIPES_PER_DIRECTION`].
     pub fn select(&self, direction: Direction, request: &AclRequest<'_>) -> Pacer {
-        let mut buckets = ArrayVec::<Arc<Bucket>, MAX_PIPES_PER_DIRECTION>::new();
-        for rule in self.rules.iter().filter(|r| r.direction == direction) {
-            if !rule.matches.matches(request) {
-                continue;
-            }
-            match &rule.kind {
-                RuleKind::Exempt => break,
-                RuleKind::Limit(bucket) => {
-                    if buckets.try_push(Arc::clone(bucket)).is_err() {
-                        break;
-                    }
-                }
-            }
-        }
+        let rules = self.rules.iter().filter(|r| r.direction == direction);
+        let buckets = crate::acl::until_exempt(
+            rules,
+            request,
+            |r| &r.matches,
+            |r| match &r.kind {
+                RuleKind::Exempt => None,
+                RuleKind::Limit(bucket) => Some(Arc::clone(bucket)),
+            },
+        );
+        // `from_buckets` keeps the first MAX_PIPES_PER_DIRECTION.
         Pacer::from_buckets(buckets)
     }
 }

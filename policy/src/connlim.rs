@@ -238,16 +238,15 @@ impl ConnLimits {
         if self.rules.is_empty() {
             return Ok(ConnPermit::default());
         }
-        let mut matched: Vec<&Arc<Limiter>> = Vec::new();
-        for rule in &self.rules {
-            if !rule.matches.matches(req) {
-                continue;
-            }
-            match &rule.kind {
-                ConnRuleKind::Exempt => break,
-                ConnRuleKind::Limit(l) => matched.push(l),
-            }
-        }
+        let matched: Vec<&Arc<Limiter>> = crate::acl::until_exempt(
+            &self.rules,
+            req,
+            |r| &r.matches,
+            |r| match &r.kind {
+                ConnRuleKind::Exempt => None,
+                ConnRuleKind::Limit(l) => Some(l),
+            },
+        );
         if matched.is_empty() {
             return Ok(ConnPermit::default());
         }

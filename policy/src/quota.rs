@@ -417,17 +417,16 @@ impl Quotas {
     }
 
     fn scan(&self, direction: Direction, req: &AclRequest<'_>) -> Vec<Arc<Counter>> {
-        let mut out = Vec::new();
-        for rule in self.rules.iter().filter(|r| r.direction.covers(direction)) {
-            if !rule.matches.matches(req) {
-                continue;
-            }
-            match &rule.kind {
-                RuleKind::Exempt => break,
-                RuleKind::Count(c) => out.push(Arc::clone(c)),
-            }
-        }
-        out
+        let rules = self.rules.iter().filter(|r| r.direction.covers(direction));
+        crate::acl::until_exempt(
+            rules,
+            req,
+            |r| &r.matches,
+            |r| match &r.kind {
+                RuleKind::Exempt => None,
+                RuleKind::Count(c) => Some(Arc::clone(c)),
+            },
+        )
     }
 
     /// The counters that count a connection described by `req` (see the module
