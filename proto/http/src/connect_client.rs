@@ -61,6 +61,32 @@ pub struct Credentials {
 }
 
 impl Credentials {
+    /// The `Proxy-Authorization: Basic` field line (RFC 7617) for these credentials, CRLF
+    /// included, as a forwarded request to an HTTP parent proxy carries it; None for
+    /// credentials [`ConnectClient::new`] would refuse (a colon in the user name, a control
+    /// character).
+    ///
+    /// ```
+    /// use triproxy_http::Credentials;
+    /// let c = Credentials::new("Aladdin", "open sesame");
+    /// assert_eq!(
+    ///     c.proxy_authorization().unwrap(),
+    ///     b"Proxy-Authorization: Basic QWxhZGRpbjpvcGVuIHNlc2FtZQ==\r\n"
+    /// );
+    /// assert!(Credentials::new("a:b", "c").proxy_authorization().is_none());
+    /// ```
+    pub fn proxy_authorization(&self) -> Option<Vec<u8>> {
+        self.check().ok()?;
+        let mut userpass = Vec::with_capacity(self.username.len() + 1 + self.password.len());
+        userpass.extend_from_slice(&self.username);
+        userpass.push(b':');
+        userpass.extend_from_slice(&self.password);
+        let mut field = String::from("Proxy-Authorization: Basic ");
+        BASE64.encode_string(&userpass, &mut field);
+        field.push_str("\r\n");
+        Some(field.into_bytes())
+    }
+
     /// Copies a user name and password.
     ///
     /// ```

@@ -223,8 +223,7 @@ pub enum RequestError {
     /// No end of the head within [`MAX_REQUEST_HEAD`] bytes. 400; code 516.
     TooLarge,
     /// A request target that this proxy does not serve: an absolute URI with a scheme
-    /// other than `http` (`https://`, `ftp://`, ...), origin-form (`/path`: transparent
-    /// mode, which triproxy does not do), asterisk-form (`*`), or an authority without a
+    /// other than `http` (`https://`, `ftp://`, ...), asterisk-form (`*`), or an authority without a
     /// scheme on a method other than CONNECT. 400; code 513, as 3proxy.
     UnsupportedScheme,
     /// A target with no usable host and port (RFC 9112 section 3.2, RFC 3986 section
@@ -264,7 +263,7 @@ impl RequestError {
     /// | `Closed` (client closed before the request) | 508 | none |
     /// | `MethodTooLong` (unusable request line) | 511 | 400 |
     /// | `Malformed` (except too many fields), `BadCredentials` (malformed request) | 512 | 400 |
-    /// | `UnsupportedScheme` (unsupported scheme or transparent request) | 513 | 400 |
+    /// | `UnsupportedScheme` (unsupported scheme) | 513 | 400 |
     /// | `BadTarget` (bad CONNECT target or URI authority) | 514 | 400 |
     /// | `TooLarge`, `Malformed { reason: TooManyHeaders }` (headers too large) | 516 | 400 |
     ///
@@ -324,7 +323,7 @@ impl fmt::Display for RequestError {
             RequestError::UnsupportedScheme => write!(
                 f,
                 "request target is neither an http:// URI nor a CONNECT authority \
-                 (other schemes and transparent requests are not served)"
+                 (other schemes are not served)"
             ),
             RequestError::BadTarget => write!(
                 f,

@@ -6,8 +6,15 @@
 //! returns what the proxy needs to forward it:
 //!
 //! - the request line in origin form (`GET /path?q HTTP/1.1`; `OPTIONS *` for an
-//!   `OPTIONS` of a bare authority, RFC 9112 section 3.2.4), always as HTTP/1.1, the
-//!   proxy's own version;
+//!   `OPTIONS` of a bare authority, RFC 9112 section 3.2.4), as HTTP/1.1, the proxy's own
+//!   version, except for an HTTP/1.0 client's request, which goes on as HTTP/1.0 so that
+//!   the origin does not answer with a chunked body the client cannot read (the proxy
+//!   does not decode bodies); [`Forward::absolute_head`] gives the absolute form for an
+//!   HTTP parent proxy;
+//! - a transparent request (origin form, `GET /path` with a `Host` field, as a client
+//!   redirected to the proxy by a firewall sends it) is served too: the destination comes
+//!   from `Host`;
+//! - the `Proxy-Authorization: Basic` credentials, for the proxy's own check;
 //! - `Host` from the URI's authority, first, replacing any the client sent (RFC 9112
 //!   section 3.2.2);
 //! - no hop-by-hop fields (RFC 9110 section 7.6.1): `Connection` and every field it
@@ -29,8 +36,11 @@
 //! [`MAX_RESPONSE_HEAD`] bytes and [`MAX_RESPONSE_FIELDS`] fields.
 
 use crate::body::{request_framing, response_framing, Framing, FramingError};
+use crate::connect_client::Credentials;
 use crate::error::{HeadError, RequestError};
-use crate::proxy_server::{absolute_http, MAX_METHOD_LEN, MAX_REQUEST_HEAD, MAX_REQUEST_HEADERS};
+use crate::proxy_server::{
+    absolute_http, authority, basic, MAX_METHOD_LEN, MAX_REQUEST_HEAD, MAX_REQUEST_HEADERS,
+};
 use triproxy_wire::TargetAddr;
 
 /// Most field names one `Connection` field may list.
@@ -64,6 +74,38 @@ pub struct Forward {
     pub framing: Framing,
     /// Whether the client's connection may carry another request after this one.
     pub keep_alive: bool,
+    /// From the first `Proxy-Authorization: Basic` field, if any.
+    pub credentials: Option<Credentials>,
+    /// The request's method and URI as 3proxy logs them (`%T`): `GET http://host/path`,
+    /// rebuilt from `Host` for a transparent request; at most [`MAX_LOG_TEXT`] bytes.
+    pub text: String,
+    /// 0 for HTTP/1.0, 1 for HTTP/1.1.
+    pub minor_version: u8,
+    /// Where the origin-form target is in `head`, and the `http://authority` to put
+    /// before it for the absolute form.
+    target_at: (usize, usize),
+    absolute_prefix: String,
+}
+
+/// Longest `%T` text kept per request: the method and URI, cut at a character boundary.
+pub const MAX_LOG_TEXT: usize = 512;
+
+impl Forward {
+    /// The head in absolute form (`GET http://host:port/path HTTP/1.1`), as a request to
+    /// an HTTP parent proxy is sent (RFC 9112 section 3.2.2).
+    pub fn absolute_head(&self) -> Vec<u8> {
+        let (start, end) = self.target_at;
+        let (before, rest) = self.head.split_at(start.min(self.head.len()));
+        let (target, after) = rest.split_at(end.saturating_sub(start).min(rest.len()));
+        let mut out = Vec::with_capacity(self.head.len() + self.absolute_prefix.len());
+        out.extend_from_slice(before);
+        out.extend_from_slice(self.absolute_prefix.as_bytes());
+        if target != b"*" {
+            out.extend_from_slice(target);
+        }
+        out.extend_from_slice(after);
+        out
+    }
 }
 
 /// Why a request cannot be forwarded.
@@ -113,28 +155,69 @@ pub fn forward_request(input: &[u8], via: &str) -> Result<Option<Forward>, Forwa
     if method.len() > MAX_METHOD_LEN {
         return Err(RequestError::MethodTooLong.into());
     }
-    let target = absolute_http(uri)?;
+    let transparent = uri.starts_with('/');
+    let (target, authority_text, origin_form) = if transparent {
+        // Origin form: the destination is the `Host` field (exactly one, RFC 9112
+        // section 3.2).
+        let mut hosts = req
+            .headers
+            .iter()
+            .filter(|h| h.name.eq_ignore_ascii_case("host"));
+        let (Some(host), None) = (hosts.next(), hosts.next()) else {
+            return Err(RequestError::BadTarget.into());
+        };
+        let value = host.value.trim_ascii();
+        let text = core::str::from_utf8(value).map_err(|_| RequestError::BadTarget)?;
+        (
+            authority(value)?,
+            text,
+            uri.split('#').next().unwrap_or_default(),
+        )
+    } else {
+        let (authority_text, origin_form) = split_uri(uri);
+        (absolute_http(uri)?, authority_text, origin_form)
+    };
     let fields = req.headers.iter().map(|h| (h.name, h.value));
     let framing = request_framing(fields).map_err(ForwardError::Framing)?;
+    let mut credentials = None;
+    for field in req.headers.iter() {
+        if field.name.eq_ignore_ascii_case("proxy-authorization") {
+            credentials = basic(field.value)?;
+            if credentials.is_some() {
+                break;
+            }
+        }
+    }
 
     // The fields `Connection` names are hop-by-hop too.
     let (named, close) = connection_options(req.headers, &["connection", "proxy-connection"])
         .ok_or(malformed(HeadError::Token))?;
     let close = close || minor == 0;
 
-    let (authority, origin_form) = split_uri(uri);
     let mut head = Vec::with_capacity(head_len + 32);
     head.extend_from_slice(method.as_bytes());
     head.push(b' ');
+    let target_start = head.len();
     if origin_form.is_empty() {
         head.extend_from_slice(if method == "OPTIONS" { b"*" } else { b"/" });
     } else {
         head.extend_from_slice(origin_form.as_bytes());
     }
-    head.extend_from_slice(b" HTTP/1.1\r\nHost: ");
-    head.extend_from_slice(authority.as_bytes());
+    let target_end = head.len();
+    head.extend_from_slice(if minor == 0 {
+        b" HTTP/1.0\r\nHost: "
+    } else {
+        b" HTTP/1.1\r\nHost: "
+    });
+    head.extend_from_slice(authority_text.as_bytes());
     head.extend_from_slice(b"\r\n");
     copy_fields(&mut head, req.headers, &DROPPED, &named, minor, via);
+    let absolute_prefix = format!("http://{authority_text}");
+    let shown = if transparent {
+        format!("{method} {absolute_prefix}{origin_form}")
+    } else {
+        format!("{method} {uri}")
+    };
     Ok(Some(Forward {
         head_len,
         head,
@@ -142,6 +225,11 @@ pub fn forward_request(input: &[u8], via: &str) -> Result<Option<Forward>, Forwa
         target,
         framing,
         keep_alive: !close,
+        credentials,
+        text: cut(shown, MAX_LOG_TEXT),
+        minor_version: minor,
+        target_at: (target_start, target_end),
+        absolute_prefix,
     }))
 }
 
@@ -207,6 +295,18 @@ fn copy_fields(
         head.extend_from_slice(format!("Via: 1.{minor} {via}\r\n").as_bytes());
     }
     head.extend_from_slice(b"\r\n");
+}
+
+/// `text` cut to at most `max` bytes at a character boundary.
+fn cut(mut text: String, max: usize) -> String {
+    if text.len() > max {
+        let mut end = max;
+        while !text.is_char_boundary(end) {
+            end -= 1;
+        }
+        text.truncate(end);
+    }
+    text
 }
 
 /// The authority (`host[:port]`) and the origin form (`/path?query`, without a

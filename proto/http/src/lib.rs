@@ -162,6 +162,7 @@
 pub mod body;
 pub mod connect_client;
 pub mod error;
+pub mod exchange;
 pub mod forward;
 pub mod proxy_server;
 

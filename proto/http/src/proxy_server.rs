@@ -21,8 +21,10 @@
 //!
 //! - `CONNECT host:port` (authority-form). A missing port is 80, as in 3proxy.
 //! - `METHOD http://host[:port]/path` (absolute-form) for any other method: reported with
-//!   `connect: false`, so that a session can refuse it (plain forwarding is not done here)
-//!   and still log the target. The port defaults to 80.
+//!   `connect: false`; the driver forwards it (see [`crate::exchange`], which takes over the
+//!   connection with the head from [`ProxyServer::take_head`]). The port defaults to 80.
+//! - `METHOD /path` (origin-form) with one `Host` field: a transparent request, reported
+//!   like the absolute form with the destination from `Host`.
 //! - Hosts: a bracketed IPv6 literal or a dotted IPv4 address become
 //!   [`TargetAddr::Ip`], anything else of RFC 3986 `reg-name` bytes (at most 255; no
 //!   percent-encoding) a [`TargetAddr::Domain`].
@@ -210,7 +212,7 @@ impl Refusal {
     }
 
     /// The whole response, in one transmit (the longest, 407, is under 200 bytes).
-    fn response(self) -> Transmit {
+    pub(crate) fn response(self) -> Transmit {
         let (reason, body) = self.texts();
         let mut out = TransmitWriter(Transmit::new());
         // Every response fits (tested for each variant); a failed write would only
@@ -324,7 +326,12 @@ impl ProxyServer {
         };
         match parsed {
             Ok(Some((request, len))) => {
-                self.head = Vec::new();
+                if request.connect {
+                    self.head = Vec::new();
+                } else {
+                    // Kept for the forwarding machine ([`ProxyServer::take_head`]).
+                    self.head.truncate(len);
+                }
                 self.event = Some(ProxyEvent::Request(request));
                 self.state = ProxyState::AwaitingDecision;
                 // The bytes before this input held no complete head, so `len > old`.
@@ -405,6 +412,14 @@ impl ProxyServer {
         self.state = ProxyState::Closed;
     }
 
+    /// The whole head of a request that is not CONNECT (empty otherwise, and after the
+    /// first call): a driver that forwards plain HTTP hands it to the forwarding machine
+    /// ([`crate::exchange::Exchange::new`]), which parses it again with the forwarding
+    /// rules and takes the connection over.
+    pub fn take_head(&mut self) -> Vec<u8> {
+        core::mem::take(&mut self.head)
+    }
+
     /// Where the machine is.
     pub fn state(&self) -> ProxyState {
         self.state
@@ -479,6 +494,16 @@ fn parse_head(buf: &[u8]) -> Result<Option<(ProxyRequest, usize)>, RequestError>
     let connect = method == "CONNECT";
     let target = if connect {
         authority(path.as_bytes())?
+    } else if path.starts_with('/') {
+        // A transparent request: the destination is its one `Host` field.
+        let mut hosts = req
+            .headers
+            .iter()
+            .filter(|h| h.name.eq_ignore_ascii_case("host"));
+        match (hosts.next(), hosts.next()) {
+            (Some(host), None) => authority(host.value.trim_ascii())?,
+            _ => return Err(RequestError::BadTarget),
+        }
     } else {
         absolute_http(path)?
     };
@@ -521,7 +546,7 @@ pub(crate) fn absolute_http(target: &str) -> Result<TargetAddr, RequestError> {
 }
 
 /// `host[:port]` (RFC 3986 section 3.2.2 and 3.2.3), port 80 when there is no colon.
-fn authority(text: &[u8]) -> Result<TargetAddr, RequestError> {
+pub(crate) fn authority(text: &[u8]) -> Result<TargetAddr, RequestError> {
     if let Some(bracketed) = text.strip_prefix(b"[") {
         let close = bracketed
             .iter()
@@ -585,7 +610,7 @@ const BASIC_BASE64: GeneralPurpose = GeneralPurpose::new(
 
 /// A `Proxy-Authorization` value: Some for the Basic scheme (case-insensitive, RFC 9110
 /// section 11.1), None for another scheme.
-fn basic(value: &[u8]) -> Result<Option<Credentials>, RequestError> {
+pub(crate) fn basic(value: &[u8]) -> Result<Option<Credentials>, RequestError> {
     let value = value.trim_ascii();
     let (scheme, token) = match value.iter().position(|&b| b == b' ' || b == b'\t') {
         Some(i) => value.split_at(i),

@@ -57,8 +57,8 @@ fn paths_options_and_versions() {
         .unwrap()
         .unwrap();
     assert!(
-        text(&f.head).starts_with("GET /?x HTTP/1.1\r\n"),
-        "sent as HTTP/1.1"
+        text(&f.head).starts_with("GET /?x HTTP/1.0\r\n"),
+        "an HTTP/1.0 request goes on as 1.0: the origin must not answer it chunked"
     );
     assert!(
         text(&f.head).contains("Via: 1.0 p\r\n"),
@@ -103,6 +103,41 @@ fn bodies_keep_their_framing() {
 }
 
 #[test]
+fn transparent_requests_take_the_host_field() {
+    let f = forward_request(
+        b"GET /a?b HTTP/1.1\r\nUser-Agent: x\r\nHost: example.org:8080\r\n\r\n",
+        "p",
+    )
+    .unwrap()
+    .unwrap();
+    assert_eq!(f.target.to_string(), "example.org:8080");
+    assert_eq!(
+        f.text, "GET http://example.org:8080/a?b",
+        "logged as 3proxy rebuilds it"
+    );
+    assert!(text(&f.head).starts_with("GET /a?b HTTP/1.1\r\nHost: example.org:8080\r\n"));
+    assert_eq!(text(&f.head).matches("Host:").count(), 1);
+}
+
+#[test]
+fn absolute_form_for_a_parent_and_credentials() {
+    let f = forward_request(
+        b"GET http://h:81/x HTTP/1.1\r\nProxy-Authorization: Basic dTpw\r\n\r\n",
+        "p",
+    )
+    .unwrap()
+    .unwrap();
+    assert!(text(&f.absolute_head()).starts_with("GET http://h:81/x HTTP/1.1\r\nHost: h:81\r\n"));
+    let c = f.credentials.unwrap();
+    assert_eq!((&c.username[..], &c.password[..]), (&b"u"[..], &b"p"[..]));
+    assert!(!text(&f.head).contains("Proxy-Authorization"));
+    let f = forward_request(b"OPTIONS http://h HTTP/1.1\r\n\r\n", "p")
+        .unwrap()
+        .unwrap();
+    assert!(text(&f.absolute_head()).starts_with("OPTIONS http://h HTTP/1.1\r\n"));
+}
+
+#[test]
 fn bad_heads_are_refused_with_their_codes() {
     let err = |input: &[u8]| forward_request(input, "p").unwrap_err();
     assert_eq!(
@@ -118,8 +153,14 @@ fn bad_heads_are_refused_with_their_codes() {
         ForwardError::Request(RequestError::UnsupportedScheme)
     );
     assert_eq!(
-        err(b"GET /origin-form HTTP/1.1\r\nHost: h\r\n\r\n"),
-        ForwardError::Request(RequestError::UnsupportedScheme)
+        err(b"GET /origin-form HTTP/1.1\r\n\r\n"),
+        ForwardError::Request(RequestError::BadTarget),
+        "a transparent request needs its Host"
+    );
+    assert_eq!(
+        err(b"GET /origin-form HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n"),
+        ForwardError::Request(RequestError::BadTarget),
+        "and only one"
     );
     assert_eq!(
         err(b"GET http://user@h/ HTTP/1.1\r\n\r\n"),
