@@ -110,6 +110,7 @@ pub fn policy_of(
         needuser: service.needuser,
         timeouts: config.timeouts,
         external: service.external,
+        anonymity: service.anonymity,
         relay: if service.splice {
             RelayMode::ZeroCopy
         } else {

@@ -35,6 +35,8 @@ pub enum RequestKind {
     Bind,
     /// UDP datagrams (SOCKS5 UDP ASSOCIATE).
     UdpAssociate,
+    /// One plain HTTP request forwarded to its origin (any method but CONNECT).
+    Forward,
 }
 
 impl RequestKind {
@@ -44,6 +46,7 @@ impl RequestKind {
             RequestKind::Connect => "CONNECT",
             RequestKind::Bind => "BIND",
             RequestKind::UdpAssociate => "UDPASSOC",
+            RequestKind::Forward => "FORWARD",
         }
     }
 }
@@ -61,8 +64,11 @@ pub(crate) struct FrontRequest {
     /// HTTP `Proxy-Authorization: Basic` credentials, if any (SOCKS5 credentials come
     /// earlier, as [`FrontEvent::Credentials`]).
     pub credentials: Option<Box<Credentials>>,
-    /// The HTTP method, when it is one this proxy does not serve (not CONNECT).
-    pub unsupported_method: Option<String>,
+    /// The HTTP method of a forwarded request ([`RequestKind::Forward`]).
+    pub method: Option<String>,
+    /// What 3proxy logs as `%T` when it is not `KIND host:port`: a forwarded request's
+    /// `METHOD URI`.
+    pub text: Option<String>,
 }
 
 /// Something the session must decide.
@@ -157,38 +163,24 @@ impl Front {
                     target: r.target,
                     user_id: r.user_id.map(|id| id.to_vec()),
                     credentials: None,
-                    unsupported_method: None,
+                    method: None,
+                    text: None,
                 })),
             }),
             Front::Http(h) => h.poll_event().map(|ProxyEvent::Request(r)| {
-                let mut request = Box::new(FrontRequest {
-                    kind: RequestKind::Connect,
+                let request = Box::new(FrontRequest {
+                    kind: if r.connect {
+                        RequestKind::Connect
+                    } else {
+                        RequestKind::Forward
+                    },
                     target: r.target,
                     user_id: None,
                     credentials: None,
-                    unsupported_method: (!r.connect).then_some(r.method),
+                    method: (!r.connect).then_some(r.method),
+                    text: None,
                 });
-                let Some(c) = r.credentials else {
-                    return FrontEvent::Request(request);
-                };
-                let mut credentials = Box::new(Credentials {
-                    username: Default::default(),
-                    password: Default::default(),
-                });
-                let fits = credentials
-                    .username
-                    .try_extend_from_slice(&c.username)
-                    .is_ok()
-                    && credentials
-                        .password
-                        .try_extend_from_slice(&c.password)
-                        .is_ok();
-                if !fits {
-                    request.user_id = Some(c.username);
-                    return FrontEvent::CredentialsTooLong(request);
-                }
-                request.credentials = Some(credentials);
-                FrontEvent::Request(request)
+                with_credentials(request, r.credentials)
             }),
         }
     }
@@ -266,6 +258,14 @@ impl Front {
         }
     }
 
+    /// The head of a forwarded request (HTTP front; empty otherwise).
+    pub fn take_head(&mut self) -> Vec<u8> {
+        match self {
+            Front::Http(h) => h.take_head(),
+            Front::Socks(_) => Vec::new(),
+        }
+    }
+
     /// The SOCKS version, once known.
     pub fn version(&self) -> Option<Version> {
         match self {
@@ -273,6 +273,30 @@ impl Front {
             Front::Http(_) => None,
         }
     }
+}
+
+/// `request` with HTTP Basic `credentials`: a request event, or
+/// [`FrontEvent::CredentialsTooLong`] when they exceed the 255 bytes triproxy keeps for a
+/// user name or password.
+pub(crate) fn with_credentials(
+    mut request: Box<FrontRequest>,
+    credentials: Option<triproxy_http::Credentials>,
+) -> FrontEvent {
+    let Some(c) = credentials else {
+        return FrontEvent::Request(request);
+    };
+    let mut checked = Box::new(Credentials {
+        username: Default::default(),
+        password: Default::default(),
+    });
+    let fits = checked.username.try_extend_from_slice(&c.username).is_ok()
+        && checked.password.try_extend_from_slice(&c.password).is_ok();
+    if !fits {
+        request.user_id = Some(c.username);
+        return FrontEvent::CredentialsTooLong(request);
+    }
+    request.credentials = Some(checked);
+    FrontEvent::Request(request)
 }
 
 #[inline(never)]
@@ -342,9 +366,11 @@ pub(crate) fn socks5_reply(reason: &Reason) -> ReplyCode {
         | Reason::Quota(_)
         | Reason::ConnLimit(_)
         | Reason::BindPeerMismatch { .. } => ReplyCode::NotAllowed,
-        Reason::Socks(_) | Reason::Http(_) | Reason::Relay(_) | Reason::ClientClosed => {
-            ReplyCode::GeneralFailure
-        }
+        Reason::Socks(_)
+        | Reason::Http(_)
+        | Reason::Relay(_)
+        | Reason::Exchange(_)
+        | Reason::ClientClosed => ReplyCode::GeneralFailure,
     }
 }
 

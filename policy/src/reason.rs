@@ -56,6 +56,9 @@ pub enum Reason {
     Parent(ParentFailure),
     /// An established tunnel ended other than cleanly.
     Relay(RelayEnd),
+    /// Forwarding a plain HTTP request failed (its head, its body, the origin's answer, a
+    /// deadline).
+    Exchange(triproxy_http::exchange::ExchangeError),
     /// The client asked for something this version does not serve.
     Unsupported(Unsupported),
     /// The client closed its connection while its request was being decided (code 441).
@@ -67,8 +70,6 @@ pub enum Reason {
 pub enum Unsupported {
     /// A SOCKS5 UDP ASSOCIATE.
     UdpAssociate,
-    /// An HTTP method other than CONNECT, as the client sent it (at most 32 bytes kept).
-    HttpMethod(arrayvec::ArrayString<32>),
 }
 
 /// Which parent of a chain failed and how.
@@ -136,16 +137,13 @@ impl fmt::Display for Reason {
             ),
             Reason::Parent(p) => p.fmt(f),
             Reason::Relay(end) => end.fmt(f),
+            Reason::Exchange(e) => e.fmt(f),
             Reason::ClientClosed => {
                 f.write_str("client closed the connection before the request was answered")
             }
             Reason::Unsupported(Unsupported::UdpAssociate) => {
                 f.write_str("UDP ASSOCIATE is not served by this version of triproxy")
             }
-            Reason::Unsupported(Unsupported::HttpMethod(m)) => write!(
-                f,
-                "HTTP {m} is not served by this version of triproxy (CONNECT only)"
-            ),
         }
     }
 }

@@ -217,6 +217,25 @@ pub struct ServicePolicy {
     /// Draws for parent chains with weights (shared by every service of a process, seeded
     /// by the daemon).
     pub parent_random: Arc<ParentRandom>,
+    /// What a forwarded HTTP request tells the origin about its client (`-a`, `-a1`,
+    /// `-a2`).
+    pub anonymity: Anonymity,
+}
+
+/// What the HTTP proxy adds to a forwarded request about its client, besides `Via` (which
+/// RFC 9110 section 7.6.3 requires of every proxy and triproxy always sends, with the
+/// pseudonym `triproxy`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Anonymity {
+    /// No option: `Forwarded: for="client:port";by="proxy:port"` (RFC 7239), as 3proxy.
+    #[default]
+    Forwarded,
+    /// `-a`: nothing about the client.
+    Hidden,
+    /// `-a1`: `X-Forwarded-For` with a random IPv4 address, as 3proxy.
+    RandomForwardedFor,
+    /// `-a2`: `X-Forwarded-For` with the client's address.
+    ForwardedFor,
 }
 
 impl ServicePolicy {
@@ -236,6 +255,7 @@ impl ServicePolicy {
             quotas: Arc::new(Quotas::new()),
             connlimits: Arc::new(ConnLimits::new()),
             parent_random: Arc::new(ParentRandom::new(0)),
+            anonymity: Anonymity::default(),
         }
     }
 }

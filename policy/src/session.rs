@@ -50,8 +50,11 @@ use crate::bandlim::{Direction, Pacer};
 use crate::chain::{Chain, ChainStep};
 use crate::connlim::ConnPermit;
 use crate::front::{service_name, Front, FrontEvent, FrontRequest, RequestKind};
+use crate::parent::{ParentHop, ParentKind};
 use crate::quota::Quota;
 use crate::reason::{Reason, Unsupported};
+
+mod forward;
 pub use crate::relay::{RelayEnd, RelayPlan, RelayReport};
 use crate::service::{FrontProtocol, RelayMode, ServicePolicy, SourceAddrs};
 use arrayvec::ArrayVec;
@@ -125,11 +128,41 @@ pub enum Intent {
         /// When the hop's answer is overdue.
         deadline: Instant,
     },
+    /// Plain HTTP forwarding takes the connection over (HTTP proxy, a request other than
+    /// CONNECT): from now on the driver moves bytes between the client, the current
+    /// outgoing connection and the session's forwarding buffers
+    /// ([`Session::forward_client_space`] and the other `forward_*` methods), and carries
+    /// out the intents that follow, until [`Intent::Close`]. Bytes the driver holds
+    /// unconsumed are the client's next bytes: it hands them to the session first.
+    Forward,
+    /// Moves an outgoing connection between the driver's current slot and its pool of
+    /// idle origin connections (HTTP keep-alive to origins; see [`OriginMove`]).
+    Origin(OriginMove),
     /// Write this record to the service's log.
     Log(LogRecord),
     /// Flush pending transmits, close both sockets and drop the session.
     Close,
 }
+
+/// What to do with an outgoing connection of a forwarding session. The driver keeps up to
+/// [`ORIGIN_POOL`] idle ones in numbered slots besides the current one; the session decides
+/// every move and knows what each slot holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OriginMove {
+    /// Put the current connection into this slot (closing what the slot held).
+    Park(u8),
+    /// Make this slot's connection the current one (closing the current one, if any), then
+    /// check that it is still open and silent (a read that would block) and answer with
+    /// [`Session::handle_origin_reused`].
+    Reuse(u8),
+    /// Close this slot's connection.
+    Drop(u8),
+    /// Close the current connection.
+    DropCurrent,
+}
+
+/// Idle origin connections a forwarding session keeps.
+pub const ORIGIN_POOL: usize = 4;
 
 /// Why an outgoing connection failed, as far as the runtime can tell.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -259,6 +292,11 @@ enum Phase {
     Binding,
     AwaitingPeer,
     Relaying,
+    /// HTTP forwarding: the exchange machine has the connection (between requests, or
+    /// while one is exchanged); a request's decision goes through the phases above.
+    Forwarding,
+    /// HTTP forwarding: a pooled origin connection is being checked for reuse.
+    Reusing,
     Done,
 }
 
@@ -296,6 +334,10 @@ pub struct Session {
     permit: ConnPermit,
     /// The traffic counters this connection's bytes go to (`countin` ...).
     quota: Quota,
+    /// The ACL entry that granted the request, if one did.
+    rule: Option<usize>,
+    /// Plain HTTP forwarding, once the connection is in it.
+    forward: Option<Box<forward::Forwarding>>,
     intents: VecDeque<Intent>,
 }
 
@@ -330,6 +372,8 @@ impl Session {
             hops: 0,
             permit: ConnPermit::default(),
             quota: Quota::default(),
+            rule: None,
+            forward: None,
             intents: VecDeque::new(),
         }
     }
@@ -381,6 +425,7 @@ impl Session {
         match self.phase {
             Phase::Handshake => self.front.as_ref().and_then(|f| f.poll_timeout()),
             Phase::Chaining => self.chain.as_ref().and_then(|c| c.poll_timeout()),
+            Phase::Forwarding => self.forward_timeout(),
             _ => None,
         }
     }
@@ -392,6 +437,10 @@ impl Session {
                 chain.handle_timeout(now);
             }
             self.advance_chain(now);
+            return;
+        }
+        if self.phase == Phase::Forwarding {
+            self.forward_time(now);
             return;
         }
         if self.phase != Phase::Handshake {
@@ -463,11 +512,16 @@ impl Session {
             self.advance_chain(now);
             return;
         }
-        self.grant_tunnel(local);
+        self.grant_tunnel(now, local);
     }
 
-    /// The tunnel is open (directly or through the chain): the success reply and the relay.
-    fn grant_tunnel(&mut self, local: SocketAddr) {
+    /// The tunnel is open (directly or through the chain): the success reply and the relay
+    /// (or, when forwarding, the request goes out on it).
+    fn grant_tunnel(&mut self, now: Instant, local: SocketAddr) {
+        if self.forward.is_some() {
+            self.route_request(now);
+            return;
+        }
         // RFC 1928 section 6: BND is the address the server assigned to connect to the
         // target, i.e. the outgoing socket's local address (3proxy reports the
         // client-facing address instead).
@@ -579,7 +633,7 @@ impl Session {
                 ChainStep::Established => {
                     self.chain = None;
                     let local = self.external.unwrap_or(self.internal);
-                    self.grant_tunnel(local);
+                    self.grant_tunnel(now, local);
                     return;
                 }
                 ChainStep::Failed(f) => {
@@ -672,11 +726,9 @@ impl Session {
             TargetAddr::Ip(addr) => Some(addr),
             TargetAddr::Domain(..) => None,
         };
-        let unsupported = request.unsupported_method.clone();
         self.note_request(request);
-        if let Some(method) = unsupported {
-            let reason = Reason::Unsupported(Unsupported::HttpMethod(short_text(&method)));
-            self.refuse(now, LogCode::NOT_IMPLEMENTED, reason);
+        if kind == RequestKind::Forward {
+            self.start_forwarding(now);
             return;
         }
         if kind == RequestKind::UdpAssociate {
@@ -708,6 +760,20 @@ impl Session {
     /// an allowed and a denied address cannot be used to reach the denied one.
     #[inline(never)]
     fn authorize_and_connect(&mut self, now: Instant, candidates: &[SocketAddr]) {
+        let Some(addrs) = self.authorize(now, candidates) else {
+            return;
+        };
+        self.connect_allowed(addrs);
+    }
+
+    /// The auth chain, the ACL and the limits for each candidate address: the allowed
+    /// ones (the parent chain of the first one's ACL entry drawn), or None once the
+    /// request is refused.
+    fn authorize(
+        &mut self,
+        now: Instant,
+        candidates: &[SocketAddr],
+    ) -> Option<ArrayVec<SocketAddr, MAX_CONNECT_ADDRS>> {
         let (user, password) = match &self.credentials {
             Some(c) => (Some(&c.username[..]), Some(&c.password[..])),
             None => (self.user.as_deref().map(str::as_bytes), None),
@@ -746,7 +812,9 @@ impl Session {
                 }
             }
         }
+        self.rule = first_rule;
         if let Some(first) = addrs.first().copied() {
+            self.note_allowed(first);
             self.plan_chain(first_rule, first);
         }
         // The decision is made: the password is not kept for the life of the tunnel (a
@@ -755,14 +823,20 @@ impl Session {
         if addrs.is_empty() {
             let code = first_refusal.unwrap_or(LogCode::ACL_NO_MATCH);
             self.refuse(now, code, refusal_reason(code));
-            return;
+            return None;
         }
         if let Some(first) = addrs.first().copied() {
             if let Err(reason) = self.admit_limits(now, first) {
                 self.refuse(now, LogCode::LIMIT_EXCEEDED, reason);
-                return;
+                return None;
             }
         }
+        Some(addrs)
+    }
+
+    /// Connects to the allowed addresses (or the chain's first hop), or listens for a
+    /// BIND.
+    fn connect_allowed(&mut self, mut addrs: ArrayVec<SocketAddr, MAX_CONNECT_ADDRS>) {
         if self.request.as_ref().map(|r| r.kind) == Some(RequestKind::Bind) {
             let expected = addrs.first().copied().unwrap_or(self.internal);
             self.expected_peer = Some(expected.ip());
@@ -820,19 +894,36 @@ impl Session {
     /// of every handshake, whose deepest page is what an idle std tunnel keeps resident.
     #[inline(never)]
     fn plan_chain(&mut self, rule: Option<usize>, first: SocketAddr) {
-        let Some(ace) = rule.and_then(|i| self.policy.acl.get(i)) else {
+        let policy = Arc::clone(&self.policy);
+        let Some(ace) = rule.and_then(|i| policy.acl.get(i)) else {
             return;
         };
-        let tunnel = matches!(
-            self.operation(),
-            Operation::Connect | Operation::HttpConnect
-        );
-        if ace.parents().is_empty() || !tunnel {
+        let operation = self.operation();
+        let tunnel = matches!(operation, Operation::Connect | Operation::HttpConnect);
+        let forwarding = self.forward.is_some();
+        if ace.parents().is_empty() || !(tunnel || forwarding) {
             return;
         }
-        let hops = ace.parents().choose(self.policy.parent_random.next());
-        if hops.is_empty() {
+        let as_connect: ParentHop;
+        let mut hops = ace.parents().choose(self.policy.parent_random.next());
+        let Some(last) = hops.last().copied() else {
             return;
+        };
+        // An `http` parent at the end takes requests in absolute form: a forwarded request
+        // is written to it so; a CONNECT is asked of it as CONNECT (3proxy's `http` parent
+        // understands both, and the raw tunnel bytes would make no sense to it).
+        if last.kind == ParentKind::Http {
+            if forwarding {
+                self.forward_through_http_parent(last);
+            } else if operation == Operation::HttpConnect {
+                as_connect = ParentHop {
+                    kind: ParentKind::Connect { names: true },
+                    ..last.clone()
+                };
+                if let Some(slot) = hops.last_mut() {
+                    *slot = &as_connect;
+                }
+            }
         }
         let chain = Chain::new(
             &hops,
@@ -845,9 +936,15 @@ impl Session {
         self.chain = Some(Box::new(chain));
     }
 
-    /// The relay of an established tunnel, with the bandwidth pipes that match it (chosen
-    /// once, like 3proxy, with the user the ACL saw and the address actually reached).
+    /// The relay of an established tunnel.
     fn relay_intent(&self) -> Intent {
+        Intent::Relay(self.relay_plan())
+    }
+
+    /// How the bytes of an established tunnel (or of one forwarded request) move, with the
+    /// bandwidth pipes that match it (chosen once, like 3proxy, with the user the ACL saw
+    /// and the address actually reached) and the connection's quota.
+    fn relay_plan(&self) -> RelayPlan {
         let (mut to_client, mut to_target) = (Pacer::default(), Pacer::default());
         if !self.policy.bandlimits.is_empty() {
             let request = AclRequest {
@@ -867,13 +964,13 @@ impl Session {
         } else {
             RelayMode::Buffered
         };
-        Intent::Relay(RelayPlan {
+        RelayPlan {
             idle_timeout: self.policy.timeouts.idle,
             mode,
             to_client,
             to_target,
             quota: self.quota.clone(),
-        })
+        }
     }
 
     /// The ACL operation of the request: an HTTP proxy's CONNECT is `HTTPS`
@@ -881,6 +978,15 @@ impl Session {
     fn operation(&self) -> Operation {
         match self.request.as_ref().map(|r| r.kind) {
             Some(RequestKind::Bind) => Operation::Bind,
+            Some(RequestKind::Forward) => {
+                match self.request.as_ref().and_then(|r| r.method.as_deref()) {
+                    Some("GET") => Operation::HttpGet,
+                    Some("POST") => Operation::HttpPost,
+                    Some("PUT") => Operation::HttpPut,
+                    Some("HEAD") => Operation::HttpHead,
+                    _ => Operation::HttpOther,
+                }
+            }
             _ if self.policy.protocol == FrontProtocol::Http => Operation::HttpConnect,
             _ => Operation::Connect,
         }
@@ -900,10 +1006,14 @@ impl Session {
         }
     }
 
-    /// Refuses the request: the front answers in its protocol's terms.
+    /// Refuses the request: the front (or the forwarding exchange) answers in its
+    /// protocol's terms.
     fn refuse(&mut self, now: Instant, code: LogCode, reason: Reason) {
         if let Some(f) = self.front.as_mut() {
             f.handle_refused(code, &reason);
+        }
+        if let Some(forward) = self.forward.as_mut() {
+            forward.refuse(now, crate::front::http_refusal(code));
         }
         self.finish(now, code, Some(reason), 0, 0);
     }
@@ -919,18 +1029,37 @@ impl Session {
         if self.phase == Phase::Done {
             return;
         }
-        self.phase = Phase::Done;
-        // The connection is over: its parallel-connection slots are free now, even if the
+        // The request is over: its parallel-connection slots are free now, even if the
         // runtime keeps the session a little longer.
         self.permit = ConnPermit::default();
+        let record = self.record(now, code, reason, bytes_in, bytes_out);
+        self.intents.push_back(Intent::Log(record));
+        if self.forward.is_some() {
+            // One request of a forwarding connection: the connection ends when the
+            // exchange machine says so.
+            self.end_request(now);
+            return;
+        }
+        self.phase = Phase::Done;
+        self.intents.push_back(Intent::Close);
+    }
+
+    /// The log record of the current request.
+    fn record(
+        &self,
+        now: Instant,
+        code: LogCode,
+        reason: Option<Reason>,
+        bytes_in: u64,
+        bytes_out: u64,
+    ) -> LogRecord {
         let (requested, text) = match &self.request {
             Some(r) => (
                 Some(r.target.clone()),
-                format!(
-                    "{} {}",
-                    r.unsupported_method.as_deref().unwrap_or(r.kind.log_text()),
-                    r.target
-                ),
+                match &r.text {
+                    Some(text) => text.clone(),
+                    None => format!("{} {}", r.kind.log_text(), r.target),
+                },
             ),
             None => (None, String::new()),
         };
@@ -938,7 +1067,7 @@ impl Session {
             .version
             .or_else(|| self.front.as_ref().and_then(|f| f.version()));
         let service = service_name(self.policy.protocol, version);
-        self.intents.push_back(Intent::Log(LogRecord {
+        LogRecord {
             service,
             listen_port: self.policy.listen_port,
             code,
@@ -954,8 +1083,7 @@ impl Session {
             hops: self.hops,
             text,
             duration: now.saturating_duration_since(self.started),
-        }));
-        self.intents.push_back(Intent::Close);
+        }
     }
 }
 
@@ -966,15 +1094,4 @@ fn refusal_reason(code: LogCode) -> Reason {
         LogCode::ACL_NO_MATCH => Reason::AclNoMatch,
         other => Reason::Auth(other),
     }
-}
-
-/// The first bytes of client-sent text that fit a reason (cut at a character boundary).
-fn short_text<const N: usize>(text: &str) -> arrayvec::ArrayString<N> {
-    let mut out = arrayvec::ArrayString::new();
-    for c in text.chars() {
-        if out.try_push(c).is_err() {
-            break;
-        }
-    }
-    out
 }

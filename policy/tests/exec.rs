@@ -127,6 +127,15 @@ impl Io for FakeIo {
         Ok(bytes.len())
     }
 
+    fn try_write(&self, s: &usize, bytes: &[u8]) -> io::Result<usize> {
+        self.deliver(*s, bytes);
+        Ok(bytes.len())
+    }
+
+    fn make_nonblocking(&self, _: &usize) -> io::Result<()> {
+        Ok(())
+    }
+
     async fn write_all(&self, s: &usize, bytes: &[u8]) -> io::Result<()> {
         self.deliver(*s, bytes);
         Ok(())

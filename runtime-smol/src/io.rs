@@ -5,7 +5,7 @@
 use async_io::{Async, Timer};
 use futures_lite::{future, AsyncReadExt, AsyncWriteExt, FutureExt};
 use std::future::Future;
-use std::io::{self, Read};
+use std::io::{self, Read, Write};
 use std::net::{IpAddr, Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
@@ -128,6 +128,14 @@ impl Io for SmolIo {
 
     fn try_read(&self, stream: &Async<TcpStream>, buf: &mut [u8]) -> io::Result<usize> {
         stream.get_ref().read(buf)
+    }
+
+    fn try_write(&self, stream: &Async<TcpStream>, bytes: &[u8]) -> io::Result<usize> {
+        stream.get_ref().write(bytes)
+    }
+
+    fn make_nonblocking(&self, _stream: &Async<TcpStream>) -> io::Result<()> {
+        Ok(()) // async-io sockets are non-blocking from the start
     }
 
     async fn write_all(&self, stream: &Async<TcpStream>, bytes: &[u8]) -> io::Result<()> {

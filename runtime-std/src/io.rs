@@ -116,6 +116,14 @@ impl Io for StdIo<'_> {
         (&*stream).read(buf)
     }
 
+    fn try_write(&self, stream: &TcpStream, bytes: &[u8]) -> io::Result<usize> {
+        (&*stream).write(bytes)
+    }
+
+    fn make_nonblocking(&self, stream: &TcpStream) -> io::Result<()> {
+        stream.set_nonblocking(true)
+    }
+
     async fn write_all(&self, stream: &TcpStream, bytes: &[u8]) -> io::Result<()> {
         (&*stream).write_all(bytes)
     }

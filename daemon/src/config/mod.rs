@@ -51,7 +51,7 @@ use triproxy_policy::connlim::ConnLimits;
 use triproxy_policy::parent::ParentError;
 use triproxy_policy::period::Period;
 use triproxy_policy::quota::{QuotaRuleError, Quotas};
-use triproxy_policy::service::Timeouts;
+use triproxy_policy::service::{Anonymity, Timeouts};
 use triproxy_policy::users::{Users, UsersError};
 
 /// Longest configuration line in bytes, newline excluded (3proxy reads lines into a 64 KiB
@@ -191,6 +191,9 @@ pub struct ServiceConfig {
     pub log: LogTarget,
     /// Record format: `-f...`, else the `logformat` in force, else 3proxy's default.
     pub logformat: LogFormat,
+    /// What a forwarded HTTP request says about its client: `-a`, `-a1`, `-a2` (the HTTP
+    /// proxy only; other services ignore it, as 3proxy does).
+    pub anonymity: Anonymity,
     /// Source addresses of outgoing connections: `-e` options, else the `external` lines in
     /// force (none: the kernel chooses and nothing is bound).
     pub external: SourceAddrs,

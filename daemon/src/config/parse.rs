@@ -27,7 +27,7 @@ use triproxy_policy::bandlim::BandLimits;
 use triproxy_policy::connlim::ConnLimits;
 use triproxy_policy::parent::{ParentError, ParentHop};
 use triproxy_policy::quota::Quotas;
-use triproxy_policy::service::{Timeouts, DEFAULT_TIMEOUTS, TIMEOUT_COUNT};
+use triproxy_policy::service::{Anonymity, Timeouts, DEFAULT_TIMEOUTS, TIMEOUT_COUNT};
 use triproxy_policy::users::Users;
 
 /// Whether to go on with the current file after a command.
@@ -457,6 +457,7 @@ impl Parser {
             external: self.external,
             backlog: self.backlog,
             splice: true,
+            anonymity: Anonymity::default(),
             log: self.log.clone(),
             logformat: self.logformat.clone(),
             origin: (here.file.to_owned(), here.line),
@@ -640,11 +641,12 @@ fn parse_log(args: &[&str], base_dir: &Path) -> Result<LogTarget, ConfigErrorKin
 
 /// 3proxy service options that triproxy does not implement yet (3proxy.md section 3).
 const OPTIONS_NOT_YET: &[char] = &[
-    'a', 'b', 'c', 'C', 'd', 'D', 'F', 'g', 'h', 'H', 'I', 'N', 'o', 'P', 'r', 'R', 'S', 't', 'T',
-    'U', 'x', 'X', '4', '6',
+    'b', 'c', 'C', 'd', 'D', 'F', 'g', 'h', 'H', 'I', 'N', 'o', 'P', 'r', 'R', 'S', 't', 'T', 'U',
+    'x', 'X', '4', '6',
 ];
 
-/// Applies service options (`-p`, `-i`, `-e`, `-u`, `-s`, `-l`, `-f`, `-n`) to `svc`, in order.
+/// Applies service options (`-p`, `-i`, `-e`, `-u`, `-s`, `-l`, `-f`, `-n`, `-a`) to `svc`,
+/// in order.
 fn apply_options(
     mut svc: ServiceConfig,
     command: &str,
@@ -701,6 +703,15 @@ fn apply_options(
                 }
             }
             'f' => svc.logformat = LogFormat::parse(value).map_err(ConfigErrorKind::LogFormat)?,
+            // HTTP proxy anonymity (3proxy.md section 3); `Via` is always sent (RFC 9110).
+            'a' => {
+                svc.anonymity = match value {
+                    "" => Anonymity::Hidden,
+                    "1" => Anonymity::RandomForwardedFor,
+                    "2" => Anonymity::ForwardedFor,
+                    _ => return Err(invalid()),
+                }
+            }
             // `-n` (no NTLM) is a no-op in 3proxy 1.0 and still in its sample configs.
             'n' if value.is_empty() => {}
             c if OPTIONS_NOT_YET.contains(&c) => {
@@ -752,6 +763,7 @@ pub(super) fn standalone(service: &str, args: &[String]) -> Result<Config, Confi
         external: SourceAddrs::default(),
         backlog: None,
         splice: true,
+        anonymity: Anonymity::default(),
         log: LogTarget::Stdout,
         logformat: LogFormat::default_3proxy(),
         origin: (ORIGIN.to_owned(), 0),

@@ -13,6 +13,7 @@
 //! Nothing here touches a socket or reads a clock itself: the runtime does, through
 //! [`Io`], so the executor is as deterministic as the machines it drives.
 
+mod forward;
 mod input;
 mod tunnel;
 
@@ -22,7 +23,8 @@ use crate::acl::CivilTime;
 use crate::relay::{Outcome, RelayPlan};
 use crate::service::{RelayMode, ServicePolicy, SourceAddrs};
 use crate::session::{
-    BindError, ConnectError, Intent, LogRecord, ResolveError, Session, MAX_CONNECT_ADDRS,
+    BindError, ConnectError, Intent, LogRecord, OriginMove, ResolveError, Session,
+    MAX_CONNECT_ADDRS, ORIGIN_POOL,
 };
 use core::future::Future;
 use core::time::Duration;
@@ -88,6 +90,11 @@ pub trait Io {
     ) -> impl Future<Output = io::Result<usize>>;
     /// Reads what is there without waiting ([`io::ErrorKind::WouldBlock`] if nothing).
     fn try_read(&self, stream: &Self::Stream, buf: &mut [u8]) -> io::Result<usize>;
+    /// Writes what the socket takes without waiting ([`io::ErrorKind::WouldBlock`] if
+    /// nothing). Only on a stream made non-blocking ([`Io::make_nonblocking`]).
+    fn try_write(&self, stream: &Self::Stream, bytes: &[u8]) -> io::Result<usize>;
+    /// Makes `stream` non-blocking (for [`Io::try_read`] and [`Io::try_write`]).
+    fn make_nonblocking(&self, stream: &Self::Stream) -> io::Result<()>;
     /// Writes all of `bytes`.
     fn write_all(
         &self,
@@ -206,6 +213,11 @@ struct Handshake<'a, R: Io> {
     /// Bytes from the target while a parent chain is negotiated.
     target_input: TargetInput,
     bind_listener: Option<R::Listener>,
+    /// HTTP forwarding: idle origin connections, by slot (the session decides the moves).
+    pool: [Option<R::Stream>; ORIGIN_POOL],
+    /// Whether `target` was made non-blocking (it stays blocking while a parent chain is
+    /// negotiated with timed reads).
+    target_nonblocking: bool,
 }
 
 /// What carrying out one intent leads to.
@@ -213,6 +225,7 @@ enum Next {
     Continue,
     Close,
     Relay(RelayPlan),
+    Forward,
 }
 
 /// Runs the session until it asks for a relay (returns the tunnel) or ends.
@@ -244,6 +257,8 @@ async fn run_handshake<R: Io>(
         target: None,
         target_input: TargetInput::default(),
         bind_listener: None,
+        pool: core::array::from_fn(|_| None),
+        target_nonblocking: false,
     };
     loop {
         hs.flush_transmits().await;
@@ -251,6 +266,10 @@ async fn run_handshake<R: Io>(
             match hs.carry_out(intent).await {
                 Next::Continue => continue,
                 Next::Close => return None,
+                Next::Forward => {
+                    forward::run(&mut hs).await;
+                    return None;
+                }
                 Next::Relay(plan) => match hs.target.take() {
                     Some(target) => {
                         hs.flush_transmits().await;
@@ -322,8 +341,9 @@ impl<R: Io> Handshake<'_, R> {
                 let addrs = addrs.get(..MAX_CONNECT_ADDRS).unwrap_or(&addrs);
                 match io.connect(addrs, timeout, source).await {
                     Ok((stream, local, peer)) => {
-                        self.session.handle_connected(io.now(), local, peer);
                         self.target = Some(stream);
+                        self.target_nonblocking = false;
+                        self.session.handle_connected(io.now(), local, peer);
                     }
                     Err(e) => self.session.handle_connect_failed(io.now(), e),
                 }
@@ -343,6 +363,8 @@ impl<R: Io> Handshake<'_, R> {
                 Err(e) => self.session.handle_bind_failed(io.now(), e),
             },
             Intent::Relay(plan) => return Next::Relay(plan),
+            Intent::Forward => return Next::Forward,
+            Intent::Origin(movement) => self.move_origin(movement),
             Intent::SendToTarget { bytes } => {
                 let sent = match self.target.as_ref() {
                     Some(t) => io.write_all(t, &bytes).await.is_ok(),
@@ -357,6 +379,36 @@ impl<R: Io> Handshake<'_, R> {
             Intent::Close => return Next::Close,
         }
         Next::Continue
+    }
+
+    /// Moves an origin connection as the session says (HTTP forwarding's pool).
+    fn move_origin(&mut self, movement: OriginMove) {
+        let slot = |i: u8| usize::from(i);
+        match movement {
+            OriginMove::Park(i) => {
+                if let Some(entry) = self.pool.get_mut(slot(i)) {
+                    *entry = self.target.take();
+                }
+            }
+            OriginMove::Reuse(i) => {
+                self.target = self.pool.get_mut(slot(i)).and_then(Option::take);
+                // A pooled connection is non-blocking already (it carried a request).
+                self.target_nonblocking = true;
+                // Open and silent: a read finds nothing to read. End of stream, bytes the
+                // origin sent unasked, or an error: not reusable.
+                let alive = self.target.as_ref().is_some_and(|t| {
+                    matches!(self.io.try_read(t, &mut [0u8; 1]),
+                        Err(e) if e.kind() == io::ErrorKind::WouldBlock)
+                });
+                self.session.handle_origin_reused(self.io.now(), alive);
+            }
+            OriginMove::Drop(i) => {
+                if let Some(entry) = self.pool.get_mut(slot(i)) {
+                    *entry = None;
+                }
+            }
+            OriginMove::DropCurrent => self.target = None,
+        }
     }
 
     /// One read from the target during parent chain negotiation, bounded by `deadline`.

@@ -24,7 +24,9 @@ pub(super) async fn run<R: Io>(io: &R, client: &R::Stream, tunnel: &mut Tunnel<R
             | Intent::AcceptPeer { .. }
             | Intent::Relay(_)
             | Intent::SendToTarget { .. }
-            | Intent::ReadTarget { .. } => {}
+            | Intent::ReadTarget { .. }
+            | Intent::Forward
+            | Intent::Origin(_) => {}
         }
     }
 }
