@@ -410,8 +410,14 @@ impl Session {
     }
 
     /// The client closed its side (or its socket failed) before the relay started.
+    /// (A forwarding session takes it as the client gone: forwarding itself reports a
+    /// half-close with [`Session::forward_client_read`] of 0 bytes.)
     pub fn handle_client_eof(&mut self, now: Instant) {
         if self.phase == Phase::Done {
+            return;
+        }
+        if self.forward.is_some() {
+            self.forward_client_failed(now);
             return;
         }
         match self.front.as_mut().and_then(|f| f.handle_eof()) {

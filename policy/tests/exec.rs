@@ -132,7 +132,7 @@ impl Io for FakeIo {
         Ok(bytes.len())
     }
 
-    fn make_nonblocking(&self, _: &usize) -> io::Result<()> {
+    fn prepare_forwarding(&self, _: &usize) -> io::Result<()> {
         Ok(())
     }
 

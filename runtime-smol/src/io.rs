@@ -134,8 +134,9 @@ impl Io for SmolIo {
         stream.get_ref().write(bytes)
     }
 
-    fn make_nonblocking(&self, _stream: &Async<TcpStream>) -> io::Result<()> {
-        Ok(()) // async-io sockets are non-blocking from the start
+    fn prepare_forwarding(&self, stream: &Async<TcpStream>) -> io::Result<()> {
+        // async-io sockets are non-blocking from the start.
+        stream.get_ref().set_nodelay(true)
     }
 
     async fn write_all(&self, stream: &Async<TcpStream>, bytes: &[u8]) -> io::Result<()> {

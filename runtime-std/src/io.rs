@@ -120,7 +120,8 @@ impl Io for StdIo<'_> {
         (&*stream).write(bytes)
     }
 
-    fn make_nonblocking(&self, stream: &TcpStream) -> io::Result<()> {
+    fn prepare_forwarding(&self, stream: &TcpStream) -> io::Result<()> {
+        stream.set_nodelay(true)?;
         stream.set_nonblocking(true)
     }
 

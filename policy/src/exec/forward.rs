@@ -32,7 +32,7 @@ enum Did {
 pub(super) async fn run<R: Io>(hs: &mut Handshake<'_, R>) {
     let io = hs.io;
     let client = hs.client;
-    if io.make_nonblocking(client).is_err() {
+    if io.prepare_forwarding(client).is_err() {
         hs.session.forward_client_failed(io.now());
     }
     // What the client sent after the first head is its next bytes.
@@ -68,7 +68,7 @@ pub(super) async fn run<R: Io>(hs: &mut Handshake<'_, R>) {
             let ok = hs
                 .target
                 .as_ref()
-                .is_some_and(|t| io.make_nonblocking(t).is_ok());
+                .is_some_and(|t| io.prepare_forwarding(t).is_ok());
             if !ok {
                 hs.session.forward_origin_failed(now);
                 continue;

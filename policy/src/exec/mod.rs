@@ -91,10 +91,12 @@ pub trait Io {
     /// Reads what is there without waiting ([`io::ErrorKind::WouldBlock`] if nothing).
     fn try_read(&self, stream: &Self::Stream, buf: &mut [u8]) -> io::Result<usize>;
     /// Writes what the socket takes without waiting ([`io::ErrorKind::WouldBlock`] if
-    /// nothing). Only on a stream made non-blocking ([`Io::make_nonblocking`]).
+    /// nothing). Only on a stream made non-blocking ([`Io::prepare_forwarding`]).
     fn try_write(&self, stream: &Self::Stream, bytes: &[u8]) -> io::Result<usize>;
-    /// Makes `stream` non-blocking (for [`Io::try_read`] and [`Io::try_write`]).
-    fn make_nonblocking(&self, stream: &Self::Stream) -> io::Result<()>;
+    /// Makes `stream` ready for HTTP forwarding: non-blocking (for [`Io::try_read`] and
+    /// [`Io::try_write`]) and without Nagle's delay (heads and bodies are written as they
+    /// come; a small write held back for an ACK the peer delays costs 40 ms a request).
+    fn prepare_forwarding(&self, stream: &Self::Stream) -> io::Result<()>;
     /// Writes all of `bytes`.
     fn write_all(
         &self,

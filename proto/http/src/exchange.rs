@@ -169,10 +169,10 @@ impl ExchangeError {
             ExchangeError::Request(ForwardError::Request(e)) => e.log_code(),
             ExchangeError::Request(ForwardError::Framing(_)) => LogCode(512),
             ExchangeError::RequestBody(_) => LogCode(536),
-            ExchangeError::Response(_) | ExchangeError::UnexpectedUpgrade => LogCode(522),
-            ExchangeError::ResponseBody(BodyError::Truncated) | ExchangeError::OriginClosed => {
-                LogCode(96)
-            }
+            ExchangeError::Response(_)
+            | ExchangeError::UnexpectedUpgrade
+            | ExchangeError::OriginClosed => LogCode(522),
+            ExchangeError::ResponseBody(BodyError::Truncated) => LogCode(96),
             ExchangeError::ResponseBody(_) => LogCode(533),
             ExchangeError::ClientClosed => LogCode(95),
             ExchangeError::ClientClosedInHead => LogCode(508),
@@ -727,7 +727,11 @@ impl Exchange {
                 );
                 true
             }
-            Ok(None) => false,
+            Ok(None) => {
+                // Leading empty lines only: look past them next time.
+                self.head_scan = self.client_in.len();
+                false
+            }
             Err(e) => {
                 self.fail(now, ExchangeError::Request(e), Some(Refusal::BadRequest));
                 true

@@ -218,6 +218,12 @@ fn absolute_form_is_reported_not_served() {
             "DELETE",
             ip("10.0.0.1:80"),
         ),
+        // Transparent: origin form, the destination from Host.
+        (
+            b"GET /index.html HTTP/1.1\r\nHost: a.org:8080\r\n\r\n",
+            "GET",
+            name("a.org", 8080),
+        ),
     ] {
         let r = request(head);
         assert!(!r.connect);
@@ -442,10 +448,16 @@ fn each_error_has_its_answer_and_code() {
             RequestError::UnsupportedScheme,
             513,
         ),
+        // A transparent request without its Host (or with two) has no destination.
         (
-            b"GET /index.html HTTP/1.1\r\nHost: a.org\r\n\r\n",
-            RequestError::UnsupportedScheme,
-            513,
+            b"GET /index.html HTTP/1.1\r\n\r\n",
+            RequestError::BadTarget,
+            514,
+        ),
+        (
+            b"GET /index.html HTTP/1.1\r\nHost: a.org\r\nHost: b.org\r\n\r\n",
+            RequestError::BadTarget,
+            514,
         ),
         (
             b"OPTIONS * HTTP/1.1\r\n\r\n",
