@@ -11,6 +11,7 @@ use triproxy::logformat::{LogFormat, LogFormatError};
 use triproxy_policy::acl::{Ace, Action};
 use triproxy_policy::auth::{AuthChain, AuthError};
 use triproxy_policy::users::UsersError;
+use triproxy_policy::service::Anonymity;
 
 fn addr(s: &str) -> SocketAddr {
     s.parse().unwrap()
@@ -137,7 +138,6 @@ fn socks_option_errors() {
         "-4",
         "-6",
         "-46",
-        "-a",
         "-d",
         "-t",
         "-T",
@@ -170,10 +170,10 @@ fn socks_option_errors() {
         e.to_string(),
         "test.cfg:1: `socks` does not take the argument `1080`"
     );
-    let e = config_util::parse("socks -a\n").unwrap_err();
+    let e = config_util::parse("socks -d\n").unwrap_err();
     assert_eq!(
         e.to_string(),
-        "test.cfg:1: 3proxy service option `-a` is not supported by triproxy yet"
+        "test.cfg:1: 3proxy service option `-d` is not supported by triproxy yet"
     );
 }
 
@@ -449,10 +449,20 @@ fn proxy_service_snapshots_its_line() {
     assert_eq!(first.acl.len(), 1);
     assert_eq!(second.listen.port(), 3128, "3proxy's default port");
     assert!(second.acl.is_empty(), "flushed before the second line");
+    // Anonymity: -a hides the client, -a1 a random X-Forwarded-For, -a2 the real one.
+    for (option, anonymity) in [
+        ("", Anonymity::Forwarded),
+        ("-a", Anonymity::Hidden),
+        ("-a1", Anonymity::RandomForwardedFor),
+        ("-a2", Anonymity::ForwardedFor),
+    ] {
+        let cfg = config_util::parse(&format!("proxy {option}\n")).unwrap();
+        assert_eq!(cfg.services[0].anonymity, anonymity, "{option:?}");
+    }
     assert_eq!(
-        err_at("proxy -a\n", 1),
-        ConfigErrorKind::UnsupportedOption {
-            option: "-a".into()
+        err_at("proxy -a3\n", 1),
+        ConfigErrorKind::InvalidOptionValue {
+            option: "-a3".into()
         }
     );
 }

@@ -41,6 +41,7 @@ both_runtimes!(
     integrity_64_mib_each_way,
     through_a_socks5_parent,
     through_an_http_connect_parent,
+    through_an_http_parent,
     standalone_form,
     ipv6_loopback,
 );
@@ -725,6 +726,47 @@ fn through_an_http_connect_parent(runtime: &str) {
     let (status, head) = response(&mut s);
     assert_eq!(status, 502, "{head}");
     record(&d, 33, &format!("CONNECT {web}"));
+}
+
+/// `parent http`: a CONNECT is asked of it as CONNECT (it used to get the raw tunnel
+/// bytes), and a plain request goes to it in absolute form with the parent's
+/// credentials as `Proxy-Authorization`.
+fn through_an_http_parent(runtime: &str) {
+    let parent = start(runtime, "users carol:CL:hop\nauth strong\nallow carol\n");
+    let d = start(
+        runtime,
+        &format!(
+            "auth iponly\nallow *\nparent 1000 http 127.0.0.1 {} carol hop\n",
+            parent.addr.port()
+        ),
+    );
+    let web = http_server("via an http parent");
+    let (ok, body, status, err) = curl_tunnel(d.addr, &format!("http://{web}/"), &[]);
+    assert!(ok, "curl: {err}");
+    assert_eq!(
+        (body.as_str(), status.as_str()),
+        ("via an http parent", "200")
+    );
+    let p = record(&parent, 0, &format!("CONNECT {web}"));
+    assert_eq!(p[3], "carol", "the parent saw the credentials: {p:?}");
+    record(&d, 0, &format!("CONNECT {web}"));
+
+    let (ok, code, err) = curl(&[
+        "--proxy",
+        &format!("http://{}", d.addr),
+        "--write-out",
+        "%{http_code}",
+        "--output",
+        "/dev/null",
+        &format!("http://{web}/plain"),
+    ]);
+    assert!(ok, "{err}");
+    assert_eq!(code, "200");
+    let p = record(&parent, 0, &format!("GET http://{web}/plain"));
+    assert_eq!(p[3], "carol", "{p:?}");
+    let f = record(&d, 0, &format!("GET http://{web}/plain"));
+    assert_eq!(f[5], parent.addr.to_string(), "%R:%r is the parent: {f:?}");
+    assert_eq!(f[8], "1", "%h: {f:?}");
 }
 
 fn standalone_form(runtime: &str) {

@@ -132,8 +132,8 @@ pub enum Intent {
     /// CONNECT): from now on the driver moves bytes between the client, the current
     /// outgoing connection and the session's forwarding buffers
     /// ([`Session::forward_client_space`] and the other `forward_*` methods), and carries
-    /// out the intents that follow, until [`Intent::Close`]. Bytes the driver holds
-    /// unconsumed are the client's next bytes: it hands them to the session first.
+    /// out the intents that follow, until [`Intent::Close`]. (The bytes that came with
+    /// the first head were consumed by [`Session::handle_input`]: the session has them.)
     Forward,
     /// Moves an outgoing connection between the driver's current slot and its pool of
     /// idle origin connections (HTTP keep-alive to origins; see [`OriginMove`]).
@@ -400,6 +400,11 @@ impl Session {
             while let Some(event) = self.front.as_mut().and_then(|f| f.poll_event()) {
                 events = true;
                 self.on_event(now, event);
+            }
+            if self.forward.is_some() {
+                // Forwarding took over: what followed the head is the exchange's.
+                self.forward_push_input(now, input.get(used..).unwrap_or_default());
+                return input.len();
             }
             let waiting_for_bytes = self.front.as_ref().is_some_and(|f| f.wants_input());
             if (consumed == 0 && !events) || !waiting_for_bytes || used >= input.len() {

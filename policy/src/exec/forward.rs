@@ -35,23 +35,8 @@ pub(super) async fn run<R: Io>(hs: &mut Handshake<'_, R>) {
     if io.prepare_forwarding(client).is_err() {
         hs.session.forward_client_failed(io.now());
     }
-    // What the client sent after the first head is its next bytes.
-    let pending = hs.input.pending().to_vec();
+    // The session took what the client sent after the first head (Session::handle_input).
     hs.input.clear();
-    let mut fed = 0;
-    while fed < pending.len() {
-        let now = io.now();
-        let Some(space) = hs.session.forward_client_space() else {
-            break;
-        };
-        let rest = pending.get(fed..).unwrap_or_default();
-        let n = space.len().min(rest.len());
-        if let (Some(dst), Some(src)) = (space.get_mut(..n), rest.get(..n)) {
-            dst.copy_from_slice(src);
-        }
-        hs.session.forward_client_read(now, n);
-        fed += n;
-    }
     loop {
         while let Some(intent) = hs.session.poll_intent() {
             match hs.carry_out(intent).await {

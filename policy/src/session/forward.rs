@@ -524,6 +524,15 @@ impl Session {
         }
     }
 
+    /// Client bytes that came with the first head (see `Session::handle_input`).
+    pub(super) fn forward_push_input(&mut self, now: Instant, bytes: &[u8]) {
+        self.charge(Way::Up, now, bytes.len());
+        if let Some(forward) = self.forward.as_mut() {
+            forward.exchange.push_client_input(now, bytes);
+        }
+        self.pump(now);
+    }
+
     /// Room to read client bytes into (None: read nothing from the client now).
     pub fn forward_client_space(&mut self) -> Option<&mut [u8]> {
         self.forward.as_mut()?.exchange.client_space()

@@ -429,6 +429,17 @@ impl Exchange {
         exchange
     }
 
+    /// Client bytes the driver read before the machine took the connection over (what
+    /// followed the first head in the same read: a body, pipelined requests). Taken
+    /// whatever the phase; a driver has at most one read buffer of them.
+    pub fn push_client_input(&mut self, now: Instant, bytes: &[u8]) {
+        if bytes.is_empty() || matches!(self.phase, Phase::Closing { .. } | Phase::Closed) {
+            return;
+        }
+        self.client_in.extend(bytes);
+        self.advance(now);
+    }
+
     /// Room to read client bytes into, or None when the machine takes none now.
     pub fn client_space(&mut self) -> Option<&mut [u8]> {
         if self.client_eof {
