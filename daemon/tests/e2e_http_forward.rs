@@ -12,6 +12,8 @@
 //! with a trailer, close-delimited responses, 64 MiB each way, back-pressure on a slow
 //! reader, streaming, request smuggling refusals, per-request ACL checks, Basic
 //! authentication, origin failures, malformed requests, and `http` and `socks5` parents.
+//! One more test checks the harness alone (origin and response reader, no proxy), so a
+//! failure elsewhere points at the proxy.
 //!
 //! Records are written with `%N` before `%T` (see [`FORMAT`]); a record's `%T` is the
 //! request line without its version, or with it (3proxy logs the whole line): [`record`]
@@ -1286,4 +1288,91 @@ fn through_a_socks5_parent(runtime: &str) {
     assert_eq!(f[8], "1", "%h: {f:?}");
     let seen = o.wait_seen(1);
     assert_eq!(seen[0].request_line(), "GET /via-socks HTTP/1.1");
+}
+
+/// The harness itself, without a proxy: the origin's routes, keep-alive, pipelining,
+/// `Expect: 100-continue` and recording, read back with the response reader, so a
+/// failure above is the proxy's and not the test's.
+#[test]
+fn the_origin_and_the_reader_agree_without_a_proxy() {
+    let o = Origin::start("direct");
+    let (mut s, mut r) = open(o.addr);
+    let h = o.addr;
+    let pipelined = format!(
+        "GET /a HTTP/1.1\r\nHost: {h}\r\n\r\nHEAD /h HTTP/1.1\r\n\r\n\
+         GET /status/204 HTTP/1.1\r\n\r\nGET /status/304 HTTP/1.1\r\n\r\n\
+         GET /chunked HTTP/1.1\r\n\r\n\
+         POST /echo HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n5;e=1\r\nhello\r\n0\r\nX-T: 1\r\n\r\n\
+         POST /sink HTTP/1.1\r\nContent-Length: 3\r\n\r\nabc\
+         GET /big/100000 HTTP/1.1\r\n\r\n"
+    );
+    s.write_all(pipelined.as_bytes()).unwrap();
+    assert_eq!(read_response(&mut r, "GET").text(), "direct GET /a");
+    let resp = read_response(&mut r, "HEAD");
+    assert_eq!(
+        resp.field("Content-Length"),
+        Some("direct HEAD /h".len().to_string().as_str())
+    );
+    assert_eq!(read_response(&mut r, "GET").status, 204);
+    assert_eq!(read_response(&mut r, "GET").status, 304);
+    let resp = read_response(&mut r, "GET");
+    assert_eq!(resp.framing, Framing::Chunked);
+    assert!(resp.body == origin::chunked_body());
+    assert_eq!(resp.trailers, origin::TRAILER);
+    assert_eq!(read_response(&mut r, "POST").text(), "hello");
+    assert_eq!(
+        read_response(&mut r, "POST").text(),
+        format!("3 {:016x}", origin::hash(b"abc"))
+    );
+    let resp = read_response(&mut r, "GET");
+    assert!(resp.body == origin::generated(100_000));
+    assert_eq!(origin::hash(&resp.body), origin::generated_hash(100_000));
+
+    let interim = exchange(
+        &mut s,
+        &mut r,
+        "PUT /echo HTTP/1.1\r\nContent-Length: 2\r\nExpect: 100-continue\r\n\r\n",
+    );
+    assert_eq!(interim.status, 100);
+    s.write_all(b"ok").unwrap();
+    assert_eq!(read_response(&mut r, "PUT").text(), "ok");
+
+    s.write_all(b"GET /hold HTTP/1.1\r\n\r\n").unwrap();
+    try_read_head(&mut r).unwrap();
+    let mut first = vec![0u8; origin::HOLD_FIRST.len()];
+    r.read_exact(&mut first).unwrap();
+    o.release();
+    let mut rest = vec![0u8; origin::HOLD_REST.len()];
+    r.read_exact(&mut rest).unwrap();
+    assert_eq!(
+        (first.as_slice(), rest.as_slice()),
+        (origin::HOLD_FIRST, origin::HOLD_REST)
+    );
+
+    let resp = exchange(&mut s, &mut r, "GET /close10/70000 HTTP/1.1\r\n\r\n");
+    assert_eq!(resp.framing, Framing::Close);
+    assert!(resp.body == origin::generated(70_000));
+
+    let seen = o.seen();
+    assert_eq!(seen.len(), 11, "{seen:#?}");
+    assert!(seen.iter().all(|s| s.connection == 1));
+    assert_eq!(seen[0].field("host"), Some(h.to_string().as_str()));
+    assert!(seen[5].chunked);
+    assert_eq!(
+        (seen[5].body.as_slice(), seen[5].trailers.as_str()),
+        (&b"hello"[..], "X-T: 1")
+    );
+    assert_eq!(o.accepted(), 1);
+
+    // curl straight to the origin: keep-alive, and a hang-up is an error.
+    let (ok, out, err) = curl(&[
+        "--write-out",
+        "|%{num_connects}\\n",
+        &url(h, "/1"),
+        &url(h, "/2"),
+    ]);
+    assert!(ok, "{err}");
+    assert_eq!(out, "direct GET /1|1\ndirect GET /2|0\n");
+    let (ok, _, _) = curl(&[&url(h, "/hangup")]);
+    assert!(!ok, "a hang-up is not an answer");
 }
