@@ -257,9 +257,22 @@ fn generated_file(name: &str, seed: u64, len: usize) -> (PathBuf, u64) {
     (path, h.0)
 }
 
-/// Runs a Python 3 script with `args` (at most 30 s); returns its standard output.
+/// Runs a Python 3 script with `args` (at most 30 s) and no proxy settings from the
+/// environment (urllib would bypass the proxy for hosts in `no_proxy`); returns its
+/// standard output.
 fn python(script: &str, args: &[&str]) -> String {
-    let out = Command::new("timeout")
+    let mut cmd = Command::new("timeout");
+    for var in [
+        "no_proxy",
+        "NO_PROXY",
+        "http_proxy",
+        "HTTP_PROXY",
+        "all_proxy",
+        "ALL_PROXY",
+    ] {
+        cmd.env_remove(var);
+    }
+    let out = cmd
         .args(["30", "python3", "-c", script])
         .args(args)
         .output()
