@@ -10,8 +10,8 @@ use triproxy::config::{self, ConfigErrorKind, LogTarget, NeedUser, ServiceKind, 
 use triproxy::logformat::{LogFormat, LogFormatError};
 use triproxy_policy::acl::{Ace, Action};
 use triproxy_policy::auth::{AuthChain, AuthError};
-use triproxy_policy::users::UsersError;
 use triproxy_policy::service::Anonymity;
+use triproxy_policy::users::UsersError;
 
 fn addr(s: &str) -> SocketAddr {
     s.parse().unwrap()
