@@ -23,17 +23,14 @@
 //! Nothing here reads a clock: every call takes `now`. The tests drive whole tunnels in
 //! virtual time.
 //!
-//! ## The inspected path (design for the protocols that must see the bytes)
+//! ## Opaque tunnels only
 //!
-//! Plain HTTP forwarding, an FTP control channel or a content filter must see a
-//! direction's bytes after the handshake. For them the plan marks the direction
-//! *inspected*: its store is a user-space buffer (never a pipe), and after each read the
-//! runtime hands the held bytes to the front's protocol machine through the session,
-//! which answers pass (deliver as read), rewrite (deliver these bytes instead), hold (read
-//! more before deciding) or connect (an intent for a new outgoing connection, as HTTP
-//! keep-alive to another host needs). Opaque tunnels never take that path and keep splice.
-//! The machine already has the two hooks it needs: a direction's store mode is chosen per
-//! direction by the plan, and the executor asks the machine after every read.
+//! This machine relays bytes it never looks at. A connection whose bytes must be seen
+//! (plain HTTP forwarding; an FTP control channel or a filter next) takes the inspected
+//! path instead: the session hands it to the protocol's own machine, which passes,
+//! rewrites or holds each byte and asks for connections, and the executor's
+//! forwarding loop (`exec/forward.rs`) moves the bytes. Both paths charge the same
+//! bandwidth pipes and quotas.
 
 use crate::bandlim::{Allowance, Direction, Pacer};
 use crate::quota::{Quota, QuotaExceeded};
