@@ -82,6 +82,8 @@ both_runtimes!(
     through_a_socks5_parent,
     anonymity_options,
     transparent_requests_use_the_host_field,
+    bandlimin_paces_a_forwarded_download,
+    countin_cuts_a_forwarded_download_then_refuses,
 );
 
 /// The daemon under test: `rules` (auth, users, ACL, parents) then one `proxy` service on
@@ -1460,4 +1462,76 @@ fn transparent_requests_use_the_host_field(runtime: &str) {
     );
     assert_eq!(o.wait_seen(1)[0].request_line(), "GET /t HTTP/1.1");
     record(&d, 0, &format!("GET {}", url(o.addr, "/t")));
+}
+
+/// `bandlimin` paces the bytes a forwarded response brings: 600,000 bytes at 4 Mbit/s
+/// (500,000 bytes/s, a burst of 50,000) take at least 1.1 s; unpaced they take
+/// milliseconds.
+fn bandlimin_paces_a_forwarded_download(runtime: &str) {
+    const LEN: usize = 600_000;
+    let d = start(runtime, &format!("{OPEN}bandlimin 4000000 * 127.0.0.1\n"));
+    let o = Origin::start("paced");
+    let started = Instant::now();
+    let big = url(o.addr, &format!("/big/{LEN}"));
+    let (ok, size, err) = curl_via(&d, &["-o", "/dev/null", "-w", "%{size_download}", &big]);
+    let took = started.elapsed().as_secs_f64();
+    assert!(ok, "curl: {err}");
+    assert_eq!(size, LEN.to_string());
+    assert!(
+        took >= (LEN as f64 - 50_000.0) / 500_000.0 * 0.95 && took < 8.0,
+        "{LEN} bytes in {took:.3} s at 4 Mbit/s"
+    );
+    record(
+        &d,
+        0,
+        &format!("GET {}", url(o.addr, &format!("/big/{LEN}"))),
+    );
+}
+
+/// A `countin` quota of 1 MiB ends a forwarded 3 MiB download within a chunk of the
+/// quota (code 10, the client connection cut), and the next request is refused with 503
+/// before any connect.
+fn countin_cuts_a_forwarded_download_then_refuses(runtime: &str) {
+    const MIB: usize = 1024 * 1024;
+    let d = start(runtime, &format!("{OPEN}countin \"4/fwd\" N 1\n"));
+    let o = Origin::start("counted");
+    let path = format!("/big/{}", 3 * MIB);
+    let (ok, size, _) = curl_via(
+        &d,
+        &[
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{size_download}",
+            &url(o.addr, &path),
+        ],
+    );
+    let size: usize = size.parse().unwrap();
+    assert!(
+        !ok,
+        "a 3 MiB download must not complete through a 1 MiB quota"
+    );
+    assert!(
+        size <= MIB + 64 * 1024,
+        "{size} bytes came through a 1 MiB quota"
+    );
+    record(&d, 10, &format!("GET {}", url(o.addr, &path)));
+    let accepted = o.accepted();
+    let (ok, code, err) = curl_via(
+        &d,
+        &[
+            "--write-out",
+            "%{http_code}",
+            "-o",
+            "/dev/null",
+            &url(o.addr, "/again"),
+        ],
+    );
+    assert!(ok, "curl: {err}");
+    assert_eq!(code, "503");
+    assert_eq!(
+        o.accepted(),
+        accepted,
+        "the refused request reached the origin"
+    );
 }
