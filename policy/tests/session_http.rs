@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use triproxy_policy::acl::{Ace, Action};
 use triproxy_policy::service::{FrontProtocol, ServicePolicy};
 use triproxy_policy::session::{
-    ConnectError, Intent, LogRecord, RelayEnd, RelayReport, ResolveError, Session,
+    ConnectError, Intent, LogRecord, OriginMove, RelayEnd, RelayReport, ResolveError, Session,
 };
 use triproxy_wire::LogCode;
 
@@ -203,21 +203,133 @@ fn failures_reaching_the_target_are_502() {
     assert_eq!((status, code), (502, LogCode::HOST_NOT_FOUND));
 }
 
+/// Feeds origin bytes to a forwarding session, then writes what it has for the client.
+fn origin_says(s: &mut Session, now: Instant, bytes: &[u8]) -> Vec<u8> {
+    let space = s
+        .forward_origin_space()
+        .expect("the session reads the origin");
+    space[..bytes.len()].copy_from_slice(bytes);
+    s.forward_origin_read(now, bytes.len());
+    let mut out = Vec::new();
+    loop {
+        let chunk = s.forward_to_client().to_vec();
+        if chunk.is_empty() {
+            return out;
+        }
+        s.forward_client_written(now, chunk.len());
+        out.extend_from_slice(&chunk);
+    }
+}
+
+/// Writes what a forwarding session has for the origin.
+fn to_origin(s: &mut Session, now: Instant) -> String {
+    let out = s.forward_to_origin().to_vec();
+    s.forward_origin_written(now, out.len());
+    String::from_utf8(out).unwrap()
+}
+
 #[test]
-fn other_methods_are_501_until_forwarding_exists() {
+fn plain_requests_are_forwarded_request_by_request() {
     let t0 = Instant::now();
     let mut s = session(policy(&["iponly"], &[], &[]), t0);
-    s.handle_input(
-        t0,
-        b"GET http://10.0.0.1:8080/x HTTP/1.1\r\nHost: 10.0.0.1\r\n\r\n",
+    let input = b"POST http://10.0.0.1:8080/x HTTP/1.1\r\nContent-Length: 4\r\n\r\nbody";
+    assert_eq!(
+        s.handle_input(t0, input),
+        input.len(),
+        "the body is the session's"
     );
     let (out, intents) = drain(&mut s);
-    assert_eq!(status(&out), 501);
-    let rec = record(&intents);
-    assert_eq!(rec.code, LogCode::NOT_IMPLEMENTED);
-    assert_eq!(rec.text, "GET 10.0.0.1:8080");
-    assert_eq!(rec.service, "PROXY");
-    assert!(rec.remote.is_none(), "nothing was connected");
+    assert!(out.is_empty());
+    let [Intent::Forward, Intent::Connect { addrs, .. }] = &intents[..] else {
+        panic!("{intents:?}")
+    };
+    assert_eq!(addrs[..], ["10.0.0.1:8080".parse().unwrap()]);
+    s.handle_connected(t0, "10.0.0.9:4000".parse().unwrap(), addrs[0]);
+    let sent = to_origin(&mut s, t0);
+    assert!(
+        sent.starts_with("POST /x HTTP/1.1\r\nHost: 10.0.0.1:8080\r\n"),
+        "{sent}"
+    );
+    assert!(
+        sent.contains("Forwarded: for=\"127.0.0.1:50000\";by=\"127.0.0.1:3128\""),
+        "{sent}"
+    );
+    assert_eq!(to_origin(&mut s, t0), "body");
+    let out = origin_says(
+        &mut s,
+        t0,
+        b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok",
+    );
+    assert!(out.starts_with(b"HTTP/1.1 200 OK\r\n") && out.ends_with(b"ok"));
+    let (_, intents) = drain(&mut s);
+    let [Intent::Origin(OriginMove::Park(0)), Intent::Log(rec)] = &intents[..] else {
+        panic!("{intents:?}")
+    };
+    assert_eq!(rec.code, LogCode::SUCCESS);
+    assert_eq!(rec.text, "POST http://10.0.0.1:8080/x");
+    assert_eq!(rec.bytes_in, out.len() as u64);
+    assert!(!s.is_done(), "keep-alive");
+
+    // The next request to the same origin reuses the pooled connection.
+    let t1 = t0 + Duration::from_secs(1);
+    let space = s.forward_client_space().unwrap();
+    let next = b"GET http://10.0.0.1:8080/y HTTP/1.1\r\n\r\n";
+    space[..next.len()].copy_from_slice(next);
+    s.forward_client_read(t1, next.len());
+    let (_, intents) = drain(&mut s);
+    assert_eq!(intents, [Intent::Origin(OriginMove::Reuse(0))]);
+    s.handle_origin_reused(t1, true);
+    assert!(to_origin(&mut s, t1).starts_with("GET /y HTTP/1.1\r\n"));
+    origin_says(&mut s, t1, b"HTTP/1.1 204 No Content\r\n\r\n");
+    let (_, intents) = drain(&mut s);
+    assert!(
+        matches!(
+            intents[..],
+            [Intent::Origin(OriginMove::Park(0)), Intent::Log(_)]
+        ),
+        "{intents:?}"
+    );
+}
+
+#[test]
+fn each_forwarded_request_meets_the_acl_with_its_operation() {
+    let t0 = Instant::now();
+    let acl: &[(Action, &[&str])] = &[
+        (Action::Allow, &["*", "*", "*", "*", "HTTP_GET"]),
+        (Action::Deny, &[]),
+    ];
+    let mut s = session(policy(&["iponly"], acl, &[]), t0);
+    let get = b"GET http://10.0.0.1/ HTTP/1.1\r\n\r\n";
+    s.handle_input(t0, get);
+    let (_, intents) = drain(&mut s);
+    assert!(
+        matches!(intents[..], [Intent::Forward, Intent::Connect { .. }]),
+        "{intents:?}"
+    );
+    s.handle_connected(
+        t0,
+        "10.0.0.9:4000".parse().unwrap(),
+        "10.0.0.1:80".parse().unwrap(),
+    );
+    to_origin(&mut s, t0);
+    origin_says(&mut s, t0, b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n");
+    drain(&mut s);
+    // A POST on the same connection is denied: 403, code 1, then the connection closes.
+    let post = b"POST http://10.0.0.1/ HTTP/1.1\r\nContent-Length: 0\r\n\r\n";
+    let space = s.forward_client_space().unwrap();
+    space[..post.len()].copy_from_slice(post);
+    s.forward_client_read(t0, post.len());
+    let out = s.forward_to_client().to_vec();
+    assert_eq!(status(&out), 403);
+    s.forward_client_written(t0, out.len());
+    let (_, intents) = drain(&mut s);
+    assert_eq!(record(&intents).code, LogCode(1));
+    assert_eq!(record(&intents).text, "POST http://10.0.0.1/");
+    assert!(s.forward_take_client_shutdown());
+    s.forward_client_read(t0, 0);
+    let (_, intents) = drain(&mut s);
+    assert!(matches!(intents.last(), Some(Intent::Close)), "{intents:?}");
+    assert!(s.is_done());
 }
 
 #[test]
