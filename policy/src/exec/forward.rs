@@ -37,6 +37,11 @@ pub(super) async fn run<R: Io>(hs: &mut Handshake<'_, R>) {
     }
     // The session took what the client sent after the first head (Session::handle_input).
     hs.input.clear();
+    // What each socket (client, target) last said would block, until a wait sees it
+    // ready: an operation known to block is not tried again (no wasted syscall), only
+    // waited for.
+    let mut blocked = [Interest::default(); 2];
+    let mut target_seen = hs.target_gen;
     loop {
         while let Some(intent) = hs.session.poll_intent() {
             match hs.carry_out(intent).await {
@@ -60,12 +65,16 @@ pub(super) async fn run<R: Io>(hs: &mut Handshake<'_, R>) {
             }
             hs.target_nonblocking = true;
         }
+        if target_seen != hs.target_gen {
+            target_seen = hs.target_gen;
+            blocked[1] = Interest::default();
+        }
         let mut interests = [Interest::default(); 2];
         let mut deadline = hs.session.poll_timeout();
         let mut moved = false;
 
         // Writes first: they make room for the reads.
-        match write_client(hs, now) {
+        match write_client(hs, now, blocked[0].write) {
             Did::Moved => moved = true,
             Did::Blocked => interests[0].write = true,
             Did::Nothing => {}
@@ -74,24 +83,26 @@ pub(super) async fn run<R: Io>(hs: &mut Handshake<'_, R>) {
             io.shutdown(client, Shutdown::Write);
         }
         if active {
-            match write_origin(hs, now) {
+            match write_origin(hs, now, blocked[1].write) {
                 Did::Moved => moved = true,
                 Did::Blocked => interests[1].write = true,
                 Did::Nothing => {}
             }
         }
-        match read(hs, Way::Up, now, &mut deadline) {
+        match read(hs, Way::Up, now, &mut deadline, blocked[0].read) {
             Did::Moved => moved = true,
             Did::Blocked => interests[0].read = true,
             Did::Nothing => {}
         }
         if active {
-            match read(hs, Way::Down, now, &mut deadline) {
+            match read(hs, Way::Down, now, &mut deadline, blocked[1].read) {
                 Did::Moved => moved = true,
                 Did::Blocked => interests[1].read = true,
                 Did::Nothing => {}
             }
         }
+        // Whatever would block now is what to wait for.
+        blocked = interests;
         if moved || hs.session.is_done() {
             continue;
         }
@@ -110,21 +121,29 @@ pub(super) async fn run<R: Io>(hs: &mut Handshake<'_, R>) {
                 client
             }
         };
-        if io
+        match io
             .wait((client, interests[0]), (target, interests[1]), deadline)
             .await
-            .is_err()
         {
-            hs.session.forward_client_failed(io.now());
+            Ok(ready) => {
+                for (b, r) in blocked.iter_mut().zip(ready) {
+                    b.read &= !r.read;
+                    b.write &= !r.write;
+                }
+            }
+            Err(_) => hs.session.forward_client_failed(io.now()),
         }
     }
 }
 
 /// Writes what the session has for the client.
-fn write_client<R: Io>(hs: &mut Handshake<'_, R>, now: Instant) -> Did {
+fn write_client<R: Io>(hs: &mut Handshake<'_, R>, now: Instant, blocked: bool) -> Did {
     let bytes = hs.session.forward_to_client();
     if bytes.is_empty() {
         return Did::Nothing;
+    }
+    if blocked {
+        return Did::Blocked;
     }
     match hs.io.try_write(hs.client, bytes) {
         Ok(n) if n > 0 => {
@@ -141,13 +160,16 @@ fn write_client<R: Io>(hs: &mut Handshake<'_, R>, now: Instant) -> Did {
 }
 
 /// Writes what the session has for the origin connection.
-fn write_origin<R: Io>(hs: &mut Handshake<'_, R>, now: Instant) -> Did {
+fn write_origin<R: Io>(hs: &mut Handshake<'_, R>, now: Instant, blocked: bool) -> Did {
     let Some(target) = hs.target.as_ref() else {
         return Did::Nothing;
     };
     let bytes = hs.session.forward_to_origin();
     if bytes.is_empty() {
         return Did::Nothing;
+    }
+    if blocked {
+        return Did::Blocked;
     }
     match hs.io.try_write(target, bytes) {
         Ok(n) if n > 0 => {
@@ -171,6 +193,7 @@ fn read<R: Io>(
     way: Way,
     now: Instant,
     deadline: &mut Option<Instant>,
+    blocked: bool,
 ) -> Did {
     let max = match hs.session.forward_allowance(way, now) {
         Allowance::Bytes(max) => max,
@@ -194,6 +217,9 @@ fn read<R: Io>(
     let Some(space) = space else {
         return Did::Nothing;
     };
+    if blocked {
+        return Did::Blocked;
+    }
     let len = space.len().min(max.max(1));
     let result = io.try_read(source, space.get_mut(..len).unwrap_or_default());
     match (result, way) {

@@ -220,6 +220,8 @@ struct Handshake<'a, R: Io> {
     /// Whether `target` was made non-blocking (it stays blocking while a parent chain is
     /// negotiated with timed reads).
     target_nonblocking: bool,
+    /// Counts changes of `target` (a forwarding loop forgets what it knew of the old one).
+    target_gen: u32,
 }
 
 /// What carrying out one intent leads to.
@@ -261,6 +263,7 @@ async fn run_handshake<R: Io>(
         bind_listener: None,
         pool: core::array::from_fn(|_| None),
         target_nonblocking: false,
+        target_gen: 0,
     };
     loop {
         hs.flush_transmits().await;
@@ -345,6 +348,7 @@ impl<R: Io> Handshake<'_, R> {
                     Ok((stream, local, peer)) => {
                         self.target = Some(stream);
                         self.target_nonblocking = false;
+                        self.target_gen = self.target_gen.wrapping_add(1);
                         self.session.handle_connected(io.now(), local, peer);
                     }
                     Err(e) => self.session.handle_connect_failed(io.now(), e),
@@ -396,6 +400,7 @@ impl<R: Io> Handshake<'_, R> {
                 self.target = self.pool.get_mut(slot(i)).and_then(Option::take);
                 // A pooled connection is non-blocking already (it carried a request).
                 self.target_nonblocking = true;
+                self.target_gen = self.target_gen.wrapping_add(1);
                 // Open and silent: a read finds nothing to read. End of stream, bytes the
                 // origin sent unasked, or an error: not reusable.
                 let alive = self.target.as_ref().is_some_and(|t| {
