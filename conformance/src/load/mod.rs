@@ -24,6 +24,7 @@ pub mod cli;
 pub mod conn;
 pub mod handshake;
 pub mod histogram;
+pub mod http_response;
 pub mod idle;
 pub mod procfs;
 pub mod rate;
