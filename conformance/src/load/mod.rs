@@ -26,6 +26,7 @@ pub mod handshake;
 pub mod histogram;
 pub mod http_response;
 pub mod idle;
+pub mod origin;
 pub mod procfs;
 pub mod rate;
 pub mod report;
