@@ -5,8 +5,9 @@
 //!
 //! The connection keeps the bytes read past a response for the next one. Every step is
 //! bounded: the connect by a timeout, an exchange by the caller's timeout (see
-//! [`with_timeout`]) and by [`MAX_READS`] reads. It does not retry: a failure is the
-//! caller's to count.
+//! [`with_timeout`]) and by [`MAX_READS`] reads. It does not retry itself; it tells the
+//! caller when a failure is a server closing a connection it had kept open
+//! ([`HttpConn::closed_while_idle`]), the one case a client retries on a new connection.
 
 use super::conn::{io_error, with_timeout, write_all_async, OpError};
 use super::http_response::{Persistence, RequestForm, Response, ResponseError, ResponseReader};
@@ -14,6 +15,7 @@ use super::url::{ProxyUrl, Scheme};
 use super::LoadError;
 use smol::io::AsyncReadExt;
 use smol::Async;
+use std::io;
 use std::net::{SocketAddr, TcpStream};
 use std::time::Duration;
 
@@ -47,6 +49,8 @@ pub struct HttpConn {
     stream: Async<TcpStream>,
     buf: Vec<u8>,
     have: usize,
+    /// Exchanges completed on this connection.
+    completed: u64,
 }
 
 impl HttpConn {
@@ -71,6 +75,7 @@ impl HttpConn {
             stream,
             buf: vec![0; buffer.max(SMALL_BUFFER)],
             have: 0,
+            completed: 0,
         })
     }
 
@@ -82,6 +87,7 @@ impl HttpConn {
         reader: &mut ResponseReader,
     ) -> Result<Response, OpError> {
         write_all_async(&mut self.stream, request).await?;
+        let mut received = self.have > 0;
         for _ in 0..MAX_READS {
             if self.have > 0 {
                 let held = self.buf.get(..self.have).unwrap_or_default();
@@ -90,6 +96,7 @@ impl HttpConn {
                 self.buf.copy_within(used..self.have, 0);
                 self.have -= used;
                 if let Some(response) = progress.done {
+                    self.completed += 1;
                     return Ok(response);
                 }
             }
@@ -100,15 +107,38 @@ impl HttpConn {
             }
             let n = self.stream.read(space).await.map_err(|e| io_error(&e))?;
             if n == 0 {
-                return reader.handle_eof().map_err(|e| match e {
+                let response = reader.handle_eof().map_err(|e| match e {
                     // Nothing of the response arrived: the connection was closed under it.
-                    ResponseError::Truncated if reader.body_len() == 0 => OpError::Closed,
+                    ResponseError::Truncated if !received => OpError::Closed,
                     e => OpError::Response(e),
-                });
+                })?;
+                self.completed += 1;
+                return Ok(response);
             }
+            received = true;
             self.have += n;
         }
         Err(OpError::Timeout)
+    }
+}
+
+impl HttpConn {
+    /// Whether `e`, from an exchange on this connection, is the server having closed the
+    /// connection while it was idle between two requests: the connection had carried a
+    /// response and nothing of the next one arrived. A client may send an idempotent
+    /// request again on a new connection then (RFC 9112 section 9.3.1); a server that
+    /// closes without `Connection: close` (tinyproxy 1.11) makes every second attempt one.
+    pub fn closed_while_idle(&self, e: &OpError) -> bool {
+        self.completed > 0
+            && matches!(
+                e,
+                OpError::Closed
+                    | OpError::Io(
+                        io::ErrorKind::ConnectionReset
+                            | io::ErrorKind::BrokenPipe
+                            | io::ErrorKind::ConnectionAborted
+                    )
+            )
     }
 }
 

@@ -3,7 +3,8 @@
 //! with the proxy's and the tool's CPU time over the same span.
 //!
 //! Before it, a [`WARMUP_BYTES`] body is fetched on the same connection (a new one if
-//! the proxy closed it), so the measured request finds the connection, the proxy's
+//! the proxy closed it, or closes it unannounced before the measured request, which is
+//! then sent again), so the measured request finds the connection, the proxy's
 //! connection to the origin (if it keeps one) and the TCP windows already open. The body
 //! is counted and dropped as it arrives ([`LARGE_BUFFER`] at a time); its length and the
 //! status are checked. One stream only: for several, see [`super::bulk`] through CONNECT.
@@ -135,37 +136,55 @@ pub fn run(config: &DownloadConfig) -> Result<DownloadResult, LoadError> {
             Err(e) => return Ok(DownloadResult::failed(requested, e)),
         }
 
-        let proxy_before = config
-            .pid
-            .map(|p| procfs::sample_tree(p, false))
-            .transpose()?;
-        let tool_before = procfs::self_cpu_ticks()?;
-        let machine_before = procfs::machine_busy_ticks()?;
-        let t0 = Instant::now();
-        let mut reader = ResponseReader::new();
-        let fetched = with_timeout(config.time_limit, conn.exchange(&measured, &mut reader))
-            .await
-            .and_then(|r| check(&r, requested));
-        let seconds = t0.elapsed().as_secs_f64();
-        let machine_after = procfs::machine_busy_ticks()?;
-        let tool_after = procfs::self_cpu_ticks()?;
-        let proxy_after = config
-            .pid
-            .map(|p| procfs::sample_tree(p, false))
-            .transpose()?;
-        let proxy_cpu = match (proxy_before, proxy_after) {
-            (Some(b), Some(a)) => Some(procfs::ticks_to_secs(
-                a.cpu_ticks.saturating_sub(b.cpu_ticks),
-            )),
-            _ => None,
+        // A proxy that closed the connection after the warm-up (while idle) gets the
+        // request again on a new one, and the clocks start again.
+        let mut attempt = 0;
+        let (reader, fetched, seconds, samples) = loop {
+            attempt += 1;
+            let proxy_before = config
+                .pid
+                .map(|p| procfs::sample_tree(p, false))
+                .transpose()?;
+            let tool_before = procfs::self_cpu_ticks()?;
+            let machine_before = procfs::machine_busy_ticks()?;
+            let t0 = Instant::now();
+            let mut reader = ResponseReader::new();
+            let fetched = with_timeout(config.time_limit, conn.exchange(&measured, &mut reader))
+                .await
+                .and_then(|r| check(&r, requested));
+            let seconds = t0.elapsed().as_secs_f64();
+            if let Err(e) = &fetched {
+                if attempt == 1 && conn.closed_while_idle(e) {
+                    match HttpConn::connect(hop, timeout, LARGE_BUFFER).await {
+                        Ok(c) => conn = c,
+                        Err(e) => return Ok(DownloadResult::failed(requested, e)),
+                    }
+                    continue;
+                }
+            }
+            let machine_after = procfs::machine_busy_ticks()?;
+            let tool_after = procfs::self_cpu_ticks()?;
+            let proxy_after = config
+                .pid
+                .map(|p| procfs::sample_tree(p, false))
+                .transpose()?;
+            let samples = (
+                proxy_before.zip(proxy_after),
+                tool_after.saturating_sub(tool_before),
+                machine_after.saturating_sub(machine_before),
+            );
+            break (reader, fetched, seconds, samples);
         };
+        let (proxy_samples, tool_ticks, machine_ticks) = samples;
+        let proxy_cpu = proxy_samples
+            .map(|(b, a)| procfs::ticks_to_secs(a.cpu_ticks.saturating_sub(b.cpu_ticks)));
         Ok(DownloadResult {
             requested,
             bytes: reader.body_len(),
             seconds,
             proxy_cpu,
-            tool_cpu: procfs::ticks_to_secs(tool_after.saturating_sub(tool_before)),
-            machine_cpu: procfs::ticks_to_secs(machine_after.saturating_sub(machine_before)),
+            tool_cpu: procfs::ticks_to_secs(tool_ticks),
+            machine_cpu: procfs::ticks_to_secs(machine_ticks),
             error: fetched.err(),
         })
     })

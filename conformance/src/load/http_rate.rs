@@ -6,9 +6,9 @@
 //! the proxy's and the tool's CPU time over the window.
 //!
 //! A client opens a new connection only when the proxy closes (it answered
-//! `Connection: close`, or HTTP/1.0) or a request failed: a proxy without client
-//! keep-alive shows up as connections opened in the window, and pays for them in its
-//! rate. Clients and the [`origin`](super::origin) run on one smol executor
+//! `Connection: close`, or HTTP/1.0, or closed a kept connection while idle, when the
+//! request is sent again) or a request failed: a proxy without client keep-alive shows up
+//! as connections opened in the window, and pays for them in its rate and latency. Clients and the [`origin`](super::origin) run on one smol executor
 //! ([`Runner`]); with `direct` the numbers are the tool's own ceiling. It does not
 //! pipeline requests.
 
@@ -73,6 +73,10 @@ pub struct HttpRateResult {
     pub errors: ErrorCounts,
     /// Connections the clients opened inside the window (0 with keep-alive throughout).
     pub window_connects: u64,
+    /// Requests sent again inside the window on a new connection because the proxy had
+    /// closed the previous one while idle (see [`HttpConn::closed_while_idle`]); not
+    /// errors, but their time counts in the request's latency.
+    pub idle_closes: u64,
     /// Connections the origin accepted during the whole run.
     pub origin_connections: u64,
     /// Responses the origin wrote during the whole run.
@@ -171,12 +175,14 @@ pub fn run(config: &HttpRateConfig) -> Result<HttpRateResult, LoadError> {
     let mut latency = Histogram::new();
     let mut requests = 0;
     let mut window_connects = 0;
+    let mut idle_closes = 0;
     let mut errors = ErrorCounts::default();
     for task in clients {
         let outcome = runner.wait(task);
         latency.merge(&outcome.latency);
         requests += outcome.requests;
         window_connects += outcome.window_connects;
+        idle_closes += outcome.idle_closes;
         errors.merge(&outcome.errors);
     }
     let origin_connections = origin_stats.accepted.load(Ordering::Relaxed);
@@ -198,6 +204,7 @@ pub fn run(config: &HttpRateConfig) -> Result<HttpRateResult, LoadError> {
         machine_cpu: procfs::ticks_to_secs(machine_after.saturating_sub(machine_before)),
         errors,
         window_connects,
+        idle_closes,
         origin_connections,
         origin_responses,
     })
@@ -214,6 +221,7 @@ struct ClientOutcome {
     latency: Histogram,
     requests: u64,
     window_connects: u64,
+    idle_closes: u64,
     errors: ErrorCounts,
 }
 
@@ -226,10 +234,13 @@ async fn client_loop(plan: Arc<Plan>) -> ClientOutcome {
         latency: Histogram::new(),
         requests: 0,
         window_connects: 0,
+        idle_closes: 0,
         errors: ErrorCounts::default(),
     };
     let mut conn: Option<HttpConn> = None;
     let mut sent = 0u64;
+    // When the last attempt met a connection closed while idle: when it started.
+    let mut retry_from: Option<Instant> = None;
     while Instant::now() < plan.window_end && sent < MAX_REQUESTS_PER_CLIENT {
         let c = match conn.as_mut() {
             Some(c) => c,
@@ -248,13 +259,21 @@ async fn client_loop(plan: Arc<Plan>) -> ClientOutcome {
             },
         };
         sent += 1;
-        let t0 = Instant::now();
+        let t0 = retry_from.take().unwrap_or_else(Instant::now);
         let mut reader = ResponseReader::new();
         let r = with_timeout(plan.op_timeout, c.exchange(&plan.request, &mut reader))
             .await
             .and_then(|response| check(&response, SMALL_BODY_LEN as u64));
         let t1 = Instant::now();
         match r {
+            Err(e) if c.closed_while_idle(&e) => {
+                // Send it again at once on a new connection, timed from the first try.
+                if in_window(&plan, t1) {
+                    out.idle_closes += 1;
+                }
+                conn = None;
+                retry_from = Some(t0);
+            }
             Ok(persistence) => {
                 if in_window(&plan, t1) {
                     out.latency.record_duration(t1 - t0);

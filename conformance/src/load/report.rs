@@ -143,8 +143,8 @@ pub fn http_line(r: &HttpRateResult) -> String {
     format!(
         "{:.0} req/s ({} in {:.2} s); latency p50 {} us, p99 {} us, max {} us; \
          proxy CPU {} s/1k req; tool CPU {} s/1k req; other processes {:.2} CPUs; \
-         connections opened in the window {}; origin saw {} connections, {} responses; \
-         errors {}",
+         connections opened in the window {}, closed by the proxy while idle {}; \
+         origin saw {} connections, {} responses; errors {}",
         r.per_sec(),
         r.requests,
         r.seconds,
@@ -155,6 +155,7 @@ pub fn http_line(r: &HttpRateResult) -> String {
         fmt_opt(r.tool_cpu_per_1k(), 4),
         others_cpus(r.others_cpu(), r.seconds),
         r.window_connects,
+        r.idle_closes,
         r.origin_connections,
         r.origin_responses,
         r.errors.summary()
@@ -166,8 +167,8 @@ pub fn http_line(r: &HttpRateResult) -> String {
 pub fn http_kv(r: &HttpRateResult) -> String {
     format!(
         "rps={:.1} requests={} seconds={:.3} p50_ms={} p99_ms={} proxy_cpu_s_per_1k={} \
-         tool_cpu_s_per_1k={} others_cpus={:.2} window_connects={} origin_connections={} \
-         errors={} errors_detail={}",
+         tool_cpu_s_per_1k={} others_cpus={:.2} window_connects={} idle_closes={} \
+         origin_connections={} errors={} errors_detail={}",
         r.per_sec(),
         r.requests,
         r.seconds,
@@ -177,6 +178,7 @@ pub fn http_kv(r: &HttpRateResult) -> String {
         fmt_opt(r.tool_cpu_per_1k(), 4),
         others_cpus(r.others_cpu(), r.seconds),
         r.window_connects,
+        r.idle_closes,
         r.origin_connections,
         r.errors.total(),
         r.errors.summary()
