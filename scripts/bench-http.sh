@@ -5,6 +5,7 @@
 #   scripts/bench-http.sh                  # about 3 minutes once the binaries are built
 #   BENCH_HTTP_REPS=1 scripts/bench-http.sh     # one repetition, about a minute
 #   BENCH_NO_INSTALL=1 scripts/bench-http.sh    # do not apt-get install squid / tinyproxy
+#   TRIPROXY_BIN=/path/to/triproxy scripts/bench-http.sh   # measure another triproxy build
 #
 # Columns (every one measured by `triproxy-load http` and `triproxy-load http-download`
 # against the tool's own origin on 127.0.0.1):
@@ -76,10 +77,16 @@ trap cleanup EXIT INT TERM
 # 64 clients need little, but 3proxy warns below 2 descriptors per maxconn.
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 
-log "building release binaries"
-cargo build --release -p triproxy -p triproxy-conformance --bin triproxy --bin triproxy-load >&2
-TRIPROXY=$TARGET/release/triproxy
 LOAD=$TARGET/release/triproxy-load
+if [ -n "${TRIPROXY_BIN:-}" ]; then
+    TRIPROXY=$TRIPROXY_BIN
+    log "building triproxy-load (triproxy is $TRIPROXY)"
+    cargo build --release -p triproxy-conformance --bin triproxy-load >&2
+else
+    TRIPROXY=$TARGET/release/triproxy
+    log "building release binaries"
+    cargo build --release -p triproxy -p triproxy-conformance --bin triproxy --bin triproxy-load >&2
+fi
 
 install_peers() {
     local missing=()
@@ -364,7 +371,11 @@ version() { dpkg-query -W -f '${Version}' "$1" 2>/dev/null || echo absent; }
     echo
     echo "- finished: $(date -u '+%Y-%m-%d %H:%M UTC'); $REPS repetitions, medians"
     echo "- machine: $(nproc) CPUs ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')), kernel $(uname -r); load average at the end: $(cut -d' ' -f1-3 /proc/loadavg)"
-    echo "- triproxy: $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown) (working tree may differ)"
+    if [ -n "${TRIPROXY_BIN:-}" ]; then
+        echo "- triproxy: $TRIPROXY_BIN (TRIPROXY_BIN); triproxy-load: $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)"
+    else
+        echo "- triproxy: $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown) (working tree may differ)"
+    fi
     echo "- peers: squid $(version squid), tinyproxy $(version tinyproxy), 3proxy $([ -x "$THREEPROXY_BIN" ] && echo "from $THREEPROXY_BIN" || echo absent)"
     echo "- requests: $CONCURRENCY keep-alive clients, GET /small (100-byte body), ${WARMUP} s warm-up, ${WINDOW} s window; download: one ${BYTES} body after a 1 MiB warm-up"
     if [ ${#SKIPPED[@]} -gt 0 ]; then
