@@ -1,8 +1,12 @@
-//! The `triproxy-load` command line: `bulk`, `rate`, `idle` and `suite`. The binary only
-//! calls [`main`]; everything it does is in the library so it can be tested.
+//! The `triproxy-load` command line: `bulk`, `rate`, `idle`, `suite`, `http` and
+//! `http-download`. The binary only calls [`main`]; everything it does is in the library
+//! so it can be tested.
 
 use super::bulk::{self, BulkConfig};
+use super::http_download::{self, DownloadConfig};
+use super::http_rate::{self, HttpRateConfig};
 use super::idle::{self, IdleConfig};
+use super::origin::MAX_BIG;
 use super::rate::{self, RateConfig};
 use super::report;
 use super::suite::{self, SuiteConfig};
@@ -32,6 +36,15 @@ pub struct Cli {
 enum DirectionArg {
     Up,
     Down,
+}
+
+/// How the `http` subcommands print their result.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum OutputFormat {
+    /// One sentence.
+    Text,
+    /// `key=value` words for scripts (the free-text field last).
+    Kv,
 }
 
 #[derive(Debug, Subcommand)]
@@ -86,6 +99,46 @@ enum Command {
         /// The proxy's pid (required: its memory is what is measured).
         #[arg(long)]
         pid: u32,
+    },
+    /// Requests per second of C keep-alive clients, each sending `GET http://ORIGIN/small`
+    /// through an HTTP forward proxy over one persistent connection.
+    Http {
+        /// `direct` (origin-form requests to the tool's origin) or http://host:port.
+        #[arg(long, value_parser = parse_url)]
+        proxy: ProxyUrl,
+        /// Concurrent clients (1..=4096).
+        #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u16).range(1..=4096))]
+        concurrency: u16,
+        /// Measurement window in seconds.
+        #[arg(long, default_value_t = 5.0, value_parser = parse_seconds)]
+        seconds: f64,
+        /// Warm-up before the window, in seconds.
+        #[arg(long, default_value_t = 1.0, value_parser = parse_warmup)]
+        warmup: f64,
+        /// The proxy's pid, for its CPU time.
+        #[arg(long)]
+        pid: Option<u32>,
+        /// Output: a sentence, or key=value words.
+        #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+        format: OutputFormat,
+    },
+    /// One large body fetched through an HTTP forward proxy: MiB/s and proxy CPU per GiB.
+    HttpDownload {
+        /// `direct` or http://host:port.
+        #[arg(long, value_parser = parse_url)]
+        proxy: ProxyUrl,
+        /// Body length in bytes; a K, M or G suffix is binary (256M is 256 MiB).
+        #[arg(long, default_value = "256M", value_parser = parse_bytes)]
+        bytes: u64,
+        /// Limit for the measured fetch, in seconds.
+        #[arg(long, default_value_t = 60.0, value_parser = parse_seconds)]
+        time_limit: f64,
+        /// The proxy's pid, for its CPU time.
+        #[arg(long)]
+        pid: Option<u32>,
+        /// Output: a sentence, or key=value words.
+        #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+        format: OutputFormat,
     },
     /// Everything, for several proxies, repeated; prints Markdown tables. An option given
     /// twice takes the last value (so scripts can append overrides).
@@ -142,6 +195,22 @@ fn parse_seconds(s: &str) -> Result<f64, String> {
 
 fn parse_warmup(s: &str) -> Result<f64, String> {
     parse_number(s, 0.0, 3600.0)
+}
+
+/// Bytes: digits with an optional binary K, M or G suffix, 1..=[`MAX_BIG`].
+fn parse_bytes(s: &str) -> Result<u64, String> {
+    let (digits, shift) = match s.as_bytes().last().map(u8::to_ascii_uppercase) {
+        Some(b'K') => (s.get(..s.len() - 1), 10),
+        Some(b'M') => (s.get(..s.len() - 1), 20),
+        Some(b'G') => (s.get(..s.len() - 1), 30),
+        _ => (Some(s), 0),
+    };
+    digits
+        .filter(|d| !d.is_empty() && d.len() <= 13 && d.bytes().all(|b| b.is_ascii_digit()))
+        .and_then(|d| d.parse::<u64>().ok())
+        .and_then(|n| n.checked_mul(1 << shift))
+        .filter(|n| (1..=MAX_BIG).contains(n))
+        .ok_or_else(|| format!("expected 1 to {MAX_BIG} bytes, with an optional K, M or G"))
 }
 
 /// Parses the arguments, runs the command, prints results on stdout (progress on stderr).
@@ -224,6 +293,48 @@ pub fn run(cli: Cli) -> Result<(), LoadError> {
             })?;
             println!("{}", report::idle_line(&r));
         }
+        Command::Http {
+            proxy,
+            concurrency,
+            seconds,
+            warmup,
+            pid,
+            format,
+        } => {
+            let r = http_rate::run(&HttpRateConfig {
+                proxy,
+                concurrency: usize::from(concurrency),
+                duration: Duration::from_secs_f64(seconds),
+                warmup: Duration::from_secs_f64(warmup),
+                pid,
+                op_timeout,
+                threads,
+            })?;
+            match format {
+                OutputFormat::Text => println!("{}", report::http_line(&r)),
+                OutputFormat::Kv => println!("{}", report::http_kv(&r)),
+            }
+        }
+        Command::HttpDownload {
+            proxy,
+            bytes,
+            time_limit,
+            pid,
+            format,
+        } => {
+            let r = http_download::run(&DownloadConfig {
+                proxy,
+                bytes,
+                pid,
+                op_timeout,
+                time_limit: Duration::from_secs_f64(time_limit),
+                threads,
+            })?;
+            match format {
+                OutputFormat::Text => println!("{}", report::download_line(&r)),
+                OutputFormat::Kv => println!("{}", report::download_kv(&r)),
+            }
+        }
         Command::Suite {
             proxies,
             reps,
@@ -271,6 +382,62 @@ mod tests {
     #[test]
     fn command_line_is_consistent() {
         Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn parses_byte_counts() {
+        assert_eq!(parse_bytes("256M"), Ok(256 << 20));
+        assert_eq!(parse_bytes("1k"), Ok(1024));
+        assert_eq!(parse_bytes("3G"), Ok(3 << 30));
+        assert_eq!(parse_bytes("12345"), Ok(12345));
+        assert_eq!(parse_bytes("1024G"), Ok(MAX_BIG));
+        for bad in [
+            "",
+            "M",
+            "0",
+            "-1",
+            "1.5M",
+            "1025G",
+            "99999999999999",
+            "1 M",
+            "1MB",
+        ] {
+            assert!(parse_bytes(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn parses_http_subcommands() {
+        let cli = Cli::try_parse_from([
+            "triproxy-load",
+            "http",
+            "--proxy",
+            "http://127.0.0.1:3128",
+            "--pid",
+            "9",
+            "--format",
+            "kv",
+        ])
+        .unwrap();
+        assert!(matches!(
+            cli.command,
+            Command::Http {
+                concurrency: 64,
+                pid: Some(9),
+                format: OutputFormat::Kv,
+                ..
+            }
+        ));
+        let cli =
+            Cli::try_parse_from(["triproxy-load", "http-download", "--proxy", "direct"]).unwrap();
+        assert!(matches!(
+            cli.command,
+            Command::HttpDownload {
+                bytes: 268_435_456,
+                format: OutputFormat::Text,
+                ..
+            }
+        ));
     }
 
     #[test]
@@ -347,6 +514,30 @@ mod tests {
             ],
             &["triproxy-load", "idle", "--proxy", "socks5://127.0.0.1:1"],
             &["triproxy-load", "suite"],
+            &[
+                "triproxy-load",
+                "http",
+                "--proxy",
+                "direct",
+                "--format",
+                "json",
+            ],
+            &[
+                "triproxy-load",
+                "http-download",
+                "--proxy",
+                "direct",
+                "--bytes",
+                "0",
+            ],
+            &[
+                "triproxy-load",
+                "http-download",
+                "--proxy",
+                "direct",
+                "--bytes",
+                "2T",
+            ],
         ] {
             assert!(Cli::try_parse_from(bad).is_err(), "{bad:?}");
         }

@@ -7,6 +7,7 @@
 //! or anything beyond CONNECT.
 
 use super::handshake::{Handshake, HandshakeError};
+use super::http_response::ResponseError;
 use super::url::ProxyUrl;
 use arrayvec::ArrayVec;
 use core::fmt;
@@ -40,6 +41,17 @@ pub enum OpError {
     Closed,
     /// The echo came back different from what was sent.
     EchoMismatch,
+    /// An HTTP response could not be read.
+    Response(ResponseError),
+    /// An HTTP response with another status than 200.
+    Status(u16),
+    /// An HTTP response body of the wrong length.
+    BodyLength {
+        /// Bytes the origin sent.
+        expected: u64,
+        /// Bytes that arrived.
+        got: u64,
+    },
 }
 
 impl fmt::Display for OpError {
@@ -51,6 +63,11 @@ impl fmt::Display for OpError {
             OpError::Timeout => f.write_str("timed out"),
             OpError::Closed => f.write_str("closed early"),
             OpError::EchoMismatch => f.write_str("echo differs from what was sent"),
+            OpError::Response(e) => write!(f, "response: {e}"),
+            OpError::Status(s) => write!(f, "status {s}"),
+            OpError::BodyLength { expected, got } => {
+                write!(f, "body of {got} bytes, {expected} expected")
+            }
         }
     }
 }
@@ -58,6 +75,9 @@ impl fmt::Display for OpError {
 impl std::error::Error for OpError {}
 
 impl OpError {
+    /// Kinds of error, each counted apart.
+    const SLOTS: usize = 9;
+
     fn slot(&self) -> usize {
         match self {
             OpError::Connect(_) => 0,
@@ -66,11 +86,15 @@ impl OpError {
             OpError::Timeout => 3,
             OpError::Closed => 4,
             OpError::EchoMismatch => 5,
+            OpError::Response(_) => 6,
+            OpError::Status(_) => 7,
+            OpError::BodyLength { .. } => 8,
         }
     }
 }
 
-fn io_error(e: &io::Error) -> OpError {
+/// The error an I/O failure stands for (a read or write timeout is [`OpError::Timeout`]).
+pub(crate) fn io_error(e: &io::Error) -> OpError {
     match e.kind() {
         io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut => OpError::Timeout,
         io::ErrorKind::UnexpectedEof => OpError::Closed,
@@ -81,8 +105,8 @@ fn io_error(e: &io::Error) -> OpError {
 /// Errors by kind, with the first one of each kind kept as an example.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct ErrorCounts {
-    counts: [u64; 6],
-    first: [Option<OpError>; 6],
+    counts: [u64; OpError::SLOTS],
+    first: [Option<OpError>; OpError::SLOTS],
 }
 
 impl ErrorCounts {

@@ -1,7 +1,7 @@
-//! `triproxy-load`: measures a SOCKS or HTTP CONNECT proxy on this machine against direct
-//! loopback, the tool behind `BENCHMARKS.md`.
+//! `triproxy-load`: measures a SOCKS, HTTP CONNECT or HTTP forward proxy on this machine
+//! against direct loopback, the tool behind `BENCHMARKS.md`.
 //!
-//! Four measurements, each against loopback targets the tool starts itself:
+//! Six measurements, each against loopback targets the tool starts itself:
 //! - [`bulk`]: throughput of 1..N streams, upload or download, and the proxy's CPU seconds
 //!   per GiB;
 //! - [`rate`]: connections per second of C concurrent clients (handshake, CONNECT, 64-byte
@@ -9,7 +9,12 @@
 //!   microseconds per connection;
 //! - [`idle`]: RSS and PSS per idle tunnel with N tunnels open;
 //! - [`suite`]: all of the above for several proxies, repeated, as Markdown tables of
-//!   medians with ratios to `direct`.
+//!   medians with ratios to `direct`;
+//! - [`http_rate`] and [`http_download`]: plain HTTP forwarding (`GET http://...`) through
+//!   an HTTP proxy with keep-alive: requests per second of C clients with latency and
+//!   proxy CPU per 1,000 requests, and one large download with proxy CPU per GiB, against
+//!   the tool's own [`origin`] server. Responses are read by [`http_response`] and
+//!   checked (status, body length) by [`http_client`].
 //!
 //! Proxies are named by URL ([`url`]); tunnels are opened by the sans-IO [`handshake`]
 //! machine (SOCKS through `triproxy_socks::client`) driven on real sockets by [`conn`].
@@ -24,7 +29,12 @@ pub mod cli;
 pub mod conn;
 pub mod handshake;
 pub mod histogram;
+pub mod http_client;
+pub mod http_download;
+pub mod http_rate;
+pub mod http_response;
 pub mod idle;
+pub mod origin;
 pub mod procfs;
 pub mod rate;
 pub mod report;
@@ -33,6 +43,8 @@ pub mod suite;
 pub mod targets;
 pub mod url;
 
+#[cfg(test)]
+mod http_tests;
 #[cfg(test)]
 mod smoke_tests;
 

@@ -7,6 +7,8 @@
 
 use super::bulk::BulkResult;
 use super::conn::ErrorCounts;
+use super::http_download::DownloadResult;
+use super::http_rate::HttpRateResult;
 use super::idle::IdleResult;
 use super::rate::RateResult;
 use super::suite::{bulk_cases, SuiteResults, System, SystemResults};
@@ -133,6 +135,86 @@ pub fn idle_line(r: &IdleResult) -> String {
         r.threads.0,
         r.threads.1,
         r.errors.summary()
+    )
+}
+
+/// One line for an HTTP forwarding request-rate measurement.
+pub fn http_line(r: &HttpRateResult) -> String {
+    format!(
+        "{:.0} req/s ({} in {:.2} s); latency p50 {} us, p99 {} us, max {} us; \
+         proxy CPU {} s/1k req; tool CPU {} s/1k req; other processes {:.2} CPUs; \
+         connections opened in the window {}, closed by the proxy while idle {}; \
+         origin saw {} connections, {} responses; errors {}",
+        r.per_sec(),
+        r.requests,
+        r.seconds,
+        fmt_opt(r.latency_us(0.5), 0),
+        fmt_opt(r.latency_us(0.99), 0),
+        fmt_opt(r.latency.max().map(|ns| ns as f64 / 1000.0), 0),
+        fmt_opt(r.proxy_cpu_per_1k(), 4),
+        fmt_opt(r.tool_cpu_per_1k(), 4),
+        others_cpus(r.others_cpu(), r.seconds),
+        r.window_connects,
+        r.idle_closes,
+        r.origin_connections,
+        r.origin_responses,
+        r.errors.summary()
+    )
+}
+
+/// [`http_line`] as `key=value` words for scripts; `errors_detail` is last and runs to
+/// the end of the line.
+pub fn http_kv(r: &HttpRateResult) -> String {
+    format!(
+        "rps={:.1} requests={} seconds={:.3} p50_ms={} p99_ms={} proxy_cpu_s_per_1k={} \
+         tool_cpu_s_per_1k={} others_cpus={:.2} window_connects={} idle_closes={} \
+         origin_connections={} errors={} errors_detail={}",
+        r.per_sec(),
+        r.requests,
+        r.seconds,
+        fmt_opt(r.latency_us(0.5).map(|us| us / 1000.0), 3),
+        fmt_opt(r.latency_us(0.99).map(|us| us / 1000.0), 3),
+        fmt_opt(r.proxy_cpu_per_1k(), 4),
+        fmt_opt(r.tool_cpu_per_1k(), 4),
+        others_cpus(r.others_cpu(), r.seconds),
+        r.window_connects,
+        r.idle_closes,
+        r.origin_connections,
+        r.errors.total(),
+        r.errors.summary()
+    )
+}
+
+/// One line for an HTTP forwarding download.
+pub fn download_line(r: &DownloadResult) -> String {
+    format!(
+        "{:.1} MiB/s ({} of {} bytes in {:.2} s); proxy CPU {} s/GiB; tool CPU {} s/GiB; \
+         other processes {:.2} CPUs; error {}",
+        r.bytes_per_sec() / MIB,
+        r.bytes,
+        r.requested,
+        r.seconds,
+        fmt_opt(r.proxy_cpu_per_gib(), 3),
+        fmt_opt(r.tool_cpu_per_gib(), 3),
+        others_cpus(r.others_cpu(), r.seconds),
+        r.error.map_or_else(|| "none".to_owned(), |e| e.to_string())
+    )
+}
+
+/// [`download_line`] as `key=value` words for scripts; `error` is last and runs to the
+/// end of the line.
+pub fn download_kv(r: &DownloadResult) -> String {
+    format!(
+        "mib_per_s={:.1} bytes={} requested={} seconds={:.3} proxy_cpu_s_per_gib={} \
+         tool_cpu_s_per_gib={} others_cpus={:.2} error={}",
+        r.bytes_per_sec() / MIB,
+        r.bytes,
+        r.requested,
+        r.seconds,
+        fmt_opt(r.proxy_cpu_per_gib(), 3),
+        fmt_opt(r.tool_cpu_per_gib(), 3),
+        others_cpus(r.others_cpu(), r.seconds),
+        r.error.map_or_else(|| "none".to_owned(), |e| e.to_string())
     )
 }
 
