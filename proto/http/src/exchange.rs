@@ -283,10 +283,17 @@ impl Buf {
         }
     }
 
-    /// Room for a read while the buffer holds less than `cap` bytes.
-    fn space(&mut self, cap: usize) -> Option<&mut [u8]> {
+    /// Room for a read while the buffer holds less than `cap` bytes; the allocation is at
+    /// least `first` bytes (a body is read a whole chunk at a time from the start; a head
+    /// grows from [`FIRST_ALLOCATION`]).
+    fn space(&mut self, cap: usize, first: usize) -> Option<&mut [u8]> {
         if self.len() >= cap {
             return None;
+        }
+        let first = first.min(cap);
+        if self.bytes.len() < first {
+            self.compact();
+            self.bytes.resize(first, 0);
         }
         if self.end == self.bytes.len() {
             self.compact();
@@ -445,19 +452,19 @@ impl Exchange {
         if self.client_eof {
             return None;
         }
-        let cap = match &self.phase {
-            Phase::ReadingHead { .. } => MAX_REQUEST_HEAD,
-            Phase::Exchanging(f) if f.up.is_some() => BODY_CHUNK,
+        let (cap, first) = match &self.phase {
+            Phase::ReadingHead { .. } => (MAX_REQUEST_HEAD, FIRST_ALLOCATION),
+            Phase::Exchanging(f) if f.up.is_some() => (BODY_CHUNK, BODY_CHUNK),
             // Pipelined requests wait here, up to one head.
-            Phase::Exchanging(_) => MAX_REQUEST_HEAD,
+            Phase::Exchanging(_) => (MAX_REQUEST_HEAD, FIRST_ALLOCATION),
             // Drained and dropped.
             Phase::Closing { .. } => {
                 self.client_in.clear();
-                BODY_CHUNK
+                (BODY_CHUNK, FIRST_ALLOCATION)
             }
             Phase::Deciding(_) | Phase::Closed => return None,
         };
-        self.client_in.space(cap)
+        self.client_in.space(cap, first)
     }
 
     /// `n` bytes were read into [`Exchange::client_space`] at `now`.
@@ -503,16 +510,16 @@ impl Exchange {
 
     /// Room to read origin bytes into, or None when the machine takes none now.
     pub fn origin_space(&mut self) -> Option<&mut [u8]> {
-        let cap = match &self.phase {
+        let (cap, first) = match &self.phase {
             Phase::Exchanging(f) if f.origin_eof => return None,
             Phase::Exchanging(f) => match f.down {
-                Down::Head => MAX_RESPONSE_HEAD,
-                Down::Body(_) => BODY_CHUNK,
+                Down::Head => (MAX_RESPONSE_HEAD, FIRST_ALLOCATION),
+                Down::Body(_) => (BODY_CHUNK, BODY_CHUNK),
                 Down::Done => return None,
             },
             _ => return None,
         };
-        self.origin_in.space(cap)
+        self.origin_in.space(cap, first)
     }
 
     /// `n` bytes were read into [`Exchange::origin_space`] at `now`.
