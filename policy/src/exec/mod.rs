@@ -5,8 +5,11 @@
 //! resolve, listen, accept, splice, shut down, wait for readiness or a moment, tell the
 //! time). [`serve`] does everything else: it feeds the session what arrives, carries out
 //! each [`Intent`] in one exhaustive `match` (a new intent does not compile until it is
-//! handled here, once, for every runtime), and runs the [`crate::relay`] machine of an
-//! established tunnel. The blocking runtime's futures complete at once (its calls block);
+//! handled here, once, for every runtime), runs the [`crate::relay`] machine of an
+//! established tunnel, and runs a plain HTTP forwarding connection (the inspected path,
+//! `forward.rs`: bytes go through the session's forwarding machine, idle origin
+//! connections wait in a pool the session manages). The blocking runtime's futures
+//! complete at once (its calls block);
 //! the async runtime's await readiness. Either way the decisions are taken here, in one
 //! code path.
 //!
@@ -272,7 +275,9 @@ async fn run_handshake<R: Io>(
                 Next::Continue => continue,
                 Next::Close => return None,
                 Next::Forward => {
-                    forward::run(&mut hs).await;
+                    // Boxed: the forwarding loop's state and frames stay out of the
+                    // handshake's, whose deepest stack page every idle std tunnel keeps.
+                    Box::pin(forward::run(&mut hs)).await;
                     return None;
                 }
                 Next::Relay(plan) => match hs.target.take() {
@@ -387,7 +392,9 @@ impl<R: Io> Handshake<'_, R> {
         Next::Continue
     }
 
-    /// Moves an origin connection as the session says (HTTP forwarding's pool).
+    /// Moves an origin connection as the session says (HTTP forwarding's pool). Out of
+    /// line, for the same reason as the boxed forwarding loop.
+    #[inline(never)]
     fn move_origin(&mut self, movement: OriginMove) {
         let slot = |i: u8| usize::from(i);
         match movement {

@@ -96,6 +96,11 @@ impl Forwarding {
 
 impl Session {
     /// Takes the connection into forwarding with the head the HTTP front read.
+    ///
+    /// Out of line, as is everything forwarding calls from the handshake's functions: its
+    /// locals must not deepen the frames every SOCKS handshake goes through (the deepest
+    /// stack page of a handshake is what an idle std tunnel keeps resident).
+    #[inline(never)]
     pub(super) fn start_forwarding(&mut self, now: Instant) {
         let head = self
             .front
@@ -287,6 +292,7 @@ impl Session {
 
     /// The chain of the request ends at an HTTP parent: the request goes to it in absolute
     /// form, with the parent's credentials (the client's own for USER `*`).
+    #[inline(never)]
     pub(super) fn forward_through_http_parent(&mut self, hop: &ParentHop) {
         let authorization = match &hop.credentials {
             ParentCredentials::None => None,
@@ -307,6 +313,7 @@ impl Session {
 
     /// The request's connection is ready (connected, through its chain, or reused): the
     /// exchange writes the request on it.
+    #[inline(never)]
     pub(super) fn route_request(&mut self, now: Instant) {
         let plan = self.relay_plan();
         let fields = self.forward_fields();
@@ -525,6 +532,7 @@ impl Session {
     }
 
     /// Client bytes that came with the first head (see `Session::handle_input`).
+    #[inline(never)]
     pub(super) fn forward_push_input(&mut self, now: Instant, bytes: &[u8]) {
         self.charge(Way::Up, now, bytes.len());
         if let Some(forward) = self.forward.as_mut() {

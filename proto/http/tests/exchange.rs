@@ -436,6 +436,17 @@ fn a_slow_client_back_pressures_the_origin() {
 }
 
 #[test]
+fn connect_after_forwarded_requests_is_400() {
+    let mut d = Drive::new(GET);
+    d.route();
+    d.origin(OK);
+    d.client(b"CONNECT o.example:443 HTTP/1.1\r\n\r\n");
+    assert_eq!(d.requests().len(), 1, "not reported as a request");
+    assert_eq!(d.failure().unwrap().log_code().get(), 513);
+    assert!(d.client_text().ends_with("text/plain\r\nContent-Length: 22\r\n\r\ntriproxy: bad request\n"));
+}
+
+#[test]
 fn an_oversized_head_is_400() {
     let mut d = Drive::new(b"GET http://o/ HTTP/1.1\r\n");
     let filler = vec![b'a'; MAX_REQUEST_HEAD];
