@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # A fresh clone passes its tests: copies the repository (HEAD plus uncommitted changes to
-# tracked files; untracked files are left out, as a clone would) into a temporary folder
+# tracked files; untracked files are left out, as from a clone) into a temporary folder
 # with nothing beside it, so no `../shared`, and runs the tests there with CI and
 # TRIPROXY_3PROXY_CONFIGS unset.
 #
@@ -17,8 +17,12 @@ export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 mkdir "$tmp/triproxy"
-rev=$(git -C "$ROOT" stash create)
-git -C "$ROOT" archive --format=tar "${rev:-HEAD}" | tar -x -C "$tmp/triproxy"
+if git -C "$ROOT" rev-parse --git-dir >/dev/null 2>&1; then
+  rev=$(git -C "$ROOT" stash create)
+  git -C "$ROOT" archive --format=tar "${rev:-HEAD}" | tar -x -C "$tmp/triproxy"
+else # an unpacked source archive: everything but build output
+  tar -C "$ROOT" --exclude=./target -cf - . | tar -x -C "$tmp/triproxy"
+fi
 cd "$tmp/triproxy"
 [ ! -e ../shared ] || { echo "error: $tmp/shared exists"; exit 1; }
 
