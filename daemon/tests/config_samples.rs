@@ -5,17 +5,37 @@
 //! The folder is `shared/reference/3proxy-configs` beside the repository unless `TRIPROXY_3PROXY_CONFIGS`
 //! names another one. Loading stops at the first error, so no file the samples mention
 //! (`include /conf/...`, `$/conf/passwd`) is ever opened.
+//!
+//! The samples are not part of this repository: on a fresh clone without the folder these
+//! tests print `skipped` and pass, unless `CI` is set, where a missing folder fails them.
+//! `.ci/run` names the folder in `TRIPROXY_3PROXY_CONFIGS`; `scripts/fresh-clone.sh` checks
+//! the skip on a copy of the repository.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::path::PathBuf;
 use triproxy::config::{self, ConfigErrorKind};
 
-fn sample_dir() -> PathBuf {
-    std::env::var_os("TRIPROXY_3PROXY_CONFIGS")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/reference/3proxy-configs")
-        })
+/// The sample folder, or `None` after printing why the test is skipped. A folder named in
+/// `TRIPROXY_3PROXY_CONFIGS`, or any folder under `CI`, must exist.
+fn sample_dir() -> Option<PathBuf> {
+    let named = std::env::var_os("TRIPROXY_3PROXY_CONFIGS").map(PathBuf::from);
+    let dir = named.clone().unwrap_or_else(|| {
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/reference/3proxy-configs")
+    });
+    if dir.is_dir() {
+        return Some(dir);
+    }
+    assert!(
+        named.is_none() && std::env::var_os("CI").is_none(),
+        "3proxy sample folder {} is missing (CI must provide it: set TRIPROXY_3PROXY_CONFIGS)",
+        dir.display()
+    );
+    eprintln!(
+        "3proxy sample folder {} is not beside this clone: skipped \
+         (set TRIPROXY_3PROXY_CONFIGS to run it)",
+        dir.display()
+    );
+    None
 }
 
 #[derive(Debug)]
@@ -54,12 +74,7 @@ const SAMPLES: &[(&str, usize, Blocker)] = &[
 
 #[test]
 fn every_sample_is_refused_at_its_first_blocking_line() {
-    let dir = sample_dir();
-    assert!(
-        dir.is_dir(),
-        "3proxy sample folder {} is missing (set TRIPROXY_3PROXY_CONFIGS)",
-        dir.display()
-    );
+    let Some(dir) = sample_dir() else { return };
     for (name, line, blocker) in SAMPLES {
         let path = dir.join(name);
         let e = match config::load(&path) {
@@ -107,7 +122,7 @@ fn every_sample_is_refused_at_its_first_blocking_line() {
 /// outside the sample folder is read.
 #[test]
 fn every_sample_line_alone_is_handled() {
-    let dir = sample_dir();
+    let Some(dir) = sample_dir() else { return };
     let mut lines = 0;
     for (name, _, _) in SAMPLES {
         let bytes = std::fs::read(dir.join(name)).unwrap();
@@ -130,7 +145,7 @@ fn every_sample_line_alone_is_handled() {
 /// daily reports, the `nocountin` exception and every `countin` rule.
 #[test]
 fn counters_sample_accounting_lines_parse() {
-    let dir = sample_dir();
+    let Some(dir) = sample_dir() else { return };
     let bytes = std::fs::read(dir.join("cfg_counters.sample")).unwrap();
     let text = String::from_utf8_lossy(&bytes);
     let wanted = ["counter", "nocountin", "countin", "users", "auth", "proxy"];

@@ -13,6 +13,7 @@
 use crate::acl::ConfigToken;
 use core::fmt;
 use std::collections::BTreeMap;
+use subtle::ConstantTimeEq;
 use triproxy_wire::LogCode;
 
 /// Longest user name, in bytes (RFC 1929 section 2: ULEN is one byte).
@@ -272,9 +273,10 @@ impl Users {
     ///
     /// Unknown user (including any name that is not UTF-8, since configured names are) →
     /// `Err(LogCode::USER_NOT_FOUND)` (5); wrong cleartext password →
-    /// `Err(LogCode::BAD_CL_PASSWORD)` (6). The comparison takes time that depends on the
-    /// presented password's length only, never on where it differs from the stored one or on
-    /// the stored length; finding the user is an ordinary map lookup.
+    /// `Err(LogCode::BAD_CL_PASSWORD)` (6). The comparison (`subtle`, over fixed-size
+    /// buffers) takes the same time wherever the passwords differ and whatever their
+    /// lengths (only copying them into those buffers is proportional to the length);
+    /// finding the user is an ordinary map lookup.
     pub fn verify(&self, name: &[u8], password: &[u8]) -> Result<(), LogCode> {
         let stored = core::str::from_utf8(name)
             .ok()
@@ -299,15 +301,24 @@ fn unsupported(name: &str, kind: &'static str) -> UsersError {
     }
 }
 
-/// Compares `presented` with `stored` without an early exit: every byte of `presented` is
-/// looked at, differences are OR-ed together, and the lengths are compared the same way.
+/// Compares `presented` with `stored` in constant time with `subtle`: both are copied into
+/// zero-padded buffers of [`MAX_PASSWORD_LEN`] bytes, which are compared whole, and the
+/// lengths are compared too (so `ab` never equals `ab\0`). subtle's slice comparison
+/// returns early when the lengths differ, which would tell the stored length; the fixed
+/// buffers do not. Only the two copies take time proportional to each length. A presented
+/// password longer than any stored one is refused at once: that depends on the presented
+/// length only.
 fn constant_time_eq(stored: &[u8], presented: &[u8]) -> bool {
-    let mut diff = stored.len() ^ presented.len();
-    for (i, p) in presented.iter().enumerate() {
-        let s = stored.get(i).copied().unwrap_or(0);
-        diff |= usize::from(s ^ p);
-    }
-    core::hint::black_box(diff) == 0
+    let mut s = [0u8; MAX_PASSWORD_LEN];
+    let mut p = [0u8; MAX_PASSWORD_LEN];
+    let (Some(s_dst), Some(p_dst)) = (s.get_mut(..stored.len()), p.get_mut(..presented.len()))
+    else {
+        return false;
+    };
+    s_dst.copy_from_slice(stored);
+    p_dst.copy_from_slice(presented);
+    let same_len = stored.len().ct_eq(&presented.len());
+    bool::from(s.as_slice().ct_eq(p.as_slice()) & same_len)
 }
 
 #[cfg(test)]
@@ -339,6 +350,10 @@ mod tests {
         assert!(!constant_time_eq(b"\0", b""));
         // A presented password that is the stored one padded with NULs must not pass.
         assert!(!constant_time_eq(b"ab", b"ab\0\0"));
+        // The longest password, and a presented one past the cap.
+        let longest = [b'a'; MAX_PASSWORD_LEN];
+        assert!(constant_time_eq(&longest, &longest));
+        assert!(!constant_time_eq(&longest, &[b'a'; MAX_PASSWORD_LEN + 1]));
     }
 
     #[test]

@@ -28,6 +28,16 @@
 //! Dependencies: `triproxy-wire` (the shared vocabulary), `httparse` (request and response
 //! heads), `base64` (Basic credentials).
 //!
+//! # Stability
+//!
+//! No type or trait of a third-party crate appears in the public API: `httparse` and
+//! `base64` are implementation details (httparse's errors become [`HeadError`]) and may be
+//! replaced in any release. The `triproxy-wire` types the API uses ([`TargetAddr`],
+//! [`DomainName`] and its [`DomainError`], [`LogCode`], [`Transmit`]) are re-exported here,
+//! so depending on this crate alone is enough; they are the same types as
+//! `triproxy_wire`'s. While the version is 0.x, a minor release may break the API and a
+//! patch release does not.
+//!
 //! # A client's CONNECT served by hand
 //!
 //! A client whose request arrives in two reads, the second carrying the first bytes of
@@ -175,3 +185,9 @@ pub use proxy_server::{
     ProxyEvent, ProxyRequest, ProxyServer, ProxyServerConfig, ProxyState, Refusal, MAX_METHOD_LEN,
     MAX_REQUEST_HEAD, MAX_REQUEST_HEADERS,
 };
+pub use triproxy_wire::{DomainError, DomainName, LogCode, TargetAddr, Transmit};
+
+/// The README's example, compiled and run as a doctest.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

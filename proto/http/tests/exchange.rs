@@ -443,7 +443,9 @@ fn connect_after_forwarded_requests_is_400() {
     d.client(b"CONNECT o.example:443 HTTP/1.1\r\n\r\n");
     assert_eq!(d.requests().len(), 1, "not reported as a request");
     assert_eq!(d.failure().unwrap().log_code().get(), 513);
-    assert!(d.client_text().ends_with("text/plain\r\nContent-Length: 22\r\n\r\ntriproxy: bad request\n"));
+    assert!(d
+        .client_text()
+        .ends_with("text/plain\r\nContent-Length: 22\r\n\r\ntriproxy: bad request\n"));
 }
 
 #[test]

@@ -7,6 +7,13 @@
 //!
 //! It is not a protocol: SOCKS, HTTP and the others live in their own crates and depend on
 //! this one.
+//!
+//! # Stability
+//!
+//! No type or trait of another crate appears in this crate's public API: the `arrayvec`
+//! storage behind [`DomainName`] and [`Transmit`] is an implementation detail, and may be
+//! replaced in any release. While the version is 0.x, a minor release may break the API
+//! and a patch release does not.
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
@@ -20,3 +27,8 @@ pub use addr::{DomainError, DomainName, TargetAddr, MAX_DOMAIN_LEN};
 pub use code::LogCode;
 pub use status::Status;
 pub use transmit::{Transmit, TransmitFull, MAX_TRANSMIT};
+
+/// The README's example, compiled and run as a doctest.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
