@@ -1,8 +1,13 @@
 //! What a client asks to reach: an IP socket address or a bounded domain name and port.
+//!
+//! A [`TargetAddr`] is built from a `(host, port)` pair with `TryFrom`, from an IP pair or
+//! `SocketAddr` with `From`, or parsed from `host:port`, `[v6]:port` or `a.b.c.d:port`
+//! with `str::parse`; `Display` prints the same forms back.
 
 use arrayvec::ArrayVec;
 use core::fmt;
-use std::net::{IpAddr, SocketAddr};
+use core::str::FromStr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
 
 /// Longest domain name any supported protocol can carry (SOCKS5 ATYP 3 has a one-byte
 /// length; RFC 1928 section 5).
@@ -163,6 +168,143 @@ impl From<SocketAddr> for TargetAddr {
     }
 }
 
+impl From<SocketAddrV4> for TargetAddr {
+    fn from(sa: SocketAddrV4) -> Self {
+        TargetAddr::Ip(sa.into())
+    }
+}
+
+impl From<SocketAddrV6> for TargetAddr {
+    fn from(sa: SocketAddrV6) -> Self {
+        TargetAddr::Ip(sa.into())
+    }
+}
+
+impl From<(IpAddr, u16)> for TargetAddr {
+    fn from((ip, port): (IpAddr, u16)) -> Self {
+        TargetAddr::Ip(SocketAddr::new(ip, port))
+    }
+}
+
+impl From<(Ipv4Addr, u16)> for TargetAddr {
+    fn from((ip, port): (Ipv4Addr, u16)) -> Self {
+        TargetAddr::Ip(SocketAddr::new(ip.into(), port))
+    }
+}
+
+impl From<(Ipv6Addr, u16)> for TargetAddr {
+    fn from((ip, port): (Ipv6Addr, u16)) -> Self {
+        TargetAddr::Ip(SocketAddr::new(ip.into(), port))
+    }
+}
+
+impl From<(DomainName, u16)> for TargetAddr {
+    fn from((name, port): (DomainName, u16)) -> Self {
+        TargetAddr::Domain(name, port)
+    }
+}
+
+/// Why a host and port, or a `host:port` string, is not a [`TargetAddr`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ParseTargetError {
+    /// The string has no `:port` at its end.
+    MissingPort,
+    /// The port is not a decimal number from 0 to 65535.
+    InvalidPort,
+    /// The brackets of `[...]` hold no IPv6 address.
+    InvalidIpv6,
+    /// An IPv6 address without brackets in a `host:port` string (`::1:80` is ambiguous;
+    /// write `[::1]:80`).
+    UnbracketedIpv6,
+    /// The host is neither an IP address nor a valid [`DomainName`].
+    Domain(DomainError),
+}
+
+impl fmt::Display for ParseTargetError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ParseTargetError::MissingPort => write!(f, "no port (expected host:port)"),
+            ParseTargetError::InvalidPort => write!(f, "port is not a number from 0 to 65535"),
+            ParseTargetError::InvalidIpv6 => write!(f, "no IPv6 address between the brackets"),
+            ParseTargetError::UnbracketedIpv6 => {
+                write!(f, "an IPv6 address needs brackets: [addr]:port")
+            }
+            ParseTargetError::Domain(e) => e.fmt(f),
+        }
+    }
+}
+
+impl std::error::Error for ParseTargetError {}
+
+impl From<DomainError> for ParseTargetError {
+    fn from(e: DomainError) -> Self {
+        ParseTargetError::Domain(e)
+    }
+}
+
+impl TryFrom<(&str, u16)> for TargetAddr {
+    type Error = ParseTargetError;
+
+    /// An IP address (IPv6 with or without brackets) becomes [`TargetAddr::Ip`]; a host
+    /// that starts with `[` or ends with `]` must be a bracketed IPv6 address; anything
+    /// else must be a [`DomainName`] (1..=255 bytes, no NUL) and is sent as a name, for the
+    /// proxy to resolve.
+    ///
+    /// ```
+    /// use triproxy_wire::TargetAddr;
+    /// let t = TargetAddr::try_from(("example.org", 443)).unwrap();
+    /// assert_eq!(t.domain().and_then(|d| d.as_str()), Some("example.org"));
+    /// assert!(TargetAddr::try_from(("192.0.2.7", 80)).unwrap().ip().is_some());
+    /// assert!(TargetAddr::try_from(("[::1]", 80)).unwrap().ip().is_some());
+    /// assert!(TargetAddr::try_from(("", 80)).is_err());
+    /// ```
+    fn try_from((host, port): (&str, u16)) -> Result<Self, Self::Error> {
+        if host.starts_with('[') || host.ends_with(']') {
+            let inner = host.strip_prefix('[').and_then(|h| h.strip_suffix(']'));
+            let ip: Ipv6Addr = inner
+                .and_then(|h| h.parse().ok())
+                .ok_or(ParseTargetError::InvalidIpv6)?;
+            return Ok((ip, port).into());
+        }
+        if let Ok(ip) = host.parse::<IpAddr>() {
+            return Ok((ip, port).into());
+        }
+        Ok(TargetAddr::Domain(DomainName::new(host.as_bytes())?, port))
+    }
+}
+
+impl FromStr for TargetAddr {
+    type Err = ParseTargetError;
+
+    /// Parses what `Display` prints: `host:port`, `[v6]:port` or `a.b.c.d:port`. The port
+    /// is decimal digits only; an IPv6 address needs its brackets; a host that is not an
+    /// IP address is a name (see [`TargetAddr::try_from`]).
+    ///
+    /// ```
+    /// use triproxy_wire::{ParseTargetError, TargetAddr};
+    /// let t: TargetAddr = "example.org:443".parse().unwrap();
+    /// assert_eq!((t.to_string(), t.port()), ("example.org:443".to_string(), 443));
+    /// assert!("[2001:db8::1]:80".parse::<TargetAddr>().unwrap().ip().is_some());
+    /// assert_eq!("example.org".parse::<TargetAddr>(), Err(ParseTargetError::MissingPort));
+    /// assert_eq!("::1:80".parse::<TargetAddr>(), Err(ParseTargetError::UnbracketedIpv6));
+    /// ```
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        if let Ok(sa) = s.parse::<SocketAddr>() {
+            return Ok(TargetAddr::Ip(sa));
+        }
+        let (host, port) = s.rsplit_once(':').ok_or(ParseTargetError::MissingPort)?;
+        if port.is_empty() || !port.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(ParseTargetError::InvalidPort);
+        }
+        let port = port.parse().map_err(|_| ParseTargetError::InvalidPort)?;
+        if host.contains(':') && !host.starts_with('[') && !host.ends_with(']') {
+            return Err(ParseTargetError::UnbracketedIpv6);
+        }
+        TargetAddr::try_from((host, port))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -187,5 +329,57 @@ mod tests {
         let t6 = TargetAddr::Ip("[::1]:80".parse().unwrap());
         assert_eq!(t6.to_string(), "[::1]:80");
         assert_eq!(t6.port(), 80);
+    }
+
+    #[test]
+    fn parse_forms() {
+        let p = |s: &str| s.parse::<TargetAddr>();
+        assert_eq!(
+            p("1.2.3.4:80"),
+            Ok(TargetAddr::Ip("1.2.3.4:80".parse().unwrap()))
+        );
+        assert_eq!(p("[::1]:0"), Ok(TargetAddr::Ip("[::1]:0".parse().unwrap())));
+        assert_eq!(
+            p("localhost:65535"),
+            Ok(TargetAddr::Domain(
+                DomainName::new(b"localhost").unwrap(),
+                65535
+            ))
+        );
+        assert_eq!(p("localhost"), Err(ParseTargetError::MissingPort));
+        assert_eq!(p("localhost:"), Err(ParseTargetError::InvalidPort));
+        assert_eq!(p("localhost:+80"), Err(ParseTargetError::InvalidPort));
+        assert_eq!(p("localhost:65536"), Err(ParseTargetError::InvalidPort));
+        assert_eq!(p("[::1:80"), Err(ParseTargetError::InvalidIpv6));
+        assert_eq!(p("[nope]:80"), Err(ParseTargetError::InvalidIpv6));
+        assert_eq!(p("::1:80"), Err(ParseTargetError::UnbracketedIpv6));
+        assert_eq!(p(":80"), Err(ParseTargetError::Domain(DomainError::Empty)));
+        let long = format!("{}:1", "a".repeat(256));
+        assert_eq!(
+            p(&long),
+            Err(ParseTargetError::Domain(DomainError::TooLong { len: 256 }))
+        );
+        // A bare IPv6 address is unambiguous in a pair.
+        assert_eq!(
+            TargetAddr::try_from(("::1", 80)),
+            Ok(TargetAddr::Ip("[::1]:80".parse().unwrap()))
+        );
+    }
+
+    proptest::proptest! {
+        /// Display then parse gives the same target: IP targets, and names made of the
+        /// letters, digits, dots and hyphens of DNS host names that do not read as an IP.
+        #[test]
+        fn display_parse_round_trip(
+            ip in proptest::prelude::any::<IpAddr>(),
+            name in "[a-z][a-z0-9.-]{0,62}",
+            port in proptest::prelude::any::<u16>(),
+        ) {
+            let by_ip = TargetAddr::from((ip, port));
+            proptest::prop_assert_eq!(by_ip.to_string().parse::<TargetAddr>(), Ok(by_ip.clone()));
+            let by_name = TargetAddr::try_from((name.as_str(), port)).unwrap();
+            proptest::prop_assert!(by_name.domain().is_some());
+            proptest::prop_assert_eq!(by_name.to_string().parse::<TargetAddr>(), Ok(by_name.clone()));
+        }
     }
 }

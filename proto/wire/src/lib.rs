@@ -23,7 +23,7 @@ mod code;
 mod status;
 mod transmit;
 
-pub use addr::{DomainError, DomainName, TargetAddr, MAX_DOMAIN_LEN};
+pub use addr::{DomainError, DomainName, ParseTargetError, TargetAddr, MAX_DOMAIN_LEN};
 pub use code::LogCode;
 pub use status::Status;
 pub use transmit::{Transmit, TransmitFull, MAX_TRANSMIT};
