@@ -507,7 +507,7 @@ impl ClientRun {
             self.events.push_back(match e {
                 ClientEvent::Granted { bound } => Observed::Granted(bound),
                 ClientEvent::BindPeer { peer } => Observed::BindPeer(peer),
-                ClientEvent::Refused { reply } => Observed::Refused(reply),
+                ClientEvent::Refused { reply } => Observed::Refused(reply.to_u8()),
             });
         }
     }

@@ -76,11 +76,7 @@ impl HopMachine {
                             HopOutcome::Granted
                         }
                         Some(ClientEvent::Refused { reply }) => {
-                            let e = if c.version() == ClientVersion::V5 {
-                                ClientError::V5Refused { reply }
-                            } else {
-                                ClientError::V4Rejected { code: reply }
-                            };
+                            let e = ClientError::from(reply);
                             HopOutcome::Failed(e.log_code(), ParentCause::Socks(e))
                         }
                         None => HopOutcome::Waiting,

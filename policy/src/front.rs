@@ -344,12 +344,10 @@ pub(crate) fn socks5_reply(reason: &Reason) -> ReplyCode {
         Reason::Bind(BindError::Timeout) => ReplyCode::TtlExpired,
         Reason::Bind(_) => ReplyCode::GeneralFailure,
         Reason::Parent(p) => match &p.cause {
-            ParentCause::Socks(ClientError::V5Refused { reply }) => {
-                match ReplyCode::from_u8(*reply) {
-                    ReplyCode::Succeeded | ReplyCode::Other(_) => ReplyCode::GeneralFailure,
-                    r => r,
-                }
-            }
+            ParentCause::Socks(ClientError::V5Refused { reply }) => match reply {
+                ReplyCode::Succeeded | ReplyCode::Other(_) => ReplyCode::GeneralFailure,
+                r => *r,
+            },
             ParentCause::Socks(ClientError::Timeout { .. })
             | ParentCause::Http(triproxy_http::ConnectError::Timeout) => ReplyCode::TtlExpired,
             ParentCause::Socks(ClientError::TargetNotSupported { .. }) => {

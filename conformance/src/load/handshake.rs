@@ -181,7 +181,9 @@ impl Handshake {
                             *done = true;
                         }
                         ClientEvent::Refused { reply } => {
-                            return Err(HandshakeError::SocksRefused { reply })
+                            return Err(HandshakeError::SocksRefused {
+                                reply: reply.to_u8(),
+                            })
                         }
                     }
                 }

@@ -1,15 +1,17 @@
-//! The sans-IO machine for the client side of a SOCKS connection: chaining through a parent
-//! proxy, and testing other servers from the conformance tool.
+//! The sans-IO machine for the client side of a SOCKS connection: an application connecting
+//! through a SOCKS proxy, triproxy chaining through a parent proxy, and the conformance tool
+//! testing other servers.
 //!
 //! [`Client::new`] queues the first message (a SOCKS4/4a request or a SOCKS5 greeting);
-//! the machine then answers the parent's messages by itself (RFC 1929 credentials when the
-//! parent selects X'02', the request after authentication) and reports the outcome as
-//! [`ClientEvent`]s. Like the server it does not buffer: [`Client::handle_input`] returns
+//! the machine then answers the proxy's messages by itself (RFC 1929 credentials when the
+//! proxy selects X'02', the request after authentication) and reports the outcome as
+//! [`ClientEvent`]s: a refusal is typed ([`Refusal`]: the SOCKS5 REP or the SOCKS4 CD). Like the server it does not buffer: [`Client::handle_input`] returns
 //! how many bytes it consumed, the driver keeps the rest, and bytes after the final reply
 //! (the target's first data) are never consumed.
 //!
-//! It is not a chain planner: one machine speaks to one parent. Chains are built by the
-//! session engine, one client machine per hop.
+//! It is not a chain planner: one machine speaks to one proxy. Chains are built by the
+//! session engine, one client machine per hop. It does no I/O: the crate's `blocking` and
+//! `futures` features add small drivers over sockets.
 
 use crate::error::{ClientError, ClientPhase};
 use crate::outbox::Outbox;
@@ -22,7 +24,7 @@ use triproxy_wire::{TargetAddr, Transmit};
 
 pub use crate::v5::{Command, Credentials};
 
-/// The protocol spoken to the parent.
+/// The protocol spoken to the proxy.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum ClientVersion {
     /// SOCKS4: IPv4 targets only.
@@ -33,12 +35,12 @@ pub enum ClientVersion {
     V5,
 }
 
-/// What to ask the parent for.
+/// What to ask the proxy for.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ClientConfig {
     /// Protocol to speak.
     pub version: ClientVersion,
-    /// SOCKS5: offered as method X'02' (besides X'00') and sent if the parent selects it.
+    /// SOCKS5: offered as method X'02' (besides X'00') and sent if the proxy selects it.
     /// SOCKS4/4a: the user name is sent as USERID, the password is not used.
     pub credentials: Option<Credentials>,
     /// CONNECT, BIND or (SOCKS5 only) UDP ASSOCIATE.
@@ -50,10 +52,10 @@ pub struct ClientConfig {
     pub timeout: Duration,
 }
 
-/// What the parent answered.
+/// What the proxy answered.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ClientEvent {
-    /// First (or only) success reply: the address the parent bound (for BIND, where the
+    /// First (or only) success reply: the address the proxy bound (for BIND, where the
     /// peer must connect; for UDP ASSOCIATE, where to send datagrams).
     Granted {
         /// BND.ADDR / BND.PORT (SOCKS4: DSTIP / DSTPORT).
@@ -64,12 +66,59 @@ pub enum ClientEvent {
         /// Its address.
         peer: TargetAddr,
     },
-    /// The parent refused: SOCKS5 REP or SOCKS4 CD. The machine is closed. For a log code
-    /// use [`ClientError::V5Refused`] or [`ClientError::V4Rejected`] with this byte.
+    /// The proxy refused: SOCKS5 REP or SOCKS4 CD. The machine is closed. As an error (for
+    /// its log code or to return it), `ClientError::from(reply)`.
     Refused {
-        /// The REP / CD byte.
-        reply: u8,
+        /// The REP / CD code.
+        reply: Refusal,
     },
+}
+
+/// A refusal as the proxy sent it: the SOCKS5 REP (RFC 1928 section 6) or the SOCKS4 CD,
+/// typed, with any unassigned byte kept in `Other`.
+///
+/// ```
+/// use triproxy_socks::client::Refusal;
+/// use triproxy_socks::{v5, ClientError};
+/// let r = Refusal::V5(v5::ReplyCode::ConnectionRefused);
+/// assert_eq!(r.to_u8(), 5);
+/// assert_eq!(ClientError::from(r).log_code().get(), 65);
+/// assert_eq!(r.to_string(), "connection refused (SOCKS5 REP 5)");
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Refusal {
+    /// A SOCKS4 or SOCKS4a CD other than 90 (granted).
+    V4(v4::ReplyCode),
+    /// A SOCKS5 REP other than X'00' (succeeded).
+    V5(v5::ReplyCode),
+}
+
+impl Refusal {
+    /// The byte on the wire (REP or CD).
+    pub fn to_u8(self) -> u8 {
+        match self {
+            Refusal::V4(code) => code.to_u8(),
+            Refusal::V5(reply) => reply.to_u8(),
+        }
+    }
+}
+
+impl core::fmt::Display for Refusal {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            Refusal::V4(code) => write!(f, "{code} (SOCKS4 CD {})", code.to_u8()),
+            Refusal::V5(reply) => write!(f, "{reply} (SOCKS5 REP {})", reply.to_u8()),
+        }
+    }
+}
+
+impl From<Refusal> for ClientError {
+    fn from(refusal: Refusal) -> Self {
+        match refusal {
+            Refusal::V4(code) => ClientError::V4Rejected { code },
+            Refusal::V5(reply) => ClientError::V5Refused { reply },
+        }
+    }
 }
 
 /// Where the client machine is.
@@ -132,7 +181,7 @@ impl Client {
         })
     }
 
-    /// Feeds bytes from the parent; returns how many were consumed (0 for a strict prefix
+    /// Feeds bytes from the proxy; returns how many were consumed (0 for a strict prefix
     /// of a message). Stops consuming after the final reply or a refusal: the remaining
     /// bytes belong to the tunnel. On `Err` the state is Closed.
     pub fn handle_input(&mut self, now: Instant, input: &[u8]) -> Result<usize, ClientError> {
@@ -157,7 +206,7 @@ impl Client {
         }
     }
 
-    /// The next bytes to write to the parent.
+    /// The next bytes to write to the proxy.
     pub fn poll_transmit(&mut self) -> Option<Transmit> {
         self.outbox.pop()
     }
@@ -167,7 +216,7 @@ impl Client {
         self.events.pop_at(0)
     }
 
-    /// The deadline for the parent's next answer, while one is awaited; None once
+    /// The deadline for the proxy's next answer, while one is awaited; None once
     /// Established or Closed.
     pub fn poll_timeout(&self) -> Option<Instant> {
         self.phase().and(self.deadline)
@@ -184,7 +233,7 @@ impl Client {
         Some(ClientError::Timeout { phase })
     }
 
-    /// The parent closed the connection. If an answer was still awaited: Closed, and the
+    /// The proxy closed the connection. If an answer was still awaited: Closed, and the
     /// error to log ([`ClientError::Closed`]). Otherwise None.
     pub fn handle_eof(&mut self) -> Option<ClientError> {
         let phase = self.phase()?;
@@ -263,30 +312,22 @@ impl Client {
     fn on_reply(&mut self, now: Instant, buf: &[u8], second: bool) -> Result<usize, ClientError> {
         let phase = self.phase().unwrap_or(ClientPhase::V5Reply);
         let malformed = |error| ClientError::Malformed { phase, error };
-        let (ok, code, addr, used) = if self.config.version == ClientVersion::V5 {
+        let (refusal, addr, used) = if self.config.version == ClientVersion::V5 {
             let Some((r, used)) = v5::Reply::parse(buf).map_err(malformed)?.complete() else {
                 return Ok(0);
             };
-            (
-                r.reply == v5::ReplyCode::Succeeded,
-                r.reply.to_u8(),
-                r.bound,
-                used,
-            )
+            let refusal = (r.reply != v5::ReplyCode::Succeeded).then_some(Refusal::V5(r.reply));
+            (refusal, r.bound, used)
         } else {
             let Some((r, used)) = v4::Reply::parse(buf).map_err(malformed)?.complete() else {
                 return Ok(0);
             };
-            (
-                r.code == v4::ReplyCode::Granted,
-                r.code.to_u8(),
-                r.addr(),
-                used,
-            )
+            let refusal = (r.code != v4::ReplyCode::Granted).then_some(Refusal::V4(r.code));
+            (refusal, r.addr(), used)
         };
-        let event = if !ok {
+        let event = if let Some(reply) = refusal {
             self.state = ClientState::Closed;
-            ClientEvent::Refused { reply: code }
+            ClientEvent::Refused { reply }
         } else if second {
             self.state = ClientState::Established;
             ClientEvent::BindPeer { peer: addr }
@@ -322,7 +363,7 @@ fn v4_request(config: &ClientConfig) -> Result<v4::Request, ClientError> {
         _ => return Err(unsupported),
     };
     if let v4::Destination::Ip(ip) = destination {
-        // 0.0.0.x would be read as a SOCKS4a marker by the parent.
+        // 0.0.0.x would be read as a SOCKS4a marker by the proxy.
         if v4::is_v4a_marker(ip) {
             return Err(unsupported);
         }

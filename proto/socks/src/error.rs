@@ -1,5 +1,5 @@
 //! Why a SOCKS exchange failed: [`Error`] for what a client sent to us (server side and the
-//! codecs), [`ClientError`] for what a parent proxy answered us (client side).
+//! codecs), [`ClientError`] for what a SOCKS proxy answered us (client side).
 //!
 //! Each variant carries the offending value where there is one, maps to the 3proxy log code
 //! administrators grep for ([`Error::log_code`], [`ClientError::log_code`]) and prints a
@@ -9,6 +9,7 @@
 //! This module is not a general error type: I/O failures belong to the runtimes.
 
 use crate::client::ClientVersion;
+use crate::{v4, v5};
 use core::fmt;
 use triproxy_wire::{DomainError, LogCode};
 
@@ -196,7 +197,7 @@ impl From<DomainError> for Error {
     }
 }
 
-/// Which answer of a parent proxy the [`crate::client::Client`] was waiting for.
+/// Which answer of the proxy the [`crate::client::Client`] was waiting for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum ClientPhase {
@@ -215,7 +216,7 @@ pub enum ClientPhase {
 }
 
 impl ClientPhase {
-    /// 3proxy's code for a parent that went silent or short in this phase.
+    /// 3proxy's code for a proxy that went silent or short in this phase.
     fn short_code(self) -> LogCode {
         match self {
             ClientPhase::V4Reply | ClientPhase::V4BindPeer => LogCode(42),
@@ -239,7 +240,8 @@ impl fmt::Display for ClientPhase {
     }
 }
 
-/// Why talking to a parent SOCKS proxy failed (client side), with 3proxy's parent codes.
+/// Why talking to a SOCKS proxy failed (client side), with the 3proxy log codes it has when
+/// the proxy is a parent of a chain (40-49 SOCKS4, 50-69 SOCKS5).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum ClientError {
@@ -254,7 +256,7 @@ pub enum ClientError {
     /// A SOCKS4 user name with a NUL byte, which would end USERID early and send another
     /// name. Reported by [`crate::client::Client::new`]. Code 41 (request not sent).
     UserIdContainsNul,
-    /// The parent's answer could not be parsed. Code 42 (SOCKS4), 53 (method selection),
+    /// The proxy's answer could not be parsed. Code 42 (SOCKS4), 53 (method selection),
     /// 55 (RFC 1929 status), 58 (bad ATYP in a reply), 59 (bad address in a reply), 57
     /// (other bad reply).
     Malformed {
@@ -263,32 +265,34 @@ pub enum ClientError {
         /// What was wrong with it.
         error: Error,
     },
-    /// The parent chose METHOD X'FF' or a method we did not offer. Code 54.
+    /// The proxy chose METHOD X'FF' or a method we did not offer. Code 54.
     NoAcceptableMethod {
         /// The METHOD byte it chose.
         method: u8,
     },
-    /// The parent rejected our user name and password (RFC 1929 STATUS != 0). Code 56.
+    /// The proxy rejected our user name and password (RFC 1929 STATUS != 0). Code 56.
     AuthRejected {
         /// The STATUS byte.
         status: u8,
     },
-    /// A SOCKS4 parent answered CD != 90. Code 43.
+    /// A SOCKS4 proxy answered CD != 90. Code 43. Also delivered as
+    /// [`crate::client::ClientEvent::Refused`] ([`crate::client::Refusal::V4`]).
     V4Rejected {
-        /// The CD byte.
-        code: u8,
+        /// The CD code.
+        code: v4::ReplyCode,
     },
-    /// A SOCKS5 parent answered REP != 0. Code 60 + REP (69 for REP >= 9).
+    /// A SOCKS5 proxy answered REP != 0. Code 60 + REP (69 for REP >= 9). Also delivered as
+    /// [`crate::client::ClientEvent::Refused`] ([`crate::client::Refusal::V5`]).
     V5Refused {
-        /// The REP byte.
-        reply: u8,
+        /// The REP code.
+        reply: v5::ReplyCode,
     },
     /// No complete answer before the deadline. Code 42 / 52 / 55 / 57 by phase.
     Timeout {
         /// What we were waiting for.
         phase: ClientPhase,
     },
-    /// The parent closed the connection before a complete answer. Code 42 / 52 / 55 / 57.
+    /// The proxy closed the connection before a complete answer. Code 42 / 52 / 55 / 57.
     Closed {
         /// What we were waiting for.
         phase: ClientPhase,
@@ -299,9 +303,11 @@ impl ClientError {
     /// The 3proxy log code for this failure (40-49 SOCKS4 parent, 50-69 SOCKS5 parent).
     ///
     /// ```
-    /// use triproxy_socks::ClientError;
-    /// assert_eq!(ClientError::V5Refused { reply: 5 }.log_code().get(), 65);
-    /// assert_eq!(ClientError::V4Rejected { code: 91 }.log_code().get(), 43);
+    /// use triproxy_socks::{v4, v5, ClientError};
+    /// let refused = ClientError::V5Refused { reply: v5::ReplyCode::ConnectionRefused };
+    /// assert_eq!(refused.log_code().get(), 65);
+    /// let rejected = ClientError::V4Rejected { code: v4::ReplyCode::Rejected };
+    /// assert_eq!(rejected.log_code().get(), 43);
     /// ```
     pub fn log_code(&self) -> LogCode {
         match self {
@@ -319,7 +325,7 @@ impl ClientError {
             ClientError::NoAcceptableMethod { .. } => LogCode(54),
             ClientError::AuthRejected { .. } => LogCode(56),
             ClientError::V4Rejected { .. } => LogCode(43),
-            ClientError::V5Refused { reply } => LogCode(60 + u16::from((*reply).min(9))),
+            ClientError::V5Refused { reply } => LogCode(60 + u16::from(reply.to_u8().min(9))),
             ClientError::Timeout { phase } | ClientError::Closed { phase } => phase.short_code(),
         }
     }
@@ -329,34 +335,50 @@ impl fmt::Display for ClientError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             ClientError::TargetNotSupported { version } => {
-                write!(
-                    f,
-                    "parent protocol {version:?} cannot carry this target address"
-                )
+                let (name, carries) = match version {
+                    ClientVersion::V4 => ("SOCKS4", "IPv4 addresses only"),
+                    ClientVersion::V4a => ("SOCKS4a", "IPv4 addresses and names only"),
+                    ClientVersion::V5 => ("SOCKS5", "any address"),
+                };
+                write!(f, "{name} cannot carry this target address ({carries})")
             }
-            ClientError::UdpNotSupported => write!(f, "UDP ASSOCIATE needs a SOCKS5 parent"),
+            ClientError::UdpNotSupported => write!(f, "UDP ASSOCIATE needs SOCKS5"),
             ClientError::UserIdContainsNul => write!(f, "SOCKS4 user id contains a NUL byte"),
             ClientError::Malformed { phase, error } => {
-                write!(f, "bad {phase} from parent: {error}")
+                write!(f, "bad {phase} from the proxy: {error}")
             }
             ClientError::NoAcceptableMethod { method } => {
                 write!(
                     f,
-                    "parent accepts none of our authentication methods (chose {method:#04x})"
+                    "the proxy accepts none of the offered authentication methods \
+                     (it chose {method:#04x})"
                 )
             }
             ClientError::AuthRejected { status } => {
-                write!(f, "parent rejected our credentials (status {status})")
+                write!(
+                    f,
+                    "the proxy rejected the user name and password (status {status})"
+                )
             }
             ClientError::V4Rejected { code } => {
-                write!(f, "SOCKS4 parent rejected the request (CD {code})")
+                write!(
+                    f,
+                    "the SOCKS4 proxy rejected the request: {code} (CD {})",
+                    code.to_u8()
+                )
             }
             ClientError::V5Refused { reply } => {
-                write!(f, "SOCKS5 parent refused the request (REP {reply})")
+                write!(
+                    f,
+                    "the SOCKS5 proxy refused the request: {reply} (REP {})",
+                    reply.to_u8()
+                )
             }
-            ClientError::Timeout { phase } => write!(f, "parent timed out before its {phase}"),
+            ClientError::Timeout { phase } => {
+                write!(f, "no {phase} from the proxy before the deadline")
+            }
             ClientError::Closed { phase } => {
-                write!(f, "parent closed the connection before its {phase}")
+                write!(f, "the proxy closed the connection before its {phase}")
             }
         }
     }
@@ -399,7 +421,10 @@ mod tests {
             LogCode(441)
         );
         assert_eq!(
-            ClientError::V5Refused { reply: 0x20 }.log_code(),
+            ClientError::V5Refused {
+                reply: v5::ReplyCode::Other(0x20)
+            }
+            .log_code(),
             LogCode(69)
         );
         assert_eq!(

@@ -248,6 +248,19 @@ impl ReplyCode {
     }
 }
 
+impl core::fmt::Display for ReplyCode {
+    /// The meaning the SOCKS4 protocol gives the code.
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            ReplyCode::Granted => f.write_str("request granted"),
+            ReplyCode::Rejected => f.write_str("request rejected or failed"),
+            ReplyCode::IdentUnreachable => f.write_str("identd unreachable"),
+            ReplyCode::IdentMismatch => f.write_str("identd reported another user id"),
+            ReplyCode::Other(b) => write!(f, "unassigned reply {b}"),
+        }
+    }
+}
+
 /// A SOCKS4 reply: `VN=0 | CD | DSTPORT(2) | DSTIP(4)`.
 ///
 /// Parsing accepts VN 0 and also 4, which some servers send; encoding always writes 0.

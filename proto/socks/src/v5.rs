@@ -471,6 +471,30 @@ impl ReplyCode {
     }
 }
 
+impl fmt::Display for ReplyCode {
+    /// The meaning RFC 1928 section 6 gives the code, in lower case.
+    ///
+    /// ```
+    /// use triproxy_socks::v5::ReplyCode;
+    /// assert_eq!(ReplyCode::NotAllowed.to_string(), "connection not allowed by ruleset");
+    /// assert_eq!(ReplyCode::Other(0x42).to_string(), "unassigned reply 0x42");
+    /// ```
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ReplyCode::Succeeded => f.write_str("succeeded"),
+            ReplyCode::GeneralFailure => f.write_str("general SOCKS server failure"),
+            ReplyCode::NotAllowed => f.write_str("connection not allowed by ruleset"),
+            ReplyCode::NetworkUnreachable => f.write_str("network unreachable"),
+            ReplyCode::HostUnreachable => f.write_str("host unreachable"),
+            ReplyCode::ConnectionRefused => f.write_str("connection refused"),
+            ReplyCode::TtlExpired => f.write_str("TTL expired"),
+            ReplyCode::CommandNotSupported => f.write_str("command not supported"),
+            ReplyCode::AddressTypeNotSupported => f.write_str("address type not supported"),
+            ReplyCode::Other(b) => write!(f, "unassigned reply {b:#04x}"),
+        }
+    }
+}
+
 impl From<u8> for ReplyCode {
     fn from(rep: u8) -> Self {
         ReplyCode::from_u8(rep)

@@ -7,10 +7,11 @@ mod common;
 
 use common::*;
 use std::time::Duration;
-use triproxy_socks::client::{Client, ClientEvent, ClientState, ClientVersion};
+use triproxy_socks::client::{Client, ClientEvent, ClientState, ClientVersion, Refusal};
 use triproxy_socks::server::{
     AuthVerdict, Command, MethodPolicy, Request, Server, ServerConfig, ServerEvent, State, Version,
 };
+use triproxy_socks::v4;
 use triproxy_socks::v5::ReplyCode;
 use triproxy_socks::{ClientError, ClientPhase, Credentials, Error};
 use triproxy_wire::{DomainName, LogCode, TargetAddr};
@@ -309,7 +310,7 @@ fn pair_refusal_every_reply_code() {
         assert_eq!(
             out.client_events,
             [ClientEvent::Refused {
-                reply: code.to_u8()
+                reply: Refusal::V5(code)
             }]
         );
         assert_eq!(out.client_error, None);
@@ -320,10 +321,7 @@ fn pair_refusal_every_reply_code() {
             &out.server.sent[2..],
             &[5, code.to_u8(), 0, 1, 0, 0, 0, 0, 0, 0]
         );
-        let logged = ClientError::V5Refused {
-            reply: code.to_u8(),
-        }
-        .log_code();
+        let logged = ClientError::from(Refusal::V5(code)).log_code();
         assert_eq!(logged.get(), 60 + u16::from(code.to_u8().min(9)));
     }
     // SOCKS4 turns every refusal into CD 91.
@@ -338,7 +336,12 @@ fn pair_refusal_every_reply_code() {
             b"",
             b"",
         );
-        assert_eq!(out.client_events, [ClientEvent::Refused { reply: 91 }]);
+        assert_eq!(
+            out.client_events,
+            [ClientEvent::Refused {
+                reply: Refusal::V4(v4::ReplyCode::Rejected)
+            }]
+        );
         assert_eq!(out.server.sent, [0, 91, 0, 0, 0, 0, 0, 0]);
     }
 }
