@@ -19,6 +19,16 @@
 //! uses ([`TargetAddr`], [`DomainName`], [`Transmit`], [`Status`], [`LogCode`], ...) are
 //! re-exported here, so this crate is the only dependency a user needs.
 //!
+//! # Cargo features
+//!
+//! None is on by default; without them the crate does no I/O.
+//!
+//! - `blocking`: [`blocking::connect`] drives the client machine over a
+//!   `std::net::TcpStream`.
+//! - `futures`: [`futures::connect`] drives it over any `futures-io` `AsyncRead +
+//!   AsyncWrite` stream (smol, async-std, and tokio through `tokio-util`'s compat layer).
+//!   It adds the `futures-io` crate (traits only) and nothing else.
+//!
 //! # A server handshake driven by hand
 //!
 //! A SOCKS5 client with username/password authentication that pipelines its greeting, its
@@ -169,8 +179,14 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+#[cfg(feature = "blocking")]
+pub mod blocking;
 pub mod client;
+#[cfg(any(feature = "blocking", feature = "futures"))]
+mod driver;
 pub mod error;
+#[cfg(feature = "futures")]
+pub mod futures;
 mod outbox;
 pub mod server;
 pub mod v4;
