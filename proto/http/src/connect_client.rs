@@ -1,6 +1,7 @@
 //! The sans-IO machine for the client side of HTTP CONNECT (RFC 9110 section 9.3.6):
-//! opening a tunnel through an HTTP parent proxy, as 3proxy's `parent ... connect` and
-//! `connect+` hops do.
+//! opening a tunnel through an HTTP proxy, for an application or as 3proxy's
+//! `parent ... connect` and `connect+` hops do. The crate's `blocking` and `futures`
+//! features add small drivers over sockets.
 //!
 //! [`ConnectClient::new`] builds and queues the request at once:
 //!
@@ -11,7 +12,7 @@
 //! \r\n
 //! ```
 //!
-//! The machine then reads the parent's response head and reports the outcome as a
+//! The machine then reads the proxy's response head and reports the outcome as a
 //! [`ConnectEvent`]. Like the SOCKS machines it does not buffer: [`ConnectClient::handle_input`]
 //! returns how many bytes it consumed (0 while the head is incomplete: the driver keeps the
 //! bytes and presents them again with more), and the bytes after the head (the target's
@@ -23,7 +24,7 @@
 //! response are not interpreted (a client ignores `Content-Length` and `Transfer-Encoding`
 //! in a 2xx answer to CONNECT, RFC 9110 section 9.3.6).
 //!
-//! It is not a chain planner (one machine speaks to one parent; the session engine builds
+//! It is not a chain planner (one machine speaks to one proxy; the session engine builds
 //! chains hop by hop), does not resolve names, and does not read or relay a refusal's body.
 
 use crate::error::{ConnectError, CredentialField, HeadError};
@@ -38,7 +39,7 @@ use triproxy_wire::TargetAddr;
 /// Longest response head the machine accepts, in bytes, counted from the first byte of the
 /// status line (or of the blank lines before it) to the end of the empty line that closes
 /// the head. An incomplete head of this size or more is
-/// [`HeadError::TooLarge`] (code 32), so a parent cannot make the driver hold an unbounded
+/// [`HeadError::TooLarge`] (code 32), so a proxy cannot make the driver hold an unbounded
 /// amount of input. A CONNECT reply is normally a status line and a few fields, well under
 /// 1 KiB; 8 KiB is the common limit of HTTP implementations for a head.
 pub const MAX_RESPONSE_HEAD: usize = 8192;
@@ -129,7 +130,7 @@ impl fmt::Debug for Credentials {
     }
 }
 
-/// What to ask the parent for.
+/// What to ask the proxy for.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConnectConfig {
     /// The destination: an IP address (3proxy `connect`) or a name (`connect+`). IPv6
@@ -143,12 +144,12 @@ pub struct ConnectConfig {
     pub timeout: Duration,
 }
 
-/// What the parent answered.
+/// What the proxy answered.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum ConnectEvent {
     /// A 2xx response: the tunnel is open, further bytes are the target's.
     Established,
-    /// A final response other than 2xx (407 when the parent wants credentials, 403, 502,
+    /// A final response other than 2xx (407 when the proxy wants credentials, 403, 502,
     /// ...). The machine is closed. For a log code use [`ConnectError::Refused`] with this
     /// status (code 33).
     Refused {
@@ -196,7 +197,7 @@ impl ConnectClient {
         })
     }
 
-    /// Feeds bytes from the parent; returns how many were consumed: 0 while the response
+    /// Feeds bytes from the proxy; returns how many were consumed: 0 while the response
     /// head is incomplete, otherwise exactly the length of the head (plus any interim 1xx
     /// heads before it). Stops consuming after the final head: the remaining bytes belong
     /// to the tunnel (after a 2xx) or to a refusal's body (which nobody reads). On `Err`
@@ -252,7 +253,7 @@ impl ConnectClient {
         Some(ConnectError::Timeout)
     }
 
-    /// The parent closed the connection. If the head was still awaited: Closed, and the
+    /// The proxy closed the connection. If the head was still awaited: Closed, and the
     /// error to log ([`ConnectError::Closed`], code 34). Otherwise None.
     pub fn handle_eof(&mut self) -> Option<ConnectError> {
         if self.state != ConnectState::AwaitingReply {

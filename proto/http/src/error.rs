@@ -97,8 +97,8 @@ impl fmt::Display for HeadError {
     }
 }
 
-/// Why talking to a parent HTTP proxy with CONNECT failed (client side), with 3proxy's
-/// codes for CONNECT parents (30-39).
+/// Why talking to an HTTP proxy with CONNECT failed (client side), with the 3proxy codes it
+/// has when the proxy is a CONNECT parent of a chain (30-39).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum ConnectError {
@@ -121,12 +121,12 @@ pub enum ConnectError {
         /// The first offending byte.
         byte: u8,
     },
-    /// The parent's response head could not be parsed. Code 32.
+    /// The proxy's response head could not be parsed. Code 32.
     Malformed {
         /// What was wrong with it.
         reason: HeadError,
     },
-    /// The parent answered with a final status other than 2xx. Also delivered as
+    /// The proxy answered with a final status other than 2xx. Also delivered as
     /// [`crate::ConnectEvent::Refused`]; this variant exists for its log code. Code 33.
     Refused {
         /// The status code.
@@ -134,7 +134,7 @@ pub enum ConnectError {
     },
     /// No complete final response head before the deadline. Code 32.
     Timeout,
-    /// The parent closed the connection before a complete final response head. Code 34.
+    /// The proxy closed the connection before a complete final response head. Code 34.
     Closed,
 }
 
@@ -145,7 +145,7 @@ impl ConnectError {
     /// |---|---|
     /// | `InvalidCredentials`, `InvalidHost` (request could not be built or sent) | 31 |
     /// | `Malformed`, `Timeout` (timeout or bad reply) | 32 |
-    /// | `Refused` (parent answered non-2xx) | 33 |
+    /// | `Refused` (the proxy answered non-2xx) | 33 |
     /// | `Closed` (closed before the reply) | 34 |
     ///
     /// ```
@@ -176,7 +176,7 @@ impl fmt::Display for ConnectError {
                 };
                 write!(
                     f,
-                    "{field} for the HTTP parent contains {what} ({byte:#04x}), which Basic \
+                    "{field} for the HTTP proxy contains {what} ({byte:#04x}), which Basic \
                      authentication cannot carry"
                 )
             }
@@ -185,16 +185,21 @@ impl fmt::Display for ConnectError {
                 "target host name contains byte {byte:#04x}, which a CONNECT request cannot carry"
             ),
             ConnectError::Malformed { reason } => {
-                write!(f, "bad CONNECT reply from HTTP parent: {reason}")
+                write!(f, "bad CONNECT reply from the HTTP proxy: {reason}")
             }
             ConnectError::Refused { status } => {
-                write!(f, "HTTP parent refused CONNECT (status {status})")
+                write!(f, "the HTTP proxy refused CONNECT (status {status})")
             }
-            ConnectError::Timeout => write!(f, "HTTP parent timed out before its CONNECT reply"),
+            ConnectError::Timeout => {
+                write!(
+                    f,
+                    "no CONNECT reply from the HTTP proxy before the deadline"
+                )
+            }
             ConnectError::Closed => {
                 write!(
                     f,
-                    "HTTP parent closed the connection before its CONNECT reply"
+                    "the HTTP proxy closed the connection before its CONNECT reply"
                 )
             }
         }
@@ -393,19 +398,19 @@ mod tests {
                 byte: b'\r'
             }
             .to_string(),
-            "password for the HTTP parent contains a control character (0x0d), which Basic \
+            "password for the HTTP proxy contains a control character (0x0d), which Basic \
              authentication cannot carry"
         );
         assert_eq!(
             ConnectError::Refused { status: 407 }.to_string(),
-            "HTTP parent refused CONNECT (status 407)"
+            "the HTTP proxy refused CONNECT (status 407)"
         );
         assert_eq!(
             ConnectError::Malformed {
                 reason: HeadError::TooLarge
             }
             .to_string(),
-            "bad CONNECT reply from HTTP parent: no end of head within 8192 bytes"
+            "bad CONNECT reply from the HTTP proxy: no end of head within 8192 bytes"
         );
     }
 

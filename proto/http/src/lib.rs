@@ -28,14 +28,26 @@
 //! Dependencies: `triproxy-wire` (the shared vocabulary), `httparse` (request and response
 //! heads), `base64` (Basic credentials).
 //!
+//! # Cargo features
+//!
+//! None is on by default; without them the crate does no I/O.
+//!
+//! - `blocking`: `blocking::connect(proxy, target, credentials)` opens a CONNECT tunnel
+//!   over a `std::net::TcpStream`.
+//! - `futures`: `futures::connect(stream, target, credentials)` does it over any
+//!   `futures-io` `AsyncRead + AsyncWrite` stream (smol, and tokio through `tokio-util`'s
+//!   compat layer). It adds the `futures-io` crate (traits only) and nothing else.
+//!
 //! # Stability
 //!
-//! No type or trait of a third-party crate appears in the public API: `httparse` and
+//! Without features, no type or trait of a third-party crate appears in the public API: `httparse` and
 //! `base64` are implementation details (httparse's errors become [`HeadError`]) and may be
 //! replaced in any release. The `triproxy-wire` types the API uses ([`TargetAddr`],
 //! [`DomainName`] and its [`DomainError`], [`LogCode`], [`Transmit`]) are re-exported here,
 //! so depending on this crate alone is enough; they are the same types as
-//! `triproxy_wire`'s. While the version is 0.x, a minor release may break the API and a
+//! `triproxy_wire`'s. The `futures` feature's adapters take any `futures_io::AsyncRead +
+//! AsyncWrite` stream: with that feature on, `futures-io` 0.3 is part of the API on
+//! purpose. While the version is 0.x, a minor release may break the API and a
 //! patch release does not.
 //!
 //! # A client's CONNECT served by hand
@@ -169,11 +181,17 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+#[cfg(feature = "blocking")]
+pub mod blocking;
 pub mod body;
 pub mod connect_client;
+#[cfg(any(feature = "blocking", feature = "futures"))]
+mod driver;
 pub mod error;
 pub mod exchange;
 pub mod forward;
+#[cfg(feature = "futures")]
+pub mod futures;
 pub mod proxy_server;
 
 pub use connect_client::{
@@ -181,11 +199,12 @@ pub use connect_client::{
     MAX_RESPONSE_HEADERS,
 };
 pub use error::{ConnectError, CredentialField, HeadError, RequestError};
+// The shared vocabulary this crate's API speaks in, so that one dependency is enough.
 pub use proxy_server::{
     ProxyEvent, ProxyRequest, ProxyServer, ProxyServerConfig, ProxyState, Refusal, MAX_METHOD_LEN,
     MAX_REQUEST_HEAD, MAX_REQUEST_HEADERS,
 };
-pub use triproxy_wire::{DomainError, DomainName, LogCode, TargetAddr, Transmit};
+pub use triproxy_wire::{DomainError, DomainName, LogCode, ParseTargetError, TargetAddr, Transmit};
 
 /// The README's example, compiled and run as a doctest.
 #[cfg(doctest)]
