@@ -346,3 +346,46 @@ fn blocking_socks_handshake_times_out() {
     assert_eq!(s.read_timeout().unwrap(), None);
     drop(silent);
 }
+
+/// The futures-io adapters on tokio, through `tokio-util`'s compat layer, against the
+/// std daemon: SOCKS5 with credentials, and an HTTP CONNECT refusal.
+#[test]
+fn futures_adapters_on_tokio() {
+    use tokio_util::compat::TokioAsyncReadCompatExt;
+    let socks = Daemon::start(&format!("{STRONG}socks -p0 -i127.0.0.1\n"), "std");
+    let http = Daemon::start(&format!("{OPEN}proxy -p0 -i127.0.0.1\n"), "std");
+    let target = banner_target();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        tokio::time::timeout(IO_TIMEOUT, async {
+            let tcp = tokio::net::TcpStream::connect(socks.addr).await.unwrap();
+            let mut s =
+                triproxy_socks::futures::connect(tcp.compat(), target.into(), Some(alice()))
+                    .await
+                    .unwrap();
+            check_tunnel_async(&mut s).await;
+            let tcp: tokio::net::TcpStream = s.into_inner();
+            drop(tcp);
+
+            let tcp = tokio::net::TcpStream::connect(http.addr).await.unwrap();
+            let mut s = triproxy_http::futures::connect(tcp.compat(), target.into(), None)
+                .await
+                .unwrap();
+            check_tunnel_async(&mut s).await;
+
+            let tcp = tokio::net::TcpStream::connect(http.addr).await.unwrap();
+            let e = triproxy_http::futures::connect(tcp.compat(), closed_port().into(), None)
+                .await
+                .unwrap_err();
+            assert_eq!(
+                triproxy_http::futures::connect_error(&e),
+                Some(triproxy_http::ConnectError::Refused { status: 502 })
+            );
+        })
+        .await
+        .expect("timed out");
+    });
+}
