@@ -23,11 +23,15 @@
 //!
 //! None is on by default; without them the crate does no I/O.
 //!
-//! - `blocking`: [`blocking::connect`] drives the client machine over a
-//!   `std::net::TcpStream`.
-//! - `futures`: [`futures::connect`] drives it over any `futures-io` `AsyncRead +
-//!   AsyncWrite` stream (smol, async-std, and tokio through `tokio-util`'s compat layer).
-//!   It adds the `futures-io` crate (traits only) and nothing else.
+//! - `blocking`: `blocking::connect(proxy, target, credentials)` drives the client machine
+//!   over a `std::net::TcpStream`.
+//! - `futures`: `futures::connect(stream, target, credentials)` drives it over any
+//!   `futures-io` `AsyncRead + AsyncWrite` stream (smol, async-std, and tokio through
+//!   `tokio-util`'s compat layer). It adds the `futures-io` crate (traits only) and
+//!   nothing else.
+//!
+//! `CLIENT.md` beside this crate's manifest shows both in a few lines and compares them
+//! with tokio-socks and fast-socks5.
 //!
 //! # A server handshake driven by hand
 //!
