@@ -251,7 +251,7 @@ pub enum ClientError {
         /// The configured version.
         version: ClientVersion,
     },
-    /// UDP ASSOCIATE through a SOCKS4 parent. Code 70.
+    /// UDP ASSOCIATE over SOCKS4/4a, which has no such command. Code 70.
     UdpNotSupported,
     /// A SOCKS4 user name with a NUL byte, which would end USERID early and send another
     /// name. Reported by [`crate::client::Client::new`]. Code 41 (request not sent).
@@ -300,7 +300,7 @@ pub enum ClientError {
 }
 
 impl ClientError {
-    /// The 3proxy log code for this failure (40-49 SOCKS4 parent, 50-69 SOCKS5 parent).
+    /// The 3proxy log code for this failure (40-49 for a SOCKS4 parent, 50-69 for SOCKS5).
     ///
     /// ```
     /// use triproxy_socks::{v4, v5, ClientError};
