@@ -33,6 +33,16 @@
 //! `CLIENT.md` beside this crate's manifest shows both in a few lines and compares them
 //! with tokio-socks and fast-socks5.
 //!
+//! # Stability
+//!
+//! Two other crates appear in the public API on purpose, and a release that moves either
+//! to a new major version is a breaking release of this one: `bytes` 1 (the encoders take
+//! `&mut impl bytes::BufMut`, so callers own their buffers) and `arrayvec` 0.7 (the
+//! fixed-capacity fields of parsed messages: `v5::Greeting::methods`, `v5::Credentials`,
+//! the SOCKS4 user ids of `v4::Request` and `server::Request`). With the `futures`
+//! feature on, `futures-io` 0.3 is part of the API too. While the version is 0.x, a minor
+//! release may break the API and a patch release does not.
+//!
 //! # A server handshake driven by hand
 //!
 //! A SOCKS5 client with username/password authentication that pipelines its greeting, its
