@@ -25,7 +25,12 @@ pub enum Resolved {
     PortIp4(Option<String>),
     /// Everything until the stream ends or goes quiet.
     Rest,
+    /// Everything up to and including the first CRLF CRLF (at most [`MAX_HEAD`] bytes).
+    Head,
 }
+
+/// Longest `<head>` matched.
+pub const MAX_HEAD: usize = 16 * 1024;
 
 /// What [`eval`] found.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -118,6 +123,25 @@ pub fn eval(items: &[Resolved], buf: &[u8], more: bool) -> Eval {
                     captures.insert(n.clone(), port_ip4(b));
                 }
                 pos += 6;
+            }
+            Resolved::Head => {
+                let rest = buf.get(pos..).unwrap_or_default();
+                match rest.windows(4).position(|w| w == b"\r\n\r\n") {
+                    Some(i) if i + 4 <= MAX_HEAD => pos += i + 4,
+                    Some(_) => {
+                        return Eval::Mismatch {
+                            offset: pos + MAX_HEAD,
+                            why: format!("no end of head (CRLF CRLF) within {MAX_HEAD} bytes"),
+                        }
+                    }
+                    None if rest.len() >= MAX_HEAD => {
+                        return Eval::Mismatch {
+                            offset: pos + MAX_HEAD,
+                            why: format!("no end of head (CRLF CRLF) within {MAX_HEAD} bytes"),
+                        }
+                    }
+                    None => return short(buf.len(), "the end of the head (CRLF CRLF)".into()),
+                }
             }
             Resolved::Rest => {
                 if more {
@@ -225,6 +249,7 @@ pub fn render_items(items: &[Resolved]) -> String {
             Resolved::PortIp4(None) => write!(out, "<port-ip4>"),
             Resolved::PortIp4(Some(n)) => write!(out, "<port-ip4:{n}>"),
             Resolved::Rest => write!(out, "..."),
+            Resolved::Head => write!(out, "<head>"),
         };
     }
     out

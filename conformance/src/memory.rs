@@ -736,6 +736,7 @@ fn client_expect(
                         Item::Addr(n) => r.push(Resolved::Addr(n.clone())),
                         Item::PortIp4(n) => r.push(Resolved::PortIp4(n.clone())),
                         Item::Rest => r.push(Resolved::Rest),
+                        Item::Head => r.push(Resolved::Head),
                     }
                 }
                 (

@@ -160,6 +160,8 @@ impl Env {
         put("echo.port", a.echo.port().to_be_bytes().to_vec());
         put("echo.host", a.echo_host.as_bytes().to_vec());
         put("echo.host.len", len_byte(a.echo_host.as_bytes()));
+        put("echo.hostport", a.echo.to_string().into_bytes());
+        put("closed.hostport", a.closed.to_string().into_bytes());
         if let Some(e6) = a.echo6 {
             if let IpAddr::V6(ip) = e6.ip() {
                 put("echo6.ip6", ip.octets().to_vec());
@@ -521,6 +523,7 @@ impl<B: Backend> Runner<'_, B> {
                 Item::Addr(n) => out.push(Resolved::Addr(n.clone())),
                 Item::PortIp4(n) => out.push(Resolved::PortIp4(n.clone())),
                 Item::Rest => out.push(Resolved::Rest),
+                Item::Head => out.push(Resolved::Head),
             }
         }
         Ok(Some(out))

@@ -5,68 +5,16 @@
 //!
 //! # Format
 //!
+//! The format is documented in `conformance/TRACES.md` (header directives `level:`, `rfc:`,
+//! `requires:`, `modes:`, `side:`, `config:`; steps; data and patterns; harness values).
+//!
 //! ```text
-//! # RFC 1928 §3/§4: no-auth greeting, CONNECT to the echo target by IPv4
-//! requires: noauth
-//! client: 05 01 00                 # VER=5 NMETHODS=1 METHOD=no-auth
-//! server: 05 00                    # method selected: no-auth
-//! client: 05 01 00 01 {echo.ip4} {echo.port}
-//! server: 05 00 00 <addr>          # succeeded; BND is any address
-//! client: "hello"
-//! server: "hello"
-//! client: close
-//! server: close
+//! # RFC 1928 §3: a greeting without acceptable methods gets X'FF'
+//! level: must
+//! rfc: RFC 1928 §3: "If the selected METHOD is X'FF', none of the methods listed by the client are acceptable, and the client MUST close the connection."
+//! client: 05 01 80
+//! server: 05 ff
 //! ```
-//!
-//! - `#` starts a comment (outside quotes). The comment lines before the first directive are
-//!   the trace's description; its first line is the title shown in reports. A comment after
-//!   a step annotates that step in failure reports.
-//! - Header directives, before the first step:
-//!   - `requires: noauth | auth | ipv6 | nxdomain | deny ...` — what the server under test
-//!     must be set up for (a trace whose requirement is not met is skipped, with the reason).
-//!     Using `{echo6.*}`, `{nxdomain}` or `{denied.*}` adds `ipv6`, `nxdomain` or `deny`.
-//!   - `modes: whole split1 pipelined` — the input modes the trace runs in (default: all three
-//!     for server traces, `whole split1` for client traces). `whole` writes each `client:`
-//!     line at once; `split1` writes it one byte at a time; `pipelined` joins consecutive
-//!     `client:` data lines (up to a `close`, `wait`, peer or UDP step) into one write sent
-//!     before any of the answers in between are read.
-//!   - `side: server` (default: the trace tests a server; we are the client) or
-//!     `side: client` (it tests our client machine; we play the server).
-//!   - `config: socks5 connect 192.0.2.7:80 user=alice pass=secret` — client traces only:
-//!     version (`socks4`, `socks4a`, `socks5`), command (`connect`, `bind`, `udp-associate`),
-//!     target (`IP:PORT`, `[IPv6]:PORT` or `NAME:PORT`), optional credentials.
-//! - Steps, in order:
-//!   - `client: DATA`, `client: close` (half-close), `client: wait 100ms` — what the client
-//!     sends; in client traces `client: EXPECT` is what our client machine must send.
-//!   - `server: EXPECT` — what the client must receive; in client traces `server: DATA` or
-//!     `server: close` is what the scripted server sends.
-//!   - `peer: connect {NAME}`, `peer: DATA`, `peer: close` — BIND's second party: it connects
-//!     to the address captured as `NAME` and talks through the tunnel.
-//!     `peer-expect: EXPECT` — what the peer must receive.
-//!   - `udp-send: DATA` — a datagram from the client to the relay captured as `relay`;
-//!     `udp-expect: EXPECT` — one datagram the client must receive (the whole datagram).
-//!   - client traces only: `event: granted ADDR | bind-peer ADDR | refused NN | error` and
-//!     `leftover: DATA` (bytes our client machine must leave unconsumed for the tunnel).
-//! - DATA is a sequence of two-digit hex bytes (`05`), quoted strings (`"GET /\r\n"`, with
-//!   `\\ \" \n \r \t \0 \xNN`), harness values in braces (`{echo.port}`), and repeats
-//!   (`61*243`, `"ab"*3`).
-//! - EXPECT is one or more alternatives separated by `|`; the first that matches wins. An
-//!   alternative is `close` (EOF or reset), `eof` (a clean EOF), `timeout` (nothing arrives
-//!   and the connection stays open for the quiet window), or a byte pattern: DATA plus `??`
-//!   (any byte, `??*6` for six), `!00` (any byte but 00), `<addr>` (a SOCKS5 ATYP address and
-//!   port of any type), `<port-ip4>` (SOCKS4's DSTPORT DSTIP), `...` (any further bytes until
-//!   the peer closes or goes quiet; last item only). `<addr:NAME>` and `<port-ip4:NAME>`
-//!   capture the address as `NAME`. An alternative may end in `=> skip "reason"`: if it is
-//!   the one that matches, the trace stops there and is reported as skipped, which is how a
-//!   trace allows an optional feature (BIND, UDP ASSOCIATE) to be missing.
-//!
-//! Harness values: `echo.ip4 echo.port echo.host echo.host.len` (a TCP echo target and a
-//! name for it), `echo6.ip6 echo6.port` (an IPv6 echo), `sink.ip4 sink.port` (a target that
-//! reads and never answers), `closed.ip4 closed.port` (nothing listens), `denied.ip4
-//! denied.port` (a target the server is configured to refuse), `udpecho.ip4 udpecho.port`,
-//! `udpclient.ip4 udpclient.port` (the client's own UDP socket), `user user.len pass
-//! pass.len`, `nxdomain nxdomain.len` (a name that does not resolve), and after `peer:
-//! connect`, `peer.ip4 peer.port` (in EXPECT only).
 //!
 //! # Limits
 //!
@@ -100,12 +48,14 @@ pub const HARNESS_VALUES: &[&str] = &[
     "echo.port",
     "echo.host",
     "echo.host.len",
+    "echo.hostport",
     "echo6.ip6",
     "echo6.port",
     "sink.ip4",
     "sink.port",
     "closed.ip4",
     "closed.port",
+    "closed.hostport",
     "denied.ip4",
     "denied.port",
     "udpecho.ip4",
@@ -131,6 +81,8 @@ pub enum Protocol {
     Socks4,
     /// SOCKS5, RFC 1928 and RFC 1929 (`traces/socks5`).
     Socks5,
+    /// HTTP proxies, RFC 9110 and RFC 9112: CONNECT and forwarding (`traces/http`).
+    Http,
 }
 
 impl Protocol {
@@ -139,8 +91,64 @@ impl Protocol {
         match self {
             Protocol::Socks4 => "socks4",
             Protocol::Socks5 => "socks5",
+            Protocol::Http => "http",
         }
     }
+}
+
+/// How binding the behaviour a trace checks is (header `level:`). Only a failed
+/// [`Level::Must`] trace fails a run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Level {
+    /// The specification requires it (MUST, or the only meaningful reading of the text).
+    Must,
+    /// The specification recommends it (SHOULD), or interoperability depends on it.
+    Should,
+    /// The specification leaves it open; the trace records one reasonable choice.
+    Choice,
+}
+
+impl Level {
+    /// `must`, `should` or `choice` (as written in traces).
+    pub fn name(self) -> &'static str {
+        match self {
+            Level::Must => "must",
+            Level::Should => "should",
+            Level::Choice => "choice",
+        }
+    }
+
+    /// `MUST`, `SHOULD` or `implementation choice` (as shown in reports).
+    pub fn label(self) -> &'static str {
+        match self {
+            Level::Must => "MUST",
+            Level::Should => "SHOULD",
+            Level::Choice => "implementation choice",
+        }
+    }
+
+    fn from_name(s: &str) -> Option<Level> {
+        [Level::Must, Level::Should, Level::Choice]
+            .into_iter()
+            .find(|l| l.name() == s)
+    }
+}
+
+impl fmt::Display for Level {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.label())
+    }
+}
+
+/// The root cause a trace's failure points to, whatever the mode (header `cause:`), for
+/// traces written to provoke it: a greeting sent in pieces, data pipelined on purpose.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Cause {
+    /// `split`: the server expects one read to hold one whole message.
+    Split,
+    /// `pipelined`: the server loses bytes that follow a message in the same read.
+    Pipelined,
 }
 
 /// Who the trace tests.
@@ -255,6 +263,9 @@ pub enum Item {
     PortIp4(Option<String>),
     /// Any further bytes, until the stream ends or goes quiet (`...`).
     Rest,
+    /// Any bytes up to and including the first CRLF CRLF (`<head>`: the rest of an HTTP
+    /// head).
+    Head,
 }
 
 /// What one alternative expects.
@@ -381,6 +392,12 @@ pub struct Trace {
     pub description: Vec<String>,
     /// Who is tested.
     pub side: Side,
+    /// How binding the checked behaviour is (`level:`; [`Level::Must`] if not given).
+    pub level: Level,
+    /// The specification sentence the trace checks (`rfc:`), verbatim.
+    pub rfc: Option<String>,
+    /// The root cause its failures point to (`cause:`), if the trace is written for one.
+    pub cause: Option<Cause>,
     /// Set-up the server must have.
     pub requires: BTreeSet<Requirement>,
     /// Input modes to run.
@@ -525,7 +542,22 @@ impl fmt::Display for LoadError {
 
 impl std::error::Error for LoadError {}
 
-/// The trace directory shipped with this crate (`conformance/traces`).
+mod embedded {
+    include!(concat!(env!("OUT_DIR"), "/traces.rs"));
+}
+
+/// The shipped traces of `protocol`, built into the binary (so an installed tool runs from
+/// any directory), in file-name order.
+pub fn embedded_suite(protocol: Protocol) -> Result<Vec<Trace>, ParseError> {
+    embedded::EMBEDDED
+        .iter()
+        .filter(|(suite, _, _)| *suite == protocol.name())
+        .map(|(_, stem, text)| parse(&format!("{}/{stem}", protocol.name()), protocol, text))
+        .collect()
+}
+
+/// The trace directory of this source tree (`conformance/traces`), for tests and for
+/// editing traces without rebuilding (`--traces`).
 pub fn default_trace_dir() -> PathBuf {
     PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/traces"))
 }
@@ -631,6 +663,9 @@ impl Parser {
                 title: String::new(),
                 description: Vec::new(),
                 side: Side::Server,
+                level: Level::Must,
+                rfc: None,
+                cause: None,
                 requires: BTreeSet::new(),
                 modes: Vec::new(),
                 client: None,
@@ -691,6 +726,9 @@ impl Parser {
     fn line(&mut self, line: usize, raw: &str) -> Result<(), ParseErrorKind> {
         let (word, body) = raw.split_once(':').ok_or(ParseErrorKind::MissingColon)?;
         let word = word.trim();
+        if word == "rfc" || word == "level" || word == "cause" {
+            return self.raw_header(word, body.trim());
+        }
         let tokens = tokenize(body)?;
         match word {
             "requires" | "modes" | "side" | "config" => self.header(word, &tokens),
@@ -707,6 +745,37 @@ impl Parser {
                 Ok(())
             }
         }
+    }
+
+    /// `level:` and `rfc:`, read verbatim (an RFC sentence may hold any character).
+    fn raw_header(&mut self, word: &str, body: &str) -> Result<(), ParseErrorKind> {
+        if !self.trace.steps.is_empty() {
+            return Err(ParseErrorKind::HeaderAfterSteps(word.to_string()));
+        }
+        let key: &'static str = match word {
+            "rfc" => "rfc",
+            "cause" => "cause",
+            _ => "level",
+        };
+        if !self.seen_header.insert(key) {
+            return Err(ParseErrorKind::DuplicateHeader(word.to_string()));
+        }
+        if body.is_empty() {
+            return Err(ParseErrorKind::Empty);
+        }
+        if key == "rfc" {
+            self.trace.rfc = Some(body.to_string());
+        } else if key == "cause" {
+            self.trace.cause = Some(match body {
+                "split" => Cause::Split,
+                "pipelined" => Cause::Pipelined,
+                _ => return Err(ParseErrorKind::BadHeaderValue(body.to_string())),
+            });
+        } else {
+            self.trace.level =
+                Level::from_name(body).ok_or(ParseErrorKind::BadHeaderValue(body.to_string()))?;
+        }
+        Ok(())
     }
 
     fn header(&mut self, word: &str, tokens: &[Tok]) -> Result<(), ParseErrorKind> {
@@ -919,6 +988,7 @@ impl Parser {
                 }
                 Tok::Any(n) => Item::Any(*n),
                 Tok::Not(b) => Item::Not(*b),
+                Tok::Head => Item::Head,
                 Tok::Rest => {
                     if i + 1 != body.len() {
                         return Err(ParseErrorKind::Misplaced("...".into()));
@@ -1095,6 +1165,8 @@ enum Tok {
     Not(u8),
     /// `...`.
     Rest,
+    /// `<head>`.
+    Head,
     /// `<addr>`, `<addr:name>`, `<port-ip4>`, `<port-ip4:name>`.
     Capture(CaptureKind, Option<String>),
     /// `|`.
@@ -1121,6 +1193,7 @@ impl fmt::Display for Tok {
             Tok::Any(n) => write!(f, "??*{n}"),
             Tok::Not(b) => write!(f, "!{b:02x}"),
             Tok::Rest => f.write_str("..."),
+            Tok::Head => f.write_str("<head>"),
             Tok::Capture(k, n) => {
                 let k = match k {
                     CaptureKind::Addr => "addr",
@@ -1185,6 +1258,11 @@ fn tokenize(body: &str) -> Result<Vec<Tok>, ParseErrorKind> {
                     .find('>')
                     .ok_or(ParseErrorKind::BadToken(rest.to_string()))?;
                 let inner = rest.get(1..end).unwrap_or_default();
+                if inner == "head" {
+                    out.push(Tok::Head);
+                    rest = rest.get(end + 1..).unwrap_or_default();
+                    continue;
+                }
                 let (kind, name) = match inner.split_once(':') {
                     Some((k, n)) if is_name(n) => (k, Some(n.to_string())),
                     Some(_) => return Err(ParseErrorKind::BadToken(format!("<{inner}>"))),

@@ -51,3 +51,38 @@ fn the_shipped_traces_all_parse() {
         }
     }
 }
+
+#[test]
+fn the_embedded_traces_are_the_shipped_files() {
+    for p in [Protocol::Socks4, Protocol::Socks5] {
+        let mut from_dir = trace::load_suite(&trace::default_trace_dir(), p).unwrap();
+        for t in &mut from_dir {
+            t.path = None;
+        }
+        let embedded = trace::embedded_suite(p).unwrap();
+        assert_eq!(embedded, from_dir, "{p:?}: rebuild after editing traces");
+    }
+}
+
+#[test]
+fn every_shipped_trace_has_a_level_and_quotes_its_rfc() {
+    for p in [Protocol::Socks4, Protocol::Socks5] {
+        for t in trace::embedded_suite(p).unwrap() {
+            let rfc = t.rfc.as_deref().unwrap_or_default();
+            assert!(
+                (rfc.starts_with("RFC ") || rfc.starts_with("SOCKS4")) && rfc.contains('"'),
+                "{}: `rfc:` should name the document and quote it: {rfc:?}",
+                t.name
+            );
+            let text = std::fs::read_to_string(
+                trace::default_trace_dir().join(format!("{}.trace", t.name)),
+            )
+            .unwrap();
+            assert!(
+                text.lines().any(|l| l.starts_with("level:")),
+                "{}: no `level:`",
+                t.name
+            );
+        }
+    }
+}
