@@ -55,24 +55,60 @@ pub fn run_memory(suite: &str, traces: &[Trace]) -> Report {
     report
 }
 
-/// Replays every trace in each of its modes against a live server, one at a time.
-/// `progress` sees each result as it comes.
+/// How many runs a live replay keeps in flight by default.
+pub const DEFAULT_JOBS: usize = 8;
+
+/// Replays every server trace in each of its modes against a live server, `jobs` runs at
+/// a time (each on its own connection; a server that stays silent where bytes are expected
+/// costs a read deadline, and running in parallel keeps such a server's run short).
+/// Client traces are left out (they test our client machine, in memory only). Results
+/// are in trace order; `progress` sees each as it completes.
 pub fn run_live(
     suite: &str,
     traces: &[Trace],
     config: &live::LiveConfig,
     targets: &live::Targets,
+    jobs: usize,
     mut progress: impl FnMut(&TraceResult),
 ) -> Report {
-    let mut report = Report::new(suite, &config.server.to_string());
-    for t in traces {
-        for &mode in &t.modes {
-            let start = Instant::now();
-            let outcome = live::replay(t, mode, config, targets);
-            let r = TraceResult::new(t, mode, outcome, start.elapsed());
-            progress(&r);
-            report.results.push(r);
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::mpsc;
+    let runs: Vec<(&Trace, trace::Mode)> = traces
+        .iter()
+        .filter(|t| t.side == trace::Side::Server)
+        .flat_map(|t| t.modes.iter().map(move |&m| (t, m)))
+        .collect();
+    let next = AtomicUsize::new(0);
+    let mut slots: Vec<Option<TraceResult>> = vec![None; runs.len()];
+    std::thread::scope(|scope| {
+        let (tx, rx) = mpsc::channel();
+        for _ in 0..jobs.clamp(1, 64).min(runs.len().max(1)) {
+            let tx = tx.clone();
+            let (runs, next) = (&runs, &next);
+            scope.spawn(move || loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                let Some(&(t, mode)) = runs.get(i) else {
+                    return;
+                };
+                let start = Instant::now();
+                let outcome = live::replay(t, mode, config, targets);
+                if tx
+                    .send((i, TraceResult::new(t, mode, outcome, start.elapsed())))
+                    .is_err()
+                {
+                    return;
+                }
+            });
         }
-    }
+        drop(tx);
+        for (i, r) in rx {
+            progress(&r);
+            if let Some(slot) = slots.get_mut(i) {
+                *slot = Some(r);
+            }
+        }
+    });
+    let mut report = Report::new(suite, &config.server.to_string());
+    report.results = slots.into_iter().flatten().collect();
     report
 }

@@ -1,9 +1,16 @@
-//! Live replay: server traces against a real SOCKS server over TCP and UDP on loopback,
-//! with the harness's own targets (TCP echo, sink, UDP echo, optionally an IPv6 echo).
+//! Live replay: server traces against a real SOCKS or HTTP proxy over TCP and UDP, with
+//! the harness's own targets (TCP echo, sink, UDP echo, and on loopback an IPv6 echo).
 //!
-//! Every wait is bounded ([`Timing::LIVE`]: each read at most 3 s, a trace at most 10 s);
-//! targets only listen on loopback and stop when [`Targets`] is dropped. It is for testing
-//! servers, not for load (that is the `load` module).
+//! The targets listen on the machine the tool runs on, on one IP ([`Targets::start`]): the
+//! server under test must be able to reach that IP (127.0.0.1 for a server on the same
+//! machine; for a remote server the tool's address on the way to it, see
+//! [`target_ip_for`]). The harness connects only to the server, and to the BIND and UDP
+//! relay addresses the server announces.
+//!
+//! Every wait is bounded ([`Timing::LIVE`]: each read at most 3 s, a trace at most 10 s),
+//! and ends as soon as the expected bytes or the close arrived; targets stop when
+//! [`Targets`] is dropped. It is for testing servers, not for load (that is the `load`
+//! module).
 
 use crate::replay::{self, Addresses, Backend, Channel, Chunking, Env, Outcome, Recv, Timing};
 use crate::trace::{Mode, Side, Trace};
@@ -35,23 +42,48 @@ pub struct Targets {
     pub sink: SocketAddr,
     /// UDP echo on 127.0.0.1: sends every datagram back to its sender.
     pub udp_echo: SocketAddr,
-    /// A 127.0.0.1 port where nothing listens.
+    /// A port where nothing listens.
     pub closed: SocketAddr,
     stop: Arc<AtomicBool>,
 }
 
+/// The IP the harness's targets listen on for `server`: 127.0.0.1 for a loopback server,
+/// else the local address the system routes to `server` from (no packet is sent).
+pub fn target_ip_for(server: SocketAddr) -> io::Result<IpAddr> {
+    if server.ip().is_loopback() {
+        return Ok(IpAddr::V4(Ipv4Addr::LOCALHOST));
+    }
+    let any = match server {
+        SocketAddr::V4(_) => IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+        SocketAddr::V6(_) => IpAddr::V6(Ipv6Addr::UNSPECIFIED),
+    };
+    let probe = UdpSocket::bind(SocketAddr::new(any, 0))?;
+    probe.connect(server)?;
+    Ok(probe.local_addr()?.ip())
+}
+
 impl Targets {
-    /// Starts the targets.
+    /// Starts the targets on 127.0.0.1 (and the IPv6 echo on ::1).
     pub fn start() -> io::Result<Targets> {
+        Targets::start_on(IpAddr::V4(Ipv4Addr::LOCALHOST))
+    }
+
+    /// Starts the targets on `ip` (an IPv4 address: the traces carry targets as IPv4);
+    /// the IPv6 echo only when `ip` is loopback (on ::1).
+    pub fn start_on(ip: IpAddr) -> io::Result<Targets> {
         let stop = Arc::new(AtomicBool::new(false));
-        let lo = IpAddr::V4(Ipv4Addr::LOCALHOST);
+        let lo = ip;
         let echo = serve(SocketAddr::new(lo, 0), &stop, Role::Echo)?;
-        let echo6 = serve(
-            SocketAddr::new(IpAddr::V6(Ipv6Addr::LOCALHOST), 0),
-            &stop,
-            Role::Echo,
-        )
-        .ok();
+        let echo6 = if ip.is_loopback() {
+            serve(
+                SocketAddr::new(IpAddr::V6(Ipv6Addr::LOCALHOST), 0),
+                &stop,
+                Role::Echo,
+            )
+            .ok()
+        } else {
+            None
+        };
         let sink = serve(SocketAddr::new(lo, 0), &stop, Role::Sink)?;
         let udp = UdpSocket::bind(SocketAddr::new(lo, 0))?;
         udp.set_read_timeout(Some(Duration::from_millis(100)))?;
@@ -146,6 +178,8 @@ pub struct LiveConfig {
     pub denied: Option<SocketAddr>,
     /// Whether traces may make the server resolve a name that does not exist.
     pub nxdomain: bool,
+    /// The name the server resolves to reach the echo target (`{echo.host}`).
+    pub echo_host: String,
     /// Waiting bounds.
     pub timing: Timing,
 }
@@ -158,31 +192,19 @@ impl LiveConfig {
             credentials: None,
             denied: None,
             nxdomain: false,
+            echo_host: "localhost".into(),
             timing: Timing::LIVE,
         }
     }
 }
 
 /// Replays one server trace against the live server. Client traces are skipped. The
-/// server and the denied target must be loopback addresses (else the trace fails at once),
-/// and the harness never connects anywhere else.
+/// harness connects to the server, and to the BIND and UDP relay addresses it announces.
 pub fn replay(trace: &Trace, mode: Mode, config: &LiveConfig, targets: &Targets) -> Outcome {
     if trace.side == Side::Client {
         return Outcome::Skip("client-side trace (in-memory only)".into());
     }
-    let off_loopback = [Some(config.server), config.denied]
-        .into_iter()
-        .flatten()
-        .find(|a| !a.ip().is_loopback());
-    if let Some(a) = off_loopback {
-        return Outcome::Fail(replay::Failure {
-            line: 0,
-            step: String::new(),
-            message: format!("{a} is not a loopback address; the harness only tests local servers"),
-            diff: None,
-        });
-    }
-    let udp = match UdpSocket::bind(SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 0)) {
+    let udp = match UdpSocket::bind(SocketAddr::new(targets.echo.ip(), 0)) {
         Ok(u) => u,
         Err(e) => return Outcome::Skip(format!("cannot open a UDP socket: {e}")),
     };
@@ -192,7 +214,7 @@ pub fn replay(trace: &Trace, mode: Mode, config: &LiveConfig, targets: &Targets)
     };
     let addresses = Addresses {
         echo: targets.echo,
-        echo_host: "localhost".into(),
+        echo_host: config.echo_host.clone(),
         echo6: targets.echo6,
         sink: targets.sink,
         closed: targets.closed,
@@ -265,10 +287,7 @@ impl Live {
             TargetAddr::Ip(sa) if sa.ip().is_unspecified() => {
                 Ok(SocketAddr::new(self.server.ip(), sa.port()))
             }
-            TargetAddr::Ip(sa) if sa.ip().is_loopback() => Ok(*sa),
-            TargetAddr::Ip(sa) => Err(format!(
-                "{sa} is not a loopback address; the harness only connects to loopback"
-            )),
+            TargetAddr::Ip(sa) => Ok(*sa),
             TargetAddr::Domain(..) => Err(format!("{addr} is a name; the harness needs an IP")),
         }
     }

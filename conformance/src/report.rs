@@ -4,7 +4,7 @@
 //! Only formatting; running is [`crate::replay`], [`crate::memory`] and [`crate::live`].
 
 use crate::replay::{Failure, Outcome};
-use crate::trace::{Mode, Trace};
+use crate::trace::{Cause, Level, Mode, Trace};
 use serde::Serialize;
 use std::fmt::Write as _;
 use std::time::Duration;
@@ -18,6 +18,13 @@ pub struct TraceResult {
     pub title: String,
     /// The input mode.
     pub mode: Mode,
+    /// How binding a failure is: the trace's level, at most SHOULD in `pipelined` mode
+    /// (see [`effective_level`]).
+    pub level: Level,
+    /// The specification sentence the trace quotes.
+    pub rfc: Option<String>,
+    /// The root cause the trace is written to provoke, if any.
+    pub cause: Option<Cause>,
     /// What happened.
     pub outcome: Outcome,
     /// How long it took.
@@ -31,6 +38,9 @@ impl TraceResult {
             trace: trace.name.clone(),
             title: trace.title.clone(),
             mode,
+            level: effective_level(trace.level, mode),
+            rfc: trace.rfc.clone(),
+            cause: trace.cause,
             outcome,
             duration,
         }
@@ -39,6 +49,17 @@ impl TraceResult {
     /// `socks5/connect-ipv4 [split1]`.
     pub fn id(&self) -> String {
         format!("{} [{}]", self.trace, self.mode)
+    }
+}
+
+/// The level a failure in `mode` has. RFC 1928 and the SOCKS4 text have the client wait
+/// for each reply before it sends on, so a server that mishandles bytes sent ahead of a
+/// reply (`pipelined`) breaks a SHOULD at most; a message split across segments (`split1`)
+/// is ordinary TCP, so it keeps the trace's level.
+pub fn effective_level(level: Level, mode: Mode) -> Level {
+    match mode {
+        Mode::Pipelined => level.max(Level::Should),
+        Mode::Whole | Mode::Split1 => level,
     }
 }
 
@@ -69,6 +90,9 @@ struct JsonReport<'a> {
     suite: &'a str,
     target: &'a str,
     summary: Summary,
+    failed_must: usize,
+    failed_should: usize,
+    failed_choice: usize,
     results: Vec<JsonResult<'a>>,
 }
 
@@ -77,6 +101,8 @@ struct JsonResult<'a> {
     trace: &'a str,
     mode: Mode,
     title: &'a str,
+    level: Level,
+    rfc: Option<&'a str>,
     outcome: &'static str,
     reason: Option<&'a str>,
     failure: Option<&'a Failure>,
@@ -118,44 +144,138 @@ impl Report {
             .filter(|r| matches!(r.outcome, Outcome::Fail(_)))
     }
 
-    /// One line per result (failures followed by their difference), then the counts.
+    /// Whether a MUST failed: the run's verdict (exit code 1).
+    pub fn fails_run(&self) -> bool {
+        self.results
+            .iter()
+            .any(|r| r.level == Level::Must && matches!(r.outcome, Outcome::Fail(_)))
+    }
+
+    /// Failed results by level: (MUST, SHOULD, implementation choice).
+    pub fn failures_by_level(&self) -> (usize, usize, usize) {
+        let mut c = (0, 0, 0);
+        for r in self.failures() {
+            match r.level {
+                Level::Must => c.0 += 1,
+                Level::Should => c.1 += 1,
+                Level::Choice => c.2 += 1,
+            }
+        }
+        c
+    }
+
+    /// The failures grouped by root cause (see [`Finding`]), MUST findings first.
+    pub fn findings(&self) -> Vec<Finding> {
+        findings(&self.results)
+    }
+
+    /// PASS lines, findings with each failure's difference, skips folded by reason, counts.
     pub fn render_text(&self) -> String {
-        self.render(true)
+        self.render(Detail::Normal)
     }
 
-    /// The failures with their difference, then the counts of the whole run.
+    /// As [`Report::render_text`], with a line per SKIP.
+    pub fn render_verbose(&self) -> String {
+        self.render(Detail::Verbose)
+    }
+
+    /// Findings and counts only.
     pub fn render_failures(&self) -> String {
-        self.render(false)
+        self.render(Detail::Quiet)
     }
 
-    fn render(&self, all: bool) -> String {
+    fn render(&self, detail: Detail) -> String {
         let mut out = format!(
             "triproxy-conformance {} against {}\n",
             self.suite, self.target
         );
-        for r in &self.results {
-            let ms = r.duration.as_millis();
-            match &r.outcome {
-                Outcome::Pass | Outcome::Skip(_) if !all => {}
-                Outcome::Pass => {
-                    let _ = writeln!(out, "PASS {} ({ms} ms)", r.id());
-                }
-                Outcome::Skip(why) => {
-                    let _ = writeln!(out, "SKIP {}: {why}", r.id());
-                }
-                Outcome::Fail(f) => {
-                    let _ = writeln!(out, "FAIL {} ({ms} ms): {}", r.id(), r.title);
-                    out.push_str(&f.render("    "));
+        if detail != Detail::Quiet {
+            for r in &self.results {
+                let ms = r.duration.as_millis();
+                match &r.outcome {
+                    Outcome::Pass => {
+                        let _ = writeln!(out, "PASS {} ({ms} ms)", r.id());
+                    }
+                    Outcome::Skip(why) if detail == Detail::Verbose => {
+                        let _ = writeln!(out, "SKIP {}: {why}", r.id());
+                    }
+                    Outcome::Skip(_) => {}
+                    Outcome::Fail(f) => {
+                        let _ = writeln!(
+                            out,
+                            "FAIL {} ({ms} ms) [{}]: line {}: {}",
+                            r.id(),
+                            r.level,
+                            f.line,
+                            f.message
+                        );
+                    }
                 }
             }
         }
+        let findings = self.findings();
+        if !findings.is_empty() {
+            let _ = writeln!(
+                out,
+                "\nFindings ({}, grouped by root cause):",
+                findings.len()
+            );
+            for (i, f) in findings.iter().enumerate() {
+                let _ = writeln!(
+                    out,
+                    "\n{}. [{}] {} ({} trace{}, {} run{})",
+                    i + 1,
+                    f.level,
+                    f.cause,
+                    f.traces.len(),
+                    if f.traces.len() == 1 { "" } else { "s" },
+                    f.runs.len(),
+                    if f.runs.len() == 1 { "" } else { "s" },
+                );
+                if let Some(rfc) = &f.rfc {
+                    let _ = writeln!(out, "   {rfc}");
+                }
+                for t in &f.traces {
+                    let _ = writeln!(out, "   - {t}");
+                }
+                // The difference of the first run shows the cause; the rest are alike.
+                if let Some(first) = f.runs.first().and_then(|i| self.results.get(*i)) {
+                    if let Outcome::Fail(fail) = &first.outcome {
+                        let _ = writeln!(out, "   e.g. {}: {}", first.id(), first.title);
+                        out.push_str(&fail.render("      "));
+                    }
+                }
+            }
+        }
+        let skips = self.skips_by_reason();
+        if !skips.is_empty() && detail != Detail::Verbose {
+            let total: usize = skips.iter().map(|(_, n)| n).sum();
+            let _ = writeln!(out, "\nSkipped {total} (--verbose lists them):");
+            for (why, n) in &skips {
+                let _ = writeln!(out, "  {n:>3} {why}");
+            }
+        }
         let s = self.summary();
+        let (m, sh, c) = self.failures_by_level();
         let _ = writeln!(
             out,
-            "{} passed, {} failed, {} skipped",
+            "{} passed, {} failed ({m} MUST, {sh} SHOULD, {c} implementation choice), {} skipped",
             s.pass, s.fail, s.skip
         );
         out
+    }
+
+    /// Skip reasons with their counts, most frequent first (ties by reason).
+    pub fn skips_by_reason(&self) -> Vec<(String, usize)> {
+        let mut by: std::collections::BTreeMap<&str, usize> = Default::default();
+        for r in &self.results {
+            if let Outcome::Skip(why) = &r.outcome {
+                *by.entry(why.as_str()).or_default() += 1;
+            }
+        }
+        let mut v: Vec<(String, usize)> = by.into_iter().map(|(k, n)| (k.to_string(), n)).collect();
+        v.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+        v
     }
 
     /// The report as JSON.
@@ -164,6 +284,9 @@ impl Report {
             suite: &self.suite,
             target: &self.target,
             summary: self.summary(),
+            failed_must: self.failures_by_level().0,
+            failed_should: self.failures_by_level().1,
+            failed_choice: self.failures_by_level().2,
             results: self
                 .results
                 .iter()
@@ -171,6 +294,8 @@ impl Report {
                     trace: &r.trace,
                     mode: r.mode,
                     title: &r.title,
+                    level: r.level,
+                    rfc: r.rfc.as_deref(),
                     outcome: match r.outcome {
                         Outcome::Pass => "pass",
                         Outcome::Fail(_) => "fail",
@@ -244,6 +369,129 @@ impl Report {
     }
 }
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Detail {
+    Quiet,
+    Normal,
+    Verbose,
+}
+
+/// Failures that share one root cause.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Finding {
+    /// The highest level among the runs it covers.
+    pub level: Level,
+    /// The root cause, in words.
+    pub cause: String,
+    /// The specification sentence, when all its traces quote the same one.
+    pub rfc: Option<String>,
+    /// The traces affected, with their failed modes: `socks5/connect-ipv4 (split1, pipelined)`.
+    pub traces: Vec<String>,
+    /// Indexes of the failed results in the report.
+    pub runs: Vec<usize>,
+}
+
+/// Groups failures by root cause:
+///
+/// - a trace that does not fail whole (passes, or skips an optional feature) but fails
+///   `split1`, or any failure of a `cause: split` trace: "treats one recv() as one message";
+/// - likewise for `pipelined` (and `cause: pipelined`): bytes after a message are lost;
+/// - otherwise the failures with the same difference ("expected the connection to close,
+///   it stayed open") form one finding, whatever the trace.
+pub fn findings(results: &[TraceResult]) -> Vec<Finding> {
+    use std::collections::BTreeMap;
+    // key -> (cause, rfc, trace -> modes, runs, level)
+    type Group = (
+        String,
+        std::collections::BTreeSet<Option<String>>,
+        BTreeMap<String, Vec<Mode>>,
+        Vec<usize>,
+        Level,
+    );
+    let mut groups: BTreeMap<String, Group> = BTreeMap::new();
+    let passed_whole = |trace: &str| {
+        let whole = |r: &&TraceResult| r.trace == trace && r.mode == Mode::Whole;
+        results.iter().any(|r| whole(&r))
+            && !results
+                .iter()
+                .any(|r| whole(&r) && matches!(r.outcome, Outcome::Fail(_)))
+    };
+    for (i, r) in results.iter().enumerate() {
+        let Outcome::Fail(f) = &r.outcome else {
+            continue;
+        };
+        let cause = match (r.cause, r.mode) {
+            (Some(c), _) => Some(c),
+            (None, Mode::Split1) if passed_whole(&r.trace) => Some(Cause::Split),
+            (None, Mode::Pipelined) if passed_whole(&r.trace) => Some(Cause::Pipelined),
+            _ => None,
+        };
+        let (key, cause) = match cause {
+            Some(Cause::Split) => (
+                "0-split".to_string(),
+                "treats one recv() as one message: a message that arrives in several \
+                 segments fails"
+                    .to_string(),
+            ),
+            Some(Cause::Pipelined) => (
+                "1-pipelined".to_string(),
+                "loses or misreads bytes that arrive in the same segment as an earlier \
+                 message (a pipelining client)"
+                    .to_string(),
+            ),
+            _ => {
+                let what = f
+                    .diff
+                    .as_ref()
+                    .map(|d| d.detail.clone())
+                    .filter(|d| !d.is_empty())
+                    .unwrap_or_else(|| f.message.clone());
+                (format!("2-{what}"), what)
+            }
+        };
+        let g = groups.entry(key).or_insert_with(|| {
+            (
+                cause,
+                Default::default(),
+                BTreeMap::new(),
+                Vec::new(),
+                r.level,
+            )
+        });
+        g.1.insert(r.rfc.clone());
+        g.2.entry(format!("{} [{}]", r.trace, r.level))
+            .or_default()
+            .push(r.mode);
+        g.3.push(i);
+        g.4 = g.4.min(r.level);
+    }
+    let mut out: Vec<Finding> = groups
+        .into_values()
+        .map(|(cause, rfcs, traces, runs, level)| {
+            let rfc = match rfcs.len() {
+                1 => rfcs.into_iter().next().flatten(),
+                _ => None,
+            };
+            Finding {
+                level,
+                cause,
+                rfc,
+                traces: traces
+                    .into_iter()
+                    .map(|(t, modes)| {
+                        let m: Vec<&str> = modes.iter().map(|m| m.name()).collect();
+                        format!("{t} ({})", m.join(", "))
+                    })
+                    .collect(),
+                runs,
+            }
+        })
+        .collect();
+    // Stable: groups come in key order (split, pipelined, then by difference).
+    out.sort_by_key(|f| f.level);
+    out
+}
+
 /// One result read back from a JSON report: enough for a comparison table.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]
 pub struct JsonRow {
@@ -256,6 +504,9 @@ pub struct JsonRow {
     /// The skip reason, if skipped.
     #[serde(default)]
     pub reason: Option<String>,
+    /// `must`, `should` or `choice` (absent in reports of older versions: `must`).
+    #[serde(default)]
+    pub level: Option<String>,
 }
 
 #[derive(serde::Deserialize)]
@@ -282,7 +533,7 @@ pub const MAX_TABLE: usize = 4096;
 pub fn markdown_table(columns: &[(String, Vec<JsonRow>)]) -> String {
     use std::collections::BTreeMap;
     // trace -> column -> mode -> (outcome, reason)
-    type Cell = BTreeMap<String, (String, Option<String>)>;
+    type Cell = BTreeMap<String, (String, Option<String>, Option<String>)>;
     let mut grid: BTreeMap<&str, BTreeMap<usize, Cell>> = BTreeMap::new();
     for (c, (_, rows)) in columns.iter().enumerate().take(MAX_TABLE) {
         for r in rows.iter().take(MAX_TABLE) {
@@ -294,9 +545,12 @@ pub fn markdown_table(columns: &[(String, Vec<JsonRow>)]) -> String {
             };
             let keep = cell
                 .get(&r.mode)
-                .is_some_and(|(o, _)| rank(o) >= rank(&r.outcome));
+                .is_some_and(|(o, _, _)| rank(o) >= rank(&r.outcome));
             if !keep {
-                cell.insert(r.mode.clone(), (r.outcome.clone(), r.reason.clone()));
+                cell.insert(
+                    r.mode.clone(),
+                    (r.outcome.clone(), r.reason.clone(), r.level.clone()),
+                );
             }
         }
     }
@@ -304,7 +558,7 @@ pub fn markdown_table(columns: &[(String, Vec<JsonRow>)]) -> String {
     for (c, (name, _)) in columns.iter().enumerate() {
         let (mut p, mut f, mut s) = (0, 0, 0);
         for cells in grid.values() {
-            for (o, _) in cells
+            for (o, _, _) in cells
                 .get(&c)
                 .map(|m| m.values().collect::<Vec<_>>())
                 .unwrap_or_default()
@@ -328,24 +582,30 @@ pub fn markdown_table(columns: &[(String, Vec<JsonRow>)]) -> String {
     }
     out.push('\n');
     for (trace, cells) in &grid {
-        let ran = cells.values().any(|m| m.values().any(|(o, _)| o != "skip"));
+        let ran = cells
+            .values()
+            .any(|m| m.values().any(|(o, _, _)| o != "skip"));
         if !ran {
             continue;
         }
         let _ = write!(out, "| {} |", md(trace));
         for c in 0..columns.len() {
             let modes = cells.get(&c);
-            let failed: Vec<&str> = modes
+            let failed: Vec<String> = modes
                 .map(|m| {
                     m.iter()
-                        .filter(|(_, (o, _))| o == "fail")
-                        .map(|(k, _)| k.as_str())
+                        .filter(|(_, (o, _, _))| o == "fail")
+                        .map(|(k, (_, _, l))| match l.as_deref() {
+                            Some("should") => format!("{k} SHOULD"),
+                            Some("choice") => format!("{k} choice"),
+                            _ => format!("{k} MUST"),
+                        })
                         .collect()
                 })
                 .unwrap_or_default();
-            let passed = modes.is_some_and(|m| m.values().any(|(o, _)| o == "pass"));
+            let passed = modes.is_some_and(|m| m.values().any(|(o, _, _)| o == "pass"));
             let reason = modes
-                .and_then(|m| m.values().find_map(|(_, r)| r.clone()))
+                .and_then(|m| m.values().find_map(|(_, r, _)| r.clone()))
                 .unwrap_or_else(|| "not run".into());
             let cell = if !failed.is_empty() {
                 format!("FAIL ({})", failed.join(", "))
@@ -397,6 +657,9 @@ mod tests {
             trace: "socks5/a".into(),
             title: "A <&> \"quoted\"".into(),
             mode: Mode::Whole,
+            level: Level::Must,
+            rfc: None,
+            cause: None,
             outcome: Outcome::Pass,
             duration: Duration::from_millis(3),
         };
@@ -436,10 +699,20 @@ mod tests {
             }
         );
         let t = r.render_text();
-        assert!(t.contains("SKIP socks5/a [split1]: server does not support BIND"));
+        assert!(!t.contains("SKIP socks5/a"), "{t}");
+        assert!(t.contains("    1 server does not support BIND"), "{t}");
+        assert!(r
+            .render_verbose()
+            .contains("SKIP socks5/a [split1]: server does not support BIND"));
         assert!(t.contains("FAIL socks5/a [pipelined]"));
         assert!(t.contains("first difference at offset 1"));
-        assert!(t.ends_with("1 passed, 1 failed, 1 skipped\n"));
+        assert!(
+            t.ends_with(
+                "1 passed, 1 failed (1 MUST, 0 SHOULD, 0 implementation choice), 1 skipped\n"
+            ),
+            "{t}"
+        );
+        assert!(r.fails_run());
     }
 
     #[test]
@@ -460,15 +733,87 @@ mod tests {
             mode: "whole".into(),
             outcome: "skip".into(),
             reason: Some("needs auth".into()),
+            level: None,
         }];
         let t = markdown_table(&[("ours".into(), rows), ("theirs".into(), other)]);
         assert!(t.contains("| ours | 1 | 1 | 1 |"), "{t}");
         assert!(t.contains("| theirs | 0 | 0 | 1 |"), "{t}");
         assert!(
-            t.contains("| socks5/a | FAIL (pipelined) | skip: needs auth |"),
+            t.contains("| socks5/a | FAIL (pipelined MUST) | skip: needs auth |"),
             "{t}"
         );
         assert!(rows_from_json("{").is_err());
+    }
+
+    fn run(trace: &str, mode: Mode, level: Level, fail: Option<&str>) -> TraceResult {
+        TraceResult {
+            trace: trace.into(),
+            title: format!("RFC 1928: {trace}"),
+            mode,
+            level: effective_level(level, mode),
+            rfc: Some("RFC 1928 §6: \"...\"".into()),
+            cause: None,
+            outcome: match fail {
+                None => Outcome::Pass,
+                Some(detail) => Outcome::Fail(Failure {
+                    line: 3,
+                    step: "server: 05 00".into(),
+                    message: "what the server sent did not match".into(),
+                    diff: Some(Box::new(Diff {
+                        expected: vec!["05 00".into()],
+                        received: vec![],
+                        offset: 0,
+                        detail: detail.into(),
+                    })),
+                }),
+            },
+            duration: Duration::ZERO,
+        }
+    }
+
+    #[test]
+    fn failures_are_grouped_by_root_cause() {
+        use Level::{Choice, Must};
+        use Mode::{Pipelined, Split1, Whole};
+        let mut r = Report::new("socks5", "127.0.0.1:1");
+        let nothing = Some("expected 05, but nothing more was received");
+        r.results = vec![
+            run("socks5/a", Whole, Must, None),
+            run("socks5/a", Split1, Must, nothing),
+            run("socks5/a", Pipelined, Must, nothing),
+            run("socks5/b", Whole, Must, None),
+            run("socks5/b", Split1, Must, nothing),
+            run(
+                "socks5/c",
+                Whole,
+                Choice,
+                Some("expected close, received bytes"),
+            ),
+            run(
+                "socks5/c",
+                Split1,
+                Choice,
+                Some("expected close, received bytes"),
+            ),
+        ];
+        let f = r.findings();
+        assert_eq!(f.len(), 3, "{f:#?}");
+        assert_eq!(f[0].level, Must);
+        assert!(f[0].cause.starts_with("treats one recv() as one message"));
+        assert_eq!(
+            f[0].traces,
+            ["socks5/a [MUST] (split1)", "socks5/b [MUST] (split1)"]
+        );
+        // Pipelined failures are SHOULD at most.
+        assert_eq!(f[1].level, Level::Should);
+        assert_eq!(f[1].traces, ["socks5/a [SHOULD] (pipelined)"]);
+        assert_eq!(f[2].level, Choice);
+        assert_eq!(f[2].cause, "expected close, received bytes");
+        assert_eq!(f[2].runs.len(), 2);
+        assert_eq!(r.failures_by_level(), (2, 1, 2));
+        assert!(r.fails_run());
+        r.results.retain(|x| x.trace == "socks5/c");
+        assert!(!r.fails_run(), "implementation choices do not fail a run");
     }
 
     #[test]

@@ -105,7 +105,14 @@ fn live_replay(runtime: &str) {
     config.denied = Some(DENIED.parse().unwrap());
     let mut passed = 0;
     for p in [Protocol::Socks5, Protocol::Socks4] {
-        let report = triproxy_conformance::run_live(p.name(), &suite(p), &config, &targets, |_| {});
+        let report = triproxy_conformance::run_live(
+            p.name(),
+            &suite(p),
+            &config,
+            &targets,
+            triproxy_conformance::DEFAULT_JOBS,
+            |_| {},
+        );
         check(&report);
         passed += report.summary().pass;
     }
@@ -122,6 +129,7 @@ fn live_replay(runtime: &str) {
         &suite(Protocol::Socks5),
         &config,
         &targets,
+        triproxy_conformance::DEFAULT_JOBS,
         |_| {},
     );
     check(&report);
