@@ -42,6 +42,9 @@ pub struct Targets {
     pub sink: SocketAddr,
     /// UDP echo on 127.0.0.1: sends every datagram back to its sender.
     pub udp_echo: SocketAddr,
+    /// HTTP/1.1 origin: answers every request with 200 and, as the body, the request head
+    /// it received (so a trace sees what a forwarding proxy sent).
+    pub origin: SocketAddr,
     /// A port where nothing listens.
     pub closed: SocketAddr,
     stop: Arc<AtomicBool>,
@@ -85,6 +88,7 @@ impl Targets {
             None
         };
         let sink = serve(SocketAddr::new(lo, 0), &stop, Role::Sink)?;
+        let origin = serve(SocketAddr::new(lo, 0), &stop, Role::Origin)?;
         let udp = UdpSocket::bind(SocketAddr::new(lo, 0))?;
         udp.set_read_timeout(Some(Duration::from_millis(100)))?;
         let udp_echo = udp.local_addr()?;
@@ -106,6 +110,7 @@ impl Targets {
             echo6,
             sink,
             udp_echo,
+            origin,
             closed,
             stop,
         })
@@ -122,6 +127,43 @@ impl Drop for Targets {
 enum Role {
     Echo,
     Sink,
+    Origin,
+}
+
+/// Longest request head the origin reads.
+const MAX_ORIGIN_HEAD: usize = 16 * 1024;
+
+/// The origin's side of one connection: per request head (bodies are not expected), a
+/// 200 whose body is that head; closes on EOF, on a head over [`MAX_ORIGIN_HEAD`], or
+/// after a request with `Connection: close`.
+fn origin(mut s: TcpStream) {
+    let mut buf = Vec::new();
+    let mut chunk = vec![0u8; READ_CHUNK];
+    loop {
+        while let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            let head: Vec<u8> = buf.drain(..end + 4).collect();
+            let close = String::from_utf8_lossy(&head)
+                .to_ascii_lowercase()
+                .contains("\r\nconnection: close");
+            let mut response = format!(
+                "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: {}\r\n{}\r\n",
+                head.len(),
+                if close { "Connection: close\r\n" } else { "" }
+            )
+            .into_bytes();
+            response.extend_from_slice(&head);
+            if s.write_all(&response).is_err() || close {
+                return;
+            }
+        }
+        if buf.len() > MAX_ORIGIN_HEAD {
+            return;
+        }
+        match s.read(&mut chunk) {
+            Ok(0) | Err(_) => return,
+            Ok(n) => buf.extend_from_slice(chunk.get(..n).unwrap_or_default()),
+        }
+    }
 }
 
 fn serve(addr: SocketAddr, stop: &Arc<AtomicBool>, role: Role) -> io::Result<SocketAddr> {
@@ -148,6 +190,9 @@ fn handle(mut s: TcpStream, role: Role) {
         return;
     }
     let _ = s.set_write_timeout(Some(TARGET_IDLE));
+    if let Role::Origin = role {
+        return origin(s);
+    }
     let mut buf = vec![0u8; READ_CHUNK];
     loop {
         match s.read(&mut buf) {
@@ -156,7 +201,7 @@ fn handle(mut s: TcpStream, role: Role) {
                 return;
             }
             Ok(n) => {
-                if let Role::Echo = role {
+                if matches!(role, Role::Echo) {
                     if s.write_all(buf.get(..n).unwrap_or_default()).is_err() {
                         return;
                     }
@@ -220,6 +265,7 @@ pub fn replay(trace: &Trace, mode: Mode, config: &LiveConfig, targets: &Targets)
         closed: targets.closed,
         denied: config.denied,
         udp_echo: targets.udp_echo,
+        origin: targets.origin,
         udp_client,
         nxdomain: "nonexistent.invalid".into(),
     };

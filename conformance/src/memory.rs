@@ -113,6 +113,7 @@ pub fn world() -> Addresses {
         closed: SocketAddr::new(LOOP4, 1),
         denied: Some(SocketAddr::new(IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1)), 80)),
         udp_echo: SocketAddr::new(LOOP4, 7),
+        origin: SocketAddr::new(LOOP4, 80),
         udp_client: SocketAddr::new(LOOP4, 40000),
         nxdomain: "nonexistent.invalid".into(),
     }

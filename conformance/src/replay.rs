@@ -128,6 +128,8 @@ pub struct Addresses {
     pub denied: Option<SocketAddr>,
     /// UDP echo.
     pub udp_echo: SocketAddr,
+    /// HTTP/1.1 origin: answers each request with 200 and the request head as the body.
+    pub origin: SocketAddr,
     /// The client's UDP socket.
     pub udp_client: SocketAddr,
     /// A name that does not resolve.
@@ -175,7 +177,9 @@ impl Env {
         if let Some(d) = a.denied {
             put("denied.ip4", ip4(d));
             put("denied.port", d.port().to_be_bytes().to_vec());
+            put("denied.hostport", d.to_string().into_bytes());
         }
+        put("origin.hostport", a.origin.to_string().into_bytes());
         put("udpecho.ip4", ip4(a.udp_echo));
         put("udpecho.port", a.udp_echo.port().to_be_bytes().to_vec());
         put("udpclient.ip4", ip4(a.udp_client));

@@ -38,7 +38,11 @@ enum Cmd {
     Socks5(LiveArgs),
     /// Run the SOCKS4/4a traces against a live server.
     Socks4(LiveArgs),
-    /// Run every trace against our own machines in memory.
+    /// Run the HTTP proxy traces (CONNECT, and forwarding of absolute-form requests)
+    /// against a live HTTP proxy.
+    Http(LiveArgs),
+    /// Run every SOCKS trace against our own machines in memory (HTTP traces run live
+    /// only).
     Memory(CommonArgs),
     /// Print a Markdown comparison of JSON reports: `NAME=FILE` (repeat a NAME to merge
     /// several reports of one implementation).
@@ -188,6 +192,7 @@ fn run(cli: Cli) -> Result<bool, String> {
         }
         Cmd::Socks5(args) => live(args, Protocol::Socks5),
         Cmd::Socks4(args) => live(args, Protocol::Socks4),
+        Cmd::Http(args) => live(args, Protocol::Http),
     }
 }
 
