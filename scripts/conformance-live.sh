@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
-# Live SOCKS conformance: replays conformance/traces against triproxy on both runtimes
-# (without authentication, and with RFC 1929 required) and, when installed, against Dante
-# (danted / sockd) and microsocks, all on 127.0.0.1 only. Writes text, JSON and JUnit
-# reports to target/conformance/, prints a Markdown comparison table (also saved as
-# target/conformance/table.md), and exits non-zero only if triproxy fails a trace: the
-# other servers' failures are results, not CI failures.
+# Live conformance: replays conformance/traces against triproxy on both runtimes (SOCKS
+# without authentication and with RFC 1929 required; the HTTP proxy) and, when installed,
+# against Dante (danted / sockd), microsocks and tinyproxy, all on 127.0.0.1 only. Writes
+# text, JSON and JUnit reports to target/conformance/, prints a Markdown comparison table
+# (also saved as target/conformance/table.md) and each run's time, and exits non-zero only
+# if triproxy fails a trace (any level: its runs use --strict): the other servers' failures
+# are results, not CI failures.
 #
 # Usage: scripts/conformance-live.sh            (needs cargo; the peers are optional)
-# Env:   CONFORMANCE_PORT_BASE  first of three fixed ports for the peers (default 17080;
+# Env:   CONFORMANCE_PORT_BASE  first of four fixed ports for the peers (default 17080;
 #        below Linux's ephemeral range so that busy outgoing ports cannot block the bind)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -79,9 +80,13 @@ run() {
   slug="$(printf '%s' "$label" | tr -cs 'A-Za-z0-9' '-' | sed 's/-$//')"
   local base
   base="$OUT/$(printf '%02d' "$RUNS")-$slug-$suite"
+  local start end
+  start=$(date +%s%N)
   "$CONF" "$suite" --server "$addr" --quiet --json "$base.json" --junit "$base.xml" "$@" \
     > "$base.txt" 2>&1 || rc=$?
-  printf '  %-28s %-7s %s\n' "$label" "$suite" "$(tail -n 1 "$base.txt")"
+  end=$(date +%s%N)
+  printf '  %-28s %-7s %6.1f s  %s\n' "$label" "$suite" \
+    "$(awk "BEGIN { print ($end - $start) / 1e9 }")" "$(tail -n 1 "$base.txt")"
   if [ -f "$base.json" ]; then COLUMNS+=("$label=$base.json"); fi
   return "$rc"
 }
@@ -91,6 +96,11 @@ OPEN_CFG="auth iponly
 deny * * ${DENIED%:*} ${DENIED##*:}
 allow * 127.0.0.1
 socks -p0 -i127.0.0.1
+"
+HTTP_CFG="auth iponly
+deny * * ${DENIED%:*} ${DENIED##*:}
+allow * 127.0.0.1
+proxy -p0 -i127.0.0.1
 "
 STRONG_CFG="users $USER_NAME:CL:$USER_PASS
 auth strong
@@ -102,10 +112,12 @@ echo "=== triproxy"
 for runtime in std smol; do
   label="triproxy ($runtime)"
   start_triproxy "open-$runtime" "$runtime" "$OPEN_CFG"
-  run "$label" socks5 "$ADDR" --denied "$DENIED" || OURS_FAILED=1
-  run "$label" socks4 "$ADDR" --denied "$DENIED" || OURS_FAILED=1
+  run "$label" socks5 "$ADDR" --strict --denied "$DENIED" || OURS_FAILED=1
+  run "$label" socks4 "$ADDR" --strict --denied "$DENIED" || OURS_FAILED=1
   start_triproxy "strong-$runtime" "$runtime" "$STRONG_CFG"
-  run "$label" socks5 "$ADDR" --user "$USER_NAME" --pass "$USER_PASS" || OURS_FAILED=1
+  run "$label" socks5 "$ADDR" --strict --user "$USER_NAME" --pass "$USER_PASS" || OURS_FAILED=1
+  start_triproxy "http-$runtime" "$runtime" "$HTTP_CFG"
+  run "$label" http "$ADDR" --strict --denied "$DENIED" || OURS_FAILED=1
 done
 
 DANTE="$(command -v danted || command -v sockd || true)"
@@ -169,6 +181,26 @@ if command -v microsocks > /dev/null; then
   fi
 else
   echo "=== microsocks not installed (apt-get install microsocks)"
+fi
+
+if command -v tinyproxy > /dev/null; then
+  echo "=== tinyproxy"
+  port=$((BASE_PORT + 3))
+  if port_free "$port"; then
+    printf 'Port %s\nListen 127.0.0.1\nTimeout 30\nMaxClients 64\nAllow 127.0.0.1\nLogLevel Error\n' \
+      "$port" > "$TMP/tinyproxy.conf"
+    tinyproxy -d -c "$TMP/tinyproxy.conf" > "$TMP/tinyproxy.out" 2>&1 &
+    PIDS+=("$!")
+    if wait_port "$port"; then
+      run "tinyproxy" http "127.0.0.1:$port" || true
+    else
+      echo "  tinyproxy did not start"
+    fi
+  else
+    echo "  port $port in use; tinyproxy not run"
+  fi
+else
+  echo "=== tinyproxy not installed (apt-get install tinyproxy)"
 fi
 
 echo

@@ -201,10 +201,10 @@ fn handle(mut s: TcpStream, role: Role) {
                 return;
             }
             Ok(n) => {
-                if matches!(role, Role::Echo) {
-                    if s.write_all(buf.get(..n).unwrap_or_default()).is_err() {
-                        return;
-                    }
+                if matches!(role, Role::Echo)
+                    && s.write_all(buf.get(..n).unwrap_or_default()).is_err()
+                {
+                    return;
                 }
             }
             Err(_) => return,

@@ -404,11 +404,14 @@ pub fn findings(results: &[TraceResult]) -> Vec<Finding> {
     type Group = (
         String,
         std::collections::BTreeSet<Option<String>>,
-        BTreeMap<String, Vec<Mode>>,
+        BTreeMap<String, (Vec<Mode>, Level)>,
         Vec<usize>,
         Level,
     );
     let mut groups: BTreeMap<String, Group> = BTreeMap::new();
+    let any_whole_pass = results
+        .iter()
+        .any(|r| r.mode == Mode::Whole && r.outcome == Outcome::Pass);
     let passed_whole = |trace: &str| {
         let whole = |r: &&TraceResult| r.trace == trace && r.mode == Mode::Whole;
         results.iter().any(|r| whole(&r))
@@ -421,7 +424,9 @@ pub fn findings(results: &[TraceResult]) -> Vec<Finding> {
             continue;
         };
         let cause = match (r.cause, r.mode) {
-            (Some(c), _) => Some(c),
+            // A trace written for a cause points to it only if the server gets some
+            // trace right; one that fails everything has a more basic problem.
+            (Some(c), _) if any_whole_pass => Some(c),
             (None, Mode::Split1) if passed_whole(&r.trace) => Some(Cause::Split),
             (None, Mode::Pipelined) if passed_whole(&r.trace) => Some(Cause::Pipelined),
             _ => None,
@@ -459,9 +464,9 @@ pub fn findings(results: &[TraceResult]) -> Vec<Finding> {
             )
         });
         g.1.insert(r.rfc.clone());
-        g.2.entry(format!("{} [{}]", r.trace, r.level))
-            .or_default()
-            .push(r.mode);
+        let t = g.2.entry(r.trace.clone()).or_insert((Vec::new(), r.level));
+        t.0.push(r.mode);
+        t.1 = t.1.min(r.level);
         g.3.push(i);
         g.4 = g.4.min(r.level);
     }
@@ -478,9 +483,9 @@ pub fn findings(results: &[TraceResult]) -> Vec<Finding> {
                 rfc,
                 traces: traces
                     .into_iter()
-                    .map(|(t, modes)| {
+                    .map(|(t, (modes, level))| {
                         let m: Vec<&str> = modes.iter().map(|m| m.name()).collect();
-                        format!("{t} ({})", m.join(", "))
+                        format!("{t} [{level}] ({})", m.join(", "))
                     })
                     .collect(),
                 runs,
@@ -810,6 +815,10 @@ mod tests {
         assert_eq!(f[2].level, Choice);
         assert_eq!(f[2].cause, "expected close, received bytes");
         assert_eq!(f[2].runs.len(), 2);
+        assert_eq!(
+            f[2].traces,
+            ["socks5/c [implementation choice] (whole, split1)"]
+        );
         assert_eq!(r.failures_by_level(), (2, 1, 2));
         assert!(r.fails_run());
         r.results.retain(|x| x.trace == "socks5/c");

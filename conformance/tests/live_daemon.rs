@@ -14,6 +14,7 @@ use triproxy_test_support::Daemon;
 
 const DENIED: &str = "127.0.0.1:9";
 const OPEN: &str = "auth iponly\ndeny * * 127.0.0.1 9\nallow * 127.0.0.1\nsocks -p0 -i127.0.0.1\n";
+const HTTP: &str = "auth iponly\ndeny * * 127.0.0.1 9\nallow * 127.0.0.1\nproxy -p0 -i127.0.0.1\n";
 const STRONG: &str =
     "users tester:CL:secret-pass\nauth strong\nallow tester\nsocks -p0 -i127.0.0.1\n";
 
@@ -119,6 +120,24 @@ fn live_replay(runtime: &str) {
     assert!(
         passed >= 80,
         "only {passed} traces passed without authentication"
+    );
+
+    let http = Daemon::start_binary(&bin, HTTP, runtime);
+    let mut config = LiveConfig::new(http.addr);
+    config.denied = Some(DENIED.parse().unwrap());
+    let report = triproxy_conformance::run_live(
+        "http",
+        &suite(Protocol::Http),
+        &config,
+        &targets,
+        triproxy_conformance::DEFAULT_JOBS,
+        |_| {},
+    );
+    check(&report);
+    assert!(
+        report.summary().pass >= 15,
+        "only {} HTTP runs passed",
+        report.summary().pass
     );
 
     let strong = Daemon::start_binary(&bin, STRONG, runtime);

@@ -54,7 +54,7 @@ fn the_shipped_traces_all_parse() {
 
 #[test]
 fn the_embedded_traces_are_the_shipped_files() {
-    for p in [Protocol::Socks4, Protocol::Socks5] {
+    for p in [Protocol::Socks4, Protocol::Socks5, Protocol::Http] {
         let mut from_dir = trace::load_suite(&trace::default_trace_dir(), p).unwrap();
         for t in &mut from_dir {
             t.path = None;
@@ -66,7 +66,7 @@ fn the_embedded_traces_are_the_shipped_files() {
 
 #[test]
 fn every_shipped_trace_has_a_level_and_quotes_its_rfc() {
-    for p in [Protocol::Socks4, Protocol::Socks5] {
+    for p in [Protocol::Socks4, Protocol::Socks5, Protocol::Http] {
         for t in trace::embedded_suite(p).unwrap() {
             let rfc = t.rfc.as_deref().unwrap_or_default();
             assert!(
