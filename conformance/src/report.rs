@@ -1,5 +1,5 @@
-//! Reports of a replay run: per trace and mode PASS / FAIL / SKIP, as text for people,
-//! JSON and JUnit XML for machines.
+//! Reports of a replay run: per trace and mode PASS / FAIL / SKIP, findings grouped by
+//! root cause, as text for people, JSON and JUnit XML (via `quick-junit`) for machines.
 //!
 //! Only formatting; running is [`crate::replay`], [`crate::memory`] and [`crate::live`].
 
@@ -316,56 +316,40 @@ impl Report {
         serde_json::to_string_pretty(&report).unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"))
     }
 
-    /// The report as JUnit XML (one testsuite, one testcase per trace and mode).
+    /// The report as JUnit XML (one testsuite, one testcase per trace and mode; a failure
+    /// carries its level in `type`), written by `quick-junit`.
     pub fn to_junit(&self) -> String {
-        let s = self.summary();
-        let total: f64 = self.results.iter().map(|r| r.duration.as_secs_f64()).sum();
-        let mut out = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
-        let _ = writeln!(
-            out,
-            "<testsuites name=\"triproxy-conformance\" tests=\"{}\" failures=\"{}\" skipped=\"{}\" time=\"{total:.3}\">",
-            self.results.len(),
-            s.fail,
-            s.skip
-        );
-        let _ = writeln!(
-            out,
-            "  <testsuite name=\"{}\" hostname=\"{}\" tests=\"{}\" failures=\"{}\" errors=\"0\" skipped=\"{}\" time=\"{total:.3}\">",
-            xml(&self.suite),
-            xml(&self.target),
-            self.results.len(),
-            s.fail,
-            s.skip
-        );
+        use quick_junit::{NonSuccessKind, TestCase, TestCaseStatus, TestSuite};
+        let mut suite = TestSuite::new(self.suite.as_str());
+        suite.add_property(("target", self.target.as_str()));
+        let mut total = Duration::ZERO;
         for r in &self.results {
-            let _ = write!(
-                out,
-                "    <testcase classname=\"{}\" name=\"{}\" time=\"{:.3}\"",
-                xml(&self.suite),
-                xml(&r.id()),
-                r.duration.as_secs_f64()
-            );
-            match &r.outcome {
-                Outcome::Pass => out.push_str("/>\n"),
+            let status = match &r.outcome {
+                Outcome::Pass => TestCaseStatus::success(),
                 Outcome::Skip(why) => {
-                    let _ = writeln!(
-                        out,
-                        ">\n      <skipped message=\"{}\"/>\n    </testcase>",
-                        xml(why)
-                    );
+                    let mut s = TestCaseStatus::skipped();
+                    s.set_message(why.as_str());
+                    s
                 }
                 Outcome::Fail(f) => {
-                    let _ = writeln!(
-                        out,
-                        ">\n      <failure message=\"{}\" type=\"mismatch\">{}</failure>\n    </testcase>",
-                        xml(&format!("line {}: {}", f.line, f.message)),
-                        xml(&f.render(""))
-                    );
+                    let mut s = TestCaseStatus::non_success(NonSuccessKind::Failure);
+                    s.set_message(format!("line {}: {}", f.line, f.message))
+                        .set_type(r.level.label())
+                        .set_description(f.render(""));
+                    s
                 }
-            }
+            };
+            let mut case = TestCase::new(r.id(), status);
+            case.set_classname(self.suite.as_str()).set_time(r.duration);
+            suite.add_test_case(case);
+            total += r.duration;
         }
-        out.push_str("  </testsuite>\n</testsuites>\n");
-        out
+        suite.set_time(total);
+        let mut report = quick_junit::Report::new("triproxy-conformance");
+        report.set_time(total).add_test_suite(suite);
+        report
+            .to_string()
+            .unwrap_or_else(|e| format!("<!-- cannot write JUnit XML: {e} -->\n"))
     }
 }
 
@@ -630,27 +614,6 @@ fn md(s: &str) -> String {
     s.replace('|', "\\|").replace('\n', " ")
 }
 
-/// Escapes text for XML attributes and content; drops characters XML 1.0 cannot carry.
-pub fn xml(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&apos;"),
-            '\n' => out.push_str("&#10;"),
-            '\t' | '\r' => {
-                let _ = write!(out, "&#{};", u32::from(c));
-            }
-            c if (c as u32) < 0x20 || c == '\u{fffe}' || c == '\u{ffff}' => out.push('?'),
-            c => out.push(c),
-        }
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -828,10 +791,15 @@ mod tests {
     #[test]
     fn junit_is_escaped() {
         let x = sample().to_junit();
-        assert!(x.contains("tests=\"3\" failures=\"1\" skipped=\"1\""));
-        assert!(x.contains("<skipped message=\"server does not support BIND\"/>"));
-        assert!(x.contains("# &lt;ok&gt;"));
+        assert!(x.contains("tests=\"3\""), "{x}");
+        assert!(x.contains("failures=\"1\""), "{x}");
+        assert!(x.contains("skipped=\"1\""), "{x}");
+        assert!(
+            x.contains("message=\"server does not support BIND\""),
+            "{x}"
+        );
+        assert!(x.contains("type=\"MUST\""), "{x}");
+        assert!(x.contains("# &lt;ok&gt;"), "{x}");
         assert!(!x.contains("<ok>"));
-        assert_eq!(xml("a\u{1}b&"), "a?b&amp;");
     }
 }
