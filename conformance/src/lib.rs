@@ -1,15 +1,18 @@
-//! triproxy's SOCKS conformance suite: trace files written from RFC 1928, RFC 1929 and the
-//! SOCKS4/4a protocol text, replayed in memory against our sans-IO machines (part of
-//! `cargo test`) and over loopback TCP/UDP against any live SOCKS server, with PASS / FAIL /
-//! SKIP reports as text, JSON and JUnit XML.
+//! triproxy's conformance suite: trace files written from RFC 1928, RFC 1929, the
+//! SOCKS4/4a protocol text and RFC 9110/9112 (HTTP proxies), built into the binary, replayed
+//! in memory against our sans-IO SOCKS machines (part of `cargo test`) and over TCP/UDP
+//! against any live SOCKS or HTTP proxy, with PASS / FAIL / SKIP reports as text (failures
+//! grouped by root cause, each marked MUST, SHOULD or implementation choice), JSON and
+//! JUnit XML. The trace format is documented in `conformance/TRACES.md`.
 //!
-//! - [`trace`]: the trace format (documented there) and its parser.
+//! - [`trace`]: the trace format's parser, and the traces built into the binary.
 //! - [`matcher`]: matching bytes against a trace's alternatives; the byte difference.
 //! - [`replay`]: the engine that runs a trace over a back end.
 //! - [`memory`]: the in-memory back end around `triproxy_socks::server::Server` (and the
 //!   client-trace runner for `triproxy_socks::client::Client`).
-//! - [`live`]: the TCP/UDP back end and the harness's loopback targets.
-//! - [`report`]: text, JSON and JUnit output.
+//! - [`live`]: the TCP/UDP back end and the harness's targets (echo, sink, UDP echo, HTTP
+//!   origin), on loopback or on the address a remote server reaches.
+//! - [`report`]: findings, text, JSON and JUnit output.
 //! - `load`: the load benchmark tool (a separate tool sharing this crate).
 //!
 //! The suite checks behaviour on the wire, not logs or policy.
@@ -18,6 +21,7 @@
 //! use triproxy_conformance::{memory, trace::{parse, Mode, Protocol}, replay::Outcome};
 //! let text = concat!(
 //!     "# RFC 1928 §3: a greeting without acceptable methods gets X'FF'\n",
+//!     "level: must\n",
 //!     "client: 05 01 80      # one method, a private one\n",
 //!     "server: 05 ff         # NO ACCEPTABLE METHODS\n",
 //!     "client: close\n",

@@ -34,13 +34,13 @@ const READ_CHUNK: usize = 64 * 1024;
 /// The harness's loopback targets; they stop when this is dropped.
 #[derive(Debug)]
 pub struct Targets {
-    /// TCP echo on 127.0.0.1: echoes until EOF, then half-closes.
+    /// TCP echo: echoes until EOF, then half-closes.
     pub echo: SocketAddr,
     /// TCP echo on ::1, if the machine has IPv6 loopback.
     pub echo6: Option<SocketAddr>,
-    /// TCP sink on 127.0.0.1: reads until EOF, never writes, then closes.
+    /// TCP sink: reads until EOF, never writes, then closes.
     pub sink: SocketAddr,
-    /// UDP echo on 127.0.0.1: sends every datagram back to its sender.
+    /// UDP echo: sends every datagram back to its sender.
     pub udp_echo: SocketAddr,
     /// HTTP/1.1 origin: answers every request with 200 and, as the body, the request head
     /// it received (so a trace sees what a forwarding proxy sent).
