@@ -7,18 +7,8 @@ use crate::connect_client::{ConnectClient, ConnectConfig, ConnectEvent, Credenti
 use crate::error::ConnectError;
 use std::io;
 use std::time::Instant;
+use triproxy_wire::handshake::{ClientHandshake, Step};
 use triproxy_wire::TargetAddr;
-
-/// What the adapter must do next.
-pub(crate) enum Next {
-    /// Write these bytes (all of them) to the proxy.
-    Write(Vec<u8>),
-    /// Read one byte from the proxy, before the deadline if there is one (the async
-    /// adapter has no timer and ignores it).
-    Read(#[cfg_attr(not(feature = "blocking"), allow(dead_code))] Option<Instant>),
-    /// The tunnel is open.
-    Done,
-}
 
 /// The machine and the bytes of the response head read so far.
 pub(crate) struct Driver {
@@ -33,14 +23,19 @@ impl Driver {
             pending: Vec::new(),
         })
     }
+}
+
+/// The handshake is over when the tunnel is open.
+impl ClientHandshake for Driver {
+    type Output = ();
 
     /// Drains the machine: the request first, then the outcome; a refusal is an error.
-    pub(crate) fn next(&mut self, now: Instant) -> io::Result<Next> {
+    fn step(&mut self, now: Instant) -> io::Result<Step<()>> {
         if let Some(request) = self.client.poll_transmit() {
-            return Ok(Next::Write(request));
+            return Ok(Step::Write(request));
         }
         match self.client.poll_event() {
-            Some(ConnectEvent::Established) => return Ok(Next::Done),
+            Some(ConnectEvent::Established) => return Ok(Step::Done(())),
             Some(ConnectEvent::Refused { status }) => {
                 return Err(io_error(ConnectError::Refused { status }))
             }
@@ -49,12 +44,12 @@ impl Driver {
         if let Some(e) = self.client.handle_timeout(now) {
             return Err(io_error(e));
         }
-        Ok(Next::Read(self.client.poll_timeout()))
+        Ok(Step::Read(self.client.poll_timeout()))
     }
 
     /// One byte from the proxy, or `None` for end of stream. The machine sees the head
     /// only when a line ends: a head cannot end anywhere else.
-    pub(crate) fn input(&mut self, now: Instant, byte: Option<u8>) -> io::Result<()> {
+    fn input(&mut self, now: Instant, byte: Option<u8>) -> io::Result<()> {
         let Some(byte) = byte else {
             return Err(io_error(
                 self.client.handle_eof().unwrap_or(ConnectError::Closed),

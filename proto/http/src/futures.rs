@@ -14,10 +14,8 @@
 //! the typed [`ConnectError`](crate::ConnectError) (see [`connect_error`]).
 #![allow(clippy::disallowed_methods)] // a driver: it reads the clock
 
-use crate::driver::{connect_config, Driver, Next};
+use crate::driver::{connect_config, Driver};
 use crate::{ConnectConfig, Credentials};
-use core::future::poll_fn;
-use core::pin::Pin;
 use futures_io::{AsyncRead, AsyncWrite};
 use std::io;
 use std::time::Instant;
@@ -45,41 +43,6 @@ pub async fn handshake<S>(stream: &mut S, config: ConnectConfig) -> io::Result<(
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
-    let mut driver = Driver::new(Instant::now(), config)?;
-    loop {
-        match driver.next(Instant::now())? {
-            Next::Write(bytes) => write_all(stream, &bytes).await?,
-            Next::Done => return Ok(()),
-            Next::Read(_) => {
-                let byte = read_byte(stream).await?;
-                driver.input(Instant::now(), byte)?;
-            }
-        }
-    }
-}
-
-/// Writes all of `buf` and flushes.
-async fn write_all<S: AsyncWrite + Unpin>(s: &mut S, mut buf: &[u8]) -> io::Result<()> {
-    while !buf.is_empty() {
-        match poll_fn(|cx| Pin::new(&mut *s).poll_write(cx, buf)).await {
-            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
-            Ok(n) => buf = buf.get(n..).unwrap_or_default(),
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    poll_fn(|cx| Pin::new(&mut *s).poll_flush(cx)).await
-}
-
-/// One byte, or `None` at end of stream.
-async fn read_byte<S: AsyncRead + Unpin>(s: &mut S) -> io::Result<Option<u8>> {
-    let mut byte = [0u8; 1];
-    loop {
-        match poll_fn(|cx| Pin::new(&mut *s).poll_read(cx, &mut byte)).await {
-            Ok(0) => return Ok(None),
-            Ok(_) => return Ok(Some(byte[0])),
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
+    let driver = Driver::new(Instant::now(), config)?;
+    triproxy_wire::handshake::futures::run(stream, driver).await
 }

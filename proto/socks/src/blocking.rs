@@ -26,11 +26,11 @@
 #![allow(clippy::disallowed_methods)] // a driver: it reads the clock and opens sockets
 
 use crate::client::ClientConfig;
-use crate::driver::{connect_config, Driver, Next};
+use crate::driver::{connect_config, Driver};
 use crate::Credentials;
-use std::io::{self, Read, Write};
+use std::io;
 use std::net::{TcpStream, ToSocketAddrs};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 use triproxy_wire::TargetAddr;
 
 pub use crate::driver::{client_error, DEFAULT_TIMEOUT};
@@ -54,36 +54,6 @@ pub fn connect(
 /// ASSOCIATE), or the peer that connected (BIND, after the second reply; to learn the
 /// first reply's address, drive [`crate::client::Client`] by hand).
 pub fn handshake(stream: &mut TcpStream, config: ClientConfig) -> io::Result<TargetAddr> {
-    let before = stream.read_timeout()?;
-    let result = run(stream, config);
-    stream.set_read_timeout(before)?;
-    result
-}
-
-fn run(stream: &mut TcpStream, config: ClientConfig) -> io::Result<TargetAddr> {
-    let mut driver = Driver::new(Instant::now(), config)?;
-    loop {
-        match driver.next(Instant::now())? {
-            Next::Write(bytes) => stream.write_all(&bytes)?,
-            Next::Done(address) => return Ok(address),
-            Next::Read(deadline) => {
-                let left = deadline.map(|d| d.saturating_duration_since(Instant::now()));
-                // A zero timeout is refused by the socket; 1 ms lets the deadline fire.
-                stream.set_read_timeout(left.map(|d| d.max(Duration::from_millis(1))))?;
-                let mut byte = [0u8; 1];
-                match stream.read(&mut byte) {
-                    Ok(0) => driver.input(Instant::now(), None)?,
-                    Ok(_) => driver.input(Instant::now(), Some(byte[0]))?,
-                    Err(e)
-                        if matches!(
-                            e.kind(),
-                            io::ErrorKind::WouldBlock
-                                | io::ErrorKind::TimedOut
-                                | io::ErrorKind::Interrupted
-                        ) => {}
-                    Err(e) => return Err(e),
-                }
-            }
-        }
-    }
+    let driver = Driver::new(Instant::now(), config)?;
+    triproxy_wire::handshake::blocking::run(stream, driver)
 }

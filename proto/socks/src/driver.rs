@@ -1,28 +1,16 @@
-//! What the `blocking` and `futures` adapters share: the loop over the client machine's
-//! outputs, fed one byte at a time, and the mapping of its errors to `io::Error`.
+//! What the `blocking` and `futures` adapters share: the client machine as a
+//! [`ClientHandshake`] for the I/O loops of `triproxy_wire::handshake` (the same loops
+//! drive the HTTP CONNECT client), and the mapping of its errors to `io::Error`.
 //!
-//! The adapters differ only in how they write, read one byte and read the clock; every
-//! decision is here, so the two cannot drift apart. Not public: compiled only with one of
-//! the I/O features.
+//! Every decision is here or in the machine; the loops only write, read one byte and read
+//! the clock. Not public: compiled only with one of the I/O features.
 
 use crate::client::{Client, ClientConfig, ClientEvent, ClientState};
 use crate::error::ClientError;
 use std::io;
 use std::time::Instant;
-use triproxy_wire::{TargetAddr, Transmit};
-
-/// What the adapter must do next.
-#[allow(clippy::large_enum_variant)] // one short-lived value on the stack, never stored
-pub(crate) enum Next {
-    /// Write these bytes (all of them) to the proxy.
-    Write(Transmit),
-    /// Read one byte from the proxy, before the deadline if there is one (the async
-    /// adapter has no timer and ignores it).
-    Read(#[cfg_attr(not(feature = "blocking"), allow(dead_code))] Option<Instant>),
-    /// The handshake is over: the proxy's bound address (CONNECT, UDP ASSOCIATE) or the
-    /// peer's (BIND).
-    Done(TargetAddr),
-}
+use triproxy_wire::handshake::{ClientHandshake, Step};
+use triproxy_wire::TargetAddr;
 
 /// The client machine and the bytes of the proxy's message read so far.
 pub(crate) struct Driver {
@@ -39,11 +27,17 @@ impl Driver {
             address: None,
         })
     }
+}
+
+/// The handshake is over with the proxy's bound address (CONNECT, UDP ASSOCIATE) or the
+/// peer's (BIND).
+impl ClientHandshake for Driver {
+    type Output = TargetAddr;
 
     /// Drains the machine: bytes to write first, then events; a refusal is an error.
-    pub(crate) fn next(&mut self, now: Instant) -> io::Result<Next> {
+    fn step(&mut self, now: Instant) -> io::Result<Step<TargetAddr>> {
         if let Some(t) = self.client.poll_transmit() {
-            return Ok(Next::Write(t));
+            return Ok(Step::Write(t.as_bytes().to_vec()));
         }
         while let Some(event) = self.client.poll_event() {
             match event {
@@ -56,17 +50,17 @@ impl Driver {
             return Err(io_error(e));
         }
         match (self.client.state(), self.address.take()) {
-            (ClientState::Established, Some(address)) => Ok(Next::Done(address)),
+            (ClientState::Established, Some(address)) => Ok(Step::Done(address)),
             (state, address) => {
                 self.address = address;
                 debug_assert_ne!(state, ClientState::Closed, "closed without an error");
-                Ok(Next::Read(self.client.poll_timeout()))
+                Ok(Step::Read(self.client.poll_timeout()))
             }
         }
     }
 
     /// One byte from the proxy, or `None` for end of stream.
-    pub(crate) fn input(&mut self, now: Instant, byte: Option<u8>) -> io::Result<()> {
+    fn input(&mut self, now: Instant, byte: Option<u8>) -> io::Result<()> {
         let Some(byte) = byte else {
             let e = self.client.handle_eof().unwrap_or(ClientError::Closed {
                 phase: crate::error::ClientPhase::V5Reply,

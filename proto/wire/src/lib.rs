@@ -6,13 +6,16 @@
 //! maps to. It does no I/O, reads no clock and allocates nothing.
 //!
 //! It is not a protocol: SOCKS, HTTP and the others live in their own crates and depend on
-//! this one.
+//! this one. [`handshake`] has the one I/O loop their client adapters share: the trait
+//! always, the loops only with the features `blocking` (a `std::net::TcpStream`) and
+//! `futures` (any `futures-io` stream), which are off by default.
 //!
 //! # Stability
 //!
-//! No type or trait of another crate appears in this crate's public API: the `arrayvec`
-//! storage behind [`DomainName`] and [`Transmit`] is an implementation detail, and may be
-//! replaced in any release. While the version is 0.x, a minor release may break the API
+//! Without features, no type or trait of another crate appears in this crate's public API:
+//! the `arrayvec` storage behind [`DomainName`] and [`Transmit`] is an implementation
+//! detail, and may be replaced in any release. With the `futures` feature on, `futures-io`
+//! 0.3 is part of the API on purpose. While the version is 0.x, a minor release may break the API
 //! and a patch release does not.
 
 #![forbid(unsafe_code)]
@@ -20,6 +23,7 @@
 
 mod addr;
 mod code;
+pub mod handshake;
 mod status;
 mod transmit;
 
