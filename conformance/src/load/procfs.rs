@@ -456,6 +456,22 @@ mod tests {
     }
 
     #[test]
+    fn tree_holds_a_child() {
+        let me = std::process::id();
+        let mut child = std::process::Command::new("sleep")
+            .arg("5")
+            .spawn()
+            .unwrap();
+        let tree = process_tree(me);
+        let sample = sample_tree(me, false).unwrap();
+        child.kill().unwrap();
+        child.wait().unwrap();
+        assert_eq!(tree.first(), Some(&me));
+        assert!(tree.contains(&child.id()));
+        assert!(sample.processes >= 2 && sample.memory.is_none());
+    }
+
+    #[test]
     fn nofile_can_be_raised() {
         assert!(raise_nofile().unwrap() > 0);
     }
