@@ -1,23 +1,27 @@
 //! What the load tool reads from Linux `/proc`: CPU time (`/proc/PID/stat` utime + stime),
-//! resident and proportional memory (`/proc/PID/status` VmRSS, `/proc/PID/smaps_rollup`
-//! Pss), thread counts, a process's descendants (so a forking proxy such as Dante is
-//! counted whole), and the tool's own file-descriptor limit.
+//! resident and proportional memory (`/proc/PID/smaps_rollup` Rss and Pss), thread counts,
+//! a process's descendants (so a forking proxy such as Dante is counted whole), the whole
+//! machine's busy time (`/proc/stat`), and the tool's own file-descriptor limit.
 //!
-//! The parsers are pure functions over the file text; the readers cap every file at
-//! [`MAX_PROC_FILE_LEN`] bytes and every scan at [`MAX_PROC_SCAN`] entries. CPU times are
-//! in clock ticks (`sysconf(_SC_CLK_TCK)`, usually 100 per second), so a measurement is
-//! only as fine as 1/ticks seconds per process. Children that exited during a measurement
-//! count once their parent has waited for them (cutime, cstime). It is for benchmarks,
-//! not for monitoring.
+//! The files are read and parsed by the [`procfs`](::procfs) crate; this module is the glue
+//! that turns its values into the tool's units (clock ticks, KiB) and refuses values that
+//! cannot be right (a negative thread count or child time). Every scan is capped at
+//! [`MAX_PROC_SCAN`] `/proc` entries and every tree at [`MAX_TREE`] processes. Files are
+//! not length-capped any more: they are written by the kernel in a fixed shape, and the
+//! only text a process chooses, its command name, is at most 16 bytes (`TASK_COMM_LEN`).
+//!
+//! CPU times are in clock ticks (`sysconf(_SC_CLK_TCK)`, usually 100 per second), so a
+//! measurement is only as fine as 1/ticks seconds per process. Children that exited during
+//! a measurement count once their parent has waited for them (cutime, cstime). It is for
+//! benchmarks, not for monitoring.
 
 use core::fmt;
 use std::collections::BTreeSet;
-use std::fs;
-use std::io::{self, Read};
-use std::path::Path;
+use std::io;
 
-/// Largest `/proc` file read (status and smaps_rollup are about 1-2 KiB).
-pub const MAX_PROC_FILE_LEN: u64 = 64 * 1024;
+use ::procfs::process::{self as pp, Process};
+use ::procfs::{CpuTime, CurrentSI, KernelStats};
+
 /// Most `/proc` entries looked at when collecting descendants.
 pub const MAX_PROC_SCAN: usize = 1 << 20;
 /// Most processes in one measured tree.
@@ -75,18 +79,18 @@ pub struct TreeSample {
 #[derive(Debug)]
 #[non_exhaustive]
 pub enum ProcError {
-    /// The file could not be read (the process may have exited).
+    /// The file could not be read or parsed (the process may have exited).
     Read {
         /// The file.
         path: String,
-        /// Why.
-        error: io::Error,
+        /// Why, as `procfs` says it.
+        error: ::procfs::ProcError,
     },
     /// The file did not have the expected shape.
     Malformed {
-        /// The file (`stat`, `status`, `smaps_rollup`).
+        /// The file (`stat`, `smaps_rollup`).
         file: &'static str,
-        /// The field that was missing or not a number.
+        /// The field that was missing or out of range.
         field: &'static str,
     },
     /// The file-descriptor limit could not be raised.
@@ -107,107 +111,94 @@ impl fmt::Display for ProcError {
 
 impl std::error::Error for ProcError {}
 
-/// Parses `/proc/PID/stat`. The command name (field 2) is in parentheses and may itself
-/// contain spaces and parentheses, so fields are counted from the last `)`.
-pub fn parse_stat(text: &str) -> Result<Stat, ProcError> {
+/// Reads `file` of `/proc/PID` (`pid` None: this process) with `procfs`. A pid above
+/// `i32::MAX` is no process.
+fn read<T>(
+    pid: Option<u32>,
+    file: &str,
+    read: impl FnOnce(&Process) -> ::procfs::ProcResult<T>,
+) -> Result<T, ProcError> {
+    let process = match pid.map(i32::try_from) {
+        None => Process::myself(),
+        Some(Ok(p)) => Process::new(p),
+        Some(Err(_)) => Err(::procfs::ProcError::NotFound(None)),
+    };
+    process
+        .and_then(|p| read(&p))
+        .map_err(|error| ProcError::Read {
+            path: match pid {
+                Some(p) => format!("/proc/{p}/{file}"),
+                None => format!("/proc/self/{file}"),
+            },
+            error,
+        })
+}
+
+/// The tool's [`Stat`] from what `procfs` parsed: the kernel prints ppid, cutime, cstime
+/// and num_threads as signed numbers, and a negative one is refused as malformed.
+fn stat_from(s: &pp::Stat) -> Result<Stat, ProcError> {
     let malformed = |field| ProcError::Malformed {
         file: "stat",
         field,
     };
-    let (_, after) = text.rsplit_once(')').ok_or(malformed("comm"))?;
-    // Field 3 (state) is index 0 of what follows the name.
-    let fields: Vec<&str> = after.split_ascii_whitespace().take(20).collect();
-    let field = |n: usize, name: &'static str| -> Result<u64, ProcError> {
-        fields
-            .get(n - 3)
-            .and_then(|f| f.parse::<u64>().ok())
-            .ok_or(malformed(name))
-    };
+    let cutime = u64::try_from(s.cutime).map_err(|_| malformed("cutime"))?;
+    let cstime = u64::try_from(s.cstime).map_err(|_| malformed("cstime"))?;
     Ok(Stat {
-        ppid: u32::try_from(field(4, "ppid")?).map_err(|_| malformed("ppid"))?,
-        utime: field(14, "utime")?,
-        stime: field(15, "stime")?,
-        children_time: field(16, "cutime")? + field(17, "cstime")?,
-        threads: field(20, "num_threads")?,
+        ppid: u32::try_from(s.ppid).map_err(|_| malformed("ppid"))?,
+        utime: s.utime,
+        stime: s.stime,
+        children_time: cutime.saturating_add(cstime),
+        threads: u64::try_from(s.num_threads).map_err(|_| malformed("num_threads"))?,
     })
 }
 
-/// The number after `key` (for example `VmRSS:` or `Pss:`) on its own line, without the
-/// unit; None if absent or not a number.
-pub fn parse_key_number(text: &str, key: &str) -> Option<u64> {
-    text.lines().find_map(|line| {
-        let rest = line.strip_prefix(key)?;
-        rest.split_ascii_whitespace().next()?.parse().ok()
-    })
-}
-
-/// Parses `/proc/PID/smaps_rollup` (Linux 4.14+): `Rss:` and `Pss:` in kB.
-pub fn parse_smaps_rollup(text: &str) -> Result<Memory, ProcError> {
+/// The tool's [`Memory`] from what `procfs` parsed of smaps_rollup: `procfs` gives bytes
+/// (the kernel's kB times 1024), the tool KiB. The rollup is one entry; entries are summed
+/// all the same.
+fn memory_from(rollup: &pp::SmapsRollup) -> Result<Memory, ProcError> {
     let malformed = |field| ProcError::Malformed {
         file: "smaps_rollup",
         field,
     };
-    Ok(Memory {
-        rss_kib: parse_key_number(text, "Rss:").ok_or(malformed("Rss"))?,
-        pss_kib: parse_key_number(text, "Pss:").ok_or(malformed("Pss"))?,
-    })
-}
-
-/// Reads a whole `/proc` file, at most [`MAX_PROC_FILE_LEN`] bytes.
-pub fn read_capped(path: &Path) -> Result<String, ProcError> {
-    let read_error = |error| ProcError::Read {
-        path: path.display().to_string(),
-        error,
+    let maps = &rollup.memory_map_rollup.0;
+    if maps.is_empty() {
+        return Err(malformed("Rss"));
+    }
+    let sum_kib = |key: &'static str| -> Result<u64, ProcError> {
+        maps.iter().try_fold(0u64, |total, map| {
+            let bytes = map.extension.map.get(key).ok_or(malformed(key))?;
+            Ok(total.saturating_add(bytes / 1024))
+        })
     };
-    let file = fs::File::open(path).map_err(read_error)?;
-    let mut text = String::new();
-    file.take(MAX_PROC_FILE_LEN)
-        .read_to_string(&mut text)
-        .map_err(read_error)?;
-    Ok(text)
+    Ok(Memory {
+        rss_kib: sum_kib("Rss")?,
+        pss_kib: sum_kib("Pss")?,
+    })
 }
 
 /// `/proc/PID/stat` of one process (`pid` None: this process).
 pub fn read_stat(pid: Option<u32>) -> Result<Stat, ProcError> {
-    parse_stat(&read_capped(&proc_path(pid, "stat"))?)
+    stat_from(&read(pid, "stat", Process::stat)?)
 }
 
-/// `/proc/PID/smaps_rollup` of one process.
+/// `/proc/PID/smaps_rollup` of one process (Linux 4.14+).
 pub fn read_memory(pid: Option<u32>) -> Result<Memory, ProcError> {
-    parse_smaps_rollup(&read_capped(&proc_path(pid, "smaps_rollup"))?)
-}
-
-/// `VmRSS` of `/proc/PID/status` in KiB (the kernel's counter, cheaper than smaps).
-pub fn read_vm_rss(pid: Option<u32>) -> Result<u64, ProcError> {
-    let text = read_capped(&proc_path(pid, "status"))?;
-    parse_key_number(&text, "VmRSS:").ok_or(ProcError::Malformed {
-        file: "status",
-        field: "VmRSS",
-    })
-}
-
-fn proc_path(pid: Option<u32>, file: &str) -> std::path::PathBuf {
-    match pid {
-        Some(p) => Path::new("/proc").join(p.to_string()).join(file),
-        None => Path::new("/proc/self").join(file),
-    }
+    memory_from(&read(pid, "smaps_rollup", Process::smaps_rollup)?)
 }
 
 /// `root` and every live descendant, root first, at most [`MAX_TREE`] processes. Processes
 /// that vanish during the scan are skipped.
 pub fn process_tree(root: u32) -> Vec<u32> {
     let mut parents: Vec<(u32, u32)> = Vec::new();
-    if let Ok(entries) = fs::read_dir("/proc") {
-        for entry in entries.take(MAX_PROC_SCAN).flatten() {
-            let Some(pid) = entry
-                .file_name()
-                .to_str()
-                .and_then(|s| s.parse::<u32>().ok())
-            else {
+    if let Ok(all) = ::procfs::process::all_processes() {
+        for process in all.take(MAX_PROC_SCAN).flatten() {
+            let Ok(pid) = u32::try_from(process.pid()) else {
                 continue;
             };
-            if let Ok(stat) = read_stat(Some(pid)) {
-                parents.push((pid, stat.ppid));
+            if let Ok(stat) = process.stat() {
+                if let Ok(ppid) = u32::try_from(stat.ppid) {
+                    parents.push((pid, ppid));
+                }
             }
         }
     }
@@ -262,37 +253,32 @@ pub fn sample_tree(root: u32, memory: bool) -> Result<TreeSample, ProcError> {
     Ok(sample)
 }
 
-/// Busy time of the whole machine from `/proc/stat`'s first line (user, nice, system,
-/// irq, softirq, steal; not idle or iowait), in clock ticks, summed over all CPUs.
-pub fn parse_machine_busy(text: &str) -> Result<u64, ProcError> {
-    let line = text.lines().next().ok_or_else(malformed_cpu)?;
-    let mut fields = line.split_ascii_whitespace();
-    if fields.next() != Some("cpu") {
-        return Err(malformed_cpu());
-    }
-    let values: Vec<u64> = fields
-        .take(8)
-        .map(|f| f.parse::<u64>().map_err(|_| malformed_cpu()))
-        .collect::<Result<_, _>>()?;
-    // user nice system idle iowait irq softirq steal
-    match values.as_slice() {
-        [user, nice, system, _idle, _iowait, irq, softirq, steal] => {
-            Ok(user + nice + system + irq + softirq + steal)
-        }
-        _ => Err(malformed_cpu()),
-    }
-}
-
-fn malformed_cpu() -> ProcError {
-    ProcError::Malformed {
+/// Busy time of the whole machine from `/proc/stat`'s `cpu` line (user, nice, system,
+/// irq, softirq, steal; not idle or iowait), in clock ticks, summed over all CPUs. Fails if
+/// the kernel gave no irq, softirq or steal (before Linux 2.6.11).
+fn machine_busy_from(total: &CpuTime) -> Result<u64, ProcError> {
+    let malformed = ProcError::Malformed {
         file: "stat",
         field: "cpu",
+    };
+    match (total.irq, total.softirq, total.steal) {
+        (Some(irq), Some(softirq), Some(steal)) => {
+            Ok([total.user, total.nice, total.system, irq, softirq, steal]
+                .into_iter()
+                .fold(0u64, u64::saturating_add))
+        }
+        _ => Err(malformed),
     }
 }
 
-/// Busy clock ticks of the whole machine so far (see [`parse_machine_busy`]).
+/// Busy clock ticks of the whole machine so far (user, nice, system, irq, softirq, steal of
+/// `/proc/stat`; not idle or iowait).
 pub fn machine_busy_ticks() -> Result<u64, ProcError> {
-    parse_machine_busy(&read_capped(Path::new("/proc/stat"))?)
+    let stats = KernelStats::current().map_err(|error| ProcError::Read {
+        path: "/proc/stat".to_owned(),
+        error,
+    })?;
+    machine_busy_from(&stats.total)
 }
 
 /// CPU ticks (utime + stime) used so far by this process, all threads.
@@ -300,21 +286,9 @@ pub fn self_cpu_ticks() -> Result<u64, ProcError> {
     read_stat(None).map(|s| s.utime + s.stime)
 }
 
-/// Clock ticks per second of the CPU times in `/proc/PID/stat`.
+/// Clock ticks per second of the CPU times in `/proc/PID/stat` (`sysconf(_SC_CLK_TCK)`).
 pub fn clock_ticks_per_second() -> u64 {
-    clock::ticks_per_second()
-}
-
-mod clock {
-    #![allow(unsafe_code)]
-
-    /// `sysconf(_SC_CLK_TCK)`, or the Linux default of 100 if it fails.
-    pub(super) fn ticks_per_second() -> u64 {
-        // SAFETY: sysconf takes an integer name and returns an integer; it reads no memory
-        // of ours and has no preconditions. _SC_CLK_TCK is a valid name on every libc.
-        let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
-        u64::try_from(ticks).ok().filter(|&t| t > 0).unwrap_or(100)
-    }
+    ::procfs::ticks_per_second().max(1)
 }
 
 /// Converts ticks to seconds.
@@ -338,23 +312,30 @@ pub fn raise_nofile() -> Result<u64, ProcError> {
         .map_err(|e| ProcError::Rlimit(e.into()))?;
     }
     let soft = getrlimit(Resource::Nofile).current.unwrap_or(u64::MAX);
-    let open = fs::read_dir("/proc/self/fd")
-        .map(|d| d.take(MAX_PROC_SCAN).count() as u64)
-        .unwrap_or(0);
+    let open = read(None, "fd", Process::fd_count).map_or(0, |n| n as u64);
     Ok(soft.saturating_sub(open))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use ::procfs::{ExplicitSystemInfo, FromBufReadSI, FromRead};
 
     const STAT: &str = "4242 (my (odd) proc) S 1 4242 4242 0 -1 4194560 1234 0 5 0 \
         777 333 5 6 20 0 17 0 123456 987654321 2048 18446744073709551615 1 1 0 0 0 0 0 \
         4096 0 0 0 0 17 1 0 0 0 0 0\n";
 
+    fn stat(text: &str) -> Result<Stat, ProcError> {
+        let parsed = pp::Stat::from_read(text.as_bytes()).map_err(|error| ProcError::Read {
+            path: "test".to_owned(),
+            error,
+        })?;
+        stat_from(&parsed)
+    }
+
     #[test]
     fn stat_fields_counted_after_the_name() {
-        let s = parse_stat(STAT).unwrap();
+        let s = stat(STAT).unwrap();
         assert_eq!(
             s,
             Stat {
@@ -368,46 +349,83 @@ mod tests {
     }
 
     #[test]
-    fn stat_rejects_truncated_or_garbage() {
-        assert!(parse_stat("").is_err());
-        assert!(parse_stat("12 (x").is_err());
-        assert!(parse_stat("12 (x) S 1 2 3").is_err());
+    fn stat_rejects_truncated_garbage_or_negative() {
+        assert!(stat("").is_err());
+        assert!(stat("12 (x").is_err());
+        assert!(stat("12 (x) S 1 2 3").is_err());
         let cut = STAT.split_at(STAT.find("777").unwrap()).0;
+        assert!(stat(cut).is_err());
+        assert!(stat(&STAT.replace(" 333 ", " x ")).is_err());
+        assert!(stat(&STAT.replace(") S 1 ", ") S 99999999999 ")).is_err());
         assert!(matches!(
-            parse_stat(cut),
-            Err(ProcError::Malformed { field: "utime", .. })
+            stat(&STAT.replace(" 5 6 20 ", " -5 6 20 ")),
+            Err(ProcError::Malformed {
+                field: "cutime",
+                ..
+            })
         ));
-        assert!(parse_stat(&STAT.replace(" 333 ", " x ")).is_err());
-        assert!(parse_stat(&STAT.replace(") S 1 ", ") S 99999999999 ")).is_err());
+        assert!(matches!(
+            stat(&STAT.replace(" 20 0 17 ", " 20 0 -17 ")),
+            Err(ProcError::Malformed {
+                field: "num_threads",
+                ..
+            })
+        ));
+    }
+
+    fn rollup(text: &str) -> Result<Memory, ProcError> {
+        let parsed =
+            pp::SmapsRollup::from_read(text.as_bytes()).map_err(|error| ProcError::Read {
+                path: "test".to_owned(),
+                error,
+            })?;
+        memory_from(&parsed)
     }
 
     #[test]
-    fn status_and_rollup() {
-        let status = "Name:\ttriproxy\nThreads:\t9\nVmHWM:\t  9000 kB\nVmRSS:\t    5120 kB\n";
-        assert_eq!(parse_key_number(status, "VmRSS:"), Some(5120));
-        assert_eq!(parse_key_number(status, "Threads:"), Some(9));
-        assert_eq!(parse_key_number(status, "VmSwap:"), None);
-        let rollup = "55d0-7ffd ---p 00000000 00:00 0 [rollup]\nRss:               12345 kB\n\
-            Pss:                6789 kB\nPss_Anon:           100 kB\nShared_Clean:  1 kB\n";
+    fn rollup_in_kib() {
+        let text = "55d0a0000000-7ffd00000000 ---p 00000000 00:00 0    [rollup]\n\
+            Rss:               12345 kB\nPss:                6789 kB\n\
+            Pss_Anon:           100 kB\nShared_Clean:  1 kB\n";
         assert_eq!(
-            parse_smaps_rollup(rollup).unwrap(),
+            rollup(text).unwrap(),
             Memory {
                 rss_kib: 12345,
                 pss_kib: 6789
             }
         );
-        assert!(parse_smaps_rollup("Rss: 1 kB\n").is_err());
-        assert!(parse_smaps_rollup("Rss: x kB\nPss: 1 kB\n").is_err());
+        assert!(rollup("").is_err());
+        assert!(rollup("Rss: 1 kB\n").is_err());
+        let head = "55d0a0000000-7ffd00000000 ---p 00000000 00:00 0    [rollup]\n";
+        assert!(rollup(&format!("{head}Rss: 1 kB\n")).is_err());
+        assert!(rollup(&format!("{head}Rss: x kB\nPss: 1 kB\n")).is_err());
+    }
+
+    fn busy(text: &str) -> Result<u64, ProcError> {
+        let info = ExplicitSystemInfo {
+            boot_time_secs: 0,
+            ticks_per_second: 100,
+            page_size: 4096,
+            is_little_endian: true,
+        };
+        let parsed = KernelStats::from_buf_read(text.as_bytes(), &info).map_err(|error| {
+            ProcError::Read {
+                path: "test".to_owned(),
+                error,
+            }
+        })?;
+        machine_busy_from(&parsed.total)
     }
 
     #[test]
     fn machine_busy_from_proc_stat() {
-        let text = "cpu  100 2 30 5000 7 1 4 3 0 0\ncpu0 50 1 15 2500 3 0 2 1 0 0\n";
-        assert_eq!(parse_machine_busy(text).unwrap(), 100 + 2 + 30 + 1 + 4 + 3);
-        assert!(parse_machine_busy("").is_err());
-        assert!(parse_machine_busy("cpu0 1 2 3 4 5 6 7 8\n").is_err());
-        assert!(parse_machine_busy("cpu 1 2 3\n").is_err());
-        assert!(parse_machine_busy("cpu 1 2 x 4 5 6 7 8\n").is_err());
+        let tail = "ctxt 1\nbtime 2\nprocesses 3\n";
+        let text = format!("cpu  100 2 30 5000 7 1 4 3 0 0\ncpu0 50 1 15 2500 3 0 2 1 0 0\n{tail}");
+        assert_eq!(busy(&text).unwrap(), 100 + 2 + 30 + 1 + 4 + 3);
+        assert!(busy("").is_err());
+        assert!(busy(&format!("cpu0 1 2 3 4 5 6 7 8\n{tail}")).is_err());
+        assert!(busy(&format!("cpu  1 2 3 4\n{tail}")).is_err());
+        assert!(busy(&format!("cpu  1 2 x 4 5 6 7 8\n{tail}")).is_err());
         assert!(machine_busy_ticks().is_ok());
     }
 
@@ -425,15 +443,32 @@ mod tests {
         let me = std::process::id();
         let stat = read_stat(None).unwrap();
         assert!(stat.threads >= 1);
+        assert_eq!(read_stat(Some(me)).unwrap().ppid, stat.ppid);
         let sample = sample_tree(me, true).unwrap();
         assert!(sample.processes >= 1);
         let m = sample.memory.unwrap();
         assert!(m.rss_kib > 0 && m.pss_kib > 0 && m.pss_kib <= m.rss_kib);
-        assert!(read_vm_rss(Some(me)).unwrap() > 0);
         assert!(clock_ticks_per_second() > 0);
         assert!(self_cpu_ticks().is_ok());
         assert!(read_stat(Some(u32::MAX)).is_err());
+        assert!(read_stat(Some(i32::MAX as u32)).is_err());
         assert!(process_tree(me).contains(&me));
+    }
+
+    #[test]
+    fn tree_holds_a_child() {
+        let me = std::process::id();
+        let mut child = std::process::Command::new("sleep")
+            .arg("5")
+            .spawn()
+            .unwrap();
+        let tree = process_tree(me);
+        let sample = sample_tree(me, false).unwrap();
+        child.kill().unwrap();
+        child.wait().unwrap();
+        assert_eq!(tree.first(), Some(&me));
+        assert!(tree.contains(&child.id()));
+        assert!(sample.processes >= 2 && sample.memory.is_none());
     }
 
     #[test]
