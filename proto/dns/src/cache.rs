@@ -79,6 +79,7 @@ mod tests {
     use std::time::Duration;
 
     #[test]
+    #[allow(clippy::disallowed_methods)] // one real instant to offset virtual time from
     fn bounded_and_expiring() {
         let t0 = Instant::now();
         let s = Duration::from_secs;

@@ -225,23 +225,18 @@ impl Resolver {
                 .push_back(done(Err(ResolveError::TooManyPending)));
             return id;
         }
-        let mut statics = self
+        // `nsrecord`: the name's static addresses; `0.0.0.0` among them blacklists it.
+        let statics: Vec<IpAddr> = self
             .config
             .static_records
             .iter()
-            .filter(|(n, _)| n.trim_end_matches('.').eq_ignore_ascii_case(&key))
+            .filter(|(n, _)| n.strip_suffix('.').unwrap_or(n).eq_ignore_ascii_case(&key))
             .map(|&(_, a)| a)
-            .peekable();
-        if statics.peek().is_some()
-            && self.config.static_records.iter().any(|(n, a)| {
-                n.trim_end_matches('.').eq_ignore_ascii_case(&key)
-                    && *a == IpAddr::V4(Ipv4Addr::UNSPECIFIED)
-            })
-        {
+            .collect();
+        if statics.contains(&IpAddr::V4(Ipv4Addr::UNSPECIFIED)) {
             self.events.push_back(done(Err(ResolveError::NotFound)));
             return id;
         }
-        let statics: Vec<IpAddr> = statics.collect();
         let mut lookup = Lookup {
             family,
             v4: Part::NotAsked,
@@ -345,21 +340,24 @@ impl Resolver {
         let Some((_, buf)) = self.queries[i].tcp.as_mut() else {
             return 0;
         };
-        let need = match buf.as_slice() {
-            [a, b, ..] => 2 + usize::from(u16::from_be_bytes([*a, *b])),
-            _ => 2,
-        };
-        let take = need.saturating_sub(buf.len()).min(bytes.len());
-        buf.extend_from_slice(bytes.get(..take).unwrap_or_default());
-        let mut used = take;
-        if buf.len() == 2 && take < bytes.len() {
-            // The length is known now: read the body from the rest.
-            used += self.handle_tcp_data(now, token, bytes.get(take..).unwrap_or_default());
-            return used;
-        }
-        let complete = match buf.as_slice() {
-            [a, b, body @ ..] => body.len() == usize::from(u16::from_be_bytes([*a, *b])),
-            _ => false,
+        // Read the 2-byte length, then exactly that many bytes: never more than
+        // 2 + MAX_TCP_MESSAGE are held.
+        let mut used = 0;
+        let complete = loop {
+            let need = match buf.as_slice() {
+                [a, b, ..] => 2 + usize::from(u16::from_be_bytes([*a, *b])),
+                _ => 2,
+            };
+            if buf.len() >= 2 && buf.len() == need {
+                break true;
+            }
+            let rest = bytes.get(used..).unwrap_or_default();
+            let take = need.saturating_sub(buf.len()).min(rest.len());
+            if take == 0 {
+                break false;
+            }
+            buf.extend_from_slice(rest.get(..take).unwrap_or_default());
+            used += take;
         };
         if complete {
             let body = buf.get(2..).unwrap_or_default();

@@ -1,5 +1,8 @@
 //! The resolver machine in virtual time, against answers built with hickory-proto.
 
+// Tests may unwrap, and need one real instant to offset virtual time from.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::disallowed_methods)]
+
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
@@ -415,6 +418,39 @@ fn tcp_server_and_a_closed_connection_fail_over() {
         ),
     );
     assert_eq!(resolved(&mut r), vec![ok(id, &[("198.51.100.3", 9)])]);
+}
+
+#[test]
+fn a_zero_length_or_garbled_tcp_answer_fails_the_try() {
+    let t0 = Instant::now();
+    let mut r = Resolver::new(config(&["192.0.2.1/tcp", "192.0.2.2/tcp"]), 17);
+    let id = r.resolve(t0, "x.example", Family::V4);
+    let t = r.poll_transmit().unwrap();
+    assert_eq!(r.handle_tcp_data(t0, t.tcp.unwrap(), &[0, 0, 1, 2, 3]), 2);
+    let t = r.poll_transmit().unwrap();
+    assert_eq!(t.server, sa("192.0.2.2:53"));
+    assert_eq!(
+        r.handle_tcp_data(t0, t.tcp.unwrap(), &[0, 3, 1, 2, 3, 4]),
+        5
+    );
+    assert_eq!(r.dropped(), 2);
+    let t = r.poll_transmit().unwrap();
+    assert_eq!(t.server, sa("192.0.2.1:53"), "second round");
+    let body = reply(
+        &t,
+        ResponseCode::NoError,
+        vec![a("x.example.", 1, "198.51.100.1")],
+        |_| {},
+    );
+    let mut framed = (body.len() as u16).to_be_bytes().to_vec();
+    framed.extend_from_slice(&body);
+    assert_eq!(r.handle_tcp_data(t0, t.tcp.unwrap(), &framed), framed.len());
+    assert_eq!(resolved(&mut r), vec![ok(id, &[("198.51.100.1", 1)])]);
+    assert_eq!(
+        r.handle_tcp_data(t0, t.tcp.unwrap(), &framed),
+        0,
+        "unknown token"
+    );
 }
 
 #[test]
