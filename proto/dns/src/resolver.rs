@@ -82,6 +82,33 @@ pub enum ResolveError {
     NoServers,
 }
 
+impl ResolveError {
+    /// A readable reason, for logs.
+    pub fn reason(self) -> &'static str {
+        match self {
+            Self::NotFound => "name not found",
+            Self::Timeout => "no name server answered",
+            Self::ServerFailure => "name servers failed",
+            Self::InvalidName => "invalid host name",
+            Self::TooManyPending => "too many lookups in flight",
+            Self::NoServers => "no nserver configured",
+        }
+    }
+
+    /// 3proxy's log code: 100 (host not found) for every one.
+    pub fn log_code(self) -> u16 {
+        100
+    }
+}
+
+impl std::fmt::Display for ResolveError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.reason())
+    }
+}
+
+impl std::error::Error for ResolveError {}
+
 /// A finished lookup.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Resolved {
