@@ -18,21 +18,39 @@ use triproxy_fuzz::dns::{
 };
 use triproxy_fuzz::{start, Input};
 
-const NAMES: [&str; 6] = ["a.example", "B.example.", "c.test", "::1", "10.0.0.1", "x..y"];
+const NAMES: [&str; 6] = [
+    "a.example",
+    "B.example.",
+    "c.test",
+    "::1",
+    "10.0.0.1",
+    "x..y",
+];
 
 triproxy_fuzz::target!(|data| {
     let mut input = Input::new(data);
     let conf = input.byte();
-    let family = [Family::V4, Family::V6, Family::V4ThenV6, Family::V6ThenV4][usize::from(conf & 3)];
-    let second = if conf & 4 != 0 { "192.0.2.2/tcp" } else { "192.0.2.2:5353" };
+    let family =
+        [Family::V4, Family::V6, Family::V4ThenV6, Family::V6ThenV4][usize::from(conf & 3)];
+    let second = if conf & 4 != 0 {
+        "192.0.2.2/tcp"
+    } else {
+        "192.0.2.2:5353"
+    };
     let config = ResolverConfig {
-        servers: ["192.0.2.1", second].iter().filter_map(|s| s.parse().ok()).collect(),
+        servers: ["192.0.2.1", second]
+            .iter()
+            .filter_map(|s| s.parse().ok())
+            .collect(),
         try_timeout: Duration::from_secs(2),
         attempts: 2,
         cache_v4: usize::from(conf >> 6),
         cache_v6: 2,
         fake_resolve: conf & 8 != 0,
-        static_records: vec![("c.test".into(), [10, 9, 9, 9].into()), ("d.test".into(), [0, 0, 0, 0].into())],
+        static_records: vec![
+            ("c.test".into(), [10, 9, 9, 9].into()),
+            ("d.test".into(), [0, 0, 0, 0].into()),
+        ],
         max_pending: 3,
         ..ResolverConfig::default()
     };
@@ -49,7 +67,13 @@ triproxy_fuzz::target!(|data| {
             1 => {
                 let len = usize::from(input.byte());
                 let noise = input.bytes(len);
-                r.handle_datagram(now, "192.0.2.1:53".parse().unwrap_or(SocketAddr::from(([0; 4], 0))), noise);
+                r.handle_datagram(
+                    now,
+                    "192.0.2.1:53"
+                        .parse()
+                        .unwrap_or(SocketAddr::from(([0; 4], 0))),
+                    noise,
+                );
             }
             2 | 3 => {
                 // The last query answered: QR set, one A/AAAA record by pointer; sometimes
@@ -66,9 +90,22 @@ triproxy_fuzz::target!(|data| {
                 answer[2] |= 0x80 | if how & 1 != 0 { 0x02 } else { 0 };
                 answer[7] = 1;
                 let aaaa = answer.get(answer.len() - 3) == Some(&28);
-                answer.extend_from_slice(&[0xc0, 12, 0, if aaaa { 28 } else { 1 }, 0, 1, 0, 0, 0, input.byte()]);
+                answer.extend_from_slice(&[
+                    0xc0,
+                    12,
+                    0,
+                    if aaaa { 28 } else { 1 },
+                    0,
+                    1,
+                    0,
+                    0,
+                    0,
+                    input.byte(),
+                ]);
                 if aaaa {
-                    answer.extend_from_slice(&[0, 16, 0x20, 1, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1]);
+                    answer.extend_from_slice(&[
+                        0, 16, 0x20, 1, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1,
+                    ]);
                 } else {
                     answer.extend_from_slice(&[0, 4, 198, 51, 100, 1]);
                 }
@@ -77,7 +114,10 @@ triproxy_fuzz::target!(|data| {
                 }
                 match (t.transport, t.tcp) {
                     (Transport::Tcp, Some(token)) => {
-                        let mut framed = u16::try_from(answer.len()).unwrap_or(0).to_be_bytes().to_vec();
+                        let mut framed = u16::try_from(answer.len())
+                            .unwrap_or(0)
+                            .to_be_bytes()
+                            .to_vec();
                         framed.extend_from_slice(&answer);
                         let cut = usize::from(input.byte()) % (framed.len() + 1);
                         let (a, b) = framed.split_at(cut);
@@ -107,13 +147,19 @@ triproxy_fuzz::target!(|data| {
                 }
             }
             5 => {
-                if let Some(&id) = open.iter().nth(usize::from(input.byte()) % open.len().max(1)) {
+                if let Some(&id) = open
+                    .iter()
+                    .nth(usize::from(input.byte()) % open.len().max(1))
+                {
                     r.cancel(id);
                     open.remove(&id);
                 }
             }
             _ => {
-                if let Some(Transmit { tcp: Some(token), .. }) = last {
+                if let Some(Transmit {
+                    tcp: Some(token), ..
+                }) = last
+                {
                     r.handle_tcp_closed(now, token);
                 }
             }
@@ -122,7 +168,10 @@ triproxy_fuzz::target!(|data| {
             match t.transport {
                 Transport::Udp => assert!(t.payload.len() <= MAX_UDP_MESSAGE && t.tcp.is_none()),
                 Transport::Tcp => {
-                    let len = t.payload.get(..2).map(|b| usize::from(u16::from_be_bytes([b[0], b[1]])));
+                    let len = t
+                        .payload
+                        .get(..2)
+                        .map(|b| usize::from(u16::from_be_bytes([b[0], b[1]])));
                     assert_eq!(len, Some(t.payload.len() - 2));
                     assert!(t.tcp.is_some());
                 }
@@ -131,7 +180,11 @@ triproxy_fuzz::target!(|data| {
         }
         while let Some(e) = r.poll_event() {
             if let Event::Resolved(done) = e {
-                assert!(open.remove(&done.id), "{:?} reported twice or never asked", done.id);
+                assert!(
+                    open.remove(&done.id),
+                    "{:?} reported twice or never asked",
+                    done.id
+                );
                 if let Ok(addrs) = &done.result {
                     assert!(!addrs.is_empty());
                 }
