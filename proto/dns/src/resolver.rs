@@ -315,7 +315,9 @@ impl Resolver {
         id
     }
 
-    /// Abandons a lookup: no event will come for it, and its TCP connections are closed.
+    /// Abandons a lookup: no event will come for it, and its TCP connections are closed
+    /// ([`Event::CloseTcp`]). A UDP query of it still in the transmit queue may be sent; its
+    /// answer is then dropped like any unexpected datagram.
     pub fn cancel(&mut self, id: QueryId) {
         self.lookups.remove(&id);
         let mut i = 0;

@@ -341,6 +341,13 @@ fn servfail_moves_on_at_once() {
         &reply(&t, ResponseCode::Refused, vec![], |_| {}),
     );
     assert_eq!(resolved(&mut r), vec![err(id, ResolveError::ServerFailure)]);
+    assert_eq!(
+        (
+            ResolveError::ServerFailure.log_code(),
+            ResolveError::ServerFailure.to_string()
+        ),
+        (100, "name servers failed".into())
+    );
     assert_eq!(r.cache_entries(), (0, 0), "failures are not cached");
 }
 
