@@ -190,6 +190,8 @@ impl Resolver {
     pub fn new(mut config: ResolverConfig, seed: u64) -> Self {
         config.servers.truncate(MAX_SERVERS);
         config.attempts = config.attempts.max(1);
+        // A zero timeout would make `poll_timeout` return `now` again and again.
+        config.try_timeout = config.try_timeout.max(Duration::from_millis(1));
         let (v4, v6) = (config.cache_v4, config.cache_v6);
         Resolver {
             config,
@@ -247,11 +249,6 @@ impl Resolver {
             self.events.push_back(done(Err(ResolveError::InvalidName)));
             return id;
         };
-        if self.lookups.len() >= self.config.max_pending {
-            self.events
-                .push_back(done(Err(ResolveError::TooManyPending)));
-            return id;
-        }
         // `nsrecord`: the name's static addresses; `0.0.0.0` among them blacklists it.
         let statics: Vec<IpAddr> = self
             .config
@@ -299,6 +296,9 @@ impl Resolver {
                 })
             } else if self.config.servers.is_empty() {
                 Part::Done(Err(ResolveError::NoServers))
+            } else if self.lookups.len() >= self.config.max_pending {
+                // Only lookups that ask a server count; the rest are answered at once.
+                Part::Done(Err(ResolveError::TooManyPending))
             } else {
                 let rtype = if v6 { RecordType::AAAA } else { RecordType::A };
                 self.start_query(now, id, key.clone(), qname.clone(), rtype, 0, 0);

@@ -611,6 +611,7 @@ fn limits_invalid_names_and_pending_bound() {
     let t0 = Instant::now();
     let cfg = ResolverConfig {
         max_pending: 1,
+        static_records: vec![("static.example".into(), ip("10.0.0.7"))],
         ..config(&["192.0.2.53"])
     };
     let mut r = Resolver::new(cfg, 15);
@@ -630,6 +631,9 @@ fn limits_invalid_names_and_pending_bound() {
     want.push(err(second, ResolveError::TooManyPending));
     assert_eq!(resolved(&mut r), want);
     assert_eq!(r.pending(), 1);
+    // At the bound, what needs no server is still answered.
+    let fixed = r.resolve(t0, "static.example", Family::V4);
+    assert_eq!(resolved(&mut r), vec![ok(fixed, &[("10.0.0.7", 0)])]);
     r.cancel(first);
     assert_eq!(r.pending(), 0);
     assert_eq!(r.poll_timeout(), None);
