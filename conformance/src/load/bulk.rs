@@ -160,23 +160,13 @@ pub fn run(config: &BulkConfig) -> Result<BulkResult, LoadError> {
     }
 
     thread::sleep(config.warmup);
-    let proxy_before = config
-        .pid
-        .map(|p| procfs::sample_tree(p, false))
-        .transpose()?;
-    let tool_before = procfs::self_cpu_ticks()?;
-    let machine_before = procfs::machine_busy_ticks()?;
+    let cpu = procfs::CpuWindow::start(config.pid)?;
     let bytes_before = delivered.load(Ordering::Relaxed);
     let t0 = Instant::now();
     thread::sleep(window);
     let bytes_after = delivered.load(Ordering::Relaxed);
     let seconds = t0.elapsed().as_secs_f64();
-    let machine_after = procfs::machine_busy_ticks()?;
-    let tool_after = procfs::self_cpu_ticks()?;
-    let proxy_after = config
-        .pid
-        .map(|p| procfs::sample_tree(p, false))
-        .transpose()?;
+    let cpu = cpu.finish()?;
 
     stop.store(true, Ordering::SeqCst);
     // Unblocks a stream waiting in read or write at once.
@@ -190,18 +180,12 @@ pub fn run(config: &BulkConfig) -> Result<BulkResult, LoadError> {
     }
     target.stop();
 
-    let proxy_cpu = match (proxy_before, proxy_after) {
-        (Some(b), Some(a)) => Some(procfs::ticks_to_secs(
-            a.cpu_ticks.saturating_sub(b.cpu_ticks),
-        )),
-        _ => None,
-    };
     Ok(BulkResult {
         bytes: bytes_after.saturating_sub(bytes_before),
         seconds,
-        proxy_cpu,
-        tool_cpu: procfs::ticks_to_secs(tool_after.saturating_sub(tool_before)),
-        machine_cpu: procfs::ticks_to_secs(machine_after.saturating_sub(machine_before)),
+        proxy_cpu: cpu.proxy,
+        tool_cpu: cpu.tool,
+        machine_cpu: cpu.machine,
         errors,
     })
 }

@@ -139,14 +139,9 @@ pub fn run(config: &DownloadConfig) -> Result<DownloadResult, LoadError> {
         // A proxy that closed the connection after the warm-up (while idle) gets the
         // request again on a new one, and the clocks start again.
         let mut attempt = 0;
-        let (reader, fetched, seconds, samples) = loop {
+        let (reader, fetched, seconds, cpu) = loop {
             attempt += 1;
-            let proxy_before = config
-                .pid
-                .map(|p| procfs::sample_tree(p, false))
-                .transpose()?;
-            let tool_before = procfs::self_cpu_ticks()?;
-            let machine_before = procfs::machine_busy_ticks()?;
+            let cpu = procfs::CpuWindow::start(config.pid)?;
             let t0 = Instant::now();
             let mut reader = ResponseReader::new();
             let fetched = with_timeout(config.time_limit, conn.exchange(&measured, &mut reader))
@@ -162,29 +157,16 @@ pub fn run(config: &DownloadConfig) -> Result<DownloadResult, LoadError> {
                     continue;
                 }
             }
-            let machine_after = procfs::machine_busy_ticks()?;
-            let tool_after = procfs::self_cpu_ticks()?;
-            let proxy_after = config
-                .pid
-                .map(|p| procfs::sample_tree(p, false))
-                .transpose()?;
-            let samples = (
-                proxy_before.zip(proxy_after),
-                tool_after.saturating_sub(tool_before),
-                machine_after.saturating_sub(machine_before),
-            );
-            break (reader, fetched, seconds, samples);
+            let cpu = cpu.finish()?;
+            break (reader, fetched, seconds, cpu);
         };
-        let (proxy_samples, tool_ticks, machine_ticks) = samples;
-        let proxy_cpu = proxy_samples
-            .map(|(b, a)| procfs::ticks_to_secs(a.cpu_ticks.saturating_sub(b.cpu_ticks)));
         Ok(DownloadResult {
             requested,
             bytes: reader.body_len(),
             seconds,
-            proxy_cpu,
-            tool_cpu: procfs::ticks_to_secs(tool_ticks),
-            machine_cpu: procfs::ticks_to_secs(machine_ticks),
+            proxy_cpu: cpu.proxy,
+            tool_cpu: cpu.tool,
+            machine_cpu: cpu.machine,
             error: fetched.err(),
         })
     })

@@ -156,21 +156,11 @@ pub fn run(config: &HttpRateConfig) -> Result<HttpRateResult, LoadError> {
         .collect();
 
     sleep_until(plan.window_start);
-    let proxy_before = config
-        .pid
-        .map(|p| procfs::sample_tree(p, false))
-        .transpose()?;
-    let tool_before = procfs::self_cpu_ticks()?;
-    let machine_before = procfs::machine_busy_ticks()?;
+    let cpu = procfs::CpuWindow::start(config.pid)?;
     let t0 = Instant::now();
     sleep_until(plan.window_end);
     let seconds = t0.elapsed().as_secs_f64();
-    let machine_after = procfs::machine_busy_ticks()?;
-    let tool_after = procfs::self_cpu_ticks()?;
-    let proxy_after = config
-        .pid
-        .map(|p| procfs::sample_tree(p, false))
-        .transpose()?;
+    let cpu = cpu.finish()?;
 
     let mut latency = Histogram::new();
     let mut requests = 0;
@@ -189,19 +179,13 @@ pub fn run(config: &HttpRateConfig) -> Result<HttpRateResult, LoadError> {
     let origin_responses = origin_stats.responses.load(Ordering::Relaxed);
     drop(runner);
 
-    let proxy_cpu = match (proxy_before, proxy_after) {
-        (Some(b), Some(a)) => Some(procfs::ticks_to_secs(
-            a.cpu_ticks.saturating_sub(b.cpu_ticks),
-        )),
-        _ => None,
-    };
     Ok(HttpRateResult {
         requests,
         seconds,
         latency,
-        proxy_cpu,
-        tool_cpu: procfs::ticks_to_secs(tool_after.saturating_sub(tool_before)),
-        machine_cpu: procfs::ticks_to_secs(machine_after.saturating_sub(machine_before)),
+        proxy_cpu: cpu.proxy,
+        tool_cpu: cpu.tool,
+        machine_cpu: cpu.machine,
         errors,
         window_connects,
         idle_closes,

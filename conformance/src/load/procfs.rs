@@ -286,6 +286,60 @@ pub fn self_cpu_ticks() -> Result<u64, ProcError> {
     read_stat(None).map(|s| s.utime + s.stime)
 }
 
+/// The CPU readings at the start of a measurement window: the proxy's process tree (when
+/// its pid is known), this tool, and the whole machine. Every measurement of the load tool
+/// takes them the same way: [`CpuWindow::start`] just before the window,
+/// [`CpuWindow::finish`] just after it (in the reverse order, so the proxy's and the tool's
+/// readings bracket the machine's).
+#[derive(Debug, Clone)]
+pub struct CpuWindow {
+    pid: Option<u32>,
+    proxy: Option<TreeSample>,
+    tool: u64,
+    machine: u64,
+}
+
+/// CPU time spent during a window, in seconds.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct CpuSpent {
+    /// By the proxy's process tree (None without a pid).
+    pub proxy: Option<f64>,
+    /// By this tool.
+    pub tool: f64,
+    /// By the whole machine (busy time from `/proc/stat`).
+    pub machine: f64,
+}
+
+impl CpuWindow {
+    /// Reads the counters at the start of a window; `pid` is the proxy's, if known.
+    pub fn start(pid: Option<u32>) -> Result<CpuWindow, ProcError> {
+        let proxy = pid.map(|p| sample_tree(p, false)).transpose()?;
+        let tool = self_cpu_ticks()?;
+        let machine = machine_busy_ticks()?;
+        Ok(CpuWindow {
+            pid,
+            proxy,
+            tool,
+            machine,
+        })
+    }
+
+    /// Reads them again at the end of the window: what was spent in between.
+    pub fn finish(self) -> Result<CpuSpent, ProcError> {
+        let machine = machine_busy_ticks()?;
+        let tool = self_cpu_ticks()?;
+        let proxy = self.pid.map(|p| sample_tree(p, false)).transpose()?;
+        Ok(CpuSpent {
+            proxy: self
+                .proxy
+                .zip(proxy)
+                .map(|(b, a)| ticks_to_secs(a.cpu_ticks.saturating_sub(b.cpu_ticks))),
+            tool: ticks_to_secs(tool.saturating_sub(self.tool)),
+            machine: ticks_to_secs(machine.saturating_sub(self.machine)),
+        })
+    }
+}
+
 /// Clock ticks per second of the CPU times in `/proc/PID/stat` (`sysconf(_SC_CLK_TCK)`).
 pub fn clock_ticks_per_second() -> u64 {
     ::procfs::ticks_per_second().max(1)
