@@ -44,6 +44,9 @@ pub struct TcpToken(pub u64);
 /// connection on [`Event::CloseTcp`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Transmit {
+    /// The lookup this query serves (for a driver that gives each lookup its own socket:
+    /// [`Resolver::poll_transmit_of`]).
+    pub lookup: QueryId,
     /// The name server.
     pub server: SocketAddr,
     /// How to send it.
@@ -177,7 +180,8 @@ pub struct Resolver {
     lookups: BTreeMap<QueryId, Lookup>,
     queries: Vec<Outstanding>,
     transmits: VecDeque<Transmit>,
-    events: VecDeque<Event>,
+    /// Each event with the lookup it belongs to (see [`Resolver::poll_event_of`]).
+    events: VecDeque<(QueryId, Event)>,
     cache_v4: Cache,
     cache_v6: Cache,
     dropped: u64,
@@ -242,11 +246,12 @@ impl Resolver {
             } else {
                 Err(ResolveError::NotFound)
             };
-            self.events.push_back(done(result));
+            self.events.push_back((id, done(result)));
             return id;
         }
         let Some((key, qname)) = normalize(name) else {
-            self.events.push_back(done(Err(ResolveError::InvalidName)));
+            self.events
+                .push_back((id, done(Err(ResolveError::InvalidName))));
             return id;
         };
         // `nsrecord`: the name's static addresses; `0.0.0.0` among them blacklists it.
@@ -258,7 +263,8 @@ impl Resolver {
             .map(|&(_, a)| a)
             .collect();
         if statics.contains(&IpAddr::V4(Ipv4Addr::UNSPECIFIED)) {
-            self.events.push_back(done(Err(ResolveError::NotFound)));
+            self.events
+                .push_back((id, done(Err(ResolveError::NotFound))));
             return id;
         }
         let mut lookup = Lookup {
@@ -325,7 +331,7 @@ impl Resolver {
             if self.queries[i].lookup == id {
                 let q = self.queries.remove(i);
                 if let Some((t, _)) = q.tcp {
-                    self.events.push_back(Event::CloseTcp(t));
+                    self.events.push_back((id, Event::CloseTcp(t)));
                 }
                 self.transmits
                     .retain(|t| t.tcp.is_none() || t.tcp != q.tcp.as_ref().map(|x| x.0));
@@ -442,7 +448,45 @@ impl Resolver {
 
     /// The next event.
     pub fn poll_event(&mut self) -> Option<Event> {
-        self.events.pop_front()
+        self.events.pop_front().map(|(_, e)| e)
+    }
+
+    /// The next query of lookup `id` to send.
+    ///
+    /// The `_of` methods serve a driver that runs each lookup on its own socket, from its
+    /// own task or thread, around one shared machine (one cache for the whole process): it
+    /// drains only its lookup's transmits and events, and waits until its own deadline.
+    /// Answers may still be fed by anyone ([`Resolver::handle_datagram`] checks the source),
+    /// and [`Resolver::handle_timeout`] retries every overdue query, whoever calls it.
+    pub fn poll_transmit_of(&mut self, id: QueryId) -> Option<Transmit> {
+        let i = self.transmits.iter().position(|t| t.lookup == id)?;
+        self.transmits.remove(i)
+    }
+
+    /// The next event of lookup `id` (its [`Event::Resolved`], or the closing of one of its
+    /// TCP connections).
+    pub fn poll_event_of(&mut self, id: QueryId) -> Option<Event> {
+        let i = self.events.iter().position(|(l, _)| *l == id)?;
+        self.events.remove(i).map(|(_, e)| e)
+    }
+
+    /// The earliest deadline of a try of lookup `id` in flight.
+    pub fn poll_timeout_of(&self, id: QueryId) -> Option<Instant> {
+        self.queries
+            .iter()
+            .filter(|q| q.lookup == id)
+            .map(|q| q.deadline)
+            .min()
+    }
+
+    /// Abandons lookup `id` and forgets everything queued for it: its queries, transmits
+    /// and events (its driver is gone, so nobody would drain them). For the per-lookup
+    /// driver; [`Resolver::cancel`] is the form for a driver that owns every socket.
+    pub fn forget(&mut self, id: QueryId) {
+        self.lookups.remove(&id);
+        self.queries.retain(|q| q.lookup != id);
+        self.transmits.retain(|t| t.lookup != id);
+        self.events.retain(|(l, _)| *l != id);
     }
 
     fn cache(&mut self, v6: bool) -> &mut Cache {
@@ -538,6 +582,7 @@ impl Resolver {
             }
         };
         self.transmits.push_back(Transmit {
+            lookup: q.lookup,
             server,
             transport: q.transport,
             tcp,
@@ -551,7 +596,7 @@ impl Resolver {
     fn retry(&mut self, now: Instant, i: usize, error: ResolveError) -> bool {
         let mut q = self.queries.remove(i);
         if let Some((t, _)) = q.tcp.take() {
-            self.events.push_back(Event::CloseTcp(t));
+            self.events.push_back((q.lookup, Event::CloseTcp(t)));
         }
         let n = self.config.servers.len().max(1);
         q.tries += 1;
@@ -599,7 +644,7 @@ impl Resolver {
         };
         let q = self.queries.remove(i);
         if let Some((t, _)) = q.tcp {
-            self.events.push_back(Event::CloseTcp(t));
+            self.events.push_back((q.lookup, Event::CloseTcp(t)));
         }
         let v6 = q.rtype == RecordType::AAAA;
         let (value, life, outcome) = if addrs.is_empty() {
@@ -667,7 +712,7 @@ impl Resolver {
             _ => Ok(addrs),
         };
         self.events
-            .push_back(Event::Resolved(Resolved { id, result }));
+            .push_back((id, Event::Resolved(Resolved { id, result })));
     }
 }
 

@@ -673,3 +673,43 @@ proptest! {
         }
     }
 }
+
+/// A driver per lookup (each with its own socket) drains only its own lookup, and one
+/// that goes away leaves nothing queued behind.
+#[test]
+fn per_lookup_draining_and_forget() {
+    let t0 = Instant::now();
+    let mut r = Resolver::new(config(&["192.0.2.53"]), 9);
+    let first = r.resolve(t0, "one.example", Family::V4);
+    let second = r.resolve(t0, "two.example", Family::V4ThenV6);
+    let t1 = r.poll_transmit_of(first).unwrap();
+    assert_eq!(t1.lookup, first);
+    assert!(r.poll_transmit_of(first).is_none(), "one query for -4");
+    let mine: Vec<Transmit> = std::iter::from_fn(|| r.poll_transmit_of(second)).collect();
+    assert_eq!(mine.len(), 2, "A and AAAA of the second lookup");
+    assert!(mine.iter().all(|t| t.lookup == second));
+    assert_eq!(r.poll_timeout_of(first), Some(t0 + Duration::from_secs(5)));
+
+    // The first lookup's answer is only its own to take.
+    let answer = reply(
+        &t1,
+        ResponseCode::NoError,
+        vec![a("one.example.", 60, "198.51.100.1")],
+        |_| {},
+    );
+    r.handle_datagram(t0, sa("192.0.2.53:53"), &answer);
+    assert!(r.poll_event_of(second).is_none());
+    assert_eq!(
+        r.poll_event_of(first),
+        Some(Event::Resolved(ok(first, &[("198.51.100.1", 60)])))
+    );
+    assert_eq!(r.poll_timeout_of(first), None);
+
+    // The second lookup's driver is gone: nothing of it stays, even after its timeouts.
+    r.forget(second);
+    assert_eq!(r.pending(), 0);
+    assert_eq!(r.poll_timeout(), None);
+    r.handle_timeout(t0 + Duration::from_secs(60));
+    assert!(r.poll_transmit().is_none());
+    assert!(r.poll_event().is_none());
+}
