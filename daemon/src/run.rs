@@ -9,6 +9,7 @@ use std::fmt;
 use std::io;
 use std::net::{SocketAddr, TcpListener};
 use std::sync::Arc;
+use triproxy_policy::names::Names;
 use triproxy_policy::parent::ParentRandom;
 use triproxy_policy::service::{FrontProtocol, RelayMode, ServicePolicy};
 use triproxy_runtime_std::net;
@@ -93,6 +94,7 @@ pub fn policy_of(
     config: &Config,
     port: u16,
     parent_random: &Arc<ParentRandom>,
+    names: &Arc<Names>,
 ) -> ServicePolicy {
     ServicePolicy {
         parent_random: Arc::clone(parent_random),
@@ -111,12 +113,31 @@ pub fn policy_of(
         timeouts: config.timeouts,
         external: service.external,
         anonymity: service.anonymity,
+        names: Arc::clone(names),
+        family: service.family,
         relay: if service.splice {
             RelayMode::ZeroCopy
         } else {
             RelayMode::Buffered
         },
     }
+}
+
+/// The process's name resolution: triproxy's own resolver if the configuration asks for
+/// one (`nserver`, `nsrecord`, `fakeresolve`), else the system resolver.
+pub fn names_of(config: &Config) -> Names {
+    if !config.names.own() {
+        return Names::system();
+    }
+    // Query IDs must not be predictable: seed them from the OS's randomness (std's
+    // `RandomState` keys come from it), not from the clock.
+    let seed = {
+        use std::hash::{BuildHasher, Hasher};
+        std::collections::hash_map::RandomState::new()
+            .build_hasher()
+            .finish()
+    };
+    Names::own(config.names.resolver(config.timeouts.dns), seed)
 }
 
 /// Opens every listener, then starts every service on `runtime`. Returns what listens where.
@@ -150,12 +171,19 @@ pub fn start(
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_nanos() as u64);
     let parent_random = Arc::new(ParentRandom::new(seed));
+    let names = Arc::new(names_of(config));
     for (service, listener) in listeners {
         let addr = listener.local_addr().map_err(|e| fail(service, e))?;
         let hooks = sinks
             .hooks(&service.log, &service.logformat)
             .map_err(|e| fail(service, e))?;
-        let policy = Arc::new(policy_of(service, config, addr.port(), &parent_random));
+        let policy = Arc::new(policy_of(
+            service,
+            config,
+            addr.port(),
+            &parent_random,
+            &names,
+        ));
         let maxconn = usize::try_from(service.maxconn).unwrap_or(usize::MAX);
         match &smol {
             Some(rt) => {

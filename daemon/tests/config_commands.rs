@@ -134,10 +134,15 @@ fn socks_option_errors() {
         err_at("socks -f%t\n", 1),
         ConfigErrorKind::LogFormat(LogFormatError::MissingTimeZone { found: '%' })
     ));
+    for o in ["-47", "-66", "-4x"] {
+        assert_eq!(
+            err_at(&format!("socks {o}\n"), 1),
+            ConfigErrorKind::InvalidOptionValue {
+                option: o.to_owned()
+            }
+        );
+    }
     for o in [
-        "-4",
-        "-6",
-        "-46",
         "-d",
         "-t",
         "-T",
@@ -471,8 +476,7 @@ fn proxy_service_snapshots_its_line() {
 fn unsupported_3proxy_commands_are_told_apart_from_unknown_words() {
     for cmd in [
         "pop3p -n",
-        "nserver 10.1.2.1",
-        "nscache 65536",
+        "authnserver 10.1.2.1",
         "parentretries 3",
         "daemon",
         "pidfile /run/3proxy.pid",
@@ -777,4 +781,71 @@ fn parent_errors_name_the_line() {
         err_at("allow *\nparent 1000 socks5 127.0.0.1 1 u p extra\n", 2),
         ConfigErrorKind::Parent(_)
     ));
+}
+
+#[test]
+fn dns_commands_configure_the_own_resolver() {
+    let c = config_util::parse(
+        "nserver 127.0.0.1:5353\nnserver [::1]/tcp\nnscache 1024\nnscache6 512\n\
+         nsrecord pinned.test 127.0.0.5\nnsrecord v6.test ::5\nsocks -p0 -64\nproxy -p0 -4\n",
+    )
+    .unwrap();
+    assert!(c.names.own());
+    assert_eq!(c.names.servers.len(), 2);
+    assert_eq!(
+        (c.names.cache_v4, c.names.cache_v6),
+        (Some(1024), Some(512))
+    );
+    assert_eq!(c.names.records.len(), 2);
+    assert_eq!(c.services[0].family, triproxy_dns::Family::V6ThenV4);
+    assert_eq!(c.services[1].family, triproxy_dns::Family::V4);
+    let r = c.names.resolver(c.timeouts.dns);
+    assert_eq!(r.servers[1].transport, triproxy_dns::Transport::Tcp);
+
+    let only_cache = config_util::parse("nscache 65536\nsocks -p0\n").unwrap();
+    assert!(
+        !only_cache.names.own(),
+        "nscache alone keeps the system resolver"
+    );
+    assert!(
+        config_util::parse("fakeresolve\nsocks -p0\n")
+            .unwrap()
+            .names
+            .fake
+    );
+
+    for (line, message) in [
+        ("nserver 10.0.0.1:0", "`10.0.0.1:0` is not a name server"),
+        ("nserver dns.example", "`dns.example` is not a name server"),
+        (
+            "nserver 10.0.0.1/udp",
+            "`10.0.0.1/udp` is not a name server",
+        ),
+        ("nscache 100", "`100` is not a valid nscache size"),
+        ("nscache6 x", "`x` is not a valid nscache6 size"),
+        ("nsrecord bad/name 1.2.3.4", "`bad/name` is not a host name"),
+        (
+            "nsrecord ok.test 1.2.3",
+            "`1.2.3` is not an IPv4 or IPv6 address",
+        ),
+        ("fakeresolve now", "`fakeresolve` takes no arguments"),
+    ] {
+        let e = config_util::parse(&format!("# dns\n{line}\n")).unwrap_err();
+        let text = e.to_string();
+        assert!(text.starts_with("test.cfg:2: "), "{text}");
+        assert!(text.contains(message), "{line}: {text}");
+    }
+
+    let six = (1..=6)
+        .map(|i| format!("nserver 127.0.0.{i}\n"))
+        .collect::<String>();
+    let c = config_util::parse(&format!("{six}socks -p0\n")).unwrap();
+    assert_eq!(
+        c.warnings.len(),
+        1,
+        "the sixth nserver is ignored, with a warning"
+    );
+    assert!(c.warnings[0]
+        .to_string()
+        .contains("test.cfg:6: warning: only the first 5"));
 }

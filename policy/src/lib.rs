@@ -26,6 +26,7 @@ pub mod counterfile;
 pub mod datagram;
 pub mod exec;
 mod front;
+pub mod names;
 pub mod parent;
 pub mod period;
 pub mod quota;

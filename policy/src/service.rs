@@ -9,12 +9,14 @@ use crate::acl::Ace;
 use crate::auth::AuthChain;
 use crate::bandlim::BandLimits;
 use crate::connlim::ConnLimits;
+use crate::names::Names;
 use crate::parent::ParentRandom;
 use crate::quota::Quotas;
 use crate::users::Users;
 use core::time::Duration;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::Arc;
+use triproxy_dns::Family;
 
 /// 3proxy's `-u` option: whether a service asks clients for a user name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -220,6 +222,12 @@ pub struct ServicePolicy {
     /// What a forwarded HTTP request tells the origin about its client (`-a`, `-a1`,
     /// `-a2`).
     pub anonymity: Anonymity,
+    /// Where names go (the system resolver, or the process's own resolver with its cache:
+    /// `nserver`, `nsrecord`, `fakeresolve`); shared by every service.
+    pub names: Arc<Names>,
+    /// Which address families names resolve to, in which order (`-4`, `-6`, `-46`, `-64`;
+    /// triproxy's default is `-46`, see [`crate::names`]).
+    pub family: Family,
 }
 
 /// What the HTTP proxy adds to a forwarded request about its client, besides `Via` (which
@@ -256,6 +264,8 @@ impl ServicePolicy {
             connlimits: Arc::new(ConnLimits::new()),
             parent_random: Arc::new(ParentRandom::new(0)),
             anonymity: Anonymity::default(),
+            names: Arc::new(Names::system()),
+            family: Family::V4ThenV6,
         }
     }
 }

@@ -489,6 +489,11 @@ impl Session {
         &self.quota
     }
 
+    /// The policy of the service this session belongs to.
+    pub fn policy(&self) -> Arc<ServicePolicy> {
+        Arc::clone(&self.policy)
+    }
+
     /// Whether the session has ended (its `Close` intent was emitted).
     pub fn is_done(&self) -> bool {
         self.phase == Phase::Done

@@ -44,7 +44,18 @@ struct FakeIo {
     pipes: RefCell<[Pipe; 2]>,
     logs: RefCell<Vec<LogRecord>>,
     target_echoes: bool,
+    /// Name servers in memory: a query to one of these addresses is answered by its
+    /// function (None: silence).
+    dns: Vec<(SocketAddr, DnsServer)>,
+    /// Datagrams waiting to be received: (sender, bytes).
+    datagrams: RefCell<VecDeque<(SocketAddr, Vec<u8>)>>,
+    /// Queries sent, by server.
+    queries: RefCell<Vec<SocketAddr>>,
+    /// Calls of the system resolver.
+    system_lookups: Cell<usize>,
 }
+
+type DnsServer = Box<dyn Fn(&[u8]) -> Option<Vec<u8>>>;
 
 impl FakeIo {
     fn new(client_sends: &[u8], client_eof: bool, target_echoes: bool) -> FakeIo {
@@ -56,6 +67,10 @@ impl FakeIo {
             pipes: RefCell::new(pipes),
             logs: RefCell::new(Vec::new()),
             target_echoes,
+            dns: Vec::new(),
+            datagrams: RefCell::new(VecDeque::new()),
+            queries: RefCell::new(Vec::new()),
+            system_lookups: Cell::new(0),
         }
     }
 
@@ -96,6 +111,7 @@ impl Io for FakeIo {
     type Stream = usize;
     type Listener = ();
     type Store = Vec<u8>;
+    type Datagram = ();
 
     fn now(&self) -> Instant {
         self.now.get()
@@ -141,7 +157,43 @@ impl Io for FakeIo {
         Ok(())
     }
 
+    fn udp_bind(&self, _local: SocketAddr) -> io::Result<((), SocketAddr)> {
+        Ok(((), addr(5353)))
+    }
+
+    async fn send_to(&self, _socket: &(), bytes: &[u8], to: SocketAddr) -> io::Result<usize> {
+        self.queries.borrow_mut().push(to);
+        let answer = self
+            .dns
+            .iter()
+            .find(|(a, _)| *a == to)
+            .and_then(|(_, server)| server(bytes));
+        if let Some(answer) = answer {
+            self.datagrams.borrow_mut().push_back((to, answer));
+        }
+        Ok(bytes.len())
+    }
+
+    async fn recv_from(
+        &self,
+        _socket: &(),
+        buf: &mut [u8],
+        deadline: Option<Instant>,
+    ) -> io::Result<(usize, SocketAddr)> {
+        let Some((from, bytes)) = self.datagrams.borrow_mut().pop_front() else {
+            // Nothing will come: the deadline passes.
+            if let Some(d) = deadline {
+                self.now.set(d);
+            }
+            return Err(io::ErrorKind::TimedOut.into());
+        };
+        let n = bytes.len().min(buf.len());
+        buf[..n].copy_from_slice(&bytes[..n]);
+        Ok((n, from))
+    }
+
     async fn resolve(&self, _host: DomainName, port: u16) -> Result<Vec<SocketAddr>, ResolveError> {
+        self.system_lookups.set(self.system_lookups.get() + 1);
         Ok(vec![addr(port)])
     }
 
@@ -299,5 +351,145 @@ fn a_handshake_that_never_completes_ends_at_its_deadline() {
     assert!(
         io.pipes.borrow()[TARGET].outbound.is_empty(),
         "no target was involved"
+    );
+}
+
+/// A SOCKS5 greeting and a CONNECT to `name`:80.
+fn socks5_connect_name(name: &str) -> Vec<u8> {
+    let mut v = vec![5, 1, 0, 5, 1, 0, 3, name.len() as u8];
+    v.extend_from_slice(name.as_bytes());
+    v.extend_from_slice(&[0, 80]);
+    v
+}
+
+/// A name server that answers every A question with `ip` (TTL 60), or NXDOMAIN when `ip`
+/// is None.
+fn dns_server(ip: Option<[u8; 4]>) -> DnsServer {
+    use hickory_proto::op::{Message, MessageType, ResponseCode};
+    use hickory_proto::rr::{rdata::A, RData, Record};
+    Box::new(move |query: &[u8]| {
+        let q = Message::from_vec(query).ok()?;
+        let mut m = Message::new();
+        m.set_id(q.id())
+            .set_message_type(MessageType::Response)
+            .set_recursion_available(true)
+            .add_queries(q.queries().to_vec());
+        match ip {
+            Some(ip) => {
+                let name = q.queries().first()?.name().clone();
+                m.add_answer(Record::from_rdata(name, 60, RData::A(A(ip.into()))));
+            }
+            None => {
+                m.set_response_code(ResponseCode::NXDomain);
+            }
+        }
+        m.to_vec().ok()
+    })
+}
+
+fn own_names(servers: &[&str]) -> Arc<triproxy_policy::names::Names> {
+    let config = triproxy_dns::ResolverConfig {
+        servers: servers.iter().map(|s| s.parse().unwrap()).collect(),
+        try_timeout: Duration::from_secs(2),
+        attempts: 1,
+        ..Default::default()
+    };
+    Arc::new(triproxy_policy::names::Names::own(config, 7))
+}
+
+#[test]
+fn with_nserver_a_name_is_resolved_by_the_own_resolver_and_cached() {
+    let mut io = FakeIo::new(&socks5_connect_name("only.test"), true, true);
+    io.dns = vec![(addr(53), dns_server(Some([127, 0, 0, 9])))];
+    let mut policy = ServicePolicy::new(1080);
+    policy.names = own_names(&["127.0.0.1:53"]);
+    let policy = Arc::new(policy);
+    let origin = Origin {
+        peer: addr(50000),
+        local: addr(1080),
+        time: CivilTime {
+            weekday: 3,
+            seconds_of_day: 0,
+        },
+    };
+    run(exec::serve(&io, &CLIENT, &origin, &policy));
+    {
+        let logs = io.logs.borrow();
+        assert_eq!(logs[0].code.0, 0);
+        assert_eq!(logs[0].remote, Some("127.0.0.9:80".parse().unwrap()));
+    }
+    assert_eq!(
+        io.queries.borrow().len(),
+        2,
+        "A and AAAA (the default family order is -46)"
+    );
+    assert_eq!(
+        io.system_lookups.get(),
+        0,
+        "no name reaches the system resolver"
+    );
+
+    // A second connection is answered from the cache: no query goes out.
+    let io2 = FakeIo::new(&socks5_connect_name("ONLY.test"), true, true);
+    run(exec::serve(&io2, &CLIENT, &origin, &policy));
+    assert_eq!(io2.logs.borrow()[0].code.0, 0);
+    assert!(
+        io2.queries.borrow().is_empty(),
+        "served from the shared cache"
+    );
+    assert_eq!(io2.system_lookups.get(), 0);
+}
+
+#[test]
+fn a_silent_nserver_fails_over_and_an_unknown_name_is_code_100() {
+    let mut io = FakeIo::new(&socks5_connect_name("gone.test"), true, true);
+    // The first server never answers; the second says NXDOMAIN.
+    io.dns = vec![(addr(54), dns_server(None))];
+    let mut policy = ServicePolicy::new(1080);
+    policy.names = own_names(&["127.0.0.1:53", "127.0.0.1:54"]);
+    policy.family = triproxy_dns::Family::V4;
+    let start = io.now();
+    serve(&io, policy);
+    let logs = io.logs.borrow();
+    assert_eq!(logs[0].code.0, 100, "host not found");
+    assert_eq!(
+        *io.queries.borrow(),
+        vec![addr(53), addr(54)],
+        "the second server was asked after the first one's timeout"
+    );
+    assert_eq!(io.now() - start, Duration::from_secs(2), "one try timeout");
+    assert_eq!(io.system_lookups.get(), 0, "never the system resolver");
+    let replies = &io.pipes.borrow()[CLIENT].outbound;
+    assert_eq!(replies[3], 4, "SOCKS5 REP 4: host unreachable");
+}
+
+#[test]
+fn without_nserver_names_go_to_the_system_resolver_in_the_service_family_order() {
+    let io = FakeIo::new(&socks5_connect_name("sys.test"), true, true);
+    let mut policy = ServicePolicy::new(1080);
+    // nsrecord only: the resolver knows one name and defers the rest to the system.
+    let config = triproxy_dns::ResolverConfig {
+        static_records: vec![("pinned.test".into(), "127.0.0.7".parse().unwrap())],
+        ..Default::default()
+    };
+    policy.names = Arc::new(triproxy_policy::names::Names::own(config, 1));
+    let policy = Arc::new(policy);
+    let origin = Origin {
+        peer: addr(50000),
+        local: addr(1080),
+        time: CivilTime {
+            weekday: 3,
+            seconds_of_day: 0,
+        },
+    };
+    run(exec::serve(&io, &CLIENT, &origin, &policy));
+    assert_eq!(io.system_lookups.get(), 1);
+    assert_eq!(io.logs.borrow()[0].code.0, 0);
+    let pinned = FakeIo::new(&socks5_connect_name("pinned.test"), true, true);
+    run(exec::serve(&pinned, &CLIENT, &origin, &policy));
+    assert_eq!(pinned.system_lookups.get(), 0, "nsrecord answered");
+    assert_eq!(
+        pinned.logs.borrow()[0].remote,
+        Some("127.0.0.7:80".parse().unwrap())
     );
 }

@@ -6,7 +6,7 @@ use async_io::{Async, Timer};
 use futures_lite::{future, AsyncReadExt, AsyncWriteExt, FutureExt};
 use std::future::Future;
 use std::io::{self, Read, Write};
-use std::net::{IpAddr, Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::net::{IpAddr, Shutdown, SocketAddr, TcpListener, TcpStream, UdpSocket};
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
@@ -98,6 +98,7 @@ impl Io for SmolIo {
     type Stream = Async<TcpStream>;
     type Listener = Async<TcpListener>;
     type Store = Store;
+    type Datagram = Async<UdpSocket>;
 
     fn now(&self) -> Instant {
         Instant::now()
@@ -141,6 +142,40 @@ impl Io for SmolIo {
 
     async fn write_all(&self, stream: &Async<TcpStream>, bytes: &[u8]) -> io::Result<()> {
         { stream }.write_all(bytes).await
+    }
+
+    fn udp_bind(&self, local: SocketAddr) -> io::Result<(Async<UdpSocket>, SocketAddr)> {
+        let socket = Async::<UdpSocket>::bind(local)?;
+        let addr = socket.get_ref().local_addr()?;
+        Ok((socket, addr))
+    }
+
+    async fn send_to(
+        &self,
+        socket: &Async<UdpSocket>,
+        bytes: &[u8],
+        to: SocketAddr,
+    ) -> io::Result<usize> {
+        socket.send_to(bytes, to).await
+    }
+
+    async fn recv_from(
+        &self,
+        socket: &Async<UdpSocket>,
+        buf: &mut [u8],
+        deadline: Option<Instant>,
+    ) -> io::Result<(usize, SocketAddr)> {
+        let recv = socket.recv_from(buf);
+        match deadline {
+            Some(d) => {
+                recv.or(async {
+                    Timer::at(d).await;
+                    Err(io::ErrorKind::TimedOut.into())
+                })
+                .await
+            }
+            None => recv.await,
+        }
     }
 
     async fn resolve(&self, host: DomainName, port: u16) -> Result<Vec<SocketAddr>, ResolveError> {

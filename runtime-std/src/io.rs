@@ -10,7 +10,7 @@ use crate::store::Store;
 use crate::sys;
 use rustix::event::PollFd;
 use std::io::{self, Read, Write};
-use std::net::{IpAddr, Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::net::{IpAddr, Shutdown, SocketAddr, TcpListener, TcpStream, UdpSocket};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use triproxy_policy::exec::{self, Accepted, Interest, Io};
@@ -88,6 +88,7 @@ impl Io for StdIo<'_> {
     type Stream = TcpStream;
     type Listener = TcpListener;
     type Store = Store;
+    type Datagram = UdpSocket;
 
     fn now(&self) -> Instant {
         Instant::now()
@@ -127,6 +128,34 @@ impl Io for StdIo<'_> {
 
     async fn write_all(&self, stream: &TcpStream, bytes: &[u8]) -> io::Result<()> {
         (&*stream).write_all(bytes)
+    }
+
+    fn udp_bind(&self, local: SocketAddr) -> io::Result<(UdpSocket, SocketAddr)> {
+        let socket = UdpSocket::bind(local)?;
+        let addr = socket.local_addr()?;
+        Ok((socket, addr))
+    }
+
+    async fn send_to(&self, socket: &UdpSocket, bytes: &[u8], to: SocketAddr) -> io::Result<usize> {
+        socket.send_to(bytes, to)
+    }
+
+    async fn recv_from(
+        &self,
+        socket: &UdpSocket,
+        buf: &mut [u8],
+        deadline: Option<Instant>,
+    ) -> io::Result<(usize, SocketAddr)> {
+        let timeout = match deadline {
+            Some(d) => Some(left(d).ok_or(io::ErrorKind::TimedOut)?),
+            None => None,
+        };
+        socket.set_read_timeout(timeout)?;
+        socket.recv_from(buf).map_err(|e| match e.kind() {
+            // What a receive timeout looks like on Linux.
+            io::ErrorKind::WouldBlock => io::ErrorKind::TimedOut.into(),
+            _ => e,
+        })
     }
 
     async fn resolve(&self, host: DomainName, port: u16) -> Result<Vec<SocketAddr>, ResolveError> {

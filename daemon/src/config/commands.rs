@@ -72,6 +72,11 @@ pub(crate) enum Supported {
     Service,
     Include,
     End,
+    NServer,
+    NsCache,
+    NsCache6,
+    NsRecord,
+    FakeResolve,
 }
 
 /// The commands triproxy runs, with 3proxy's argument counts.
@@ -107,6 +112,11 @@ const SUPPORTED: &[(&str, Supported, Arity)] = &[
     ("service", Supported::Service, Arity::exactly(0)),
     ("include", Supported::Include, Arity::exactly(1)),
     ("end", Supported::End, Arity::exactly(0)),
+    ("nserver", Supported::NServer, Arity::exactly(1)),
+    ("nscache", Supported::NsCache, Arity::exactly(1)),
+    ("nscache6", Supported::NsCache6, Arity::exactly(1)),
+    ("nsrecord", Supported::NsRecord, Arity::exactly(2)),
+    ("fakeresolve", Supported::FakeResolve, Arity::exactly(0)),
 ];
 
 /// Every other 3proxy 1.0 command (3proxy.md section 5), which triproxy does not run yet.
@@ -132,12 +142,7 @@ const NOT_YET: &[&str] = &[
     "nolog",
     "delimchar",
     // DNS
-    "nserver",
     "authnserver",
-    "nscache",
-    "nscache6",
-    "nsrecord",
-    "fakeresolve",
     "dialer",
     // users and authentication
     "authcache",

@@ -32,7 +32,10 @@
 mod commands;
 mod lexer;
 mod limits;
+mod names;
 mod parse;
+
+pub use names::{NamesConfig, MAX_NSCACHE, MAX_NSRECORDS, MIN_NSCACHE};
 
 pub use lexer::SyntaxError;
 /// 3proxy's `needuser` service option (`-u` = `Never`, `-u1` = `IfOffered`, `-u2` =
@@ -107,6 +110,9 @@ pub struct Config {
     pub timeouts: Timeouts,
     /// The `counter` line: where the traffic counters are kept, and their reports.
     pub counter: Option<CounterConfig>,
+    /// The DNS commands (`nserver`, `nscache`, `nscache6`, `nsrecord`, `fakeresolve`);
+    /// global.
+    pub names: NamesConfig,
     /// Things that were accepted but deserve a look (printed at start).
     pub warnings: Vec<ConfigWarning>,
 }
@@ -146,6 +152,12 @@ pub struct ConfigWarning {
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum ConfigWarningKind {
+    /// More `nserver` lines than the resolver uses: the later ones are ignored (3proxy
+    /// keeps 5 too).
+    ExtraNameServers {
+        /// How many are used.
+        used: usize,
+    },
     /// `timeouts` with more than 11 values: the rest are ignored (as 3proxy does).
     ExtraTimeouts {
         /// How many were ignored.
@@ -157,6 +169,10 @@ impl fmt::Display for ConfigWarning {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}:{}: warning: ", self.file, self.line)?;
         match &self.kind {
+            ConfigWarningKind::ExtraNameServers { used } => write!(
+                f,
+                "only the first {used} `nserver` lines are used; this one is ignored"
+            ),
             ConfigWarningKind::ExtraTimeouts { ignored } => write!(
                 f,
                 "`timeouts` takes at most {} values; {ignored} more ignored",
@@ -194,6 +210,9 @@ pub struct ServiceConfig {
     /// What a forwarded HTTP request says about its client: `-a`, `-a1`, `-a2` (the HTTP
     /// proxy only; other services ignore it, as 3proxy does).
     pub anonymity: Anonymity,
+    /// Address families of resolved names, in order: `-4`, `-6`, `-46`, `-64`. Without
+    /// one, triproxy uses `-46` (3proxy's default is `-4`: IPv4 only); the README says so.
+    pub family: triproxy_dns::Family,
     /// Source addresses of outgoing connections: `-e` options, else the `external` lines in
     /// force (none: the kernel chooses and nothing is bound).
     pub external: SourceAddrs,
@@ -477,6 +496,18 @@ pub enum ConfigErrorKind {
     },
     /// `counter FILE TYPE` without the report path.
     MissingReportPath,
+    /// An `nserver` argument that is not `ADDR[:PORT][/tcp]`.
+    BadNameServer {
+        /// The text given.
+        value: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// An `nsrecord` name that is not a host name.
+    BadHostName {
+        /// The text given.
+        value: String,
+    },
     /// The standalone form names a service that 3proxy does not have.
     UnknownService {
         /// The name given.
@@ -549,6 +580,11 @@ impl fmt::Display for ConfigErrorKind {
                 f,
                 "`{value}` is not a valid {what} (a whole number from {min} to {max})"
             ),
+            K::BadNameServer { value, reason } => write!(
+                f,
+                "`{value}` is not a name server (`IP[:PORT][/tcp]`): {reason}"
+            ),
+            K::BadHostName { value } => write!(f, "`{value}` is not a host name"),
             K::InvalidAddress { value } => {
                 write!(f, "`{value}` is not an IPv4 or IPv6 address")
             }

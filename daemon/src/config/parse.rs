@@ -8,6 +8,7 @@
 use super::commands::{self, Arity, Lookup, Supported};
 use super::lexer::{self, Mode, SyntaxError};
 use super::limits;
+use super::names::NamesConfig;
 use super::{
     Config, ConfigError, ConfigErrorKind, ConfigWarning, ConfigWarningKind, CounterConfig,
     LogTarget, NeedUser, ServiceConfig, ServiceKind, SourceAddrs, DEFAULT_INTERNAL,
@@ -21,6 +22,7 @@ use std::io::Read;
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use triproxy_dns::Family;
 use triproxy_policy::acl::{Ace, Action};
 use triproxy_policy::auth::AuthChain;
 use triproxy_policy::bandlim::BandLimits;
@@ -62,6 +64,7 @@ pub(super) struct Parser {
     /// The global `timeouts` table, in 3proxy's order.
     timeouts: [u32; TIMEOUT_COUNT],
     counter: Option<CounterConfig>,
+    names: NamesConfig,
     warnings: Vec<ConfigWarning>,
     services: Vec<ServiceConfig>,
     /// Canonical paths of the files being read, outermost first (cycle detection).
@@ -88,6 +91,7 @@ impl Parser {
             connlimits: ConnLimits::new(),
             timeouts: DEFAULT_TIMEOUTS,
             counter: None,
+            names: NamesConfig::default(),
             warnings: Vec::new(),
             services: Vec::new(),
             open_files: Vec::new(),
@@ -105,6 +109,7 @@ impl Parser {
             connlimits: Arc::new(self.connlimits),
             timeouts: Timeouts::from_secs(self.timeouts),
             counter: self.counter,
+            names: self.names,
             warnings: self.warnings,
         }
     }
@@ -422,6 +427,33 @@ impl Parser {
             Supported::Socks => self.start_service(here, ServiceKind::Socks, command, &args)?,
             Supported::Proxy => self.start_service(here, ServiceKind::Proxy, command, &args)?,
             Supported::Service => {}
+            Supported::NServer => {
+                self.names
+                    .nserver(args.first().copied().unwrap_or_default())
+                    .map_err(|k| self.error(here, k))?;
+                if self.names.servers.len() > triproxy_dns::MAX_SERVERS {
+                    self.warnings.push(ConfigWarning {
+                        file: here.file.to_owned(),
+                        line: here.line,
+                        kind: ConfigWarningKind::ExtraNameServers {
+                            used: triproxy_dns::MAX_SERVERS,
+                        },
+                    });
+                }
+            }
+            Supported::NsCache | Supported::NsCache6 => {
+                let v6 = cmd == Supported::NsCache6;
+                self.names
+                    .nscache(v6, args.first().copied().unwrap_or_default())
+                    .map_err(|k| self.error(here, k))?;
+            }
+            Supported::NsRecord => {
+                let (name, addr) = (args.first().copied(), args.get(1).copied());
+                self.names
+                    .nsrecord(name.unwrap_or_default(), addr.unwrap_or_default())
+                    .map_err(|k| self.error(here, k))?;
+            }
+            Supported::FakeResolve => self.names.fake = true,
             Supported::Include => {
                 self.include(here, args.first().copied().unwrap_or_default())?;
             }
@@ -458,6 +490,7 @@ impl Parser {
             backlog: self.backlog,
             splice: true,
             anonymity: Anonymity::default(),
+            family: Family::V4ThenV6,
             log: self.log.clone(),
             logformat: self.logformat.clone(),
             origin: (here.file.to_owned(), here.line),
@@ -642,7 +675,7 @@ fn parse_log(args: &[&str], base_dir: &Path) -> Result<LogTarget, ConfigErrorKin
 /// 3proxy service options that triproxy does not implement yet (3proxy.md section 3).
 const OPTIONS_NOT_YET: &[char] = &[
     'b', 'c', 'C', 'd', 'D', 'F', 'g', 'h', 'H', 'I', 'N', 'o', 'P', 'r', 'R', 'S', 't', 'T', 'U',
-    'x', 'X', '4', '6',
+    'x', 'X',
 ];
 
 /// Applies service options (`-p`, `-i`, `-e`, `-u`, `-s`, `-l`, `-f`, `-n`, `-a`) to `svc`,
@@ -712,6 +745,16 @@ fn apply_options(
                     _ => return Err(invalid()),
                 }
             }
+            // Address families of resolved names (3proxy.md section 3).
+            '4' | '6' => {
+                svc.family = match (letter, value) {
+                    ('4', "") => Family::V4,
+                    ('6', "") => Family::V6,
+                    ('4', "6") => Family::V4ThenV6,
+                    ('6', "4") => Family::V6ThenV4,
+                    _ => return Err(invalid()),
+                }
+            }
             // `-n` (no NTLM) is a no-op in 3proxy 1.0 and still in its sample configs.
             'n' if value.is_empty() => {}
             c if OPTIONS_NOT_YET.contains(&c) => {
@@ -764,6 +807,7 @@ pub(super) fn standalone(service: &str, args: &[String]) -> Result<Config, Confi
         backlog: None,
         splice: true,
         anonymity: Anonymity::default(),
+        family: Family::V4ThenV6,
         log: LogTarget::Stdout,
         logformat: LogFormat::default_3proxy(),
         origin: (ORIGIN.to_owned(), 0),
@@ -778,6 +822,7 @@ pub(super) fn standalone(service: &str, args: &[String]) -> Result<Config, Confi
         connlimits: Arc::new(ConnLimits::new()),
         timeouts: Timeouts::default(),
         counter: None,
+        names: NamesConfig::default(),
         warnings: Vec::new(),
     })
 }

@@ -3,6 +3,7 @@
 //! time; every address is 127.0.0.1.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
+pub mod dnsmasq;
 pub mod origin;
 pub mod response;
 

@@ -18,6 +18,7 @@
 
 mod forward;
 mod input;
+mod resolve;
 mod tunnel;
 
 pub use input::{HandshakeInput, TargetInput, HANDSHAKE_BUFFER, MAX_TARGET_INPUT};
@@ -78,6 +79,8 @@ pub trait Io {
     /// Where one relay direction holds bytes in flight (a pooled pipe or buffer, taken
     /// only while bytes are held).
     type Store;
+    /// A UDP socket (name server queries, datagram services, UDP relays).
+    type Datagram;
 
     /// The time now.
     fn now(&self) -> Instant;
@@ -106,7 +109,25 @@ pub trait Io {
         stream: &Self::Stream,
         bytes: &[u8],
     ) -> impl Future<Output = io::Result<()>>;
-    /// Resolves `host`, attaching `port` to each address.
+    /// Opens a UDP socket bound to `local` (port 0: the system chooses): the socket and
+    /// its address.
+    fn udp_bind(&self, local: SocketAddr) -> io::Result<(Self::Datagram, SocketAddr)>;
+    /// Sends one datagram to `to`.
+    fn send_to(
+        &self,
+        socket: &Self::Datagram,
+        bytes: &[u8],
+        to: SocketAddr,
+    ) -> impl Future<Output = io::Result<usize>>;
+    /// Receives one datagram into `buf` (a longer one is cut to `buf`'s size), giving up at
+    /// `deadline` with [`io::ErrorKind::TimedOut`]: its length and sender.
+    fn recv_from(
+        &self,
+        socket: &Self::Datagram,
+        buf: &mut [u8],
+        deadline: Option<Instant>,
+    ) -> impl Future<Output = io::Result<(usize, SocketAddr)>>;
+    /// Resolves `host` with the system resolver, attaching `port` to each address.
     fn resolve(
         &self,
         host: DomainName,
@@ -339,7 +360,9 @@ impl<R: Io> Handshake<'_, R> {
         let io = self.io;
         match intent {
             Intent::Resolve { host, port } => {
-                let result = io.resolve(host, port).await;
+                // Boxed: a lookup's state stays out of the handshake's frames.
+                let policy = self.session.policy();
+                let result = Box::pin(resolve::resolve(io, &policy, host, port)).await;
                 self.session
                     .handle_resolved(io.now(), result.as_deref().map_err(|e| *e));
             }
