@@ -45,7 +45,7 @@ impl RequestKind {
         match self {
             RequestKind::Connect => "CONNECT",
             RequestKind::Bind => "BIND",
-            RequestKind::UdpAssociate => "UDPASSOC",
+            RequestKind::UdpAssociate => "UDPMAP",
             RequestKind::Forward => "FORWARD",
         }
     }
@@ -356,7 +356,6 @@ pub(crate) fn socks5_reply(reason: &Reason) -> ReplyCode {
             ParentCause::NoClientCredentials => ReplyCode::NotAllowed,
             _ => ReplyCode::GeneralFailure,
         },
-        Reason::Unsupported(_) => ReplyCode::CommandNotSupported,
         Reason::Auth(_)
         | Reason::AclDenied
         | Reason::AclNoMatch
@@ -368,6 +367,7 @@ pub(crate) fn socks5_reply(reason: &Reason) -> ReplyCode {
         | Reason::Http(_)
         | Reason::Relay(_)
         | Reason::Exchange(_)
+        | Reason::UdpStranger { .. }
         | Reason::ClientClosed => ReplyCode::GeneralFailure,
     }
 }

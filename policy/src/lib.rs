@@ -34,4 +34,5 @@ pub mod reason;
 pub mod relay;
 pub mod service;
 pub mod session;
+pub mod udp;
 pub mod users;

@@ -59,17 +59,14 @@ pub enum Reason {
     /// Forwarding a plain HTTP request failed (its head, its body, the origin's answer, a
     /// deadline).
     Exchange(triproxy_http::exchange::ExchangeError),
-    /// The client asked for something this version does not serve.
-    Unsupported(Unsupported),
+    /// A datagram to a UDP association's port from someone other than its client or the
+    /// peers the client sent to (dropped; a notice, at most once a minute).
+    UdpStranger {
+        /// The sender.
+        from: SocketAddr,
+    },
     /// The client closed its connection while its request was being decided (code 441).
     ClientClosed,
-}
-
-/// Requests this version of triproxy refuses as not implemented (code 999).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Unsupported {
-    /// A SOCKS5 UDP ASSOCIATE.
-    UdpAssociate,
 }
 
 /// Which parent of a chain failed and how.
@@ -141,8 +138,8 @@ impl fmt::Display for Reason {
             Reason::ClientClosed => {
                 f.write_str("client closed the connection before the request was answered")
             }
-            Reason::Unsupported(Unsupported::UdpAssociate) => {
-                f.write_str("UDP ASSOCIATE is not served by this version of triproxy")
+            Reason::UdpStranger { from } => {
+                write!(f, "datagram from a stranger ({from}) dropped")
             }
         }
     }

@@ -52,7 +52,8 @@ use crate::connlim::ConnPermit;
 use crate::front::{service_name, Front, FrontEvent, FrontRequest, RequestKind};
 use crate::parent::{ParentHop, ParentKind};
 use crate::quota::Quota;
-use crate::reason::{Reason, Unsupported};
+use crate::reason::Reason;
+use crate::udp::{AssociationPlan, STRANGER_CODE};
 
 mod forward;
 pub use crate::relay::{RelayEnd, RelayPlan, RelayReport};
@@ -108,6 +109,17 @@ pub enum Intent {
         /// When to give up.
         deadline: Instant,
     },
+    /// Open the relay socket of a SOCKS5 UDP association on `ip` (port chosen by the
+    /// system); answer with [`Session::handle_associated`] or
+    /// [`Session::handle_associate_failed`].
+    Associate {
+        /// The address the client reached: the one its datagrams can reach.
+        ip: IpAddr,
+    },
+    /// Relay the association's datagrams (the [`crate::udp::Association`] machine decides
+    /// about each) until the control connection closes or the association idles out;
+    /// answer with [`Session::handle_relay_end`].
+    RelayDatagrams(Box<AssociationPlan>),
     /// Relay bytes between client and target in both directions until both are done, as
     /// the plan says; bytes the driver holds unconsumed go to the target first. Answer
     /// with [`Session::handle_relay_end`].
@@ -275,7 +287,7 @@ pub struct LogRecord {
     pub bytes_out: u64,
     /// Parent proxy hops used (`%h`).
     pub hops: u32,
-    /// Service text (`%T`): `CONNECT host:port`, `BIND host:port`, `UDPASSOC host:port`;
+    /// Service text (`%T`): `CONNECT host:port`, `BIND host:port`, `UDPMAP host:port` (3proxy's words);
     /// for an HTTP method the proxy does not serve, `METHOD host:port`.
     pub text: String,
     /// From accept to this record (`%D`).
@@ -291,6 +303,8 @@ enum Phase {
     Chaining,
     Binding,
     AwaitingPeer,
+    /// UDP ASSOCIATE: the relay socket is being opened.
+    Associating,
     Relaying,
     /// HTTP forwarding: the exchange machine has the connection (between requests, or
     /// while one is exchanged); a request's decision goes through the phases above.
@@ -748,14 +762,68 @@ impl Session {
             return;
         }
         if kind == RequestKind::UdpAssociate {
-            let reason = Reason::Unsupported(Unsupported::UdpAssociate);
-            self.refuse(now, LogCode::NOT_IMPLEMENTED, reason);
+            self.authorize_association(now, ip);
             return;
         }
         match ip {
             Some(addr) => self.authorize_and_connect(now, &[addr]),
             None => self.resolve_target(),
         }
+    }
+
+    /// UDP ASSOCIATE: the auth chain and the ACL with what the request names (usually
+    /// `0.0.0.0:0`, which no address field of an ACL entry refuses), then the relay socket.
+    /// Each datagram is checked again with its real destination.
+    #[inline(never)]
+    fn authorize_association(&mut self, now: Instant, ip: Option<SocketAddr>) {
+        let named = ip.unwrap_or(SocketAddr::new(IpAddr::from([0, 0, 0, 0]), 0));
+        if self.authorize(now, &[named]).is_none() {
+            return;
+        }
+        self.phase = Phase::Associating;
+        self.intents.push_back(Intent::Associate {
+            ip: self.internal.ip(),
+        });
+    }
+
+    /// The answer to [`Intent::Associate`]: the relay socket listens on `addr`. The reply
+    /// names it (RFC 1928 section 7: where the client sends its datagrams), and the relay
+    /// starts.
+    pub fn handle_associated(&mut self, now: Instant, addr: SocketAddr) {
+        if self.phase != Phase::Associating {
+            return;
+        }
+        if let Some(f) = self.front.as_mut() {
+            f.handle_granted(addr);
+        }
+        self.external = Some(addr);
+        self.phase = Phase::Relaying;
+        let (to_client, to_target) = self.pacers(None);
+        let plan = AssociationPlan {
+            policy: Arc::clone(&self.policy),
+            client_ip: self.client.ip(),
+            client_port: self.request.as_ref().and_then(|r| match r.target {
+                TargetAddr::Ip(a) if !a.ip().is_unspecified() || a.port() != 0 => Some(a.port()),
+                _ => None,
+            }),
+            acl_user: self.acl_user.clone(),
+            check_acl: !self.policy.auth.is_none(),
+            time: self.time,
+            quota: self.quota.clone(),
+            to_client,
+            to_target,
+            notice: self.record(now, STRANGER_CODE, None, 0, 0),
+        };
+        self.intents
+            .push_back(Intent::RelayDatagrams(Box::new(plan)));
+    }
+
+    /// The relay socket of a UDP association could not be opened (code 12).
+    pub fn handle_associate_failed(&mut self, now: Instant) {
+        if self.phase != Phase::Associating {
+            return;
+        }
+        self.refuse(now, LogCode::BIND_FAILED, Reason::Bind(BindError::Listen));
     }
 
     /// Asks for the requested name to be resolved.
@@ -974,20 +1042,7 @@ impl Session {
     /// bandwidth pipes that match it (chosen once, like 3proxy, with the user the ACL saw
     /// and the address actually reached) and the connection's quota.
     fn relay_plan(&self) -> RelayPlan {
-        let (mut to_client, mut to_target) = (Pacer::default(), Pacer::default());
-        if !self.policy.bandlimits.is_empty() {
-            let request = AclRequest {
-                user: self.acl_user.as_deref(),
-                client: self.client.ip(),
-                target_host: self.request.as_ref().and_then(|r| r.target.domain()),
-                target_ip: self.remote.map(|a| a.ip()),
-                port: self.remote.map(|a| a.port()),
-                operation: self.operation(),
-                time: self.time,
-            };
-            to_client = self.policy.bandlimits.select(Direction::ToClient, &request);
-            to_target = self.policy.bandlimits.select(Direction::ToTarget, &request);
-        }
+        let (to_client, to_target) = self.pacers(self.remote);
         let mode = if to_client.is_empty() && to_target.is_empty() {
             self.policy.relay
         } else {
@@ -1002,11 +1057,34 @@ impl Session {
         }
     }
 
+    /// The bandwidth pipes of this connection (chosen once, like 3proxy, with the user the
+    /// ACL saw and the address actually reached, if any): toward the client, toward the
+    /// target.
+    fn pacers(&self, remote: Option<SocketAddr>) -> (Pacer, Pacer) {
+        if self.policy.bandlimits.is_empty() {
+            return (Pacer::default(), Pacer::default());
+        }
+        let request = AclRequest {
+            user: self.acl_user.as_deref(),
+            client: self.client.ip(),
+            target_host: self.request.as_ref().and_then(|r| r.target.domain()),
+            target_ip: remote.map(|a| a.ip()),
+            port: remote.map(|a| a.port()),
+            operation: self.operation(),
+            time: self.time,
+        };
+        (
+            self.policy.bandlimits.select(Direction::ToClient, &request),
+            self.policy.bandlimits.select(Direction::ToTarget, &request),
+        )
+    }
+
     /// The ACL operation of the request: an HTTP proxy's CONNECT is `HTTPS`
     /// (`HTTP_CONNECT`), a SOCKS one is `CONNECT`.
     fn operation(&self) -> Operation {
         match self.request.as_ref().map(|r| r.kind) {
             Some(RequestKind::Bind) => Operation::Bind,
+            Some(RequestKind::UdpAssociate) => Operation::UdpAssoc,
             Some(RequestKind::Forward) => {
                 match self.request.as_ref().and_then(|r| r.method.as_deref()) {
                     Some("GET") => Operation::HttpGet,

@@ -192,6 +192,30 @@ impl Io for FakeIo {
         Ok((n, from))
     }
 
+    fn try_recv_from(&self, _socket: &(), buf: &mut [u8]) -> io::Result<(usize, SocketAddr)> {
+        let Some((from, bytes)) = self.datagrams.borrow_mut().pop_front() else {
+            return Err(io::ErrorKind::WouldBlock.into());
+        };
+        let n = bytes.len().min(buf.len());
+        buf[..n].copy_from_slice(&bytes[..n]);
+        Ok((n, from))
+    }
+
+    async fn wait_readable(
+        &self,
+        _stream: Option<&usize>,
+        sockets: &[&()],
+        deadline: Option<Instant>,
+    ) -> io::Result<(bool, Vec<usize>)> {
+        if !self.datagrams.borrow().is_empty() && !sockets.is_empty() {
+            return Ok((false, vec![0]));
+        }
+        if let Some(d) = deadline {
+            self.now.set(d.max(self.now.get()));
+        }
+        Ok((false, Vec::new()))
+    }
+
     async fn resolve(&self, _host: DomainName, port: u16) -> Result<Vec<SocketAddr>, ResolveError> {
         self.system_lookups.set(self.system_lookups.get() + 1);
         Ok(vec![addr(port)])

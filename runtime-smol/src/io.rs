@@ -178,6 +178,40 @@ impl Io for SmolIo {
         }
     }
 
+    fn try_recv_from(
+        &self,
+        socket: &Async<UdpSocket>,
+        buf: &mut [u8],
+    ) -> io::Result<(usize, SocketAddr)> {
+        socket.get_ref().recv_from(buf)
+    }
+
+    async fn wait_readable(
+        &self,
+        stream: Option<&Async<TcpStream>>,
+        sockets: &[&Async<UdpSocket>],
+        deadline: Option<Instant>,
+    ) -> io::Result<(bool, Vec<usize>)> {
+        let mut timer = deadline.map(Timer::at);
+        future::poll_fn(|cx| {
+            let stream_ready = stream.is_some_and(|s| s.poll_readable(cx).is_ready());
+            let ready: Vec<usize> = sockets
+                .iter()
+                .enumerate()
+                .filter(|(_, s)| s.poll_readable(cx).is_ready())
+                .map(|(i, _)| i)
+                .collect();
+            if stream_ready || !ready.is_empty() {
+                return Poll::Ready(Ok((stream_ready, ready)));
+            }
+            match timer.as_mut().map(|t| Pin::new(t).poll(cx)) {
+                Some(Poll::Ready(_)) => Poll::Ready(Ok((false, Vec::new()))),
+                _ => Poll::Pending,
+            }
+        })
+        .await
+    }
+
     async fn resolve(&self, host: DomainName, port: u16) -> Result<Vec<SocketAddr>, ResolveError> {
         smol::unblock(move || net::resolve(&host, port)).await
     }

@@ -132,8 +132,50 @@ impl Io for StdIo<'_> {
 
     fn udp_bind(&self, local: SocketAddr) -> io::Result<(UdpSocket, SocketAddr)> {
         let socket = UdpSocket::bind(local)?;
+        // Non-blocking: receiving waits in poll(2) (several sockets at once, with a
+        // deadline), and a send that would block drops the datagram, as UDP may.
+        socket.set_nonblocking(true)?;
         let addr = socket.local_addr()?;
         Ok((socket, addr))
+    }
+
+    fn try_recv_from(&self, socket: &UdpSocket, buf: &mut [u8]) -> io::Result<(usize, SocketAddr)> {
+        socket.recv_from(buf)
+    }
+
+    async fn wait_readable(
+        &self,
+        stream: Option<&TcpStream>,
+        sockets: &[&UdpSocket],
+        deadline: Option<Instant>,
+    ) -> io::Result<(bool, Vec<usize>)> {
+        let readable = sys::interest(true, false);
+        let mut fds: Vec<PollFd<'_>> = Vec::with_capacity(sockets.len() + 1);
+        fds.extend(sockets.iter().map(|s| PollFd::new(*s, readable)));
+        if let Some(s) = stream {
+            fds.push(PollFd::new(s, readable));
+        }
+        let timeout = match deadline {
+            Some(d) => match left(d) {
+                Some(t) => t + Duration::from_micros(999),
+                None => return Ok((false, Vec::new())),
+            },
+            None => Duration::MAX,
+        };
+        match sys::poll(&mut fds, timeout) {
+            Err(e) if e.kind() != io::ErrorKind::Interrupted => return Err(e),
+            _ => {}
+        }
+        let ready = |f: &PollFd<'_>| sys::readiness(f.revents()).read;
+        let stream_ready = stream.is_some() && fds.last().is_some_and(ready);
+        let ready_sockets = fds
+            .iter()
+            .take(sockets.len())
+            .enumerate()
+            .filter(|(_, f)| ready(f))
+            .map(|(i, _)| i)
+            .collect();
+        Ok((stream_ready, ready_sockets))
     }
 
     async fn send_to(&self, socket: &UdpSocket, bytes: &[u8], to: SocketAddr) -> io::Result<usize> {
@@ -146,16 +188,21 @@ impl Io for StdIo<'_> {
         buf: &mut [u8],
         deadline: Option<Instant>,
     ) -> io::Result<(usize, SocketAddr)> {
-        let timeout = match deadline {
-            Some(d) => Some(left(d).ok_or(io::ErrorKind::TimedOut)?),
-            None => None,
-        };
-        socket.set_read_timeout(timeout)?;
-        socket.recv_from(buf).map_err(|e| match e.kind() {
-            // What a receive timeout looks like on Linux.
-            io::ErrorKind::WouldBlock => io::ErrorKind::TimedOut.into(),
-            _ => e,
-        })
+        loop {
+            match socket.recv_from(buf) {
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                other => return other,
+            }
+            let wait = match deadline {
+                Some(d) => left(d).ok_or(io::ErrorKind::TimedOut)?,
+                None => Duration::MAX,
+            };
+            let mut fds = [PollFd::new(socket, sys::interest(true, false))];
+            match sys::poll(&mut fds, wait) {
+                Err(e) if e.kind() != io::ErrorKind::Interrupted => return Err(e),
+                _ => {}
+            }
+        }
     }
 
     async fn resolve(&self, host: DomainName, port: u16) -> Result<Vec<SocketAddr>, ResolveError> {

@@ -311,3 +311,32 @@ pub fn exchange_and_check(
         "client -> target"
     );
 }
+
+/// Runs a Python 3 script with `args` (at most 30 s) and no proxy settings from the
+/// environment (urllib would bypass the proxy for hosts in `no_proxy`); returns its
+/// standard output.
+pub fn python(script: &str, args: &[&str]) -> String {
+    let mut cmd = Command::new("timeout");
+    for var in [
+        "no_proxy",
+        "NO_PROXY",
+        "http_proxy",
+        "HTTP_PROXY",
+        "all_proxy",
+        "ALL_PROXY",
+    ] {
+        cmd.env_remove(var);
+    }
+    let out = cmd
+        .args(["30", "python3", "-c", script])
+        .args(args)
+        .output()
+        .expect("python3 must be installed (the CI script checks it)");
+    assert!(
+        out.status.success(),
+        "python failed ({}): {}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}

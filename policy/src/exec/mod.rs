@@ -20,6 +20,7 @@ mod forward;
 mod input;
 mod resolve;
 mod tunnel;
+mod udp;
 
 pub use input::{HandshakeInput, TargetInput, HANDSHAKE_BUFFER, MAX_TARGET_INPUT};
 
@@ -127,6 +128,23 @@ pub trait Io {
         buf: &mut [u8],
         deadline: Option<Instant>,
     ) -> impl Future<Output = io::Result<(usize, SocketAddr)>>;
+    /// Receives one datagram that is already there ([`io::ErrorKind::WouldBlock`] if
+    /// none): its length and sender.
+    fn try_recv_from(
+        &self,
+        socket: &Self::Datagram,
+        buf: &mut [u8],
+    ) -> io::Result<(usize, SocketAddr)>;
+    /// Waits until `stream` (if given) or one of `sockets` is readable (an error or
+    /// hang-up counts as readable), or until `deadline` (none: no limit). Returns whether
+    /// the stream is, and the indices of the sockets that are; nothing at all: the
+    /// deadline. Waking early is allowed: the executor tries and waits again.
+    fn wait_readable(
+        &self,
+        stream: Option<&Self::Stream>,
+        sockets: &[&Self::Datagram],
+        deadline: Option<Instant>,
+    ) -> impl Future<Output = io::Result<(bool, Vec<usize>)>>;
     /// Resolves `host` with the system resolver, attaching `port` to each address.
     fn resolve(
         &self,
@@ -246,6 +264,8 @@ struct Handshake<'a, R: Io> {
     target_nonblocking: bool,
     /// Counts changes of `target` (a forwarding loop forgets what it knew of the old one).
     target_gen: u32,
+    /// The relay socket of a UDP association, once opened.
+    udp_relay: Option<R::Datagram>,
 }
 
 /// What carrying out one intent leads to.
@@ -288,6 +308,7 @@ async fn run_handshake<R: Io>(
         pool: core::array::from_fn(|_| None),
         target_nonblocking: false,
         target_gen: 0,
+        udp_relay: None,
     };
     loop {
         hs.flush_transmits().await;
@@ -397,6 +418,25 @@ impl<R: Io> Handshake<'_, R> {
                 Err(e) => self.session.handle_bind_failed(io.now(), e),
             },
             Intent::Relay(plan) => return Next::Relay(plan),
+            Intent::Associate { ip } => match io.udp_bind(SocketAddr::new(ip, 0)) {
+                Ok((socket, addr)) => {
+                    self.udp_relay = Some(socket);
+                    self.session.handle_associated(io.now(), addr);
+                }
+                Err(_) => self.session.handle_associate_failed(io.now()),
+            },
+            Intent::RelayDatagrams(plan) => {
+                // Boxed, as forwarding: its state stays out of the handshake's frames.
+                let report = match self.udp_relay.take() {
+                    Some(socket) => Box::pin(udp::run(io, self.client, &socket, *plan)).await,
+                    None => crate::relay::RelayReport {
+                        bytes_in: 0,
+                        bytes_out: 0,
+                        end: crate::relay::RelayEnd::SystemError,
+                    },
+                };
+                self.session.handle_relay_end(io.now(), report);
+            }
             Intent::Forward => return Next::Forward,
             Intent::Origin(movement) => self.move_origin(movement),
             Intent::SendToTarget { bytes } => {

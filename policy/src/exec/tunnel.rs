@@ -23,6 +23,8 @@ pub(super) async fn run<R: Io>(io: &R, client: &R::Stream, tunnel: &mut Tunnel<R
             | Intent::Bind { .. }
             | Intent::AcceptPeer { .. }
             | Intent::Relay(_)
+            | Intent::Associate { .. }
+            | Intent::RelayDatagrams(_)
             | Intent::SendToTarget { .. }
             | Intent::ReadTarget { .. }
             | Intent::Forward
