@@ -244,6 +244,23 @@ impl Pacer {
             bucket.charge(now, bytes);
         }
     }
+
+    /// Policing, for datagrams (which cannot be read in part or held back without
+    /// holding up everything behind them): whether one of `len` bytes may pass at `now`,
+    /// charged if so. A datagram beyond the allowance is to be dropped; the average rate
+    /// stays the pipe's.
+    pub fn admit_datagram(&self, now: Instant, len: usize) -> bool {
+        if self.is_empty() {
+            return true;
+        }
+        match self.allowance(now, len.max(1)) {
+            Allowance::Bytes(_) => {
+                self.charge(now, len);
+                true
+            }
+            Allowance::WaitUntil(_) => false,
+        }
+    }
 }
 
 /// What a rule does when it matches.

@@ -67,6 +67,11 @@ impl<T> Associations<T> {
         self.by_client.len()
     }
 
+    /// Whether a new client would be refused now.
+    pub fn is_full(&self) -> bool {
+        self.by_client.len() >= self.max
+    }
+
     /// Whether no association is open.
     pub fn is_empty(&self) -> bool {
         self.by_client.is_empty()
@@ -99,6 +104,18 @@ impl<T> Associations<T> {
         }
     }
 
+    /// Postpones the expiry of `client`'s association, if open (an answer for it came);
+    /// whether it is open.
+    pub fn refresh(&mut self, now: Instant, client: &SocketAddr) -> bool {
+        match self.by_client.get_mut(client) {
+            Some(e) => {
+                e.last = now;
+                true
+            }
+            None => false,
+        }
+    }
+
     /// The association of `client`, if open (no expiry change).
     pub fn get_mut(&mut self, client: &SocketAddr) -> Option<&mut T> {
         self.by_client.get_mut(client).map(|e| &mut e.state)
@@ -107,6 +124,11 @@ impl<T> Associations<T> {
     /// When the next association expires, if any is open.
     pub fn poll_timeout(&self) -> Option<Instant> {
         self.by_client.values().map(|e| e.last + self.idle).min()
+    }
+
+    /// Every open association, with its client.
+    pub fn iter(&self) -> impl Iterator<Item = (&SocketAddr, &T)> {
+        self.by_client.iter().map(|(a, e)| (a, &e.state))
     }
 
     /// Removes and returns every association quiet for `idle` at `now`.

@@ -35,4 +35,5 @@ pub mod relay;
 pub mod service;
 pub mod session;
 pub mod udp;
+pub mod udppm;
 pub mod users;

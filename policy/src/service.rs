@@ -17,6 +17,7 @@ use core::time::Duration;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::Arc;
 use triproxy_dns::Family;
+use triproxy_wire::TargetAddr;
 
 /// 3proxy's `-u` option: whether a service asks clients for a user name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -49,6 +50,20 @@ impl FrontProtocol {
             FrontProtocol::Socks | FrontProtocol::Http => ListenerKind::Stream,
         }
     }
+}
+
+/// A service on one UDP socket shared by every client ([`ListenerKind::Datagram`]),
+/// run by [`crate::exec::serve_datagrams`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DatagramService {
+    /// 3proxy `udppm [options] SRCPORT DSTHOST DSTPORT`: each client's datagrams go to
+    /// `target` ([`crate::udppm`]).
+    PortMap {
+        /// DSTHOST:DSTPORT (a name is resolved for each new client, as 3proxy does).
+        target: TargetAddr,
+        /// `-s`: one answer per client, then its mapping ends.
+        single: bool,
+    },
 }
 
 /// How a service receives its clients.

@@ -25,7 +25,7 @@
 //!   code 92.
 
 use crate::acl::{check, AclRequest, AclVerdict, CivilTime, Operation};
-use crate::bandlim::{Allowance, Direction, Pacer};
+use crate::bandlim::{Direction, Pacer};
 use crate::quota::Quota;
 use crate::relay::{RelayEnd, RelayReport};
 use core::time::Duration;
@@ -283,7 +283,7 @@ impl Association {
             return Err(self.stranger(now, from));
         };
         self.last = now;
-        if !police(&self.to_client, now, payload.len()) {
+        if !self.to_client.admit_datagram(now, payload.len()) {
             return Err(Dropped::OverRate);
         }
         self.bytes_in = self.bytes_in.saturating_add(payload.len() as u64);
@@ -352,7 +352,7 @@ impl Association {
                 AclVerdict::NoMatch => return Err(Dropped::Denied(LogCode::ACL_NO_MATCH)),
             }
         }
-        if !police(&self.to_target, now, len) {
+        if !self.to_target.admit_datagram(now, len) {
             return Err(Dropped::OverRate);
         }
         self.bytes_out = self.bytes_out.saturating_add(len as u64);
@@ -377,19 +377,5 @@ impl Association {
             self.last_notice = Some(now);
         }
         Dropped::Stranger { from, notice }
-    }
-}
-
-/// Whether a datagram of `len` bytes may pass the pipes now (it is charged if so).
-fn police(pacer: &Pacer, now: Instant, len: usize) -> bool {
-    if pacer.is_empty() {
-        return true;
-    }
-    match pacer.allowance(now, len.max(1)) {
-        Allowance::Bytes(_) => {
-            pacer.charge(now, len);
-            true
-        }
-        Allowance::WaitUntil(_) => false,
     }
 }

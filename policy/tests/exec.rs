@@ -117,6 +117,13 @@ impl Io for FakeIo {
         self.now.get()
     }
 
+    fn civil_time(&self) -> CivilTime {
+        CivilTime {
+            weekday: 3,
+            seconds_of_day: 0,
+        }
+    }
+
     fn log(&self, record: &LogRecord) {
         self.logs.borrow_mut().push(record.clone());
     }

@@ -11,9 +11,10 @@ use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
+use triproxy_policy::acl::CivilTime;
 use triproxy_policy::exec::{self, Accepted, Interest, Io};
 use triproxy_policy::relay::Outcome;
-use triproxy_policy::service::{RelayMode, ServicePolicy, SourceAddrs};
+use triproxy_policy::service::{DatagramService, RelayMode, ServicePolicy, SourceAddrs};
 use triproxy_policy::session::{BindError, ConnectError, LogRecord, ResolveError};
 use triproxy_runtime_std::net;
 use triproxy_runtime_std::store::Store;
@@ -49,6 +50,25 @@ pub(crate) fn serve_connection<T: Send + 'static>(
         let _slot = &slot; // released when the task ends
         exec::serve(&io, &client, &origin, &policy).await;
     })
+}
+
+/// The task that serves the datagram service `service` on `socket` (bound to `local`), at
+/// most `max_clients` clients at once, until the process ends.
+pub(crate) fn serve_datagrams(
+    socket: Async<UdpSocket>,
+    local: SocketAddr,
+    policy: Arc<ServicePolicy>,
+    service: DatagramService,
+    max_clients: usize,
+    hooks: Hooks,
+) -> impl Future<Output = ()> + Send + 'static {
+    let io = SmolIo {
+        hooks,
+        timer: Mutex::new(None),
+    };
+    async move {
+        exec::serve_datagrams(&io, &socket, local, &policy, &service, max_clients).await;
+    }
 }
 
 /// The async primitives of one connection.
@@ -102,6 +122,10 @@ impl Io for SmolIo {
 
     fn now(&self) -> Instant {
         Instant::now()
+    }
+
+    fn civil_time(&self) -> CivilTime {
+        (self.hooks.civil_time)()
     }
 
     fn log(&self, record: &LogRecord) {

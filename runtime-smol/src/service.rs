@@ -1,16 +1,16 @@
 //! The smol runtime's threads and its listening services.
 
-use crate::io::serve_connection;
+use crate::io::{serve_connection, serve_datagrams};
 use async_executor::Executor;
 use async_io::Async;
 use futures_lite::future;
 use smol::lock::Semaphore;
 use std::io;
-use std::net::{SocketAddr, TcpListener};
+use std::net::{SocketAddr, TcpListener, UdpSocket};
 use std::sync::Arc;
 use std::thread;
 use std::time::Duration;
-use triproxy_policy::service::ServicePolicy;
+use triproxy_policy::service::{DatagramService, ServicePolicy};
 use triproxy_runtime_std::{net, Hooks};
 
 /// A multi-threaded executor: `threads` OS threads run every task of every service.
@@ -31,6 +31,23 @@ impl Runtime {
         }
         Ok(Runtime { executor })
     }
+}
+
+/// Starts a datagram service (`udppm`, `dnspr`) on `socket` on `runtime`: one task runs
+/// its one loop, at most `max_clients` clients at once. Returns the bound address.
+pub fn spawn_datagram_service(
+    runtime: &Runtime,
+    socket: UdpSocket,
+    policy: Arc<ServicePolicy>,
+    service: DatagramService,
+    hooks: Hooks,
+    max_clients: usize,
+) -> io::Result<SocketAddr> {
+    let local = socket.local_addr()?;
+    let socket = Async::new(socket)?;
+    let task = serve_datagrams(socket, local, policy, service, max_clients, hooks);
+    runtime.executor.spawn(task).detach();
+    Ok(local)
 }
 
 /// Starts serving `listener` on `runtime`, at most `maxconn` clients at once (further

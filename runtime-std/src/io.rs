@@ -13,9 +13,10 @@ use std::io::{self, Read, Write};
 use std::net::{IpAddr, Shutdown, SocketAddr, TcpListener, TcpStream, UdpSocket};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use triproxy_policy::acl::CivilTime;
 use triproxy_policy::exec::{self, Accepted, Interest, Io};
 use triproxy_policy::relay::Outcome;
-use triproxy_policy::service::{RelayMode, ServicePolicy, SourceAddrs};
+use triproxy_policy::service::{DatagramService, RelayMode, ServicePolicy, SourceAddrs};
 use triproxy_policy::session::{BindError, ConnectError, LogRecord, ResolveError};
 use triproxy_wire::DomainName;
 
@@ -41,6 +42,27 @@ pub fn serve_connection(
     if let Some(mut tunnel) = handshake(&io, &client, &origin, &policy) {
         relay(&io, &client, &mut tunnel);
     }
+}
+
+/// Serves the datagram service `service` on `socket` (bound to `local`), at most
+/// `max_clients` at once, on the calling thread until the process ends.
+pub fn serve_datagrams(
+    socket: &UdpSocket,
+    local: SocketAddr,
+    policy: &Arc<ServicePolicy>,
+    service: &DatagramService,
+    max_clients: usize,
+    hooks: &Hooks,
+) {
+    let io = StdIo { hooks };
+    run_to_end(std::pin::pin!(exec::serve_datagrams(
+        &io,
+        socket,
+        local,
+        policy,
+        service,
+        max_clients
+    )));
 }
 
 /// The handshake phase, in its own frame: gone from the stack before the relay starts.
@@ -92,6 +114,10 @@ impl Io for StdIo<'_> {
 
     fn now(&self) -> Instant {
         Instant::now()
+    }
+
+    fn civil_time(&self) -> CivilTime {
+        (self.hooks.civil_time)()
     }
 
     fn log(&self, record: &LogRecord) {

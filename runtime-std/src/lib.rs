@@ -20,4 +20,4 @@ mod sys;
 
 pub use hooks::Hooks;
 pub use io::serve_connection;
-pub use service::{max_workers, spawn_service, ServiceHandle};
+pub use service::{max_workers, spawn_datagram_service, spawn_service, ServiceHandle};

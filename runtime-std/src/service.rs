@@ -5,12 +5,12 @@
 use crate::hooks::Hooks;
 use crate::io::serve_connection;
 use std::io;
-use std::net::{SocketAddr, TcpListener};
+use std::net::{SocketAddr, TcpListener, UdpSocket};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
-use triproxy_policy::service::ServicePolicy;
+use triproxy_policy::service::{DatagramService, ServicePolicy};
 
 /// Stack of a connection thread. Name resolution (glibc `getaddrinfo`) is the deepest
 /// user of it; the handshake buffer is 1 KiB and relay buffers live on the heap.
@@ -145,6 +145,25 @@ pub fn spawn_service(
         .stack_size(CONNECTION_STACK)
         .spawn(move || worker(shared, true))
         .inspect_err(|_| release_worker())?;
+    Ok(ServiceHandle { local_addr, thread })
+}
+
+/// Starts a datagram service (`udppm`, `dnspr`) on `socket`: one thread runs its one
+/// loop, at most `max_clients` clients at once.
+pub fn spawn_datagram_service(
+    socket: UdpSocket,
+    policy: Arc<ServicePolicy>,
+    service: DatagramService,
+    hooks: Hooks,
+    max_clients: usize,
+) -> io::Result<ServiceHandle> {
+    socket.set_nonblocking(true)?;
+    let local_addr = socket.local_addr()?;
+    let thread = thread::Builder::new()
+        .name(format!("serve udp {local_addr}"))
+        .spawn(move || {
+            crate::io::serve_datagrams(&socket, local_addr, &policy, &service, max_clients, &hooks)
+        })?;
     Ok(ServiceHandle { local_addr, thread })
 }
 

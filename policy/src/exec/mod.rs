@@ -21,12 +21,13 @@ mod input;
 mod resolve;
 mod tunnel;
 mod udp;
+mod udppm;
 
 pub use input::{HandshakeInput, TargetInput, HANDSHAKE_BUFFER, MAX_TARGET_INPUT};
 
 use crate::acl::CivilTime;
 use crate::relay::{Outcome, RelayPlan};
-use crate::service::{RelayMode, ServicePolicy, SourceAddrs};
+use crate::service::{DatagramService, RelayMode, ServicePolicy, SourceAddrs};
 use crate::session::{
     BindError, ConnectError, Intent, LogRecord, OriginMove, ResolveError, Session,
     MAX_CONNECT_ADDRS, ORIGIN_POOL,
@@ -85,6 +86,9 @@ pub trait Io {
 
     /// The time now.
     fn now(&self) -> Instant;
+    /// The local civil time now (ACL weekday and time-period fields of datagram services,
+    /// whose clients are not accepted connections).
+    fn civil_time(&self) -> CivilTime;
     /// Writes a finished connection's record to the service's log.
     fn log(&self, record: &LogRecord);
 
@@ -214,6 +218,31 @@ pub async fn serve<R: Io>(
         return;
     };
     tunnel(io, client, &mut established).await;
+}
+
+/// Serves a datagram service on `socket` (bound to `local`) until the process ends, with
+/// at most `max_clients` clients at once (`maxconn`): the one loop of each kind, for every
+/// runtime.
+pub async fn serve_datagrams<R: Io>(
+    io: &R,
+    socket: &R::Datagram,
+    local: SocketAddr,
+    policy: &Arc<ServicePolicy>,
+    service: &DatagramService,
+    max_clients: usize,
+) {
+    match service {
+        DatagramService::PortMap { target, single } => {
+            let service = udppm::Service {
+                socket,
+                local,
+                policy,
+                target,
+                single: *single,
+            };
+            udppm::run(io, &service, max_clients).await;
+        }
+    }
 }
 
 /// Where a client came from and when: what a session needs besides the socket.
