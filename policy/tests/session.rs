@@ -360,13 +360,42 @@ fn bind_is_checked_by_the_acl_as_bind() {
 }
 
 #[test]
-fn udp_associate_is_refused_with_rep_7_until_relayed() {
+fn udp_associate_opens_a_relay_socket_and_names_it_in_the_reply() {
     let t0 = Instant::now();
     let mut s = session(policy(&["iponly"], &[], &[]), t0);
-    s.handle_input(t0, &[5, 1, 0, 5, 3, 0, 1, 10, 0, 0, 1, 0, 80]);
+    s.handle_input(t0, &[5, 1, 0, 5, 3, 0, 1, 0, 0, 0, 0, 0, 0]);
     let (out, intents) = drain(&mut s);
-    assert_eq!(out[2..4], [5, 7]);
-    assert_eq!(log_code(&intents), Some(LogCode::NOT_IMPLEMENTED));
+    assert_eq!(out, [5, 0], "only the method selection so far");
+    let Some(Intent::Associate { ip }) = intents.first() else {
+        panic!("{intents:?}")
+    };
+    assert_eq!(
+        *ip,
+        "127.0.0.1".parse::<std::net::IpAddr>().unwrap(),
+        "the address the client reached"
+    );
+    s.handle_associated(t0, "127.0.0.1:40000".parse().unwrap());
+    let (out, intents) = drain(&mut s);
+    assert_eq!(
+        out,
+        [5, 0, 0, 1, 127, 0, 0, 1, 0x9c, 0x40],
+        "BND = the relay socket"
+    );
+    assert!(
+        matches!(intents.first(), Some(Intent::RelayDatagrams(_))),
+        "{intents:?}"
+    );
+}
+
+#[test]
+fn udp_associate_is_decided_by_the_acl_with_udpassoc() {
+    let t0 = Instant::now();
+    let acl: &[(Action, &[&str])] = &[(Action::Allow, &["*", "*", "*", "*", "CONNECT"])];
+    let mut s = session(policy(&["iponly"], acl, &[]), t0);
+    s.handle_input(t0, &[5, 1, 0, 5, 3, 0, 1, 0, 0, 0, 0, 0, 0]);
+    let (out, intents) = drain(&mut s);
+    assert_eq!(out[2..4], [5, 2], "not allowed: REP 2");
+    assert_eq!(log_code(&intents), Some(LogCode::ACL_NO_MATCH));
 }
 
 #[test]
