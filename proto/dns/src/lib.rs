@@ -10,6 +10,10 @@
 //!   [`Resolver::poll_timeout`] and fail over to the next server; results come out of
 //!   [`Resolver::poll_event`] as [`Resolved`] events, addresses with their TTL or a
 //!   [`ResolveError`].
+//! - [`proxy`]: 3proxy's `dnspr` service as pure functions: [`proxy::parse_query`] reads a
+//!   client's datagram, [`proxy::plan`] decides (a `-F` answer, a lookup with the
+//!   [`Resolver`], or relaying to the first `nserver`), [`proxy::answer`] builds the reply
+//!   from the lookup's result, [`proxy::forward_ok`] checks a relayed answer.
 //! - A cache per record type (A, AAAA) bounded by `nscache`/`nscache6`, that keeps answers
 //!   for their TTL and negative answers (NXDOMAIN, NODATA) for the SOA minimum (RFC 2308),
 //!   both capped.
@@ -19,8 +23,8 @@
 //! cannot see the queries. IDs come from a generator seeded by the caller.
 //!
 //! The crate does no I/O and reads no clock or OS randomness. It is not a recursive
-//! resolver, does not validate DNSSEC, and does not serve DNS (the `dnspr` service will
-//! use its messages). Messages are encoded and decoded with `hickory-proto`, default
+//! resolver, does not validate DNSSEC, and serves DNS only through [`proxy`]'s decisions
+//! (UDP, one question per query, as 3proxy's `dnspr`). Messages are encoded and decoded with `hickory-proto`, default
 //! features off (no tokio, no sockets).
 //!
 //! # Limits
@@ -91,11 +95,13 @@
 
 mod cache;
 pub mod config;
+pub mod proxy;
 pub mod resolver;
 
 pub use config::{
     Family, NameServer, NameServerError, ResolverConfig, Transport, DEFAULT_PORT, MAX_SERVERS,
 };
+pub use proxy::ProxyConfig;
 pub use resolver::{
     Answer, Event, QueryId, ResolveError, Resolved, Resolver, TcpToken, Transmit, FAKE_V4, FAKE_V6,
     MAX_CNAME_CHAIN, MAX_NAME, MAX_TCP_MESSAGE, MAX_UDP_MESSAGE,
