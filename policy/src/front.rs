@@ -368,6 +368,7 @@ pub(crate) fn socks5_reply(reason: &Reason) -> ReplyCode {
         | Reason::Relay(_)
         | Reason::Exchange(_)
         | Reason::UdpStranger { .. }
+        | Reason::Dns(_)
         | Reason::ClientClosed => ReplyCode::GeneralFailure,
     }
 }

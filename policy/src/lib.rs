@@ -24,6 +24,7 @@ mod chain;
 pub mod connlim;
 pub mod counterfile;
 pub mod datagram;
+pub mod dnspr;
 pub mod exec;
 mod front;
 pub mod names;

@@ -59,6 +59,9 @@ pub enum Reason {
     /// Forwarding a plain HTTP request failed (its head, its body, the origin's answer, a
     /// deadline).
     Exchange(triproxy_http::exchange::ExchangeError),
+    /// A DNS proxy query failed or was not resolved: 3proxy's `dnspr` code (813-888; see
+    /// [`triproxy_dns::proxy`]).
+    Dns(LogCode),
     /// A datagram to a UDP association's port from someone other than its client or the
     /// peers the client sent to (dropped; a notice, at most once a minute).
     UdpStranger {
@@ -138,6 +141,15 @@ impl fmt::Display for Reason {
             Reason::ClientClosed => {
                 f.write_str("client closed the connection before the request was answered")
             }
+            Reason::Dns(code) => match code.0 {
+                888 => f.write_str("DNS: name not resolved (NXDOMAIN or SERVFAIL answered)"),
+                813 => f.write_str("DNS: receiving the query failed"),
+                814 => f.write_str("DNS: query of a bad size"),
+                816 => f.write_str("DNS: not a standard query with one question"),
+                817 => f.write_str("DNS: bad name in the question"),
+                818..=822 => f.write_str("DNS: socket, send or receive toward the server failed"),
+                _ => write!(f, "DNS: failure {}", code.0),
+            },
             Reason::UdpStranger { from } => {
                 write!(f, "datagram from a stranger ({from}) dropped")
             }

@@ -54,6 +54,8 @@ impl FrontProtocol {
 
 /// A service on one UDP socket shared by every client ([`ListenerKind::Datagram`]),
 /// run by [`crate::exec::serve_datagrams`].
+// One value per service, never stored in bulk: the name inline is fine.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum DatagramService {
     /// 3proxy `udppm [options] SRCPORT DSTHOST DSTPORT`: each client's datagrams go to
@@ -64,6 +66,9 @@ pub enum DatagramService {
         /// `-s`: one answer per client, then its mapping ends.
         single: bool,
     },
+    /// 3proxy `dnspr`: answers A and AAAA from the process's resolver and relays the rest
+    /// to the first `nserver` ([`crate::dnspr`], [`triproxy_dns::proxy`]).
+    DnsProxy(triproxy_dns::proxy::ProxyConfig),
 }
 
 /// How a service receives its clients.

@@ -16,6 +16,7 @@
 //! Nothing here touches a socket or reads a clock itself: the runtime does, through
 //! [`Io`], so the executor is as deterministic as the machines it drives.
 
+mod dnspr;
 mod forward;
 mod input;
 mod resolve;
@@ -241,6 +242,15 @@ pub async fn serve_datagrams<R: Io>(
                 single: *single,
             };
             udppm::run(io, &service, max_clients).await;
+        }
+        DatagramService::DnsProxy(config) => {
+            let service = dnspr::Service {
+                socket,
+                local,
+                policy,
+                config: *config,
+            };
+            dnspr::run(io, &service, max_clients).await;
         }
     }
 }

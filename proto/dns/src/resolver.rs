@@ -222,6 +222,11 @@ impl Resolver {
         (self.cache_v4.len(), self.cache_v6.len())
     }
 
+    /// The name servers in use, in order (at most [`MAX_SERVERS`]).
+    pub fn servers(&self) -> &[crate::config::NameServer] {
+        &self.config.servers
+    }
+
     /// Lookups in flight.
     pub fn pending(&self) -> usize {
         self.lookups.len()
