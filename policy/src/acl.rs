@@ -1271,10 +1271,26 @@ impl Ace {
 
 /// Index of the first entry that matches the request, if any. As in 3proxy, an entry with
 /// parents is passed over for BIND and ICMP requests, which cannot go through a chain.
+///
+/// A UDP ASSOCIATE request without a destination (its DST is the client's own address,
+/// usually `0.0.0.0:0`; every datagram is checked later with its real destination) is
+/// not refused by a `deny` entry that restricts the destination (address or port): that
+/// entry denies only some destinations, which the per-datagram check refuses. 3proxy
+/// judges the request's DST like a destination instead, so that `deny * * * 25` refuses
+/// every association naming `0.0.0.0:0`.
 pub fn first_match(acl: &[Ace], req: &AclRequest<'_>) -> Option<usize> {
     let chainable = !matches!(req.operation, Operation::Bind | Operation::IcmpAssoc);
-    acl.iter()
-        .position(|ace| (chainable || ace.parents.is_empty()) && ace.matches(req))
+    let any_destination = req.operation == Operation::UdpAssoc
+        && req.effective_target_ip().is_none()
+        && req.target_host.is_none()
+        && req.effective_port().is_none();
+    acl.iter().position(|ace| {
+        let partial_deny =
+            ace.action == Action::Deny && (ace.targets.is_some() || ace.ports.is_some());
+        (chainable || ace.parents.is_empty())
+            && !(any_destination && partial_deny)
+            && ace.matches(req)
+    })
 }
 
 /// What the limit rules of 3proxy (`bandlim*`, `connlim`, `count*`) give a request: for
@@ -1324,6 +1340,52 @@ pub fn check(acl: &[Ace], req: &AclRequest<'_>) -> AclVerdict {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn any_destination_is_refused_only_by_entries_that_refuse_every_destination() {
+        let time = CivilTime {
+            weekday: 1,
+            seconds_of_day: 0,
+        };
+        let req = AclRequest {
+            user: None,
+            client: "127.0.0.1".parse().unwrap(),
+            target_host: None,
+            target_ip: Some("0.0.0.0".parse().unwrap()),
+            port: Some(0),
+            operation: Operation::UdpAssoc,
+            time,
+        };
+        let deny_port = Ace::parse(Action::Deny, &["*", "*", "*", "25"]).unwrap();
+        let allow = Ace::any(Action::Allow);
+        let acl = [deny_port, allow.clone()];
+        assert_eq!(check(&acl, &req), AclVerdict::Allow);
+        let datagram = AclRequest {
+            target_ip: Some("192.0.2.1".parse().unwrap()),
+            port: Some(25),
+            ..req
+        };
+        assert_eq!(
+            check(&acl, &datagram),
+            AclVerdict::Deny,
+            "a real destination is judged"
+        );
+        let connect = AclRequest {
+            operation: Operation::Connect,
+            ..req
+        };
+        assert_eq!(
+            check(&acl, &connect),
+            AclVerdict::Deny,
+            "only UDP ASSOCIATE"
+        );
+        let deny_client = Ace::parse(Action::Deny, &["*", "127.0.0.1"]).unwrap();
+        assert_eq!(check(&[deny_client, allow], &req), AclVerdict::Deny);
+        let allow_some = Ace::parse(Action::Allow, &["*", "*", "10.0.0.0/8"]).unwrap();
+        assert_eq!(check(&[allow_some], &req), AclVerdict::Allow);
+        let only_connect = Ace::parse(Action::Allow, &["*", "*", "*", "*", "CONNECT"]).unwrap();
+        assert_eq!(check(&[only_connect], &req), AclVerdict::NoMatch);
+    }
 
     fn ip(s: &str) -> IpAddr {
         s.parse().unwrap()

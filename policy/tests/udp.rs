@@ -131,15 +131,17 @@ fn fragments_and_bad_headers_drop_one_datagram_only() {
 #[test]
 fn the_acl_is_checked_per_datagram() {
     let t0 = Instant::now();
-    // The request names 0.0.0.0:0, which the destination fields do not judge (as in
-    // 3proxy): the entry allows the association; each datagram is then judged by its
-    // real destination.
-    let acl: &[(Action, &[&str])] = &[(Action::Allow, &["*", "*", "127.0.0.1", "54"])];
+    // The request names 0.0.0.0:0, no destination: a deny entry for one port does not
+    // refuse the association; each datagram is judged by its real destination.
+    let acl: &[(Action, &[&str])] = &[
+        (Action::Deny, &["*", "*", "*", "53"]),
+        (Action::Allow, &["*", "*", "127.0.0.1", "54"]),
+    ];
     let mut a = association(t0, 0, acl);
     let client = sa("127.0.0.1:5000");
     assert!(matches!(
         a.from_client(t0, client, &to("127.0.0.1:53", b"q")),
-        Outbound::Drop(Dropped::Denied(triproxy_wire::LogCode::ACL_NO_MATCH))
+        Outbound::Drop(Dropped::Denied(triproxy_wire::LogCode::ACL_DENIED))
     ));
     assert!(matches!(
         a.from_client(t0, client, &to("127.0.0.1:54", b"q")),
