@@ -77,7 +77,8 @@ fn policy(b: u8) -> Option<ServicePolicy> {
         (NeedUser::IfOffered, FrontProtocol::Socks),
         (NeedUser::Required, FrontProtocol::Socks),
         (NeedUser::IfOffered, FrontProtocol::Http),
-    ][usize::from(b & 3)];
+    ][usize::from(b & 3)]
+    .clone();
     p.auth = AuthChain::parse(CHAINS.get(usize::from((b >> 2) & 7))?).ok()?;
     let mut acl = Vec::new();
     for (action, fields) in *ACLS.get(usize::from(b >> 5))? {
