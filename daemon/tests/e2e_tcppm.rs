@@ -33,7 +33,29 @@ both_runtimes!(
     bytes_sent_before_the_connect_are_delivered,
     integrity_16_mib_each_way,
     standalone_form,
+    through_a_socks5_parent,
 );
+
+/// An `allow` entry with a parent routes the mapped connections through it, as it does
+/// SOCKS CONNECTs: the name goes to the parent (`socks5+`), the log counts one hop.
+fn through_a_socks5_parent(runtime: &str) {
+    let origin = http_server("via parent");
+    let parent = Daemon::start(
+        &format!("log\n{FORMAT}auth iponly\nallow * 127.0.0.1\nsocks -p0 -i127.0.0.1\n"),
+        runtime,
+    );
+    let acl = format!(
+        "allow * 127.0.0.1\nparent 1000 socks5+ 127.0.0.1 {}\n",
+        parent.addr.port()
+    );
+    let d = mapper(runtime, &acl, "localhost", origin.port());
+    let (ok, body, err) = curl(&[&format!("http://{}/", d.addr)]);
+    assert!(ok, "curl failed: {err}");
+    assert_eq!(body, "via parent");
+    let line = d.wait_code(0, " TCPPM localhost");
+    assert!(line.contains(" 1 TCPPM localhost"), "one hop: {line}");
+    parent.wait_code(0, &format!("CONNECT localhost:{}", origin.port()));
+}
 
 fn curl_through_the_mapped_port(runtime: &str) {
     let origin = http_server("mapped hello");
