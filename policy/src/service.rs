@@ -48,8 +48,8 @@ pub enum FrontProtocol {
 
 impl FrontProtocol {
     /// How clients of this front reach the service. A service is a listener kind plus a
-    /// front: SOCKS and the HTTP proxy take TCP streams; the datagram fronts (UDP port
-    /// mapping, the DNS proxy) take datagrams.
+    /// front: SOCKS, the HTTP proxy and the TCP port mapper take TCP streams; the datagram
+    /// fronts (UDP port mapping, the DNS proxy) take datagrams.
     pub fn listener(&self) -> ListenerKind {
         match self {
             FrontProtocol::Socks | FrontProtocol::Http | FrontProtocol::PortMap(_) => {

@@ -3,8 +3,8 @@
 //!
 //! A [`Session`] owns the service's protocol machine ([`triproxy_socks::server::Server`],
 //! [`triproxy_http::ProxyServer`] or none for the port mapper, chosen by
-//! [`ServicePolicy::protocol`]), consults the service's
-//! [`ServicePolicy`] (auth chain, users, ACL) and tells its driver what to do next as
+//! [`ServicePolicy::protocol`]), consults the service's [`ServicePolicy`] (auth chain,
+//! users, ACL) and tells its driver what to do next as
 //! [`Intent`]s: resolve this name, connect to these addresses, relay, write this log record,
 //! close. The driver (a runtime) carries out each intent and reports back through the typed
 //! `handle_*` methods. Because all protocol and policy logic is here, both runtimes run the
@@ -16,14 +16,13 @@
 //! # Driving a session
 //!
 //! Right after [`Session::new`] and after every input (`handle_input`, `handle_timeout`,
-//! `handle_*` decisions) the driver
-//! (in triproxy, the one executor [`crate::exec`]; the example below drives one by hand)
-//! drains [`Session::poll_transmit`] (bytes for the client) and then [`Session::poll_intent`]
-//! until both are empty, carrying out each intent in order (a port mapper's session asks to
-//! resolve or connect before any input: it must not wait for the client to speak first).
-//! Bytes that `handle_input` did not
-//! consume stay with the driver: once [`Intent::Relay`] arrives they are the client's first
-//! data for the target (pipelined after the request) and must be sent there first.
+//! `handle_*` decisions) the driver (in triproxy, the one executor [`crate::exec`]; the
+//! example below drives one by hand) drains [`Session::poll_transmit`] (bytes for the
+//! client) and then [`Session::poll_intent`] until both are empty, carrying out each intent
+//! in order (a port mapper's session asks to resolve or connect before any input: it must
+//! not wait for the client to speak first). Bytes that `handle_input` did not consume stay
+//! with the driver: once [`Intent::Relay`] arrives they are the client's first data for the
+//! target (pipelined after the request) and must be sent there first.
 //!
 //! ```
 //! use std::{sync::Arc, time::{Duration, Instant}};
@@ -305,7 +304,8 @@ enum Phase {
     Done,
 }
 
-/// One client connection of a SOCKS, HTTP proxy or port mapper service. See the module documentation.
+/// One client connection of a SOCKS, HTTP proxy or port mapper service. See the module
+/// documentation.
 #[derive(Debug)]
 pub struct Session {
     policy: Arc<ServicePolicy>,

@@ -10,11 +10,11 @@
 //! file. Relative file names are relative to the directory of the file that names them.
 //! A UTF-8 byte order mark at the start of a file is skipped.
 //!
-//! Commands run in order, as in 3proxy: a service line (`socks`, `proxy`, `tcppm`) takes a snapshot of the
-//! `auth` chain, the `allow`/`deny` list, the `log` target, the `logformat`, `maxconn` and
-//! the `internal` address in force at that line; `flush` empties the ACL for later services;
-//! `users`, the `bandlim*`, `count*` and `connlim` rules, `counter` and `timeouts` are
-//! global and apply to every service wherever they appear.
+//! Commands run in order, as in 3proxy: a service line (`socks`, `proxy`, `tcppm`) takes a
+//! snapshot of the `auth` chain, the `allow`/`deny` list, the `log` target, the `logformat`,
+//! `maxconn` and the `internal` address in force at that line; `flush` empties the ACL for
+//! later services; `users`, the `bandlim*`, `count*` and `connlim` rules, `counter` and
+//! `timeouts` are global and apply to every service wherever they appear.
 //!
 //! Supported commands: `users`, `auth`, `allow`, `deny`, `flush`, `internal`, `log`,
 //! `logformat`, `maxconn`, `bandlimin`, `bandlimout`, `nobandlimin`, `nobandlimout`,
@@ -671,8 +671,8 @@ pub fn parse_str(text: &str, origin: &str, base_dir: &Path) -> Result<Config, Co
 
 /// The standalone form, `triproxy socks -p1080 -i127.0.0.1`, `triproxy proxy ...` or
 /// `triproxy tcppm -i127.0.0.1 2525 mail.example 25`: one service with the options (and
-/// arguments) of a service line, logging to standard output in 3proxy's default format, the default `auth`
-/// chain, an empty ACL and no users. As in 3proxy's standalone binaries, `needuser` defaults
+/// arguments) of a service line, logging to standard output in 3proxy's default format,
+/// the default `auth` chain, an empty ACL and no users. As in 3proxy's standalone binaries, `needuser` defaults
 /// to [`NeedUser::Never`] (there is no `users` table to check names against) and the listen
 /// address to 0.0.0.0.
 ///
