@@ -1,6 +1,6 @@
 //! `triproxy`: run with no arguments for the embedded loopback-only default, with a path to
 //! read a 3proxy configuration file, or as `triproxy socks -p1080 -i127.0.0.1` (3proxy's
-//! standalone form).
+//! standalone form; also `proxy`, and `tcppm [options] SRCPORT DSTHOST DSTPORT`).
 
 use clap::Parser;
 use std::path::PathBuf;
@@ -19,8 +19,8 @@ struct Cli {
     /// Executor threads for the smol runtime (default: number of CPUs).
     #[arg(long)]
     threads: Option<usize>,
-    /// A 3proxy configuration file, or a service name (`socks`, `proxy`) followed by its
-    /// options.
+    /// A 3proxy configuration file, or a service name (`socks`, `proxy`, `tcppm`) followed
+    /// by its options (and for `tcppm`, SRCPORT DSTHOST DSTPORT).
     /// None: the embedded default (SOCKS on 127.0.0.1:1080, loopback only).
     #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
     args: Vec<String>,
@@ -34,12 +34,12 @@ fn load(args: &[String]) -> Result<Config, String> {
             std::path::Path::new("."),
         )
         .map_err(|e| e.to_string()),
-        [service, options @ ..] if ServiceKind::from_command(service).is_some() => {
+        [service, options @ ..] if ServiceKind::is_command(service) => {
             config::parse_standalone(service, options).map_err(|e| e.to_string())
         }
         [path] => config::load(&PathBuf::from(path)).map_err(|e| e.to_string()),
         [first, ..] => Err(format!(
-            "unexpected arguments after `{first}`: give one configuration file, or `socks` or `proxy` and its options"
+            "unexpected arguments after `{first}`: give one configuration file, or `socks`, `proxy` or `tcppm` and its options"
         )),
     }
 }

@@ -36,7 +36,7 @@ impl fmt::Display for RuntimeKind {
 /// A service that is accepting connections.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Listening {
-    /// `socks`.
+    /// `socks`, `proxy`, `tcppm`.
     pub service: &'static str,
     /// The bound address (with the real port when the configuration said 0).
     pub addr: SocketAddr,
@@ -99,9 +99,10 @@ pub fn policy_of(
     ServicePolicy {
         parent_random: Arc::clone(parent_random),
         listen_port: port,
-        protocol: match service.kind {
+        protocol: match &service.kind {
             ServiceKind::Socks => FrontProtocol::Socks,
             ServiceKind::Proxy => FrontProtocol::Http,
+            ServiceKind::TcpPm { target } => FrontProtocol::PortMap(target.clone()),
         },
         auth: service.auth.clone(),
         acl: Arc::from(service.acl.clone()),

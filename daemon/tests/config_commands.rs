@@ -12,6 +12,7 @@ use triproxy_policy::acl::{Ace, Action};
 use triproxy_policy::auth::{AuthChain, AuthError};
 use triproxy_policy::service::Anonymity;
 use triproxy_policy::users::UsersError;
+use triproxy_wire::{DomainName, TargetAddr};
 
 fn addr(s: &str) -> SocketAddr {
     s.parse().unwrap()
@@ -485,7 +486,7 @@ fn unsupported_3proxy_commands_are_told_apart_from_unknown_words() {
         "setuid 65534",
         "rotate 30",
         "archiver gz /bin/gzip %F",
-        "tcppm 25 mail 25",
+        "udppm 53 ns 53",
         "admin",
         "dnspr",
         "writable",
@@ -649,8 +650,8 @@ fn standalone_form() {
     let cfg = config::parse_standalone("proxy", &args(&["-i127.0.0.1"])).unwrap();
     let s = &cfg.services[0];
     assert_eq!(
-        (s.kind, s.listen),
-        (ServiceKind::Proxy, "127.0.0.1:3128".parse().unwrap())
+        (&s.kind, s.listen),
+        (&ServiceKind::Proxy, "127.0.0.1:3128".parse().unwrap())
     );
     let e = config::parse_standalone("sox", &[]).unwrap_err();
     assert_eq!(
@@ -659,7 +660,7 @@ fn standalone_form() {
     );
     assert!(
         e.to_string()
-            .ends_with("unknown service `sox` (triproxy runs: socks, proxy)"),
+            .ends_with("unknown service `sox` (triproxy runs: socks, proxy, tcppm)"),
         "{e}"
     );
 }
@@ -848,4 +849,143 @@ fn dns_commands_configure_the_own_resolver() {
     assert!(c.warnings[0]
         .to_string()
         .contains("test.cfg:6: warning: only the first 5"));
+}
+
+fn tcppm_target(s: &config::ServiceConfig) -> &TargetAddr {
+    match &s.kind {
+        ServiceKind::TcpPm { target } => target,
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn tcppm_maps_a_port_to_a_target() {
+    let cfg =
+        ok("auth iponly\nallow * 127.0.0.1\ninternal 127.0.0.1\ntcppm 2525 mail.example 25\n");
+    let s = &cfg.services[0];
+    assert_eq!(s.kind.command(), "tcppm");
+    assert_eq!(s.listen, addr("127.0.0.1:2525"));
+    let name = DomainName::new(b"mail.example").unwrap();
+    assert_eq!(tcppm_target(s), &TargetAddr::Domain(name, 25));
+    // The auth and ACL in force at the line, as for every service.
+    assert_eq!(s.auth, AuthChain::parse(&["iponly"]).unwrap());
+    assert_eq!(s.acl, [ace(Action::Allow, &["*", "127.0.0.1"])]);
+
+    // Options first; SRCPORT wins over -p; IP targets, IPv6 with or without brackets.
+    let cfg = ok(
+        "tcppm -p9 -i::1 -e127.0.0.1 -s0 -l -f\"G%T\" 0 127.0.0.1 8080\n\
+                  tcppm 8081 [::1] 80\ntcppm 8082 ::1 80\n",
+    );
+    let [a, b, c] = &cfg.services[..] else {
+        panic!("three services expected")
+    };
+    assert_eq!(a.listen, addr("[::1]:0"));
+    assert_eq!(tcppm_target(a), &TargetAddr::Ip(addr("127.0.0.1:8080")));
+    assert_eq!(a.external.v4, Some("127.0.0.1".parse().unwrap()));
+    assert!(!a.splice);
+    assert_eq!(a.log, LogTarget::Stdout);
+    assert_eq!(tcppm_target(b), &TargetAddr::Ip(addr("[::1]:80")));
+    assert_eq!(tcppm_target(c), &TargetAddr::Ip(addr("[::1]:80")));
+    assert_eq!(b.listen, addr("0.0.0.0:8081"));
+}
+
+#[test]
+fn tcppm_argument_errors_name_the_line_and_the_problem() {
+    // Too few words at all: the command's count (3proxy: at least 4 with the command).
+    assert_eq!(
+        arg_count("tcppm 25 mail\n"),
+        ("tcppm".to_owned(), 3, None, 2)
+    );
+    for (line, given) in [
+        ("tcppm -i127.0.0.1 25 mail\n", vec!["25", "mail"]),
+        (
+            "tcppm 25 mail 25 extra\n",
+            vec!["25", "mail", "25", "extra"],
+        ),
+        // An option after the positional arguments is not an option any more.
+        ("tcppm 25 mail 25 -s0\n", vec!["25", "mail", "25", "-s0"]),
+    ] {
+        let kind = err_at(line, 1);
+        assert_eq!(
+            kind,
+            ConfigErrorKind::PortMapArguments {
+                command: "tcppm".into(),
+                given: given.iter().map(|s| s.to_string()).collect(),
+            },
+            "{line}"
+        );
+    }
+    let e = config_util::parse("# x\ntcppm 25 mail 25 extra\n").unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "test.cfg:2: `tcppm` takes SRCPORT DSTHOST DSTPORT after its options, 4 given \
+         (`25 mail 25 extra`)"
+    );
+    for (line, what, value, min) in [
+        ("tcppm 65536 mail 25\n", "SRCPORT (listen port)", "65536", 0),
+        ("tcppm x mail 25\n", "SRCPORT (listen port)", "x", 0),
+        ("tcppm 25 mail 0\n", "DSTPORT", "0", 1),
+        ("tcppm 25 mail 99999\n", "DSTPORT", "99999", 1),
+        ("tcppm 25 mail +25\n", "DSTPORT", "+25", 1),
+    ] {
+        assert_eq!(
+            err_at(line, 1),
+            ConfigErrorKind::InvalidNumber {
+                what,
+                value: value.into(),
+                min,
+                max: 65535
+            },
+            "{line}"
+        );
+    }
+    let e = config_util::parse("tcppm 25 mail 0\n").unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "test.cfg:1: `0` is not a valid DSTPORT (a whole number from 1 to 65535)"
+    );
+    for host in ["mail:26", "[nope]", "a b", "x@y"] {
+        let line = format!("tcppm 25 \"{host}\" 25\n");
+        assert!(
+            matches!(err_at(&line, 1), ConfigErrorKind::PortMapHost { ref value, .. } if value == host),
+            "{host}"
+        );
+    }
+    let e = config_util::parse("tcppm 25 mail:26 25\n").unwrap_err();
+    assert!(
+        e.to_string()
+            .starts_with("test.cfg:1: `mail:26` is not a usable DSTHOST"),
+        "{e}"
+    );
+    assert!(matches!(
+        err_at("tcppm 25 unix:/run/x.sock 25\n", 1),
+        ConfigErrorKind::NotSupportedYet { .. }
+    ));
+    // Options of other services are checked as for `socks`.
+    assert_eq!(
+        err_at("tcppm -q 25 mail 25\n", 1),
+        ConfigErrorKind::UnknownOption {
+            option: "-q".into()
+        }
+    );
+}
+
+#[test]
+fn tcppm_standalone_form() {
+    let args = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+    let cfg = config::parse_standalone("tcppm", &args(&["-i127.0.0.1", "8025", "localhost", "25"]))
+        .unwrap();
+    let s = &cfg.services[0];
+    assert_eq!(s.listen, addr("127.0.0.1:8025"));
+    assert_eq!(s.log, LogTarget::Stdout);
+    let name = DomainName::new(b"localhost").unwrap();
+    assert_eq!(tcppm_target(s), &TargetAddr::Domain(name, 25));
+    let e = config::parse_standalone("tcppm", &args(&["-i127.0.0.1", "8025"])).unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "command line: `tcppm` takes SRCPORT DSTHOST DSTPORT after its options, 1 given (`8025`)"
+    );
+    let e = config::parse_standalone("tcppm", &args(&["8025", "mail", "0"])).unwrap_err();
+    assert_eq!(e.line, 0);
+    assert!(e.to_string().contains("DSTPORT"), "{e}");
 }

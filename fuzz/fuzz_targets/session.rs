@@ -1,13 +1,17 @@
 #![cfg_attr(fuzzing, no_main)]
 //! The session engine (`triproxy_policy::session::Session`: SOCKS or HTTP proxy server
-//! machine, auth chain, users and ACL together) fed an arbitrary client stream, once whole and once in
-//! chunks, with a driver whose answers to each intent come from the input.
+//! machine or the port mapper's, auth chain, users and ACL together) fed an arbitrary client
+//! stream, once whole and once in chunks, with a driver whose answers to each intent come
+//! from the input.
 //!
 //! Input: `policy, decisions, flags, split, stream...`. `policy` picks `-u` or the HTTP
 //! proxy front (its two low bits; 3 is HTTP), the auth chain
 //! and one of a few ACLs (users `alice:CL:secret` and `bob:pw` always exist); `decisions`
-//! fixes the answers to Resolve, Connect and the relay's end; `flags` the client address
-//! and whether the handshake deadline fires; `split` the chunking.
+//! fixes the answers to Resolve, Connect and the relay's end; `flags` the client address,
+//! whether the handshake deadline fires, and whether the service is a port mapper instead
+//! (bit 3; bit 4 picks its target, an address or a name); `split` the chunking. The
+//! driver drains the session once before any input, as every driver must (a port
+//! mapper decides at once).
 //!
 //! Oracles: no panic; the transcript (bytes to the client, every intent, bytes handed back
 //! at the relay) is the same for the whole stream and the chunked one; every session ends
@@ -25,7 +29,7 @@ use triproxy_fuzz::policy::session::{
     ConnectError, Intent, RelayEnd, RelayReport, ResolveError, Session, MAX_CONNECT_ADDRS,
 };
 use triproxy_fuzz::policy::users::Users;
-use triproxy_fuzz::wire::LogCode;
+use triproxy_fuzz::wire::{DomainName, LogCode, TargetAddr};
 use triproxy_fuzz::{chunks, start, Input};
 
 const CHAINS: [&[&str]; 8] = [
@@ -77,7 +81,8 @@ fn policy(b: u8) -> Option<ServicePolicy> {
         (NeedUser::IfOffered, FrontProtocol::Socks),
         (NeedUser::Required, FrontProtocol::Socks),
         (NeedUser::IfOffered, FrontProtocol::Http),
-    ][usize::from(b & 3)];
+    ][usize::from(b & 3)]
+    .clone();
     p.auth = AuthChain::parse(CHAINS.get(usize::from((b >> 2) & 7))?).ok()?;
     let mut acl = Vec::new();
     for (action, fields) in *ACLS.get(usize::from(b >> 5))? {
@@ -229,6 +234,7 @@ fn drive(policy: &Arc<ServicePolicy>, decisions: u8, flags: u8, parts: &[&[u8]])
         logged: None,
         closed: false,
     };
+    d.step();
     let mut pending: Vec<u8> = Vec::new();
     for part in parts {
         pending.extend_from_slice(part);
@@ -290,12 +296,22 @@ fn drive(policy: &Arc<ServicePolicy>, decisions: u8, flags: u8, parts: &[&[u8]])
 
 triproxy_fuzz::target!(|data| {
     let mut input = Input::new(data);
-    let Some(policy) = policy(input.byte()) else {
+    let Some(mut policy) = policy(input.byte()) else {
         panic!("a fixed policy failed to parse");
     };
-    let policy = Arc::new(policy);
     let decisions = input.byte();
     let flags = input.byte();
+    if flags & 8 != 0 {
+        policy.protocol = FrontProtocol::PortMap(if flags & 16 == 0 {
+            TargetAddr::Ip(SocketAddr::from(([10, 0, 0, 1], 25)))
+        } else {
+            match DomainName::new(b"example.org") {
+                Ok(name) => TargetAddr::Domain(name, 80),
+                Err(e) => panic!("a fixed name failed: {e}"),
+            }
+        });
+    }
+    let policy = Arc::new(policy);
     let split = input.byte();
     let stream = input.rest();
     let whole = drive(&policy, decisions, flags, &[stream]);

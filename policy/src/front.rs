@@ -1,7 +1,9 @@
-//! The client-facing protocol machine of a session: SOCKS 4/4a/5 or the HTTP proxy.
+//! The client-facing protocol machine of a session: SOCKS 4/4a/5, the HTTP proxy, or the
+//! TCP port mapper.
 //!
 //! [`Front`] puts the two server machines ([`triproxy_socks::server::Server`] and
-//! [`triproxy_http::ProxyServer`]) behind the few operations the session engine needs: feed
+//! [`triproxy_http::ProxyServer`]), and the port mapper's fixed request, behind the few
+//! operations the session engine needs: feed
 //! input, report what the client asked for, answer it (granted, refused), end on a deadline
 //! or end of stream. The session decides; the front only speaks the protocol, so one
 //! session engine serves every service and the runtimes never see a protocol.
@@ -105,12 +107,17 @@ impl FrontFailure {
 pub(crate) enum Front {
     Socks(Box<Server>),
     Http(Box<ProxyServer>),
+    /// The port mapper (3proxy `tcppm`): no handshake. Its one request, to the configured
+    /// target, is ready from the start and taken by the first [`Front::poll_event`]; it
+    /// reads nothing (client bytes stay unread until the relay carries them to the
+    /// target), writes nothing, and a refusal just closes the connection.
+    PortMap(Option<Box<FrontRequest>>),
 }
 
 impl Front {
     /// The machine for `policy`'s protocol, started at `now`.
     pub fn new(now: Instant, policy: &ServicePolicy) -> Self {
-        match policy.protocol {
+        match &policy.protocol {
             FrontProtocol::Socks => {
                 let methods = match policy.needuser {
                     NeedUser::Never => MethodPolicy::NoAuth,
@@ -134,6 +141,7 @@ impl Front {
                     head_timeout: policy.timeouts.handshake,
                 },
             ))),
+            FrontProtocol::PortMap(target) => Front::PortMap(Some(port_map_request(target))),
         }
     }
 
@@ -144,6 +152,8 @@ impl Front {
         match self {
             Front::Socks(s) => socks_input(s, now, input),
             Front::Http(h) => http_input(h, now, input),
+            // Nothing to parse: every byte is the client's data for the target.
+            Front::PortMap(_) => Ok(0),
         }
     }
 
@@ -182,6 +192,7 @@ impl Front {
                 });
                 with_credentials(request, r.credentials)
             }),
+            Front::PortMap(request) => request.take().map(FrontEvent::Request),
         }
     }
 
@@ -193,6 +204,7 @@ impl Front {
                 State::Greeting | State::Authenticating | State::AwaitingRequest
             ),
             Front::Http(h) => h.state() == ProxyState::ReadingHead,
+            Front::PortMap(_) => false,
         }
     }
 
@@ -200,6 +212,7 @@ impl Front {
         match self {
             Front::Socks(s) => s.poll_transmit(),
             Front::Http(h) => h.poll_transmit(),
+            Front::PortMap(_) => None,
         }
     }
 
@@ -207,6 +220,7 @@ impl Front {
         match self {
             Front::Socks(s) => s.poll_timeout(),
             Front::Http(h) => h.poll_timeout(),
+            Front::PortMap(_) => None,
         }
     }
 
@@ -214,6 +228,7 @@ impl Front {
         match self {
             Front::Socks(s) => s.handle_timeout(now).map(FrontFailure::socks),
             Front::Http(h) => h.handle_timeout(now).map(|e| http_failure(&e)),
+            Front::PortMap(_) => None,
         }
     }
 
@@ -223,6 +238,7 @@ impl Front {
         match self {
             Front::Socks(s) => s.handle_eof().map(FrontFailure::socks),
             Front::Http(h) => h.handle_eof().map(|e| http_failure(&e)),
+            Front::PortMap(_) => None,
         }
     }
 
@@ -238,6 +254,7 @@ impl Front {
         match self {
             Front::Socks(s) => s.handle_granted(bound),
             Front::Http(h) => h.handle_granted(),
+            Front::PortMap(_) => {}
         }
     }
 
@@ -250,11 +267,12 @@ impl Front {
 
     /// The request is refused with `code` for `reason`: each protocol answers in its own
     /// terms (SOCKS the REP or CD that fits the reason, HTTP the status 3proxy gives the
-    /// code).
+    /// code; the port mapper has no words: the connection just closes, as in 3proxy).
     pub fn handle_refused(&mut self, code: LogCode, reason: &Reason) {
         match self {
             Front::Socks(s) => s.handle_refused(socks5_reply(reason)),
             Front::Http(h) => h.handle_refused(http_refusal(code)),
+            Front::PortMap(_) => {}
         }
     }
 
@@ -262,7 +280,7 @@ impl Front {
     pub fn take_head(&mut self) -> Vec<u8> {
         match self {
             Front::Http(h) => h.take_head(),
-            Front::Socks(_) => Vec::new(),
+            Front::Socks(_) | Front::PortMap(_) => Vec::new(),
         }
     }
 
@@ -270,7 +288,7 @@ impl Front {
     pub fn version(&self) -> Option<Version> {
         match self {
             Front::Socks(s) => s.version(),
-            Front::Http(_) => None,
+            Front::Http(_) | Front::PortMap(_) => None,
         }
     }
 }
@@ -309,11 +327,29 @@ fn http_input(h: &mut ProxyServer, now: Instant, input: &[u8]) -> Result<usize, 
     h.handle_input(now, input).map_err(|e| http_failure(&e))
 }
 
-/// The 3proxy service name of a log record (`%N`): `PROXY` for the HTTP proxy; for SOCKS
-/// the version the client spoke, `SOCKS` before it is known.
-pub(crate) fn service_name(protocol: FrontProtocol, version: Option<Version>) -> &'static str {
+/// The port mapper's request: a CONNECT to its target, logged (`%T`) as 3proxy's tcppm
+/// logs it, the target host as configured (an IPv6 address without brackets), no port.
+fn port_map_request(target: &TargetAddr) -> Box<FrontRequest> {
+    let host = match target {
+        TargetAddr::Ip(addr) => addr.ip().to_string(),
+        TargetAddr::Domain(name, _) => name.to_string(),
+    };
+    Box::new(FrontRequest {
+        kind: RequestKind::Connect,
+        target: target.clone(),
+        user_id: None,
+        credentials: None,
+        method: None,
+        text: Some(host),
+    })
+}
+
+/// The 3proxy service name of a log record (`%N`): `PROXY` for the HTTP proxy, `TCPPM` for
+/// the port mapper; for SOCKS the version the client spoke, `SOCKS` before it is known.
+pub(crate) fn service_name(protocol: &FrontProtocol, version: Option<Version>) -> &'static str {
     match (protocol, version) {
         (FrontProtocol::Http, _) => "PROXY",
+        (FrontProtocol::PortMap(_), _) => "TCPPM",
         (FrontProtocol::Socks, Some(Version::V5)) => "SOCK5",
         (FrontProtocol::Socks, Some(Version::V4)) => "SOCK4",
         (FrontProtocol::Socks, Some(Version::V4a)) => "SOC45",

@@ -31,23 +31,32 @@ pub enum NeedUser {
     Required,
 }
 
-/// Which protocol a service speaks to its clients (3proxy `socks` or `proxy`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+/// Which protocol a service speaks to its clients (3proxy `socks`, `proxy` or `tcppm`).
+/// (The port mapper's target is inline: there is one per service, in its shared
+/// [`ServicePolicy`].)
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub enum FrontProtocol {
     /// SOCKS 4, 4a and 5 on one port.
     #[default]
     Socks,
-    /// The HTTP proxy (CONNECT tunnels; other methods are answered 501 for now).
+    /// The HTTP proxy (CONNECT tunnels and plain forwarding).
     Http,
+    /// The TCP port mapper (3proxy `tcppm`): no handshake at all; every client is relayed
+    /// to this one target (a name is resolved again for each connection, as 3proxy does),
+    /// decided as a SOCKS CONNECT is (ACL operation `CONNECT`).
+    PortMap(TargetAddr),
 }
 
 impl FrontProtocol {
     /// How clients of this front reach the service. A service is a listener kind plus a
-    /// front: SOCKS and the HTTP proxy take TCP streams; the datagram fronts (UDP port
-    /// mapping, the DNS proxy) take datagrams.
-    pub fn listener(self) -> ListenerKind {
+    /// front: SOCKS, the HTTP proxy and the TCP port mapper take TCP streams; the datagram
+    /// fronts (UDP port mapping, the DNS proxy) take datagrams.
+    pub fn listener(&self) -> ListenerKind {
         match self {
-            FrontProtocol::Socks | FrontProtocol::Http => ListenerKind::Stream,
+            FrontProtocol::Socks | FrontProtocol::Http | FrontProtocol::PortMap(_) => {
+                ListenerKind::Stream
+            }
         }
     }
 }

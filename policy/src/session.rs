@@ -1,9 +1,10 @@
-//! The per-connection session engine: one SOCKS or HTTP proxy client, from the first byte to
-//! the log line.
+//! The per-connection session engine: one SOCKS, HTTP proxy or port mapper client, from the
+//! first byte to the log line.
 //!
-//! A [`Session`] owns the service's protocol machine ([`triproxy_socks::server::Server`] or
-//! [`triproxy_http::ProxyServer`], chosen by [`ServicePolicy::protocol`]), consults the service's
-//! [`ServicePolicy`] (auth chain, users, ACL) and tells its driver what to do next as
+//! A [`Session`] owns the service's protocol machine ([`triproxy_socks::server::Server`],
+//! [`triproxy_http::ProxyServer`] or none for the port mapper, chosen by
+//! [`ServicePolicy::protocol`]), consults the service's [`ServicePolicy`] (auth chain,
+//! users, ACL) and tells its driver what to do next as
 //! [`Intent`]s: resolve this name, connect to these addresses, relay, write this log record,
 //! close. The driver (a runtime) carries out each intent and reports back through the typed
 //! `handle_*` methods. Because all protocol and policy logic is here, both runtimes run the
@@ -14,12 +15,14 @@
 //!
 //! # Driving a session
 //!
-//! After every input (`handle_input`, `handle_timeout`, `handle_*` decisions) the driver
-//! (in triproxy, the one executor [`crate::exec`]; the example below drives one by hand)
-//! drains [`Session::poll_transmit`] (bytes for the client) and then [`Session::poll_intent`]
-//! until both are empty, carrying out each intent in order. Bytes that `handle_input` did not
-//! consume stay with the driver: once [`Intent::Relay`] arrives they are the client's first
-//! data for the target (pipelined after the request) and must be sent there first.
+//! Right after [`Session::new`] and after every input (`handle_input`, `handle_timeout`,
+//! `handle_*` decisions) the driver (in triproxy, the one executor [`crate::exec`]; the
+//! example below drives one by hand) drains [`Session::poll_transmit`] (bytes for the
+//! client) and then [`Session::poll_intent`] until both are empty, carrying out each intent
+//! in order (a port mapper's session asks to resolve or connect before any input: it must
+//! not wait for the client to speak first). Bytes that `handle_input` did not consume stay
+//! with the driver: once [`Intent::Relay`] arrives they are the client's first data for the
+//! target (pipelined after the request) and must be sent there first.
 //!
 //! ```
 //! use std::{sync::Arc, time::{Duration, Instant}};
@@ -261,7 +264,7 @@ pub enum ResolveError {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LogRecord {
     /// 3proxy service name: `SOCK5`, `SOCK4`, `SOC45`, or `SOCKS` before the version is
-    /// known; `PROXY` for the HTTP proxy.
+    /// known; `PROXY` for the HTTP proxy; `TCPPM` for the port mapper.
     pub service: &'static str,
     /// Listening port of the service (`%p`).
     pub listen_port: u16,
@@ -287,8 +290,10 @@ pub struct LogRecord {
     pub bytes_out: u64,
     /// Parent proxy hops used (`%h`).
     pub hops: u32,
-    /// Service text (`%T`): `CONNECT host:port`, `BIND host:port`, `UDPMAP host:port` (3proxy's words);
-    /// for an HTTP method the proxy does not serve, `METHOD host:port`.
+    /// Service text (`%T`): `CONNECT host:port`, `BIND host:port`, `UDPMAP host:port`
+    /// (3proxy's words); for an HTTP method the proxy does not serve, `METHOD host:port`;
+    /// for the port mapper, its target host as configured (3proxy's tcppm logs the host
+    /// name only).
     pub text: String,
     /// From accept to this record (`%D`).
     pub duration: Duration,
@@ -314,7 +319,8 @@ enum Phase {
     Done,
 }
 
-/// One client connection of a SOCKS or HTTP proxy service. See the module documentation.
+/// One client connection of a SOCKS, HTTP proxy or port mapper service. See the module
+/// documentation.
 #[derive(Debug)]
 pub struct Session {
     policy: Arc<ServicePolicy>,
@@ -366,7 +372,7 @@ impl Session {
         time: CivilTime,
     ) -> Self {
         let front = Front::new(now, &policy);
-        Session {
+        let mut session = Session {
             policy,
             front: Some(front),
             version: None,
@@ -389,6 +395,18 @@ impl Session {
             rule: None,
             forward: None,
             intents: VecDeque::new(),
+        };
+        session.take_ready_events(now);
+        session
+    }
+
+    /// Decides what a front knows before any input: the port mapper's request, ready from
+    /// the start, so its connect never waits for the client to send a byte (a server-first
+    /// protocol such as SMTP sends none). Other fronts have nothing yet.
+    #[inline(never)]
+    fn take_ready_events(&mut self, now: Instant) {
+        while let Some(event) = self.front.as_mut().and_then(|f| f.poll_event()) {
+            self.on_event(now, event);
         }
     }
 
@@ -1094,7 +1112,7 @@ impl Session {
                     _ => Operation::HttpOther,
                 }
             }
-            _ if self.policy.protocol == FrontProtocol::Http => Operation::HttpConnect,
+            _ if matches!(self.policy.protocol, FrontProtocol::Http) => Operation::HttpConnect,
             _ => Operation::Connect,
         }
     }
@@ -1178,7 +1196,7 @@ impl Session {
         let version = self
             .version
             .or_else(|| self.front.as_ref().and_then(|f| f.version()));
-        let service = service_name(self.policy.protocol, version);
+        let service = service_name(&self.policy.protocol, version);
         LogRecord {
             service,
             listen_port: self.policy.listen_port,

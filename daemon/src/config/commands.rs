@@ -69,6 +69,7 @@ pub(crate) enum Supported {
     NoCountAll,
     Socks,
     Proxy,
+    TcpPm,
     Service,
     Include,
     End,
@@ -109,6 +110,8 @@ const SUPPORTED: &[(&str, Supported, Arity)] = &[
     ("nocountall", Supported::NoCountAll, Arity::at_least(0)),
     ("socks", Supported::Socks, Arity::at_least(0)),
     ("proxy", Supported::Proxy, Arity::at_least(0)),
+    // Options, then SRCPORT DSTHOST DSTPORT (3proxy counts the command: [4, inf)).
+    ("tcppm", Supported::TcpPm, Arity::at_least(3)),
     ("service", Supported::Service, Arity::exactly(0)),
     ("include", Supported::Include, Arity::exactly(1)),
     ("end", Supported::End, Arity::exactly(0)),
@@ -130,7 +133,6 @@ const NOT_YET: &[&str] = &[
     "dnspr",
     "auto",
     "tlspr",
-    "tcppm",
     "udppm",
     // addresses, sockets, capacity
     "maxseg",
@@ -267,6 +269,10 @@ mod tests {
         assert!(matches!(
             lookup("proxy"),
             Lookup::Supported(Supported::Proxy, _)
+        ));
+        assert!(matches!(
+            lookup("tcppm"),
+            Lookup::Supported(Supported::TcpPm, _)
         ));
         assert_eq!(lookup("pop3p"), Lookup::NotYet);
         assert_eq!(lookup("ssl_certcache"), Lookup::NotYet);

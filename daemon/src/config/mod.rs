@@ -10,16 +10,16 @@
 //! file. Relative file names are relative to the directory of the file that names them.
 //! A UTF-8 byte order mark at the start of a file is skipped.
 //!
-//! Commands run in order, as in 3proxy: a service line (`socks`, `proxy`) takes a snapshot of the
-//! `auth` chain, the `allow`/`deny` list, the `log` target, the `logformat`, `maxconn` and
-//! the `internal` address in force at that line; `flush` empties the ACL for later services;
-//! `users`, the `bandlim*`, `count*` and `connlim` rules, `counter` and `timeouts` are
-//! global and apply to every service wherever they appear.
+//! Commands run in order, as in 3proxy: a service line (`socks`, `proxy`, `tcppm`) takes a
+//! snapshot of the `auth` chain, the `allow`/`deny` list, the `log` target, the `logformat`,
+//! `maxconn` and the `internal` address in force at that line; `flush` empties the ACL for
+//! later services; `users`, the `bandlim*`, `count*` and `connlim` rules, `counter` and
+//! `timeouts` are global and apply to every service wherever they appear.
 //!
 //! Supported commands: `users`, `auth`, `allow`, `deny`, `flush`, `internal`, `log`,
 //! `logformat`, `maxconn`, `bandlimin`, `bandlimout`, `nobandlimin`, `nobandlimout`,
 //! `parent`, `external`, `backlog`, `timeouts`, `connlim`, `noconnlim`, `counter`, `countin`,
-//! `countout`, `countall`, `nocountin`, `nocountout`, `nocountall`, `socks`, `proxy`,
+//! `countout`, `countall`, `nocountin`, `nocountout`, `nocountall`, `socks`, `proxy`, `tcppm`,
 //! `service` (a no-op), `include`, `end`.
 //! Every other 3proxy
 //! command is an error that says it is not supported yet ([`ConfigErrorKind::UnsupportedCommand`]),
@@ -56,6 +56,7 @@ use triproxy_policy::period::Period;
 use triproxy_policy::quota::{QuotaRuleError, Quotas};
 use triproxy_policy::service::{Anonymity, Timeouts};
 use triproxy_policy::users::{Users, UsersError};
+use triproxy_wire::TargetAddr;
 
 /// Longest configuration line in bytes, newline excluded (3proxy reads lines into a 64 KiB
 /// buffer).
@@ -188,7 +189,8 @@ pub struct ServiceConfig {
     /// Which protocol it serves.
     pub kind: ServiceKind,
     /// Listen address: `-i` or the last `internal` (default 0.0.0.0, as 3proxy), port `-p`
-    /// or the service default (SOCKS 1080). Port 0 means "any free port".
+    /// or the service default (SOCKS 1080); a port mapper's SRCPORT argument wins over
+    /// `-p`. Port 0 means "any free port".
     pub listen: SocketAddr,
     /// The `auth` chain in force (the default chain when no `auth` line came before).
     pub auth: AuthChain,
@@ -223,38 +225,47 @@ pub struct ServiceConfig {
 }
 
 /// A service protocol.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[allow(clippy::large_enum_variant)] // one per service, read once at start
+#[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum ServiceKind {
     /// SOCKS 4, 4a and 5 on one port (3proxy `socks`).
     Socks,
-    /// The HTTP proxy (3proxy `proxy`): CONNECT tunnels; other methods are answered 501
-    /// until plain HTTP forwarding exists.
+    /// The HTTP proxy (3proxy `proxy`): CONNECT tunnels and plain forwarding.
     Proxy,
+    /// The TCP port mapper (3proxy `tcppm SRCPORT DSTHOST DSTPORT`): every client is
+    /// relayed to `target` (a name is resolved again for each connection).
+    TcpPm {
+        /// DSTHOST and DSTPORT.
+        target: TargetAddr,
+    },
 }
 
 impl ServiceKind {
-    /// Every service triproxy runs.
-    pub const ALL: [ServiceKind; 2] = [ServiceKind::Socks, ServiceKind::Proxy];
+    /// The commands of every service triproxy runs.
+    pub const COMMANDS: [&'static str; 3] = ["socks", "proxy", "tcppm"];
 
     /// The 3proxy command that starts it.
-    pub fn command(self) -> &'static str {
+    pub fn command(&self) -> &'static str {
         match self {
             ServiceKind::Socks => "socks",
             ServiceKind::Proxy => "proxy",
+            ServiceKind::TcpPm { .. } => "tcppm",
         }
     }
 
-    /// The 3proxy command for `name`, if triproxy runs that service.
-    pub fn from_command(name: &str) -> Option<ServiceKind> {
-        Self::ALL.into_iter().find(|kind| kind.command() == name)
+    /// Whether `name` is the command of a service triproxy runs.
+    pub fn is_command(name: &str) -> bool {
+        Self::COMMANDS.contains(&name)
     }
 
-    /// The port it listens on without `-p` (3proxy's defaults).
-    pub fn default_port(self) -> u16 {
+    /// The port it listens on without `-p` (3proxy's defaults); none for the port mapper,
+    /// whose SRCPORT argument is mandatory.
+    pub fn default_port(&self) -> Option<u16> {
         match self {
-            ServiceKind::Socks => DEFAULT_SOCKS_PORT,
-            ServiceKind::Proxy => DEFAULT_PROXY_PORT,
+            ServiceKind::Socks => Some(DEFAULT_SOCKS_PORT),
+            ServiceKind::Proxy => Some(DEFAULT_PROXY_PORT),
+            ServiceKind::TcpPm { .. } => None,
         }
     }
 }
@@ -513,6 +524,21 @@ pub enum ConfigErrorKind {
         /// The name given.
         name: String,
     },
+    /// A port mapper line (`tcppm`) without exactly SRCPORT DSTHOST DSTPORT after its
+    /// options.
+    PortMapArguments {
+        /// The command.
+        command: String,
+        /// The arguments after the options.
+        given: Vec<String>,
+    },
+    /// A port mapper's DSTHOST that is neither an IP address nor a host name.
+    PortMapHost {
+        /// The text given.
+        value: String,
+        /// Why it is not usable.
+        reason: String,
+    },
 }
 
 impl fmt::Display for ConfigErrorKind {
@@ -631,9 +657,22 @@ impl fmt::Display for ConfigErrorKind {
             K::MissingReportPath => {
                 write!(f, "`counter FILE TYPE` needs the report path after the type")
             }
+            K::PortMapArguments { command, given } => write!(
+                f,
+                "`{command}` takes SRCPORT DSTHOST DSTPORT after its options, {} given{}",
+                given.len(),
+                if given.is_empty() {
+                    String::new()
+                } else {
+                    format!(" (`{}`)", given.join(" "))
+                }
+            ),
+            K::PortMapHost { value, reason } => {
+                write!(f, "`{value}` is not a usable DSTHOST: {reason}")
+            }
             K::UnknownService { name } => {
-                let runs: Vec<&str> = ServiceKind::ALL.iter().map(|k| k.command()).collect();
-                write!(f, "unknown service `{name}` (triproxy runs: {})", runs.join(", "))
+                let runs = ServiceKind::COMMANDS.join(", ");
+                write!(f, "unknown service `{name}` (triproxy runs: {runs})")
             }
         }
     }
@@ -666,9 +705,10 @@ pub fn parse_str(text: &str, origin: &str, base_dir: &Path) -> Result<Config, Co
     Ok(parser.finish())
 }
 
-/// The standalone form, `triproxy socks -p1080 -i127.0.0.1` or `triproxy proxy ...`: one service with the options of
-/// a service line, logging to standard output in 3proxy's default format, the default `auth`
-/// chain, an empty ACL and no users. As in 3proxy's standalone binaries, `needuser` defaults
+/// The standalone form, `triproxy socks -p1080 -i127.0.0.1`, `triproxy proxy ...` or
+/// `triproxy tcppm -i127.0.0.1 2525 mail.example 25`: one service with the options (and
+/// arguments) of a service line, logging to standard output in 3proxy's default format,
+/// the default `auth` chain, an empty ACL and no users. As in 3proxy's standalone binaries, `needuser` defaults
 /// to [`NeedUser::Never`] (there is no `users` table to check names against) and the listen
 /// address to 0.0.0.0.
 ///

@@ -31,6 +31,7 @@ use triproxy_policy::parent::{ParentError, ParentHop};
 use triproxy_policy::quota::Quotas;
 use triproxy_policy::service::{Anonymity, Timeouts, DEFAULT_TIMEOUTS, TIMEOUT_COUNT};
 use triproxy_policy::users::Users;
+use triproxy_wire::TargetAddr;
 
 /// Whether to go on with the current file after a command.
 enum Flow {
@@ -424,8 +425,9 @@ impl Parser {
                     .map_err(|k| self.error(here, k))?;
                 self.backlog = Some(n);
             }
-            Supported::Socks => self.start_service(here, ServiceKind::Socks, command, &args)?,
-            Supported::Proxy => self.start_service(here, ServiceKind::Proxy, command, &args)?,
+            Supported::Socks | Supported::Proxy | Supported::TcpPm => {
+                self.start_service(here, command, &args)?
+            }
             Supported::Service => {}
             Supported::NServer => {
                 self.names
@@ -462,12 +464,11 @@ impl Parser {
         Ok(Flow::Continue)
     }
 
-    /// A service line (`socks`, `proxy`): the service runs with the auth, ACL and limits
-    /// in force at this line, changed by its options.
+    /// A service line (`socks`, `proxy`, `tcppm`): the service runs with the auth, ACL and
+    /// limits in force at this line, changed by its options.
     fn start_service(
         &mut self,
         here: Here<'_>,
-        kind: ServiceKind,
         command: &str,
         args: &[&str],
     ) -> Result<(), ConfigError> {
@@ -479,9 +480,10 @@ impl Parser {
                 },
             ));
         }
+        let line = service_line(command, args).map_err(|k| self.error(here, k))?;
         let defaults = ServiceConfig {
-            kind,
-            listen: SocketAddr::new(self.internal, kind.default_port()),
+            listen: SocketAddr::new(self.internal, line.default_port()),
+            kind: line.kind,
             auth: self.auth.clone(),
             acl: self.acl.clone(),
             needuser: NeedUser::IfOffered,
@@ -495,8 +497,11 @@ impl Parser {
             logformat: self.logformat.clone(),
             origin: (here.file.to_owned(), here.line),
         };
-        let service = apply_options(defaults, command, args, here.base_dir)
+        let mut service = apply_options(defaults, command, line.options, here.base_dir)
             .map_err(|k| self.error(here, k))?;
+        if let Some(port) = line.port {
+            service.listen.set_port(port);
+        }
         self.services.push(service);
         Ok(())
     }
@@ -537,6 +542,108 @@ impl Parser {
         self.open_files.pop();
         result
     }
+}
+
+/// The words of a service line after its command: which service it is (the port mapper
+/// with its target), its options, and the port mapper's SRCPORT (which wins over `-p`, as
+/// in 3proxy).
+struct ServiceLine<'a> {
+    kind: ServiceKind,
+    options: &'a [&'a str],
+    port: Option<u16>,
+}
+
+impl ServiceLine<'_> {
+    /// The port before options: SRCPORT, else the service's default.
+    fn default_port(&self) -> u16 {
+        self.port.or(self.kind.default_port()).unwrap_or(0)
+    }
+}
+
+/// Splits a service line (`command` one of [`ServiceKind::COMMANDS`]). Options come first;
+/// `tcppm` then takes exactly SRCPORT DSTHOST DSTPORT (3proxy.md section 3), the other
+/// services nothing (a stray word is reported by [`apply_options`]).
+fn service_line<'a>(
+    command: &str,
+    args: &'a [&'a str],
+) -> Result<ServiceLine<'a>, ConfigErrorKind> {
+    let kind = match command {
+        "socks" => ServiceKind::Socks,
+        "proxy" => ServiceKind::Proxy,
+        "tcppm" => {
+            let options = args.iter().take_while(|a| a.starts_with('-')).count();
+            let (options, positional) = args.split_at(options);
+            let &[src, host, dst] = positional else {
+                return Err(ConfigErrorKind::PortMapArguments {
+                    command: command.to_owned(),
+                    given: positional.iter().map(|&a| a.to_owned()).collect(),
+                });
+            };
+            let port = parse_numbered_port(src, "SRCPORT (listen port)", 0)?;
+            let target = parse_map_target(host, parse_numbered_port(dst, "DSTPORT", 1)?)?;
+            return Ok(ServiceLine {
+                kind: ServiceKind::TcpPm { target },
+                options,
+                port: Some(port),
+            });
+        }
+        _ => {
+            return Err(ConfigErrorKind::UnknownService {
+                name: command.to_owned(),
+            })
+        }
+    };
+    Ok(ServiceLine {
+        kind,
+        options: args,
+        port: None,
+    })
+}
+
+/// A port argument from `min` to 65535. SRCPORT 0 asks for any free port, as `-p0` does
+/// (3proxy refuses 0); DSTPORT 0 cannot be connected to.
+fn parse_numbered_port(value: &str, what: &'static str, min: u16) -> Result<u16, ConfigErrorKind> {
+    parse_decimal(value)
+        .and_then(|n| u16::try_from(n).ok())
+        .filter(|&n| n >= min)
+        .ok_or_else(|| ConfigErrorKind::InvalidNumber {
+            what,
+            value: value.to_owned(),
+            min: u64::from(min),
+            max: u64::from(u16::MAX),
+        })
+}
+
+/// A port mapper's DSTHOST: an IP address (IPv6 with or without brackets) or a host name,
+/// resolved for each connection. 3proxy's other forms are refused by name: `unix:` sockets
+/// and a `host:port` inside DSTHOST.
+fn parse_map_target(host: &str, port: u16) -> Result<TargetAddr, ConfigErrorKind> {
+    let unusable = |reason: &str| ConfigErrorKind::PortMapHost {
+        value: host.to_owned(),
+        reason: reason.to_owned(),
+    };
+    if host.starts_with("unix:") {
+        return Err(ConfigErrorKind::NotSupportedYet {
+            feature: format!("port mapping to a unix socket (`{host}`)"),
+        });
+    }
+    let target = TargetAddr::try_from((host, port)).map_err(|e| unusable(&e.to_string()))?;
+    if let TargetAddr::Domain(..) = target {
+        if host.contains(':') {
+            return Err(unusable(
+                "a port inside DSTHOST is not supported; give it as DSTPORT",
+            ));
+        }
+        let name_like = host
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_'));
+        if !name_like {
+            return Err(unusable(
+                "a host name has only letters, digits, `-`, `.` and `_`",
+            ));
+        }
+    }
+    Ok(target)
 }
 
 fn arg_count(command: &str, arity: Arity, given: usize) -> ConfigErrorKind {
@@ -780,7 +887,7 @@ pub(super) fn standalone(service: &str, args: &[String]) -> Result<Config, Confi
         kind,
         included_from: Vec::new(),
     };
-    let Some(kind) = ServiceKind::from_command(service) else {
+    if !ServiceKind::is_command(service) {
         return Err(fail(if commands::is_3proxy_service(service) {
             ConfigErrorKind::UnsupportedCommand {
                 command: service.to_owned(),
@@ -790,15 +897,17 @@ pub(super) fn standalone(service: &str, args: &[String]) -> Result<Config, Confi
                 name: service.to_owned(),
             }
         }));
-    };
+    }
     if args.len() > MAX_WORDS_PER_LINE {
         return Err(fail(ConfigErrorKind::Syntax(SyntaxError::TooManyWords {
             limit: MAX_WORDS_PER_LINE,
         })));
     }
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let line = service_line(service, &args).map_err(fail)?;
     let defaults = ServiceConfig {
-        kind,
-        listen: SocketAddr::new(DEFAULT_INTERNAL, kind.default_port()),
+        listen: SocketAddr::new(DEFAULT_INTERNAL, line.default_port()),
+        kind: line.kind,
         auth: AuthChain::default_chain(),
         acl: Vec::new(),
         needuser: NeedUser::Never,
@@ -812,8 +921,10 @@ pub(super) fn standalone(service: &str, args: &[String]) -> Result<Config, Confi
         logformat: LogFormat::default_3proxy(),
         origin: (ORIGIN.to_owned(), 0),
     };
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let svc = apply_options(defaults, service, &args, Path::new("")).map_err(fail)?;
+    let mut svc = apply_options(defaults, service, line.options, Path::new("")).map_err(fail)?;
+    if let Some(port) = line.port {
+        svc.listen.set_port(port);
+    }
     Ok(Config {
         services: vec![svc],
         users: Arc::new(Users::new()),
