@@ -89,8 +89,9 @@ fn main() -> ExitCode {
     match run::start(&config, cli.runtime, threads) {
         Ok(listening) => {
             for l in &listening {
+                let transport = if l.udp { "udp, " } else { "" };
                 eprintln!(
-                    "triproxy: {} listening on {} (runtime {})",
+                    "triproxy: {} listening on {} ({transport}runtime {})",
                     l.service, l.addr, cli.runtime
                 );
             }

@@ -7,7 +7,7 @@ use crate::config::{Config, ServiceConfig, ServiceKind};
 use crate::logsink::LogSinks;
 use std::fmt;
 use std::io;
-use std::net::{SocketAddr, TcpListener};
+use std::net::{SocketAddr, TcpListener, UdpSocket};
 use std::sync::Arc;
 use triproxy_policy::names::Names;
 use triproxy_policy::parent::ParentRandom;
@@ -40,6 +40,8 @@ pub struct Listening {
     pub service: &'static str,
     /// The bound address (with the real port when the configuration said 0).
     pub addr: SocketAddr,
+    /// Whether it is a UDP service (`udppm`, `dnspr`).
+    pub udp: bool,
 }
 
 /// Why the services could not start.
@@ -77,6 +79,12 @@ impl fmt::Display for StartError {
 
 impl std::error::Error for StartError {}
 
+/// A service's socket: a TCP listener, or the one UDP socket of a datagram service.
+enum Socket {
+    Tcp(TcpListener),
+    Udp(UdpSocket),
+}
+
 /// Listen backlog of a service: `backlog` if configured, else 3proxy's `1 + maxconn/8` but
 /// at least 128 so that bursts of new clients are not dropped by the kernel.
 fn backlog(service: &ServiceConfig) -> i32 {
@@ -103,6 +111,9 @@ pub fn policy_of(
             ServiceKind::Socks => FrontProtocol::Socks,
             ServiceKind::Proxy => FrontProtocol::Http,
             ServiceKind::TcpPm { target } => FrontProtocol::PortMap(target.clone()),
+            // Datagram services have no stream front: their loop is chosen by
+            // `ServiceKind::datagram`, and this field is not read.
+            ServiceKind::UdpPm { .. } | ServiceKind::DnsPr(_) => FrontProtocol::Socks,
         },
         auth: service.auth.clone(),
         acl: Arc::from(service.acl.clone()),
@@ -152,11 +163,14 @@ pub fn start(
         addr: service.listen,
         error,
     };
-    let mut listeners: Vec<(&ServiceConfig, TcpListener)> = Vec::new();
+    let mut listeners: Vec<(&ServiceConfig, Socket)> = Vec::new();
     for service in &config.services {
-        let listener =
-            net::listen(service.listen, backlog(service)).map_err(|e| fail(service, e))?;
-        listeners.push((service, listener));
+        let socket = if service.kind.datagram().is_some() {
+            UdpSocket::bind(service.listen).map(Socket::Udp)
+        } else {
+            net::listen(service.listen, backlog(service)).map(Socket::Tcp)
+        };
+        listeners.push((service, socket.map_err(|e| fail(service, e))?));
     }
     let sinks = LogSinks::default();
     let smol = match runtime {
@@ -173,8 +187,12 @@ pub fn start(
         .map_or(0, |d| d.as_nanos() as u64);
     let parent_random = Arc::new(ParentRandom::new(seed));
     let names = Arc::new(names_of(config));
-    for (service, listener) in listeners {
-        let addr = listener.local_addr().map_err(|e| fail(service, e))?;
+    for (service, socket) in listeners {
+        let addr = match &socket {
+            Socket::Tcp(l) => l.local_addr(),
+            Socket::Udp(u) => u.local_addr(),
+        }
+        .map_err(|e| fail(service, e))?;
         let hooks = sinks
             .hooks(&service.log, &service.logformat)
             .map_err(|e| fail(service, e))?;
@@ -186,19 +204,33 @@ pub fn start(
             &names,
         ));
         let maxconn = usize::try_from(service.maxconn).unwrap_or(usize::MAX);
-        match &smol {
-            Some(rt) => {
+        let datagram = service.kind.datagram();
+        let udp = datagram.is_some();
+        match (socket, &smol, datagram) {
+            (Socket::Tcp(listener), Some(rt), _) => {
                 triproxy_runtime_smol::spawn_service(rt, listener, policy, hooks, maxconn)
                     .map_err(|e| fail(service, e))?;
             }
-            None => {
+            (Socket::Tcp(listener), None, _) => {
                 triproxy_runtime_std::spawn_service(listener, policy, hooks, maxconn)
                     .map_err(|e| fail(service, e))?;
             }
+            (Socket::Udp(socket), Some(rt), Some(kind)) => {
+                triproxy_runtime_smol::spawn_datagram_service(
+                    rt, socket, policy, kind, hooks, maxconn,
+                )
+                .map_err(|e| fail(service, e))?;
+            }
+            (Socket::Udp(socket), None, Some(kind)) => {
+                triproxy_runtime_std::spawn_datagram_service(socket, policy, kind, hooks, maxconn)
+                    .map_err(|e| fail(service, e))?;
+            }
+            (Socket::Udp(_), _, None) => {}
         }
         started.push(Listening {
             service: service.kind.command(),
             addr,
+            udp,
         });
     }
     Ok(started)

@@ -486,9 +486,8 @@ fn unsupported_3proxy_commands_are_told_apart_from_unknown_words() {
         "setuid 65534",
         "rotate 30",
         "archiver gz /bin/gzip %F",
-        "udppm 53 ns 53",
         "admin",
-        "dnspr",
+        "tlspr",
         "writable",
         "plugin lib.so func",
         "ssl_mitm",
@@ -660,7 +659,7 @@ fn standalone_form() {
     );
     assert!(
         e.to_string()
-            .ends_with("unknown service `sox` (triproxy runs: socks, proxy, tcppm)"),
+            .ends_with("unknown service `sox` (triproxy runs: socks, proxy, tcppm, udppm, dnspr)"),
         "{e}"
     );
 }
@@ -988,4 +987,51 @@ fn tcppm_standalone_form() {
     let e = config::parse_standalone("tcppm", &args(&["8025", "mail", "0"])).unwrap_err();
     assert_eq!(e.line, 0);
     assert!(e.to_string().contains("DSTPORT"), "{e}");
+}
+
+#[test]
+fn udppm_and_dnspr_take_their_own_meaning_of_s_and_f() {
+    let cfg = config_util::parse(
+        "udppm -s -i127.0.0.1 5353 127.0.0.1 53\nudppm 5354 ns.example 53\n\
+         dnspr -s -F10.1.2.3 -F::5\ndnspr -p5300\n",
+    )
+    .unwrap();
+    let [a, b, c, d] = &cfg.services[..] else {
+        panic!("four services")
+    };
+    assert!(matches!(&a.kind, ServiceKind::UdpPm { single: true, .. }));
+    assert_eq!(a.listen, "127.0.0.1:5353".parse().unwrap());
+    assert!(matches!(
+        &b.kind,
+        ServiceKind::UdpPm {
+            single: false,
+            target: TargetAddr::Domain(..)
+        }
+    ));
+    let ServiceKind::DnsPr(dns) = &c.kind else {
+        panic!()
+    };
+    assert!(dns.simple);
+    assert_eq!(dns.fake_v4, Some("10.1.2.3".parse().unwrap()));
+    assert_eq!(dns.fake_v6, Some("::5".parse().unwrap()));
+    assert_eq!(c.listen.port(), 53, "dnspr's default port");
+    assert_eq!(d.listen.port(), 5300);
+    for (line, option) in [
+        ("udppm -s0 53 ns 53", "-s0"),
+        ("dnspr -s1", "-s1"),
+        ("dnspr -Fnot-an-ip", "-Fnot-an-ip"),
+    ] {
+        assert_eq!(
+            config_util::parse(&format!("{line}\n")).unwrap_err().kind,
+            ConfigErrorKind::InvalidOptionValue {
+                option: option.into()
+            },
+            "{line}"
+        );
+    }
+    // -F is dnspr's only.
+    assert!(matches!(
+        config_util::parse("socks -F1.2.3.4\n").unwrap_err().kind,
+        ConfigErrorKind::UnsupportedOption { .. }
+    ));
 }

@@ -54,11 +54,11 @@ const SAMPLES: &[(&str, usize, Blocker)] = &[
         26,
         Blocker::Message("password type `CR` is not supported yet"),
     ),
-    ("cfg_counters.sample", 17, Blocker::Unsupported("dnspr")),
+    ("cfg_counters.sample", 51, Blocker::Unsupported("admin")),
     (
         "cfg_sql_3proxy.cfg.sample",
-        14,
-        Blocker::Unsupported("dnspr"),
+        16,
+        Blocker::NotYet("ODBC logging"),
     ),
     (
         "scripts_3proxy.cfg.chroot",

@@ -70,6 +70,8 @@ pub(crate) enum Supported {
     Socks,
     Proxy,
     TcpPm,
+    UdpPm,
+    DnsPr,
     Service,
     Include,
     End,
@@ -112,6 +114,8 @@ const SUPPORTED: &[(&str, Supported, Arity)] = &[
     ("proxy", Supported::Proxy, Arity::at_least(0)),
     // Options, then SRCPORT DSTHOST DSTPORT (3proxy counts the command: [4, inf)).
     ("tcppm", Supported::TcpPm, Arity::at_least(3)),
+    ("udppm", Supported::UdpPm, Arity::at_least(3)),
+    ("dnspr", Supported::DnsPr, Arity::at_least(0)),
     ("service", Supported::Service, Arity::exactly(0)),
     ("include", Supported::Include, Arity::exactly(1)),
     ("end", Supported::End, Arity::exactly(0)),
@@ -130,10 +134,8 @@ const NOT_YET: &[&str] = &[
     "smtpp",
     "ftppr",
     "admin",
-    "dnspr",
     "auto",
     "tlspr",
-    "udppm",
     // addresses, sockets, capacity
     "maxseg",
     "stacksize",

@@ -87,6 +87,8 @@ pub const MAXCONN_RANGE: core::ops::RangeInclusive<u32> = 1..=1_000_000;
 pub const DEFAULT_MAXCONN: u32 = 500;
 /// Port of a `socks` service without `-p`.
 pub const DEFAULT_SOCKS_PORT: u16 = 1080;
+/// Port of a `dnspr` service without `-p` (UDP).
+pub const DEFAULT_DNSPR_PORT: u16 = 53;
 /// Port of a `proxy` service without `-p`.
 pub const DEFAULT_PROXY_PORT: u16 = 3128;
 
@@ -239,11 +241,22 @@ pub enum ServiceKind {
         /// DSTHOST and DSTPORT.
         target: TargetAddr,
     },
+    /// The UDP port mapper (3proxy `udppm SRCPORT DSTHOST DSTPORT`): each client's
+    /// datagrams go to `target`, and its answers come back.
+    UdpPm {
+        /// DSTHOST and DSTPORT.
+        target: TargetAddr,
+        /// `-s`: one answer per client, then its mapping ends.
+        single: bool,
+    },
+    /// The DNS proxy (3proxy `dnspr`, UDP port 53 by default): `-s` simple mode, `-FIP`
+    /// fake answers.
+    DnsPr(triproxy_dns::proxy::ProxyConfig),
 }
 
 impl ServiceKind {
     /// The commands of every service triproxy runs.
-    pub const COMMANDS: [&'static str; 3] = ["socks", "proxy", "tcppm"];
+    pub const COMMANDS: [&'static str; 5] = ["socks", "proxy", "tcppm", "udppm", "dnspr"];
 
     /// The 3proxy command that starts it.
     pub fn command(&self) -> &'static str {
@@ -251,6 +264,8 @@ impl ServiceKind {
             ServiceKind::Socks => "socks",
             ServiceKind::Proxy => "proxy",
             ServiceKind::TcpPm { .. } => "tcppm",
+            ServiceKind::UdpPm { .. } => "udppm",
+            ServiceKind::DnsPr(_) => "dnspr",
         }
     }
 
@@ -265,7 +280,21 @@ impl ServiceKind {
         match self {
             ServiceKind::Socks => Some(DEFAULT_SOCKS_PORT),
             ServiceKind::Proxy => Some(DEFAULT_PROXY_PORT),
-            ServiceKind::TcpPm { .. } => None,
+            ServiceKind::TcpPm { .. } | ServiceKind::UdpPm { .. } => None,
+            ServiceKind::DnsPr(_) => Some(DEFAULT_DNSPR_PORT),
+        }
+    }
+
+    /// The datagram service it is, for a UDP one.
+    pub fn datagram(&self) -> Option<triproxy_policy::service::DatagramService> {
+        use triproxy_policy::service::DatagramService;
+        match self {
+            ServiceKind::UdpPm { target, single } => Some(DatagramService::PortMap {
+                target: target.clone(),
+                single: *single,
+            }),
+            ServiceKind::DnsPr(c) => Some(DatagramService::DnsProxy(*c)),
+            ServiceKind::Socks | ServiceKind::Proxy | ServiceKind::TcpPm { .. } => None,
         }
     }
 }

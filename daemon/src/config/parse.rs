@@ -22,6 +22,7 @@ use std::io::Read;
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use triproxy_dns::proxy::ProxyConfig;
 use triproxy_dns::Family;
 use triproxy_policy::acl::{Ace, Action};
 use triproxy_policy::auth::AuthChain;
@@ -425,9 +426,11 @@ impl Parser {
                     .map_err(|k| self.error(here, k))?;
                 self.backlog = Some(n);
             }
-            Supported::Socks | Supported::Proxy | Supported::TcpPm => {
-                self.start_service(here, command, &args)?
-            }
+            Supported::Socks
+            | Supported::Proxy
+            | Supported::TcpPm
+            | Supported::UdpPm
+            | Supported::DnsPr => self.start_service(here, command, &args)?,
             Supported::Service => {}
             Supported::NServer => {
                 self.names
@@ -570,7 +573,8 @@ fn service_line<'a>(
     let kind = match command {
         "socks" => ServiceKind::Socks,
         "proxy" => ServiceKind::Proxy,
-        "tcppm" => {
+        "dnspr" => ServiceKind::DnsPr(ProxyConfig::default()),
+        "tcppm" | "udppm" => {
             let options = args.iter().take_while(|a| a.starts_with('-')).count();
             let (options, positional) = args.split_at(options);
             let &[src, host, dst] = positional else {
@@ -581,8 +585,16 @@ fn service_line<'a>(
             };
             let port = parse_numbered_port(src, "SRCPORT (listen port)", 0)?;
             let target = parse_map_target(host, parse_numbered_port(dst, "DSTPORT", 1)?)?;
+            let kind = if command == "tcppm" {
+                ServiceKind::TcpPm { target }
+            } else {
+                ServiceKind::UdpPm {
+                    target,
+                    single: false,
+                }
+            };
             return Ok(ServiceLine {
-                kind: ServiceKind::TcpPm { target },
+                kind,
                 options,
                 port: Some(port),
             });
@@ -822,11 +834,28 @@ fn apply_options(
                     _ => return Err(invalid()),
                 }
             }
-            's' => {
-                svc.splice = match value {
-                    "" | "1" => true,
-                    "0" => false,
-                    _ => return Err(invalid()),
+            // `-s` means what the service says (3proxy.md section 3): single packet for
+            // udppm, simple mode for dnspr, splice for TCP services.
+            's' => match &mut svc.kind {
+                ServiceKind::UdpPm { single, .. } if value.is_empty() => *single = true,
+                ServiceKind::DnsPr(c) if value.is_empty() => c.simple = true,
+                ServiceKind::UdpPm { .. } | ServiceKind::DnsPr(_) => return Err(invalid()),
+                _ => {
+                    svc.splice = match value {
+                        "" | "1" => true,
+                        "0" => false,
+                        _ => return Err(invalid()),
+                    }
+                }
+            },
+            // `-FIP`: dnspr answers every A (an IPv4 IP) or AAAA (an IPv6 IP) with it.
+            'F' if matches!(svc.kind, ServiceKind::DnsPr(_)) => {
+                let ip = value.parse::<IpAddr>().map_err(|_| invalid())?;
+                if let ServiceKind::DnsPr(c) = &mut svc.kind {
+                    match ip {
+                        IpAddr::V4(a) => c.fake_v4 = Some(a),
+                        IpAddr::V6(a) => c.fake_v6 = Some(a),
+                    }
                 }
             }
             'l' => {

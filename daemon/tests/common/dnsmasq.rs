@@ -20,6 +20,11 @@ impl Dnsmasq {
     /// Starts dnsmasq answering `records` (`name`, address; an empty address makes the
     /// name NXDOMAIN) and nothing else.
     pub fn start(records: &[(&str, &str)]) -> Dnsmasq {
+        Self::start_with(records, &[])
+    }
+
+    /// [`Dnsmasq::start`] with more dnsmasq options (`--txt-record=...`).
+    pub fn start_with(records: &[(&str, &str)], extra: &[&str]) -> Dnsmasq {
         for _ in 0..5 {
             let port = free_port();
             let mut cmd = Command::new("dnsmasq");
@@ -43,6 +48,7 @@ impl Dnsmasq {
             for (name, ip) in records {
                 cmd.arg(format!("--address=/{name}/{ip}"));
             }
+            cmd.args(extra);
             let mut child = cmd
                 .stdout(Stdio::null())
                 .stderr(Stdio::piped())

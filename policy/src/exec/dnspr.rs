@@ -258,7 +258,11 @@ async fn from_clients<R: Io>(
         let kind = match plan(&query, &service.config) {
             Plan::Answer(bytes) => {
                 reply(io, service, client, &bytes).await;
-                let text = query.log_text(None);
+                let fake = match query.qtype() {
+                    28 => service.config.fake_v6.map(IpAddr::V6),
+                    _ => service.config.fake_v4.map(IpAddr::V4),
+                };
+                let text = query.log_text(fake);
                 log(
                     io,
                     service,
