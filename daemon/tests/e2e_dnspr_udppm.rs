@@ -19,6 +19,7 @@ both_runtimes!(
     python_round_trips_through_udppm,
     udppm_single_packet_mode_ends_with_the_answer,
     udppm_acl_refuses_and_logs,
+    ten_thousand_abandoned_mappings_expire_and_leave_no_fd_behind,
 );
 
 /// Runs dig against `server` with `args`; its standard output.
@@ -196,4 +197,75 @@ fn udppm_acl_refuses_and_logs(runtime: &str) {
     let mut buf = [0u8; 64];
     assert!(u.recv_from(&mut buf).is_err(), "nothing relayed");
     d.wait_code(1, "UDPMAP");
+}
+
+/// Open descriptors of process `pid`.
+fn fd_count(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .unwrap()
+        .count()
+}
+
+/// 10,000 clients, each getting one answer on a socket of its own and going away: their
+/// mappings (at most `maxconn` at once) all expire after the idle second, each is logged,
+/// and no descriptor stays behind. (Clients wait for their answer, as real ones do: a
+/// burst of thousands of datagrams at once would overflow the service socket's receive
+/// buffer, and UDP drops what does not fit.)
+fn ten_thousand_abandoned_mappings_expire_and_leave_no_fd_behind(runtime: &str) {
+    const ROUNDS: usize = 4;
+    const PER_ROUND: usize = 2_500;
+    let echo = udp_echo();
+    let cfg = format!(
+        "timeouts 1 5 30 1\nmaxconn 3000\nlog\nauth iponly\nallow *\n\
+         udppm -i127.0.0.1 0 127.0.0.1 {}\n",
+        echo.port()
+    );
+    let d = Daemon::start(&cfg, runtime);
+    let before = fd_count(d.pid());
+    const THREADS: usize = 10;
+    let proxy = d.addr;
+    for round in 1..=ROUNDS {
+        let workers: Vec<_> = (0..THREADS)
+            .map(|_| {
+                thread::spawn(move || {
+                    let mut buf = [0u8; 8];
+                    // Held until the round ends, so that no port is used twice in it (a
+                    // port used again would be the same client, with the same mapping).
+                    let mut clients = Vec::with_capacity(PER_ROUND / THREADS);
+                    for _ in 0..PER_ROUND / THREADS {
+                        let u = UdpSocket::bind("127.0.0.1:0").unwrap();
+                        u.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+                        let answered = (0..3).any(|_| {
+                            u.send_to(b"x", proxy).unwrap();
+                            u.recv_from(&mut buf).is_ok()
+                        });
+                        assert!(answered, "no answer in three tries");
+                        clients.push(u);
+                    }
+                    clients
+                })
+            })
+            .collect();
+        let clients: Vec<Vec<UdpSocket>> = workers.into_iter().map(|w| w.join().unwrap()).collect();
+        drop(clients);
+        d.wait_log("every mapping of the round expired", |_| {
+            d.log_lines()
+                .iter()
+                .filter(|l| l.contains(" 00092 "))
+                .count()
+                >= round * PER_ROUND
+        });
+    }
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let now = fd_count(d.pid());
+        if now <= before + 2 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{now} descriptors open, {before} before"
+        );
+        thread::sleep(Duration::from_millis(50));
+    }
 }

@@ -16,6 +16,7 @@ both_runtimes!(
     python_round_trips_datagrams_through_the_association,
     names_strangers_fragments_and_the_acl,
     the_association_ends_with_its_control_connection,
+    ten_thousand_abandoned_associations_leave_no_fd_behind,
 );
 
 const OPEN: &str = "log\nauth iponly\nallow * 127.0.0.1\nsocks -p0 -i127.0.0.1\n";
@@ -195,4 +196,57 @@ fn the_association_ends_with_its_control_connection(runtime: &str) {
     // The relay socket is closed: nothing comes back any more.
     client.send_to(&dgram, relay).unwrap();
     assert_eq!(recv(&client), None);
+}
+
+/// Open descriptors of process `pid`.
+pub fn fd_count(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .unwrap()
+        .count()
+}
+
+/// 10,000 associations, opened and abandoned (the control connection closed right after
+/// the reply), from 16 threads: every one is logged and no descriptor stays behind.
+fn ten_thousand_abandoned_associations_leave_no_fd_behind(runtime: &str) {
+    const TOTAL: usize = 10_000;
+    const THREADS: usize = 16;
+    let d = Daemon::start(
+        "log\nauth iponly\nallow *\nsocks -p0 -i127.0.0.1\n",
+        runtime,
+    );
+    let before = fd_count(d.pid());
+    let proxy = d.addr;
+    let workers: Vec<_> = (0..THREADS)
+        .map(|_| {
+            thread::spawn(move || {
+                for _ in 0..TOTAL / THREADS {
+                    let (ctl, _relay) = associate(proxy, "0.0.0.0:0".parse().unwrap());
+                    drop(ctl);
+                }
+            })
+        })
+        .collect();
+    for w in workers {
+        w.join().unwrap();
+    }
+    d.wait_log("10,000 association records", |_| {
+        d.log_lines()
+            .iter()
+            .filter(|l| l.contains("UDPMAP"))
+            .count()
+            >= TOTAL
+    });
+    // Every association's sockets are closed once its record is written.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let now = fd_count(d.pid());
+        if now <= before + 2 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{now} descriptors open, {before} before"
+        );
+        thread::sleep(Duration::from_millis(50));
+    }
 }
