@@ -115,6 +115,11 @@ impl<'a> Input<'a> {
         Input { data }
     }
 
+    /// Whether every byte has been read.
+    pub fn is_empty(&self) -> bool {
+        self.data.is_empty()
+    }
+
     /// The next byte (0 past the end).
     pub fn byte(&mut self) -> u8 {
         match self.data.split_first() {
