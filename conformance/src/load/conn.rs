@@ -3,8 +3,9 @@
 //! tunnels), the errors an operation can end with, and their counts.
 //!
 //! Every call is bounded: blocking sockets get read and write timeouts, async operations
-//! are raced against a timer ([`with_timeout`]). It is not for names, IPv6 SOCKS4 targets
-//! or anything beyond CONNECT.
+//! are raced against a timer ([`with_timeout`]). Besides CONNECT it opens SOCKS5 UDP
+//! associations ([`open_udp_associate`]), for the datagram measurements. It is not for
+//! names, IPv6 SOCKS4 targets or BIND.
 
 use super::handshake::{Handshake, HandshakeError};
 use super::http_response::ResponseError;
@@ -17,6 +18,7 @@ use smol::Async;
 use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
+use triproxy_wire::TargetAddr;
 
 /// Read size during a handshake; bytes after the handshake (at most this many) are handed
 /// back as read-ahead.
@@ -52,6 +54,8 @@ pub enum OpError {
         /// Bytes that arrived.
         got: u64,
     },
+    /// A SOCKS5 UDP relay address the tool cannot use (a name, port 0, or not loopback).
+    Relay,
 }
 
 impl fmt::Display for OpError {
@@ -68,6 +72,7 @@ impl fmt::Display for OpError {
             OpError::BodyLength { expected, got } => {
                 write!(f, "body of {got} bytes, {expected} expected")
             }
+            OpError::Relay => f.write_str("unusable UDP relay address (BND)"),
         }
     }
 }
@@ -76,7 +81,7 @@ impl std::error::Error for OpError {}
 
 impl OpError {
     /// Kinds of error, each counted apart.
-    const SLOTS: usize = 9;
+    const SLOTS: usize = 10;
 
     fn slot(&self) -> usize {
         match self {
@@ -89,6 +94,7 @@ impl OpError {
             OpError::Response(_) => 6,
             OpError::Status(_) => 7,
             OpError::BodyLength { .. } => 8,
+            OpError::Relay => 9,
         }
     }
 }
@@ -179,15 +185,57 @@ pub fn open_blocking(
     target: SocketAddr,
     timeout: Duration,
 ) -> Result<(TcpStream, ReadAhead), OpError> {
-    let mut stream = TcpStream::connect_timeout(&first_hop(proxy, target), timeout)
-        .map_err(|e| OpError::Connect(e.kind()))?;
+    let stream = connect_blocking(first_hop(proxy, target), timeout)?;
+    let hs = Handshake::new(Instant::now(), proxy, target, timeout).map_err(OpError::Handshake)?;
+    let (stream, _, ahead) = drive_blocking(stream, hs, timeout)?;
+    Ok((stream, ahead))
+}
+
+/// Opens a SOCKS5 UDP association (RFC 1928 section 4, CMD X'03', DST 0.0.0.0:0) on a
+/// blocking control connection and answers it with the relay's address: BND.ADDR /
+/// BND.PORT, with an unspecified BND.ADDR (0.0.0.0 or ::) read as the proxy's own
+/// address (section 6 lets a server answer so). The association lives as long as the
+/// control connection: keep the stream open. A relay outside loopback, or given by name,
+/// is refused ([`OpError::Relay`]): the tool sends load to this machine only.
+pub fn open_udp_associate(
+    proxy: &ProxyUrl,
+    timeout: Duration,
+) -> Result<(TcpStream, SocketAddr), OpError> {
+    let Some(proxy_addr) = proxy.addr else {
+        return Err(OpError::Handshake(HandshakeError::NotSocks5));
+    };
+    let stream = connect_blocking(proxy_addr, timeout)?;
+    let hs =
+        Handshake::udp_associate(Instant::now(), proxy, timeout).map_err(OpError::Handshake)?;
+    let (stream, hs, _) = drive_blocking(stream, hs, timeout)?;
+    let relay = match hs.bound() {
+        Some(TargetAddr::Ip(sa)) if sa.ip().is_unspecified() => {
+            SocketAddr::new(proxy_addr.ip(), sa.port())
+        }
+        Some(TargetAddr::Ip(sa)) if sa.ip().is_loopback() && sa.port() != 0 => *sa,
+        _ => return Err(OpError::Relay),
+    };
+    Ok((stream, relay))
+}
+
+/// TCP connect with `timeout`, and the same limit on every later read and write.
+fn connect_blocking(addr: SocketAddr, timeout: Duration) -> Result<TcpStream, OpError> {
+    let stream =
+        TcpStream::connect_timeout(&addr, timeout).map_err(|e| OpError::Connect(e.kind()))?;
     stream
         .set_read_timeout(Some(timeout))
         .and_then(|()| stream.set_write_timeout(Some(timeout)))
         .and_then(|()| stream.set_nodelay(true))
         .map_err(|e| OpError::Io(e.kind()))?;
-    let mut hs =
-        Handshake::new(Instant::now(), proxy, target, timeout).map_err(OpError::Handshake)?;
+    Ok(stream)
+}
+
+/// Drives `hs` on a blocking stream until it is done, within about `timeout`.
+fn drive_blocking(
+    mut stream: TcpStream,
+    mut hs: Handshake,
+    timeout: Duration,
+) -> Result<(TcpStream, Handshake, ReadAhead), OpError> {
     let deadline = Instant::now() + timeout;
     let mut input = Input::new();
     loop {
@@ -205,7 +253,7 @@ pub fn open_blocking(
         let n = stream.read(input.space()).map_err(|e| io_error(&e))?;
         input.feed(&mut hs, n)?;
     }
-    Ok((stream, input.into_ahead()))
+    Ok((stream, hs, input.into_ahead()))
 }
 
 /// Handshake bytes read but not yet consumed, and what a read means for the handshake;

@@ -32,6 +32,8 @@ pub const MAX_HTTP_HEAD: usize = 4096;
 pub struct Handshake {
     out: ArrayVec<u8, MAX_REQUEST>,
     kind: Kind,
+    /// BND.ADDR / BND.PORT of a SOCKS success reply.
+    bound: Option<TargetAddr>,
 }
 
 #[derive(Debug)]
@@ -71,6 +73,8 @@ pub enum HandshakeError {
     Closed,
     /// The request does not fit in [`MAX_REQUEST`] bytes.
     RequestTooLong,
+    /// A UDP association was asked of a proxy that is not SOCKS5.
+    NotSocks5,
 }
 
 impl fmt::Display for HandshakeError {
@@ -89,6 +93,7 @@ impl fmt::Display for HandshakeError {
             HandshakeError::RequestTooLong => {
                 write!(f, "request over {MAX_REQUEST} bytes")
             }
+            HandshakeError::NotSocks5 => f.write_str("UDP ASSOCIATE needs a socks5:// proxy"),
         }
     }
 }
@@ -139,7 +144,53 @@ impl Handshake {
                 }
             }
         };
-        Ok(Handshake { out, kind })
+        Ok(Handshake {
+            out,
+            kind,
+            bound: None,
+        })
+    }
+
+    /// A SOCKS5 UDP ASSOCIATE (RFC 1928 section 4, CMD X'03') through `proxy`, started at
+    /// `now`, with DST 0.0.0.0:0: the client does not say where its datagrams will come
+    /// from. When [`Handshake::is_done`], [`Handshake::bound`] is the relay's address.
+    /// Only `socks5://` proxies can do this.
+    pub fn udp_associate(
+        now: Instant,
+        proxy: &ProxyUrl,
+        timeout: Duration,
+    ) -> Result<Handshake, HandshakeError> {
+        if proxy.scheme != Scheme::Socks5 {
+            return Err(HandshakeError::NotSocks5);
+        }
+        let client = Client::new(
+            now,
+            ClientConfig {
+                version: ClientVersion::V5,
+                credentials: proxy.credentials.clone(),
+                command: Command::UdpAssociate,
+                target: TargetAddr::Ip(SocketAddr::from(([0, 0, 0, 0], 0))),
+                timeout,
+            },
+        )
+        .map_err(HandshakeError::Socks)?;
+        let mut client = Box::new(client);
+        let mut out = ArrayVec::new();
+        drain_transmits(&mut client, &mut out)?;
+        Ok(Handshake {
+            out,
+            kind: Kind::Socks {
+                client,
+                done: false,
+            },
+            bound: None,
+        })
+    }
+
+    /// The address the SOCKS proxy bound (BND.ADDR / BND.PORT), once it granted the
+    /// request; None for HTTP and direct.
+    pub fn bound(&self) -> Option<&TargetAddr> {
+        self.bound.as_ref()
     }
 
     /// Bytes to write to the proxy now (empty when there is nothing to send).
@@ -177,7 +228,11 @@ impl Handshake {
                 drain_transmits(client, &mut self.out)?;
                 while let Some(event) = client.poll_event() {
                     match event {
-                        ClientEvent::Granted { .. } | ClientEvent::BindPeer { .. } => {
+                        ClientEvent::Granted { bound: b } => {
+                            self.bound = Some(b);
+                            *done = true;
+                        }
+                        ClientEvent::BindPeer { .. } => {
                             *done = true;
                         }
                         ClientEvent::Refused { reply } => {
@@ -360,6 +415,34 @@ mod tests {
         assert_eq!(h.handle_input(now, &reply), Ok(10));
         assert!(h.is_done());
         assert_eq!(h.handle_eof(), None);
+    }
+
+    #[test]
+    fn socks5_udp_associate_reports_the_relay() {
+        let now = Instant::now();
+        let proxy = ProxyUrl::parse("socks5://127.0.0.1:1080").unwrap();
+        let mut h = Handshake::udp_associate(now, &proxy, Duration::from_secs(1)).unwrap();
+        assert_eq!(h.pending(), &[5, 1, 0]);
+        h.sent(3);
+        assert_eq!(h.handle_input(now, &[5, 0]), Ok(2));
+        // CMD 3, DST 0.0.0.0:0 (RFC 1928 section 4).
+        assert_eq!(h.pending(), &[5, 3, 0, 1, 0, 0, 0, 0, 0, 0]);
+        h.sent(10);
+        assert_eq!(h.bound(), None);
+        let reply = [5, 0, 0, 1, 127, 0, 0, 1, 0x12, 0x34];
+        assert_eq!(h.handle_input(now, &reply), Ok(10));
+        assert!(h.is_done());
+        assert_eq!(
+            h.bound().map(ToString::to_string).as_deref(),
+            Some("127.0.0.1:4660")
+        );
+        for other in ["http://127.0.0.1:3128", "socks4://127.0.0.1:1080", "direct"] {
+            let proxy = ProxyUrl::parse(other).unwrap();
+            assert!(matches!(
+                Handshake::udp_associate(now, &proxy, Duration::from_secs(1)),
+                Err(HandshakeError::NotSocks5)
+            ));
+        }
     }
 
     #[test]
