@@ -1,8 +1,9 @@
-//! The `triproxy-load` command line: `bulk`, `rate`, `idle`, `suite`, `http` and
-//! `http-download`. The binary only calls [`main`]; everything it does is in the library
+//! The `triproxy-load` command line: `bulk`, `rate`, `idle`, `suite`, `http`,
+//! `http-download`, `udp` and `dns`. The binary only calls [`main`]; everything it does is in the library
 //! so it can be tested.
 
 use super::bulk::{self, BulkConfig};
+use super::dns::{self, DnsConfig};
 use super::http_download::{self, DownloadConfig};
 use super::http_rate::{self, HttpRateConfig};
 use super::idle::{self, IdleConfig};
@@ -11,9 +12,11 @@ use super::rate::{self, RateConfig};
 use super::report;
 use super::suite::{self, SuiteConfig};
 use super::targets::Direction;
-use super::url::{ProxySpec, ProxyUrl};
+use super::udp::{self, UdpConfig, UdpVia};
+use super::url::{ProxySpec, ProxyUrl, Scheme};
 use super::LoadError;
 use clap::{Parser, Subcommand, ValueEnum};
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -140,6 +143,77 @@ enum Command {
         #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
         format: OutputFormat,
     },
+    /// UDP datagrams per second of N ping-pong flows (W datagrams in flight each) to the
+    /// tool's UDP echo: direct, through a SOCKS5 UDP association, or through a UDP port
+    /// mapper.
+    Udp {
+        /// `direct` or socks5://[user:pass@]host:port (UDP ASSOCIATE).
+        #[arg(long, value_parser = parse_url, default_value = "direct", conflicts_with = "udppm")]
+        proxy: ProxyUrl,
+        /// A UDP port mapper at this loopback address, forwarding to the echo (see
+        /// --echo-port), instead of --proxy.
+        #[arg(long, value_parser = parse_loopback)]
+        udppm: Option<SocketAddr>,
+        /// Port of the tool's UDP echo on 127.0.0.1 (default: the kernel picks; a mapper
+        /// needs a fixed one).
+        #[arg(long, value_parser = clap::value_parser!(u16).range(1..))]
+        echo_port: Option<u16>,
+        /// Concurrent flows, each with its own socket (and association) (1..=256).
+        #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..=256))]
+        flows: u16,
+        /// Datagrams in flight per flow (1..=256).
+        #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u16).range(1..=256))]
+        window: u16,
+        /// Payload bytes per datagram (16..=8192).
+        #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u16).range(16..=8192))]
+        size: u16,
+        /// A datagram unanswered this many milliseconds is lost (1..=10000).
+        #[arg(long, default_value_t = 200, value_parser = clap::value_parser!(u16).range(1..=10_000))]
+        loss_timeout_ms: u16,
+        /// Measurement window in seconds.
+        #[arg(long, default_value_t = 5.0, value_parser = parse_seconds)]
+        seconds: f64,
+        /// Warm-up before the window, in seconds.
+        #[arg(long, default_value_t = 1.0, value_parser = parse_warmup)]
+        warmup: f64,
+        /// The proxy's pid, for its CPU time.
+        #[arg(long)]
+        pid: Option<u32>,
+        /// Output: a sentence, or key=value words.
+        #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+        format: OutputFormat,
+    },
+    /// DNS queries per second of N clients (own UDP socket each) asking a DNS server for
+    /// the A records of one name; the warm-up asks the same name, so caches are warm.
+    Dns {
+        /// The DNS server, host:port on loopback.
+        #[arg(long, value_parser = parse_loopback)]
+        server: SocketAddr,
+        /// The name asked for.
+        #[arg(long, default_value = "bench.test")]
+        name: String,
+        /// Concurrent clients (1..=1024).
+        #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u16).range(1..=1024))]
+        clients: u16,
+        /// Queries in flight per client (1..=256).
+        #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=256))]
+        window: u16,
+        /// A query unanswered this many milliseconds is lost (1..=10000).
+        #[arg(long, default_value_t = 500, value_parser = clap::value_parser!(u16).range(1..=10_000))]
+        loss_timeout_ms: u16,
+        /// Measurement window in seconds.
+        #[arg(long, default_value_t = 5.0, value_parser = parse_seconds)]
+        seconds: f64,
+        /// Warm-up before the window, in seconds.
+        #[arg(long, default_value_t = 1.0, value_parser = parse_warmup)]
+        warmup: f64,
+        /// The server's pid, for its CPU time.
+        #[arg(long)]
+        pid: Option<u32>,
+        /// Output: a sentence, or key=value words.
+        #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+        format: OutputFormat,
+    },
     /// Everything, for several proxies, repeated; prints Markdown tables. An option given
     /// twice takes the last value (so scripts can append overrides).
     #[command(args_override_self = true)]
@@ -180,6 +254,15 @@ fn parse_url(s: &str) -> Result<ProxyUrl, String> {
 
 fn parse_spec(s: &str) -> Result<ProxySpec, String> {
     ProxySpec::parse(s).map_err(|e| e.to_string())
+}
+
+/// `host:port` on loopback (127.0.0.0/8, ::1, `localhost`), through the proxy URL
+/// parser so the rules are the same.
+fn parse_loopback(s: &str) -> Result<SocketAddr, String> {
+    ProxyUrl::parse(&format!("socks5://{s}"))
+        .map_err(|e| e.to_string())?
+        .addr
+        .ok_or_else(|| "expected host:port".to_owned())
 }
 
 fn parse_number(s: &str, min: f64, max: f64) -> Result<f64, String> {
@@ -335,6 +418,72 @@ pub fn run(cli: Cli) -> Result<(), LoadError> {
                 OutputFormat::Kv => println!("{}", report::download_kv(&r)),
             }
         }
+        Command::Udp {
+            proxy,
+            udppm,
+            echo_port,
+            flows,
+            window,
+            size,
+            loss_timeout_ms,
+            seconds,
+            warmup,
+            pid,
+            format,
+        } => {
+            let via = match (udppm, proxy.scheme) {
+                (Some(addr), _) => UdpVia::Mapper(addr),
+                (None, Scheme::Direct) => UdpVia::Direct,
+                (None, Scheme::Socks5) => UdpVia::Socks5(Box::new(proxy)),
+                (None, _) => {
+                    return Err(LoadError::Usage(
+                        "udp goes through socks5:// (UDP ASSOCIATE), --udppm or direct".into(),
+                    ))
+                }
+            };
+            let r = udp::run(&UdpConfig {
+                via,
+                flows: usize::from(flows),
+                window: usize::from(window),
+                size: usize::from(size),
+                duration: Duration::from_secs_f64(seconds),
+                warmup: Duration::from_secs_f64(warmup),
+                loss_timeout: Duration::from_millis(u64::from(loss_timeout_ms)),
+                echo_port,
+                pid,
+                op_timeout,
+            })?;
+            match format {
+                OutputFormat::Text => println!("{}", report::udp_line(&r)),
+                OutputFormat::Kv => println!("{}", report::udp_kv(&r)),
+            }
+        }
+        Command::Dns {
+            server,
+            name,
+            clients,
+            window,
+            loss_timeout_ms,
+            seconds,
+            warmup,
+            pid,
+            format,
+        } => {
+            let r = dns::run(&DnsConfig {
+                server,
+                name,
+                clients: usize::from(clients),
+                window: usize::from(window),
+                duration: Duration::from_secs_f64(seconds),
+                warmup: Duration::from_secs_f64(warmup),
+                loss_timeout: Duration::from_millis(u64::from(loss_timeout_ms)),
+                pid,
+            })?;
+            match format {
+                OutputFormat::Text => println!("{}", report::dns_line(&r)),
+                OutputFormat::Kv => println!("{}", report::dns_kv(&r)),
+            }
+        }
         Command::Suite {
             proxies,
             reps,
@@ -438,6 +587,69 @@ mod tests {
                 ..
             }
         ));
+    }
+
+    #[test]
+    fn parses_datagram_subcommands() {
+        let cli = Cli::try_parse_from([
+            "triproxy-load",
+            "udp",
+            "--proxy",
+            "socks5://127.0.0.1:1080",
+            "--pid",
+            "4",
+        ])
+        .unwrap();
+        assert!(matches!(
+            cli.command,
+            Command::Udp {
+                flows: 8,
+                window: 16,
+                size: 64,
+                udppm: None,
+                pid: Some(4),
+                ..
+            }
+        ));
+        let cli = Cli::try_parse_from([
+            "triproxy-load",
+            "udp",
+            "--udppm",
+            "127.0.0.1:5353",
+            "--echo-port",
+            "23999",
+        ])
+        .unwrap();
+        assert!(matches!(
+            cli.command,
+            Command::Udp {
+                udppm: Some(_),
+                echo_port: Some(23999),
+                ..
+            }
+        ));
+        let cli =
+            Cli::try_parse_from(["triproxy-load", "dns", "--server", "127.0.0.1:53"]).unwrap();
+        assert!(
+            matches!(cli.command, Command::Dns { ref name, clients: 16, .. } if name == "bench.test")
+        );
+        for bad in [
+            &["triproxy-load", "udp", "--udppm", "10.0.0.1:53"][..],
+            &[
+                "triproxy-load",
+                "udp",
+                "--udppm",
+                "127.0.0.1:53",
+                "--proxy",
+                "socks5://127.0.0.1:1",
+            ],
+            &["triproxy-load", "udp", "--size", "8"],
+            &["triproxy-load", "udp", "--flows", "0"],
+            &["triproxy-load", "dns"],
+            &["triproxy-load", "dns", "--server", "8.8.8.8:53"],
+        ] {
+            assert!(Cli::try_parse_from(bad).is_err(), "{bad:?}");
+        }
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! `triproxy-load`: measures a SOCKS, HTTP CONNECT or HTTP forward proxy on this machine
 //! against direct loopback, the tool behind `BENCHMARKS.md`.
 //!
-//! Six measurements, each against loopback targets the tool starts itself:
+//! Eight measurements, each against loopback targets the tool starts itself:
 //! - [`bulk`]: throughput of 1..N streams, upload or download, and the proxy's CPU seconds
 //!   per GiB;
 //! - [`rate`]: connections per second of C concurrent clients (handshake, CONNECT, 64-byte
@@ -16,6 +16,12 @@
 //!   the tool's own [`origin`] server. Responses are read by [`http_response`] and
 //!   checked (status, body length) by [`http_client`].
 //!
+//! - [`udp`] and [`dns`]: datagrams. UDP datagrams per second of N flows with a window in
+//!   flight each, through a SOCKS5 UDP association, a UDP port mapper or direct to the
+//!   tool's UDP echo, with loss, round-trip latency and the proxy's CPU per datagram; and
+//!   DNS queries per second of N clients against a DNS server (a warm cache), with latency
+//!   and the server's CPU per query. Both run on [`datagram`]'s flows.
+//!
 //! Proxies are named by URL ([`url`]); tunnels are opened by the sans-IO [`handshake`]
 //! machine (SOCKS through `triproxy_socks::client`) driven on real sockets by [`conn`].
 //! CPU and memory come from `/proc` ([`procfs`]), so the tool is Linux-only. Every loop is
@@ -27,6 +33,8 @@
 pub mod bulk;
 pub mod cli;
 pub mod conn;
+pub mod datagram;
+pub mod dns;
 pub mod handshake;
 pub mod histogram;
 pub mod http_client;
@@ -41,12 +49,15 @@ pub mod report;
 pub mod runner;
 pub mod suite;
 pub mod targets;
+pub mod udp;
 pub mod url;
 
 #[cfg(test)]
 mod http_tests;
 #[cfg(test)]
 mod smoke_tests;
+#[cfg(test)]
+mod udp_tests;
 
 use core::fmt;
 use std::io;

@@ -7,12 +7,15 @@
 
 use super::bulk::BulkResult;
 use super::conn::ErrorCounts;
+use super::datagram::FlowCounts;
+use super::dns::DnsResult;
 use super::http_download::DownloadResult;
 use super::http_rate::HttpRateResult;
 use super::idle::IdleResult;
 use super::rate::RateResult;
 use super::suite::{bulk_cases, SuiteResults, System, SystemResults};
 use super::targets::Direction;
+use super::udp::UdpResult;
 use super::url::Protocol;
 use std::fmt::Write as _;
 
@@ -182,6 +185,107 @@ pub fn http_kv(r: &HttpRateResult) -> String {
         r.origin_connections,
         r.errors.total(),
         r.errors.summary()
+    )
+}
+
+/// The datagram counts of a window, as words: `sent=.. answered=.. lost=.. failed=..
+/// late=.. garbage=..`.
+fn flow_counts_kv(c: &FlowCounts) -> String {
+    format!(
+        "sent={} answered={} lost={} failed={} late={} garbage={}",
+        c.sent, c.answered, c.lost, c.failed, c.late, c.garbage
+    )
+}
+
+/// One line for a UDP datagram-rate measurement.
+pub fn udp_line(r: &UdpResult) -> String {
+    format!(
+        "{:.0} datagrams/s answered ({} in {:.2} s; sent {}, lost {} = {}%, late {}, \
+         garbage {}); round trip p50 {} us, p99 {} us, max {} us; proxy CPU {} us/datagram; \
+         tool CPU {} us/datagram; other processes {:.2} CPUs; echo at {} answered {}; errors {}",
+        r.per_sec(),
+        r.counts.answered,
+        r.seconds,
+        r.counts.sent,
+        r.counts.lost,
+        fmt_opt(r.loss_percent(), 2),
+        r.counts.late,
+        r.counts.garbage,
+        fmt_opt(r.latency_us(0.5), 0),
+        fmt_opt(r.latency_us(0.99), 0),
+        fmt_opt(r.counts.latency.max().map(|ns| ns as f64 / 1000.0), 0),
+        fmt_opt(r.proxy_cpu_per_dgram_us(), 2),
+        fmt_opt(r.tool_cpu_per_dgram_us(), 2),
+        others_cpus(r.others_cpu(), r.seconds),
+        r.echo,
+        r.echoed,
+        r.counts.errors.summary()
+    )
+}
+
+/// [`udp_line`] as `key=value` words for scripts; `errors_detail` is last and runs to the
+/// end of the line.
+pub fn udp_kv(r: &UdpResult) -> String {
+    format!(
+        "dps={:.1} {} loss_pct={} seconds={:.3} p50_us={} p99_us={} \
+         proxy_cpu_us_per_dgram={} tool_cpu_us_per_dgram={} others_cpus={:.2} echo={} \
+         echoed={} errors={} errors_detail={}",
+        r.per_sec(),
+        flow_counts_kv(&r.counts),
+        fmt_opt(r.loss_percent(), 3),
+        r.seconds,
+        fmt_opt(r.latency_us(0.5), 1),
+        fmt_opt(r.latency_us(0.99), 1),
+        fmt_opt(r.proxy_cpu_per_dgram_us(), 3),
+        fmt_opt(r.tool_cpu_per_dgram_us(), 3),
+        others_cpus(r.others_cpu(), r.seconds),
+        r.echo,
+        r.echoed,
+        r.counts.errors.total(),
+        r.counts.errors.summary()
+    )
+}
+
+/// One line for a DNS query-rate measurement.
+pub fn dns_line(r: &DnsResult) -> String {
+    format!(
+        "{:.0} queries/s answered ({} in {:.2} s; sent {}, failed answers {}, lost {}, \
+         late {}, garbage {}); latency p50 {} us, p99 {} us, max {} us; server CPU {} \
+         us/query; tool CPU {} us/query; other processes {:.2} CPUs; errors {}",
+        r.per_sec(),
+        r.counts.answered,
+        r.seconds,
+        r.counts.sent,
+        r.counts.failed,
+        r.counts.lost,
+        r.counts.late,
+        r.counts.garbage,
+        fmt_opt(r.latency_us(0.5), 0),
+        fmt_opt(r.latency_us(0.99), 0),
+        fmt_opt(r.counts.latency.max().map(|ns| ns as f64 / 1000.0), 0),
+        fmt_opt(r.proxy_cpu_per_query_us(), 2),
+        fmt_opt(r.tool_cpu_per_query_us(), 2),
+        others_cpus(r.others_cpu(), r.seconds),
+        r.counts.errors.summary()
+    )
+}
+
+/// [`dns_line`] as `key=value` words for scripts; `errors_detail` is last and runs to the
+/// end of the line.
+pub fn dns_kv(r: &DnsResult) -> String {
+    format!(
+        "qps={:.1} {} seconds={:.3} p50_us={} p99_us={} proxy_cpu_us_per_query={} \
+         tool_cpu_us_per_query={} others_cpus={:.2} errors={} errors_detail={}",
+        r.per_sec(),
+        flow_counts_kv(&r.counts),
+        r.seconds,
+        fmt_opt(r.latency_us(0.5), 1),
+        fmt_opt(r.latency_us(0.99), 1),
+        fmt_opt(r.proxy_cpu_per_query_us(), 3),
+        fmt_opt(r.tool_cpu_per_query_us(), 3),
+        others_cpus(r.others_cpu(), r.seconds),
+        r.counts.errors.total(),
+        r.counts.errors.summary()
     )
 }
 
