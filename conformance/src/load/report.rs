@@ -188,11 +188,11 @@ pub fn http_kv(r: &HttpRateResult) -> String {
     )
 }
 
-/// The datagram counts of a window, as words: `sent=.. answered=.. lost=.. failed=..
+/// The datagram counts of a window, as words: `sent=.. answered=.. lost=.. failed_answers=..
 /// late=.. garbage=..`.
 fn flow_counts_kv(c: &FlowCounts) -> String {
     format!(
-        "sent={} answered={} lost={} failed={} late={} garbage={}",
+        "sent={} answered={} lost={} failed_answers={} late={} garbage={}",
         c.sent, c.answered, c.lost, c.failed, c.late, c.garbage
     )
 }
@@ -767,6 +767,61 @@ mod tests {
     use super::super::url::ProxyUrl;
     use super::*;
     use std::time::Duration;
+
+    /// The scripts read `key=value` words up to `errors_detail`, and stop early at a key
+    /// named `failed` or `error` (their own markers): no count may be called that.
+    fn assert_script_words(line: &str, first: &str) {
+        let keys: Vec<&str> = line
+            .split(' ')
+            .filter_map(|w| w.split_once('=').map(|(k, _)| k))
+            .collect();
+        assert_eq!(keys.first(), Some(&first), "{line}");
+        assert_eq!(keys.last(), Some(&"errors_detail"), "{line}");
+        assert!(
+            !keys.contains(&"failed") && !keys.contains(&"error"),
+            "{line}"
+        );
+    }
+
+    #[test]
+    fn datagram_kv_words() {
+        let mut counts = FlowCounts {
+            sent: 10,
+            answered: 8,
+            lost: 2,
+            ..FlowCounts::default()
+        };
+        counts.latency.record(1_500);
+        let udp = UdpResult {
+            counts: counts.clone(),
+            seconds: 2.0,
+            proxy_cpu: Some(0.001),
+            tool_cpu: 0.002,
+            machine_cpu: 0.01,
+            echo: "127.0.0.1:9".parse().unwrap(),
+            echoed: 8,
+        };
+        let line = udp_kv(&udp);
+        assert_script_words(&line, "dps");
+        assert!(
+            line.contains("dps=4.0 sent=10 answered=8 lost=2 "),
+            "{line}"
+        );
+        assert!(line.contains("loss_pct=20.000 "), "{line}");
+        assert!(line.contains("proxy_cpu_us_per_dgram=125.000 "), "{line}");
+        assert!(udp_line(&udp).starts_with("4 datagrams/s answered"));
+        let dns = DnsResult {
+            counts,
+            seconds: 2.0,
+            proxy_cpu: None,
+            tool_cpu: 0.0,
+            machine_cpu: 0.0,
+        };
+        let line = dns_kv(&dns);
+        assert_script_words(&line, "qps");
+        assert!(line.contains("proxy_cpu_us_per_query=n/a "), "{line}");
+        assert!(dns_line(&dns).starts_with("4 queries/s answered"));
+    }
 
     #[test]
     fn medians() {
