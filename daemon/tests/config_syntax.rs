@@ -390,7 +390,7 @@ fn load_reports_unreadable_files_without_a_line() {
 fn first_error_stops_before_later_files_are_opened() {
     let dir = TempDir::new("stop");
     // The include on line 2 would fail too, but line 1 is reported.
-    let e = parse_in(&dir, "nserver 1.2.3.4\ninclude absent.cfg\n").unwrap_err();
+    let e = parse_in(&dir, "authnserver 1.2.3.4\ninclude absent.cfg\n").unwrap_err();
     assert_eq!(e.line, 1);
 }
 

@@ -4,6 +4,7 @@
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
 pub mod dnsmasq;
+pub mod mail;
 pub mod origin;
 pub mod response;
 
@@ -85,7 +86,7 @@ pub fn http_server_on(bind: &str, body: &'static str) -> SocketAddr {
 
 /// Listens on `bind` and runs `handle` on a thread of its own for every connection, whose
 /// reads time out after [`IO_TIMEOUT`]. Returns the address.
-fn serve_each(bind: &str, handle: impl Fn(TcpStream) + Clone + Send + 'static) -> SocketAddr {
+pub fn serve_each(bind: &str, handle: impl Fn(TcpStream) + Clone + Send + 'static) -> SocketAddr {
     let listener = TcpListener::bind(bind).unwrap();
     let addr = listener.local_addr().unwrap();
     thread::spawn(move || {

@@ -1,0 +1,518 @@
+//! The client-facing protocol machine of a session: SOCKS 4/4a/5, the HTTP proxy, or the
+//! TCP port mapper.
+//!
+//! [`Front`] puts the two server machines ([`triproxy_socks::server::Server`] and
+//! [`triproxy_http::ProxyServer`]), and the port mapper's fixed request, behind the few
+//! operations the session engine needs: feed
+//! input, report what the client asked for, answer it (granted, refused), end on a deadline
+//! or end of stream. The session decides; the front only speaks the protocol, so one
+//! session engine serves every service and the runtimes never see a protocol.
+//!
+//! It is not a parser: each machine parses its own protocol. It maps their events and
+//! errors to one vocabulary ([`FrontEvent`], [`FrontFailure`]) and a refusal's 3proxy log
+//! code to the protocol's answer (a SOCKS5 REP, an HTTP status).
+
+use crate::reason::{ParentCause, Reason};
+use crate::service::{FrontProtocol, NeedUser, ServicePolicy};
+use crate::session::{BindError, ConnectError};
+use std::net::SocketAddr;
+use std::time::Instant;
+use triproxy_http::{
+    ProxyEvent, ProxyServer, ProxyServerConfig, ProxyState, Refusal, RequestError,
+};
+use triproxy_socks::server::{
+    AuthVerdict, Command, Credentials, MethodPolicy, Server, ServerConfig, ServerEvent, State,
+    Version,
+};
+use triproxy_socks::v5::ReplyCode;
+use triproxy_socks::ClientError;
+use triproxy_wire::{LogCode, TargetAddr, Transmit};
+
+/// What kind of relay a client asks for, whatever its protocol.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RequestKind {
+    /// An outgoing TCP connection (SOCKS CONNECT, HTTP CONNECT).
+    Connect,
+    /// One incoming TCP connection (SOCKS BIND).
+    Bind,
+    /// UDP datagrams (SOCKS5 UDP ASSOCIATE).
+    UdpAssociate,
+    /// One plain HTTP request forwarded to its origin (any method but CONNECT).
+    Forward,
+}
+
+impl RequestKind {
+    /// The word 3proxy logs for it (`%T`).
+    pub fn log_text(self) -> &'static str {
+        match self {
+            RequestKind::Connect => "CONNECT",
+            RequestKind::Bind => "BIND",
+            RequestKind::UdpAssociate => "UDPMAP",
+            RequestKind::Forward => "FORWARD",
+        }
+    }
+}
+
+/// What the client asked for, whatever the protocol.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct FrontRequest {
+    /// What kind of relay.
+    pub kind: RequestKind,
+    /// The destination as sent.
+    pub target: TargetAddr,
+    /// The user name to log when no credentials are checked: a SOCKS4 user id, or the
+    /// name of HTTP credentials too long to check ([`FrontEvent::CredentialsTooLong`]).
+    pub user_id: Option<Vec<u8>>,
+    /// HTTP `Proxy-Authorization: Basic` credentials, if any (SOCKS5 credentials come
+    /// earlier, as [`FrontEvent::Credentials`]).
+    pub credentials: Option<Box<Credentials>>,
+    /// The HTTP method of a forwarded request ([`RequestKind::Forward`]).
+    pub method: Option<String>,
+    /// What 3proxy logs as `%T` when it is not `KIND host:port`: a forwarded request's
+    /// `METHOD URI`.
+    pub text: Option<String>,
+}
+
+/// Something the session must decide.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum FrontEvent {
+    /// SOCKS5 RFC 1929 credentials: answer at once with [`Front::handle_auth`].
+    Credentials(Box<Credentials>),
+    /// The request; answer with a grant or a refusal.
+    Request(Box<FrontRequest>),
+    /// HTTP credentials that cannot be checked (longer than 255 bytes, the limit triproxy
+    /// keeps for every user name and password); the request is refused.
+    CredentialsTooLong(Box<FrontRequest>),
+}
+
+/// What the front's upstream negotiation needs next (see [`Front::has_upstream`]).
+#[derive(Debug)]
+pub(crate) enum UpstreamStep {
+    /// Write these bytes to the target.
+    Send(Vec<u8>),
+    /// Read from the target until this moment.
+    Read(Instant),
+    /// Done: the relay may start (with what the front queued for the client first).
+    Established,
+    /// Failed: the client gets the protocol's error answer (queued), then the connection
+    /// closes and is logged with this code.
+    Failed(FrontFailure),
+}
+
+/// A failure of the protocol exchange itself (malformed input, deadline, end of stream).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct FrontFailure {
+    pub code: LogCode,
+    pub reason: Reason,
+}
+
+impl FrontFailure {
+    fn socks(e: triproxy_socks::Error) -> Self {
+        FrontFailure {
+            code: e.log_code(),
+            reason: Reason::Socks(e),
+        }
+    }
+}
+
+/// The protocol machine of one client connection. Boxed: it is dropped once the tunnel is
+/// up, and an established tunnel should keep only a few hundred bytes.
+#[derive(Debug)]
+pub(crate) enum Front {
+    Socks(Box<Server>),
+    Http(Box<ProxyServer>),
+    /// The port mapper (3proxy `tcppm`): no handshake. Its one request, to the configured
+    /// target, is ready from the start and taken by the first [`Front::poll_event`]; it
+    /// reads nothing (client bytes stay unread until the relay carries them to the
+    /// target), writes nothing, and a refusal just closes the connection.
+    PortMap(Option<Box<FrontRequest>>),
+}
+
+impl Front {
+    /// The machine for `policy`'s protocol, started at `now`.
+    pub fn new(now: Instant, policy: &ServicePolicy) -> Self {
+        match &policy.protocol {
+            FrontProtocol::Socks => {
+                let methods = match policy.needuser {
+                    NeedUser::Never => MethodPolicy::NoAuth,
+                    NeedUser::Required => MethodPolicy::Password,
+                    NeedUser::IfOffered if policy.auth.needs_password() => MethodPolicy::Password,
+                    NeedUser::IfOffered => MethodPolicy::NoAuthOrPassword,
+                };
+                Front::Socks(Box::new(Server::new(
+                    now,
+                    ServerConfig {
+                        methods,
+                        allow_v4: true,
+                        allow_v5: true,
+                        handshake_timeout: policy.timeouts.handshake,
+                    },
+                )))
+            }
+            FrontProtocol::Http => Front::Http(Box::new(ProxyServer::new(
+                now,
+                ProxyServerConfig {
+                    head_timeout: policy.timeouts.handshake,
+                },
+            ))),
+            FrontProtocol::PortMap(target) => Front::PortMap(Some(port_map_request(target))),
+        }
+    }
+
+    /// Each protocol's input runs in its own out-of-line function: inlined here, the
+    /// larger frame of one parser would deepen the stack of the other, and the deepest
+    /// stack page a handshake touches is what an idle std tunnel keeps resident.
+    pub fn handle_input(&mut self, now: Instant, input: &[u8]) -> Result<usize, FrontFailure> {
+        match self {
+            Front::Socks(s) => socks_input(s, now, input),
+            Front::Http(h) => http_input(h, now, input),
+            // Nothing to parse: every byte is the client's data for the target.
+            Front::PortMap(_) => Ok(0),
+        }
+    }
+
+    /// Out of line: the machine's event and its translation would otherwise both sit in
+    /// the frame of `Session::handle_input`, above every parser and ACL frame.
+    #[inline(never)]
+    pub fn poll_event(&mut self) -> Option<FrontEvent> {
+        match self {
+            Front::Socks(s) => s.poll_event().map(|e| match e {
+                ServerEvent::Credentials(c) => FrontEvent::Credentials(Box::new(c)),
+                ServerEvent::Request(r) => FrontEvent::Request(Box::new(FrontRequest {
+                    kind: match r.command {
+                        Command::Connect => RequestKind::Connect,
+                        Command::Bind => RequestKind::Bind,
+                        Command::UdpAssociate => RequestKind::UdpAssociate,
+                    },
+                    target: r.target,
+                    user_id: r.user_id.map(|id| id.to_vec()),
+                    credentials: None,
+                    method: None,
+                    text: None,
+                })),
+            }),
+            Front::Http(h) => h.poll_event().map(|ProxyEvent::Request(r)| {
+                let request = Box::new(FrontRequest {
+                    kind: if r.connect {
+                        RequestKind::Connect
+                    } else {
+                        RequestKind::Forward
+                    },
+                    target: r.target,
+                    user_id: None,
+                    credentials: None,
+                    method: (!r.connect).then_some(r.method),
+                    text: None,
+                });
+                with_credentials(request, r.credentials)
+            }),
+            Front::PortMap(request) => request.take().map(FrontEvent::Request),
+        }
+    }
+
+    /// Whether the machine still reads the handshake (more input may bring an event).
+    pub fn wants_input(&self) -> bool {
+        match self {
+            Front::Socks(s) => matches!(
+                s.state(),
+                State::Greeting | State::Authenticating | State::AwaitingRequest
+            ),
+            Front::Http(h) => h.state() == ProxyState::ReadingHead,
+            Front::PortMap(_) => false,
+        }
+    }
+
+    pub fn poll_transmit(&mut self) -> Option<Transmit> {
+        match self {
+            Front::Socks(s) => s.poll_transmit(),
+            Front::Http(h) => h.poll_transmit(),
+            Front::PortMap(_) => None,
+        }
+    }
+
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        match self {
+            Front::Socks(s) => s.poll_timeout(),
+            Front::Http(h) => h.poll_timeout(),
+            Front::PortMap(_) => None,
+        }
+    }
+
+    pub fn handle_timeout(&mut self, now: Instant) -> Option<FrontFailure> {
+        match self {
+            Front::Socks(s) => s.handle_timeout(now).map(FrontFailure::socks),
+            Front::Http(h) => h.handle_timeout(now).map(|e| http_failure(&e)),
+            Front::PortMap(_) => None,
+        }
+    }
+
+    /// The client closed before the handshake was over. `None` while a decision is
+    /// pending (the session gives its own reason).
+    pub fn handle_eof(&mut self) -> Option<FrontFailure> {
+        match self {
+            Front::Socks(s) => s.handle_eof().map(FrontFailure::socks),
+            Front::Http(h) => h.handle_eof().map(|e| http_failure(&e)),
+            Front::PortMap(_) => None,
+        }
+    }
+
+    /// The answer to [`FrontEvent::Credentials`] (SOCKS5 only).
+    pub fn handle_auth(&mut self, verdict: AuthVerdict) {
+        if let Front::Socks(s) = self {
+            s.handle_auth(verdict);
+        }
+    }
+
+    /// The request is granted; `bound` is the address a SOCKS reply reports.
+    pub fn handle_granted(&mut self, bound: SocketAddr) {
+        match self {
+            Front::Socks(s) => s.handle_granted(bound),
+            Front::Http(h) => h.handle_granted(),
+            Front::PortMap(_) => {}
+        }
+    }
+
+    /// The second BIND reply (SOCKS only).
+    pub fn handle_bind_peer(&mut self, peer: SocketAddr) {
+        if let Front::Socks(s) = self {
+            s.handle_bind_peer(peer);
+        }
+    }
+
+    /// The request is refused with `code` for `reason`: each protocol answers in its own
+    /// terms (SOCKS the REP or CD that fits the reason, HTTP the status 3proxy gives the
+    /// code; the port mapper has no words: the connection just closes, as in 3proxy).
+    pub fn handle_refused(&mut self, code: LogCode, reason: &Reason) {
+        match self {
+            Front::Socks(s) => s.handle_refused(socks5_reply(reason)),
+            Front::Http(h) => h.handle_refused(http_refusal(code)),
+            Front::PortMap(_) => {}
+        }
+    }
+
+    /// The head of a forwarded request (HTTP front; empty otherwise).
+    pub fn take_head(&mut self) -> Vec<u8> {
+        match self {
+            Front::Http(h) => h.take_head(),
+            Front::Socks(_) | Front::PortMap(_) => Vec::new(),
+        }
+    }
+
+    /// The most client bytes the machine may need to see at once before it consumes any
+    /// (a TLS ClientHello is peeked whole); the executor's handshake buffer grows to it.
+    pub fn max_input(&self) -> usize {
+        match self {
+            Front::Socks(_) | Front::Http(_) | Front::PortMap(_) => 0,
+        }
+    }
+
+    /// Whether the connection to the target needs a negotiation of the front's own
+    /// before the relay (a mail proxy logs in upstream, `tlspr -c2` checks the
+    /// ServerHello). Tunnels and the port mapper have none.
+    pub fn has_upstream(&self) -> bool {
+        match self {
+            Front::Socks(_) | Front::Http(_) | Front::PortMap(_) => false,
+        }
+    }
+
+    /// The connection to the target is open: the upstream negotiation starts.
+    pub fn handle_connected(&mut self, now: Instant) {
+        let _ = now;
+        match self {
+            Front::Socks(_) | Front::Http(_) | Front::PortMap(_) => {}
+        }
+    }
+
+    /// The next step of the upstream negotiation.
+    pub fn poll_upstream(&mut self) -> UpstreamStep {
+        match self {
+            Front::Socks(_) | Front::Http(_) | Front::PortMap(_) => UpstreamStep::Established,
+        }
+    }
+
+    /// Bytes from the target during the upstream negotiation: how many were consumed (the
+    /// rest is the target's first data for the client once established).
+    pub fn handle_upstream_input(
+        &mut self,
+        now: Instant,
+        input: &[u8],
+    ) -> Result<usize, FrontFailure> {
+        let _ = (now, input);
+        match self {
+            Front::Socks(_) | Front::Http(_) | Front::PortMap(_) => Ok(0),
+        }
+    }
+
+    /// The target closed (or failed) during the upstream negotiation.
+    pub fn handle_upstream_eof(&mut self) -> FrontFailure {
+        match self {
+            Front::Socks(_) | Front::Http(_) | Front::PortMap(_) => FrontFailure {
+                code: LogCode::CONNECT_FAILED,
+                reason: Reason::ClientClosed,
+            },
+        }
+    }
+
+    /// The SOCKS version, once known.
+    pub fn version(&self) -> Option<Version> {
+        match self {
+            Front::Socks(s) => s.version(),
+            Front::Http(_) | Front::PortMap(_) => None,
+        }
+    }
+}
+
+/// `request` with HTTP Basic `credentials`: a request event, or
+/// [`FrontEvent::CredentialsTooLong`] when they exceed the 255 bytes triproxy keeps for a
+/// user name or password.
+pub(crate) fn with_credentials(
+    mut request: Box<FrontRequest>,
+    credentials: Option<triproxy_http::Credentials>,
+) -> FrontEvent {
+    let Some(c) = credentials else {
+        return FrontEvent::Request(request);
+    };
+    let mut checked = Box::new(Credentials {
+        username: Default::default(),
+        password: Default::default(),
+    });
+    let fits = checked.username.try_extend_from_slice(&c.username).is_ok()
+        && checked.password.try_extend_from_slice(&c.password).is_ok();
+    if !fits {
+        request.user_id = Some(c.username);
+        return FrontEvent::CredentialsTooLong(request);
+    }
+    request.credentials = Some(checked);
+    FrontEvent::Request(request)
+}
+
+#[inline(never)]
+fn socks_input(s: &mut Server, now: Instant, input: &[u8]) -> Result<usize, FrontFailure> {
+    s.handle_input(now, input).map_err(FrontFailure::socks)
+}
+
+#[inline(never)]
+fn http_input(h: &mut ProxyServer, now: Instant, input: &[u8]) -> Result<usize, FrontFailure> {
+    h.handle_input(now, input).map_err(|e| http_failure(&e))
+}
+
+/// The port mapper's request: a CONNECT to its target, logged (`%T`) as 3proxy's tcppm
+/// logs it, the target host as configured (an IPv6 address without brackets), no port.
+fn port_map_request(target: &TargetAddr) -> Box<FrontRequest> {
+    let host = match target {
+        TargetAddr::Ip(addr) => addr.ip().to_string(),
+        TargetAddr::Domain(name, _) => name.to_string(),
+    };
+    Box::new(FrontRequest {
+        kind: RequestKind::Connect,
+        target: target.clone(),
+        user_id: None,
+        credentials: None,
+        method: None,
+        text: Some(host),
+    })
+}
+
+/// The 3proxy service name of a log record (`%N`): `PROXY` for the HTTP proxy, `TCPPM` for
+/// the port mapper; for SOCKS the version the client spoke, `SOCKS` before it is known.
+pub(crate) fn service_name(protocol: &FrontProtocol, version: Option<Version>) -> &'static str {
+    match (protocol, version) {
+        (FrontProtocol::Http, _) => "PROXY",
+        (FrontProtocol::PortMap(_), _) => "TCPPM",
+        (FrontProtocol::Socks, Some(Version::V5)) => "SOCK5",
+        (FrontProtocol::Socks, Some(Version::V4)) => "SOCK4",
+        (FrontProtocol::Socks, Some(Version::V4a)) => "SOC45",
+        (FrontProtocol::Socks, None) => "SOCKS",
+    }
+}
+
+fn http_failure(e: &RequestError) -> FrontFailure {
+    FrontFailure {
+        code: e.log_code(),
+        reason: Reason::Http(*e),
+    }
+}
+
+/// The SOCKS5 REP for a refusal (the SOCKS machine answers a SOCKS4 client's refusal with
+/// its one "rejected" code): the target's own failures keep their meaning, a parent's
+/// SOCKS5 refusal passes through, deadlines are "TTL expired", policy refusals are "not
+/// allowed", what is not implemented is "command not supported".
+pub(crate) fn socks5_reply(reason: &Reason) -> ReplyCode {
+    match reason {
+        Reason::Resolve(_) => ReplyCode::HostUnreachable,
+        Reason::Connect { error, .. } => match error {
+            ConnectError::Refused => ReplyCode::ConnectionRefused,
+            ConnectError::NetworkUnreachable => ReplyCode::NetworkUnreachable,
+            ConnectError::HostUnreachable | ConnectError::TimedOut => ReplyCode::HostUnreachable,
+            ConnectError::NoSocket | ConnectError::Other => ReplyCode::GeneralFailure,
+        },
+        Reason::Bind(BindError::Timeout) => ReplyCode::TtlExpired,
+        Reason::Bind(_) => ReplyCode::GeneralFailure,
+        Reason::Parent(p) => match &p.cause {
+            ParentCause::Socks(ClientError::V5Refused { reply }) => match reply {
+                ReplyCode::Succeeded | ReplyCode::Other(_) => ReplyCode::GeneralFailure,
+                r => *r,
+            },
+            ParentCause::Socks(ClientError::Timeout { .. })
+            | ParentCause::Http(triproxy_http::ConnectError::Timeout) => ReplyCode::TtlExpired,
+            ParentCause::Socks(ClientError::TargetNotSupported { .. }) => {
+                ReplyCode::AddressTypeNotSupported
+            }
+            ParentCause::NoClientCredentials => ReplyCode::NotAllowed,
+            _ => ReplyCode::GeneralFailure,
+        },
+        Reason::Auth(_)
+        | Reason::AclDenied
+        | Reason::AclNoMatch
+        | Reason::CredentialsTooLong
+        | Reason::Quota(_)
+        | Reason::ConnLimit(_)
+        | Reason::BindPeerMismatch { .. } => ReplyCode::NotAllowed,
+        Reason::Socks(_)
+        | Reason::Http(_)
+        | Reason::Relay(_)
+        | Reason::Exchange(_)
+        | Reason::UdpStranger { .. }
+        | Reason::Dns(_)
+        | Reason::ClientClosed => ReplyCode::GeneralFailure,
+    }
+}
+
+/// The HTTP answer to a refusal with 3proxy log code `code`, as 3proxy's HTTP proxy maps
+/// them: 1 (denied) is 403; 2-9 (authentication) is 407, which asks the client for
+/// credentials; 10 (limits) is 503; 11-19 and 100 (the target cannot be reached) and
+/// 30-79 (a parent failed) are 502; 999 (not implemented) is 501; anything else is 500.
+pub(crate) fn http_refusal(code: LogCode) -> Refusal {
+    match code.get() {
+        1 => Refusal::Forbidden,
+        2..=9 => Refusal::AuthRequired,
+        10 => Refusal::Unavailable,
+        11..=19 | 30..=79 | 100 => Refusal::BadGateway,
+        999 => Refusal::NotImplemented,
+        _ => Refusal::Internal,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refusal_statuses_follow_3proxy() {
+        for (code, status) in [
+            (1, 403),
+            (3, 407),
+            (4, 407),
+            (6, 407),
+            (10, 503),
+            (13, 502),
+            (100, 502),
+            (33, 502),
+            (65, 502),
+            (999, 501),
+            (20, 500),
+        ] {
+            assert_eq!(http_refusal(LogCode(code)).status(), status, "code {code}");
+        }
+    }
+}
