@@ -114,6 +114,7 @@ pub fn policy_of(
             // Datagram services have no stream front: their loop is chosen by
             // `ServiceKind::datagram`, and this field is not read.
             ServiceKind::UdpPm { .. } | ServiceKind::DnsPr(_) => FrontProtocol::Socks,
+            ServiceKind::Pop3p(m) => FrontProtocol::Pop3(m.clone()),
         },
         auth: service.auth.clone(),
         acl: Arc::from(service.acl.clone()),

@@ -476,7 +476,7 @@ fn proxy_service_snapshots_its_line() {
 #[test]
 fn unsupported_3proxy_commands_are_told_apart_from_unknown_words() {
     for cmd in [
-        "pop3p -n",
+        "ftppr -n",
         "authnserver 10.1.2.1",
         "parentretries 3",
         "daemon",
@@ -640,10 +640,26 @@ fn standalone_form() {
     );
     let e = config::parse_standalone("socks", &args(&["-q"])).unwrap_err();
     assert_eq!(e.to_string(), "command line: unknown service option `-q`");
-    let e = config::parse_standalone("pop3p", &[]).unwrap_err();
+    let e = config::parse_standalone("ftppr", &[]).unwrap_err();
     assert_eq!(
         e.to_string(),
-        "command line: 3proxy command `pop3p` is not supported by triproxy yet"
+        "command line: 3proxy command `ftppr` is not supported by triproxy yet"
+    );
+    // pop3p on port 110, with its own -h and -x.
+    let cfg = config::parse_standalone("pop3p", &args(&["-h127.0.0.1:1110", "-x"])).unwrap();
+    let ServiceKind::Pop3p(m) = &cfg.services[0].kind else {
+        panic!("pop3p")
+    };
+    assert_eq!(cfg.services[0].listen.port(), 110);
+    assert!(!m.starttls);
+    assert_eq!(
+        m.default_target,
+        Some(TargetAddr::Ip("127.0.0.1:1110".parse().unwrap()))
+    );
+    assert!(config::parse_standalone("pop3p", &args(&["-h"])).is_err());
+    assert!(
+        config::parse_standalone("socks", &args(&["-hhost"])).is_err(),
+        "-h is the mail proxies'"
     );
     // `proxy` runs on 3proxy's port 3128 unless told otherwise.
     let cfg = config::parse_standalone("proxy", &args(&["-i127.0.0.1"])).unwrap();
@@ -658,8 +674,9 @@ fn standalone_form() {
         ConfigErrorKind::UnknownService { name: "sox".into() }
     );
     assert!(
-        e.to_string()
-            .ends_with("unknown service `sox` (triproxy runs: socks, proxy, tcppm, udppm, dnspr)"),
+        e.to_string().ends_with(
+            "unknown service `sox` (triproxy runs: socks, proxy, tcppm, udppm, dnspr, pop3p)"
+        ),
         "{e}"
     );
 }

@@ -59,6 +59,8 @@ pub enum Reason {
     /// Forwarding a plain HTTP request failed (its head, its body, the origin's answer, a
     /// deadline).
     Exchange(triproxy_http::exchange::ExchangeError),
+    /// The POP3 proxy's exchange failed (3proxy 611-623).
+    Pop3(triproxy_pop3::Error),
     /// A DNS proxy query failed or was not resolved: 3proxy's `dnspr` code (813-888; see
     /// [`triproxy_dns::proxy`]).
     Dns(LogCode),
@@ -141,6 +143,7 @@ impl fmt::Display for Reason {
             Reason::ClientClosed => {
                 f.write_str("client closed the connection before the request was answered")
             }
+            Reason::Pop3(e) => write!(f, "POP3: {e}"),
             Reason::Dns(code) => match code.0 {
                 888 => f.write_str("DNS: name not resolved (NXDOMAIN or SERVFAIL answered)"),
                 813 => f.write_str("DNS: receiving the query failed"),

@@ -46,6 +46,39 @@ pub enum FrontProtocol {
     /// to this one target (a name is resolved again for each connection, as 3proxy does),
     /// decided as a SOCKS CONNECT is (ACL operation `CONNECT`).
     PortMap(TargetAddr),
+    /// The POP3 proxy (3proxy `pop3p`): the target comes from `USER user@host[:port]`.
+    Pop3(MailOptions),
+}
+
+/// The options of a mail proxy service (`pop3p`, `smtpp`, `imapp`).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct MailOptions {
+    /// `-hHOST[:PORT]`: where to go when the user name names no host.
+    pub default_target: Option<TargetAddr>,
+    /// STLS / STARTTLS offered and handled as 3proxy does (`-x` turns it off).
+    pub starttls: bool,
+}
+
+/// The options of the TLS SNI proxy (`tlspr`, and the TLS branch of `auto`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsOptions {
+    /// `-PPORT`: the destination port (default 443).
+    pub port: u16,
+    /// `-cN`: 0 lets non-TLS through, 1 requires a ClientHello (the default), 2 also a
+    /// ServerHello from the server.
+    pub check: u8,
+    /// `-hHOST[:PORT]`: where a hello without a server name goes.
+    pub default_target: Option<TargetAddr>,
+}
+
+impl Default for TlsOptions {
+    fn default() -> Self {
+        TlsOptions {
+            port: 443,
+            check: 1,
+            default_target: None,
+        }
+    }
 }
 
 impl FrontProtocol {
@@ -54,9 +87,10 @@ impl FrontProtocol {
     /// fronts (UDP port mapping, the DNS proxy) take datagrams.
     pub fn listener(&self) -> ListenerKind {
         match self {
-            FrontProtocol::Socks | FrontProtocol::Http | FrontProtocol::PortMap(_) => {
-                ListenerKind::Stream
-            }
+            FrontProtocol::Socks
+            | FrontProtocol::Http
+            | FrontProtocol::PortMap(_)
+            | FrontProtocol::Pop3(_) => ListenerKind::Stream,
         }
     }
 }

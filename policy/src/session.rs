@@ -52,7 +52,9 @@ use crate::auth::{AuthDecision, AuthOutcome};
 use crate::bandlim::{Direction, Pacer};
 use crate::chain::{Chain, ChainStep};
 use crate::connlim::ConnPermit;
-use crate::front::{service_name, Front, FrontEvent, FrontRequest, RequestKind};
+use crate::front::{
+    service_name, Front, FrontEvent, FrontFailure, FrontRequest, RequestKind, UpstreamStep,
+};
 use crate::parent::{ParentHop, ParentKind};
 use crate::quota::Quota;
 use crate::reason::Reason;
@@ -306,6 +308,9 @@ enum Phase {
     Connecting,
     /// Connected to the first parent; negotiating the chain.
     Chaining,
+    /// Connected; the front negotiates with the target before the relay (a mail proxy's
+    /// upstream login, a TLS check).
+    Upstream,
     Binding,
     AwaitingPeer,
     /// UDP ASSOCIATE: the relay socket is being opened.
@@ -468,6 +473,7 @@ impl Session {
         match self.phase {
             Phase::Handshake => self.front.as_ref().and_then(|f| f.poll_timeout()),
             Phase::Chaining => self.chain.as_ref().and_then(|c| c.poll_timeout()),
+            Phase::Upstream => self.front.as_ref().and_then(|f| f.poll_timeout()),
             Phase::Forwarding => self.forward_timeout(),
             _ => None,
         }
@@ -484,6 +490,12 @@ impl Session {
         }
         if self.phase == Phase::Forwarding {
             self.forward_time(now);
+            return;
+        }
+        if self.phase == Phase::Upstream {
+            if let Some(f) = self.front.as_mut().and_then(|f| f.handle_timeout(now)) {
+                self.upstream_failed(now, f);
+            }
             return;
         }
         if self.phase != Phase::Handshake {
@@ -519,6 +531,12 @@ impl Session {
     /// Empty until then, and when no `count*` rule applies.
     pub fn quota(&self) -> &Quota {
         &self.quota
+    }
+
+    /// The most client bytes the handshake may need to hold at once (0: the executor's
+    /// default buffer is enough). A TLS front peeks at a whole ClientHello.
+    pub fn max_input(&self) -> usize {
+        self.front.as_ref().map_or(0, |f| f.max_input())
     }
 
     /// The policy of the service this session belongs to.
@@ -564,10 +582,19 @@ impl Session {
     }
 
     /// The tunnel is open (directly or through the chain): the success reply and the relay
-    /// (or, when forwarding, the request goes out on it).
+    /// (or, when forwarding, the request goes out on it; or first the front's own
+    /// negotiation with the target).
     fn grant_tunnel(&mut self, now: Instant, local: SocketAddr) {
         if self.forward.is_some() {
             self.route_request(now);
+            return;
+        }
+        if self.phase != Phase::Upstream && self.front.as_ref().is_some_and(|f| f.has_upstream()) {
+            self.phase = Phase::Upstream;
+            if let Some(f) = self.front.as_mut() {
+                f.handle_connected(now);
+            }
+            self.advance_upstream(now, local);
             return;
         }
         // RFC 1928 section 6: BND is the address the server assigned to connect to the
@@ -643,6 +670,23 @@ impl Session {
     /// Bytes read from the outgoing connection during [`Intent::ReadTarget`]; returns how
     /// many were consumed. The rest stays with the driver (see [`Intent::ReadTarget`]).
     pub fn handle_target_input(&mut self, now: Instant, input: &[u8]) -> usize {
+        if self.phase == Phase::Upstream {
+            let result = self
+                .front
+                .as_mut()
+                .map(|f| f.handle_upstream_input(now, input));
+            let used = match result {
+                Some(Ok(n)) => n,
+                Some(Err(f)) => {
+                    self.upstream_failed(now, f);
+                    return input.len();
+                }
+                None => 0,
+            };
+            let local = self.external.unwrap_or(self.internal);
+            self.advance_upstream(now, local);
+            return used;
+        }
         if self.phase != Phase::Chaining {
             return 0;
         }
@@ -657,6 +701,12 @@ impl Session {
     /// The outgoing connection reached end of stream or failed during
     /// [`Intent::SendToTarget`] or [`Intent::ReadTarget`].
     pub fn handle_target_closed(&mut self, now: Instant) {
+        if self.phase == Phase::Upstream {
+            if let Some(f) = self.front.as_mut().map(|f| f.handle_upstream_eof()) {
+                self.upstream_failed(now, f);
+            }
+            return;
+        }
         if self.phase != Phase::Chaining {
             return;
         }
@@ -664,6 +714,40 @@ impl Session {
             c.handle_closed();
         }
         self.advance_chain(now);
+    }
+
+    /// Turns the front's upstream negotiation into intents, until it is established (the
+    /// relay starts) or fails.
+    #[inline(never)]
+    fn advance_upstream(&mut self, now: Instant, local: SocketAddr) {
+        loop {
+            let Some(front) = self.front.as_mut() else {
+                return;
+            };
+            match front.poll_upstream() {
+                UpstreamStep::Send(bytes) => self.intents.push_back(Intent::SendToTarget { bytes }),
+                UpstreamStep::Read(deadline) => {
+                    self.intents.push_back(Intent::ReadTarget { deadline });
+                    return;
+                }
+                UpstreamStep::Established => {
+                    self.grant_tunnel(now, local);
+                    return;
+                }
+                UpstreamStep::Failed(f) => {
+                    self.upstream_failed(now, f);
+                    return;
+                }
+            }
+        }
+    }
+
+    /// The front's upstream negotiation failed: its error answer (queued by the front)
+    /// goes to the client, and the connection ends with the failure's code.
+    fn upstream_failed(&mut self, now: Instant, failure: FrontFailure) {
+        self.intents
+            .retain(|i| !matches!(i, Intent::SendToTarget { .. }));
+        self.finish(now, failure.code, Some(failure.reason), 0, 0);
     }
 
     /// Turns the chain's next step into intents.

@@ -72,6 +72,7 @@ pub(crate) enum Supported {
     TcpPm,
     UdpPm,
     DnsPr,
+    Pop3p,
     Service,
     Include,
     End,
@@ -116,6 +117,7 @@ const SUPPORTED: &[(&str, Supported, Arity)] = &[
     ("tcppm", Supported::TcpPm, Arity::at_least(3)),
     ("udppm", Supported::UdpPm, Arity::at_least(3)),
     ("dnspr", Supported::DnsPr, Arity::at_least(0)),
+    ("pop3p", Supported::Pop3p, Arity::at_least(0)),
     ("service", Supported::Service, Arity::exactly(0)),
     ("include", Supported::Include, Arity::exactly(1)),
     ("end", Supported::End, Arity::exactly(0)),
@@ -129,13 +131,12 @@ const SUPPORTED: &[(&str, Supported, Arity)] = &[
 /// Every other 3proxy 1.0 command (3proxy.md section 5), which triproxy does not run yet.
 const NOT_YET: &[&str] = &[
     // services
-    "pop3p",
-    "imapp",
     "smtpp",
+    "imapp",
+    "tlspr",
+    "auto",
     "ftppr",
     "admin",
-    "auto",
-    "tlspr",
     // addresses, sockets, capacity
     "maxseg",
     "stacksize",
@@ -276,7 +277,7 @@ mod tests {
             lookup("tcppm"),
             Lookup::Supported(Supported::TcpPm, _)
         ));
-        assert_eq!(lookup("pop3p"), Lookup::NotYet);
+        assert_eq!(lookup("ftppr"), Lookup::NotYet);
         assert_eq!(lookup("ssl_certcache"), Lookup::NotYet);
         assert_eq!(lookup("Socks"), Lookup::Unknown);
         assert_eq!(lookup("frobnicate"), Lookup::Unknown);

@@ -40,7 +40,7 @@ pub use names::{NamesConfig, MAX_NSCACHE, MAX_NSRECORDS, MIN_NSCACHE};
 pub use lexer::SyntaxError;
 /// 3proxy's `needuser` service option (`-u` = `Never`, `-u1` = `IfOffered`, `-u2` =
 /// `Required`), shared with the policy crate.
-pub use triproxy_policy::service::{NeedUser, SourceAddrs};
+pub use triproxy_policy::service::{MailOptions, NeedUser, SourceAddrs};
 
 use crate::logformat::{LogFormat, LogFormatError};
 use core::fmt;
@@ -252,11 +252,13 @@ pub enum ServiceKind {
     /// The DNS proxy (3proxy `dnspr`, UDP port 53 by default): `-s` simple mode, `-FIP`
     /// fake answers.
     DnsPr(triproxy_dns::proxy::ProxyConfig),
+    /// The POP3 proxy (3proxy `pop3p`, port 110): `-hHOST[:PORT]`, `-x`.
+    Pop3p(MailOptions),
 }
 
 impl ServiceKind {
     /// The commands of every service triproxy runs.
-    pub const COMMANDS: [&'static str; 5] = ["socks", "proxy", "tcppm", "udppm", "dnspr"];
+    pub const COMMANDS: [&'static str; 6] = ["socks", "proxy", "tcppm", "udppm", "dnspr", "pop3p"];
 
     /// The 3proxy command that starts it.
     pub fn command(&self) -> &'static str {
@@ -266,6 +268,7 @@ impl ServiceKind {
             ServiceKind::TcpPm { .. } => "tcppm",
             ServiceKind::UdpPm { .. } => "udppm",
             ServiceKind::DnsPr(_) => "dnspr",
+            ServiceKind::Pop3p(_) => "pop3p",
         }
     }
 
@@ -282,6 +285,7 @@ impl ServiceKind {
             ServiceKind::Proxy => Some(DEFAULT_PROXY_PORT),
             ServiceKind::TcpPm { .. } | ServiceKind::UdpPm { .. } => None,
             ServiceKind::DnsPr(_) => Some(DEFAULT_DNSPR_PORT),
+            ServiceKind::Pop3p(_) => Some(110),
         }
     }
 
@@ -294,7 +298,10 @@ impl ServiceKind {
                 single: *single,
             }),
             ServiceKind::DnsPr(c) => Some(DatagramService::DnsProxy(*c)),
-            ServiceKind::Socks | ServiceKind::Proxy | ServiceKind::TcpPm { .. } => None,
+            ServiceKind::Socks
+            | ServiceKind::Proxy
+            | ServiceKind::TcpPm { .. }
+            | ServiceKind::Pop3p(_) => None,
         }
     }
 }

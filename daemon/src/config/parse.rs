@@ -30,6 +30,7 @@ use triproxy_policy::bandlim::BandLimits;
 use triproxy_policy::connlim::ConnLimits;
 use triproxy_policy::parent::{ParentError, ParentHop};
 use triproxy_policy::quota::Quotas;
+use triproxy_policy::service::MailOptions;
 use triproxy_policy::service::{Anonymity, Timeouts, DEFAULT_TIMEOUTS, TIMEOUT_COUNT};
 use triproxy_policy::users::Users;
 use triproxy_wire::TargetAddr;
@@ -430,7 +431,8 @@ impl Parser {
             | Supported::Proxy
             | Supported::TcpPm
             | Supported::UdpPm
-            | Supported::DnsPr => self.start_service(here, command, &args)?,
+            | Supported::DnsPr
+            | Supported::Pop3p => self.start_service(here, command, &args)?,
             Supported::Service => {}
             Supported::NServer => {
                 self.names
@@ -574,6 +576,10 @@ fn service_line<'a>(
         "socks" => ServiceKind::Socks,
         "proxy" => ServiceKind::Proxy,
         "dnspr" => ServiceKind::DnsPr(ProxyConfig::default()),
+        "pop3p" => ServiceKind::Pop3p(MailOptions {
+            default_target: None,
+            starttls: true,
+        }),
         "tcppm" | "udppm" => {
             let options = args.iter().take_while(|a| a.starts_with('-')).count();
             let (options, positional) = args.split_at(options);
@@ -610,6 +616,27 @@ fn service_line<'a>(
         options: args,
         port: None,
     })
+}
+
+/// Whether `kind` is a mail or TLS proxy (they take `-hHOST[:PORT]`).
+fn mail_or_tls(kind: &ServiceKind) -> bool {
+    matches!(kind, ServiceKind::Pop3p(_))
+}
+
+/// `-hHOST[:PORT]`: an IP address or a host name, with `default_port` when none is given
+/// (`[v6]:port` for an IPv6 address with a port).
+fn parse_default_host(value: &str, default_port: u16) -> Option<TargetAddr> {
+    if value.is_empty() {
+        return None;
+    }
+    if let Ok(t) = value.parse::<TargetAddr>() {
+        return Some(t);
+    }
+    let target = TargetAddr::try_from((value, default_port)).ok()?;
+    let name_like = value
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b':'));
+    name_like.then_some(target)
 }
 
 /// A port argument from `min` to 65535. SRCPORT 0 asks for any free port, as `-p0` does
@@ -889,6 +916,22 @@ fn apply_options(
                     ('4', "6") => Family::V4ThenV6,
                     ('6', "4") => Family::V6ThenV4,
                     _ => return Err(invalid()),
+                }
+            }
+            // The mail and TLS proxies' own options (3proxy.md section 3).
+            'h' if mail_or_tls(&svc.kind) => {
+                let default_port = match &svc.kind {
+                    ServiceKind::Pop3p(_) => 110,
+                    _ => 443,
+                };
+                let target = parse_default_host(value, default_port).ok_or_else(invalid)?;
+                if let ServiceKind::Pop3p(m) = &mut svc.kind {
+                    m.default_target = Some(target);
+                }
+            }
+            'x' if value.is_empty() && matches!(svc.kind, ServiceKind::Pop3p(_)) => {
+                if let ServiceKind::Pop3p(m) = &mut svc.kind {
+                    m.starttls = false;
                 }
             }
             // `-n` (no NTLM) is a no-op in 3proxy 1.0 and still in its sample configs.

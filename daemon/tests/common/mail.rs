@@ -8,7 +8,8 @@ use std::net::{SocketAddr, TcpStream};
 use std::sync::{Arc, Mutex};
 
 /// The one message every server holds.
-pub const MESSAGE: &str = "From: a@example.test\r\nTo: b@example.test\r\nSubject: hi\r\n\r\nHello through the proxy.\r\n";
+pub const MESSAGE: &str =
+    "From: a@example.test\r\nTo: b@example.test\r\nSubject: hi\r\n\r\nHello through the proxy.\r\n";
 
 /// A running test server: where it listens and what it was sent.
 pub struct MailServer {
@@ -93,27 +94,20 @@ pub fn smtp_server(mechanisms: &'static str) -> MailServer {
     let log = Arc::clone(&lines);
     let addr = serve_each("127.0.0.1:0", move |s| {
         let log2 = Arc::clone(&log);
-        line_loop(s, "220 test SMTP server ready\r\n", &log, move |line, w, r| {
-            let upper = line.to_ascii_uppercase();
-            let reply: String = if upper.starts_with("EHLO") {
-                format!("250-test.example\r\n250-8BITMIME\r\n250 AUTH {mechanisms}\r\n")
-            } else if upper.starts_with("HELO") {
-                "250 test.example\r\n".into()
-            } else if upper.starts_with("AUTH PLAIN ") {
-                "235 2.7.0 Authentication successful\r\n".into()
-            } else if upper == "AUTH PLAIN" {
-                if w.write_all(b"334 \r\n").is_err() {
-                    return false;
-                }
-                let mut more = String::new();
-                if r.read_line(&mut more).is_err() {
-                    return false;
-                }
-                log2.lock().unwrap().push(more.trim_end().to_owned());
-                "235 2.7.0 Authentication successful\r\n".into()
-            } else if upper == "AUTH LOGIN" {
-                for prompt in ["334 VXNlcm5hbWU6\r\n", "334 UGFzc3dvcmQ6\r\n"] {
-                    if w.write_all(prompt.as_bytes()).is_err() {
+        line_loop(
+            s,
+            "220 test SMTP server ready\r\n",
+            &log,
+            move |line, w, r| {
+                let upper = line.to_ascii_uppercase();
+                let reply: String = if upper.starts_with("EHLO") {
+                    format!("250-test.example\r\n250-8BITMIME\r\n250 AUTH {mechanisms}\r\n")
+                } else if upper.starts_with("HELO") {
+                    "250 test.example\r\n".into()
+                } else if upper.starts_with("AUTH PLAIN ") {
+                    "235 2.7.0 Authentication successful\r\n".into()
+                } else if upper == "AUTH PLAIN" {
+                    if w.write_all(b"334 \r\n").is_err() {
                         return false;
                     }
                     let mut more = String::new();
@@ -121,37 +115,49 @@ pub fn smtp_server(mechanisms: &'static str) -> MailServer {
                         return false;
                     }
                     log2.lock().unwrap().push(more.trim_end().to_owned());
-                }
-                "235 2.7.0 Authentication successful\r\n".into()
-            } else if upper.starts_with("MAIL FROM") || upper.starts_with("RCPT TO") {
-                "250 OK\r\n".into()
-            } else if upper == "DATA" {
-                if w.write_all(b"354 end with .\r\n").is_err() {
+                    "235 2.7.0 Authentication successful\r\n".into()
+                } else if upper == "AUTH LOGIN" {
+                    for prompt in ["334 VXNlcm5hbWU6\r\n", "334 UGFzc3dvcmQ6\r\n"] {
+                        if w.write_all(prompt.as_bytes()).is_err() {
+                            return false;
+                        }
+                        let mut more = String::new();
+                        if r.read_line(&mut more).is_err() {
+                            return false;
+                        }
+                        log2.lock().unwrap().push(more.trim_end().to_owned());
+                    }
+                    "235 2.7.0 Authentication successful\r\n".into()
+                } else if upper.starts_with("MAIL FROM") || upper.starts_with("RCPT TO") {
+                    "250 OK\r\n".into()
+                } else if upper == "DATA" {
+                    if w.write_all(b"354 end with .\r\n").is_err() {
+                        return false;
+                    }
+                    loop {
+                        let mut more = String::new();
+                        match r.read_line(&mut more) {
+                            Ok(0) | Err(_) => return false,
+                            Ok(_) => {}
+                        }
+                        let text = more.trim_end_matches(['\r', '\n']).to_owned();
+                        log2.lock().unwrap().push(text.clone());
+                        if text == "." {
+                            break;
+                        }
+                    }
+                    "250 OK queued\r\n".into()
+                } else if upper == "QUIT" {
+                    let _ = w.write_all(b"221 bye\r\n");
                     return false;
-                }
-                loop {
-                    let mut more = String::new();
-                    match r.read_line(&mut more) {
-                        Ok(0) | Err(_) => return false,
-                        Ok(_) => {}
-                    }
-                    let text = more.trim_end_matches(['\r', '\n']).to_owned();
-                    log2.lock().unwrap().push(text.clone());
-                    if text == "." {
-                        break;
-                    }
-                }
-                "250 OK queued\r\n".into()
-            } else if upper == "QUIT" {
-                let _ = w.write_all(b"221 bye\r\n");
-                return false;
-            } else if upper == "RSET" || upper == "NOOP" {
-                "250 OK\r\n".into()
-            } else {
-                "502 unknown command\r\n".into()
-            };
-            w.write_all(reply.as_bytes()).is_ok()
-        });
+                } else if upper == "RSET" || upper == "NOOP" {
+                    "250 OK\r\n".into()
+                } else {
+                    "502 unknown command\r\n".into()
+                };
+                w.write_all(reply.as_bytes()).is_ok()
+            },
+        );
     });
     MailServer { addr, lines }
 }

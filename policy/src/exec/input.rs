@@ -10,10 +10,15 @@ use std::time::Instant;
 /// client data for the target.
 pub const HANDSHAKE_BUFFER: usize = 1024;
 
-/// Client bytes read during the handshake and not yet consumed by the session.
+/// Client bytes read during the handshake and not yet consumed by the session: an
+/// inline buffer of [`HANDSHAKE_BUFFER`] bytes, moved to the heap and grown only for a
+/// front that must see more at once (a TLS ClientHello is peeked whole:
+/// [`Session::max_input`]).
 #[derive(Debug)]
 pub struct HandshakeInput {
     buf: [u8; HANDSHAKE_BUFFER],
+    /// Used instead of `buf` once a front needed more than it holds.
+    big: Vec<u8>,
     len: usize,
 }
 
@@ -21,6 +26,7 @@ impl Default for HandshakeInput {
     fn default() -> Self {
         HandshakeInput {
             buf: [0; HANDSHAKE_BUFFER],
+            big: Vec::new(),
             len: 0,
         }
     }
@@ -29,21 +35,33 @@ impl Default for HandshakeInput {
 impl HandshakeInput {
     /// Room for the next read, or `None` when the buffer is full (which a correct machine
     /// never lets happen: [`Self::on_read`] then ends the session instead of spinning).
-    pub fn space(&mut self) -> Option<&mut [u8]> {
-        self.buf.get_mut(self.len..).filter(|s| !s.is_empty())
+    /// `limit` is how much the session's front may need to hold at once; beyond
+    /// [`HANDSHAKE_BUFFER`] the bytes move to a heap buffer that doubles up to it.
+    pub fn space(&mut self, limit: usize) -> Option<&mut [u8]> {
+        if self.big.is_empty() && self.len == HANDSHAKE_BUFFER && limit > HANDSHAKE_BUFFER {
+            self.big = self.buf.to_vec();
+        }
+        if !self.big.is_empty() && self.len == self.big.len() && self.big.len() < limit {
+            let grown = (self.big.len() * 2).min(limit);
+            self.big.resize(grown, 0);
+        }
+        let buf: &mut [u8] = if self.big.is_empty() {
+            &mut self.buf
+        } else {
+            &mut self.big
+        };
+        buf.get_mut(self.len..).filter(|s| !s.is_empty())
     }
 
     /// Tells `session` what a read into [`Self::space`] gave: bytes (fed to the machine;
     /// what it does not consume stays here), end of stream, a timeout, or an error.
     pub fn on_read(&mut self, session: &mut Session, now: Instant, result: io::Result<usize>) {
-        deliver_read(
-            Side::Client,
-            &mut self.buf,
-            &mut self.len,
-            session,
-            now,
-            result,
-        );
+        let buf: &mut [u8] = if self.big.is_empty() {
+            &mut self.buf
+        } else {
+            &mut self.big
+        };
+        deliver_read(Side::Client, buf, &mut self.len, session, now, result);
     }
 
     /// Ends a session whose buffer is full (see [`Self::space`]).
@@ -54,11 +72,17 @@ impl HandshakeInput {
     /// Forgets every byte held (for reuse by another connection).
     pub fn clear(&mut self) {
         self.len = 0;
+        self.big = Vec::new();
     }
 
     /// Bytes the client sent after its request (pipelined data for the target).
     pub fn pending(&self) -> &[u8] {
-        self.buf.get(..self.len).unwrap_or_default()
+        let buf: &[u8] = if self.big.is_empty() {
+            &self.buf
+        } else {
+            &self.big
+        };
+        buf.get(..self.len).unwrap_or_default()
     }
 }
 

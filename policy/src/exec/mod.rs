@@ -395,7 +395,7 @@ async fn run_handshake<R: Io>(
             hs.session.handle_timeout(now);
             continue;
         }
-        let Some(space) = hs.input.space() else {
+        let Some(space) = hs.input.space(hs.session.max_input()) else {
             hs.input.on_full(&mut hs.session, now);
             continue;
         };
@@ -558,7 +558,8 @@ impl<R: Io> Handshake<'_, R> {
             return Err(BindError::Listen);
         };
         loop {
-            let watch_client = self.input.space().is_some();
+            let limit = self.session.max_input();
+            let watch_client = self.input.space(limit).is_some();
             match io
                 .accept(&listener, self.client, watch_client, deadline)
                 .await
@@ -567,7 +568,7 @@ impl<R: Io> Handshake<'_, R> {
                 Accepted::Timeout => return Err(BindError::Timeout),
                 Accepted::Failed => return Err(BindError::Accept),
                 Accepted::ClientReadable => {
-                    let Some(space) = self.input.space() else {
+                    let Some(space) = self.input.space(limit) else {
                         continue;
                     };
                     match io.try_read(self.client, space) {

@@ -12,6 +12,8 @@
 //! errors to one vocabulary ([`FrontEvent`], [`FrontFailure`]) and a refusal's 3proxy log
 //! code to the protocol's answer (a SOCKS5 REP, an HTTP status).
 
+mod upstream;
+
 use crate::reason::{ParentCause, Reason};
 use crate::service::{FrontProtocol, NeedUser, ServicePolicy};
 use crate::session::{BindError, ConnectError};
@@ -121,6 +123,8 @@ impl FrontFailure {
 pub(crate) enum Front {
     Socks(Box<Server>),
     Http(Box<ProxyServer>),
+    /// A mail proxy, which logs in upstream itself ([`upstream::LoginFront`]).
+    Login(Box<upstream::Chunked>),
     /// The port mapper (3proxy `tcppm`): no handshake. Its one request, to the configured
     /// target, is ready from the start and taken by the first [`Front::poll_event`]; it
     /// reads nothing (client bytes stay unread until the relay carries them to the
@@ -156,6 +160,19 @@ impl Front {
                 },
             ))),
             FrontProtocol::PortMap(target) => Front::PortMap(Some(port_map_request(target))),
+            FrontProtocol::Pop3(options) => {
+                let machine = triproxy_pop3::Server::new(
+                    now,
+                    triproxy_pop3::Config {
+                        default_target: options.default_target.clone(),
+                        starttls: options.starttls,
+                        client_timeout: policy.timeouts.handshake,
+                        server_timeout: policy.timeouts.string_long,
+                        ..triproxy_pop3::Config::default()
+                    },
+                );
+                Front::Login(Box::new(upstream::Chunked::new(Box::new(machine))))
+            }
         }
     }
 
@@ -168,6 +185,7 @@ impl Front {
             Front::Http(h) => http_input(h, now, input),
             // Nothing to parse: every byte is the client's data for the target.
             Front::PortMap(_) => Ok(0),
+            Front::Login(l) => l.machine.handle_input(now, input),
         }
     }
 
@@ -207,6 +225,7 @@ impl Front {
                 with_credentials(request, r.credentials)
             }),
             Front::PortMap(request) => request.take().map(FrontEvent::Request),
+            Front::Login(l) => l.machine.poll_request().map(FrontEvent::Request),
         }
     }
 
@@ -219,6 +238,7 @@ impl Front {
             ),
             Front::Http(h) => h.state() == ProxyState::ReadingHead,
             Front::PortMap(_) => false,
+            Front::Login(l) => l.machine.wants_input(),
         }
     }
 
@@ -227,6 +247,7 @@ impl Front {
             Front::Socks(s) => s.poll_transmit(),
             Front::Http(h) => h.poll_transmit(),
             Front::PortMap(_) => None,
+            Front::Login(l) => l.poll_transmit(),
         }
     }
 
@@ -235,6 +256,7 @@ impl Front {
             Front::Socks(s) => s.poll_timeout(),
             Front::Http(h) => h.poll_timeout(),
             Front::PortMap(_) => None,
+            Front::Login(l) => l.machine.poll_timeout(),
         }
     }
 
@@ -243,6 +265,7 @@ impl Front {
             Front::Socks(s) => s.handle_timeout(now).map(FrontFailure::socks),
             Front::Http(h) => h.handle_timeout(now).map(|e| http_failure(&e)),
             Front::PortMap(_) => None,
+            Front::Login(l) => l.machine.handle_timeout(now),
         }
     }
 
@@ -253,6 +276,7 @@ impl Front {
             Front::Socks(s) => s.handle_eof().map(FrontFailure::socks),
             Front::Http(h) => h.handle_eof().map(|e| http_failure(&e)),
             Front::PortMap(_) => None,
+            Front::Login(l) => l.machine.handle_eof(),
         }
     }
 
@@ -268,7 +292,7 @@ impl Front {
         match self {
             Front::Socks(s) => s.handle_granted(bound),
             Front::Http(h) => h.handle_granted(),
-            Front::PortMap(_) => {}
+            Front::PortMap(_) | Front::Login(_) => {}
         }
     }
 
@@ -287,6 +311,7 @@ impl Front {
             Front::Socks(s) => s.handle_refused(socks5_reply(reason)),
             Front::Http(h) => h.handle_refused(http_refusal(code)),
             Front::PortMap(_) => {}
+            Front::Login(l) => l.machine.handle_refused(code),
         }
     }
 
@@ -294,7 +319,7 @@ impl Front {
     pub fn take_head(&mut self) -> Vec<u8> {
         match self {
             Front::Http(h) => h.take_head(),
-            Front::Socks(_) | Front::PortMap(_) => Vec::new(),
+            Front::Socks(_) | Front::PortMap(_) | Front::Login(_) => Vec::new(),
         }
     }
 
@@ -302,7 +327,7 @@ impl Front {
     /// (a TLS ClientHello is peeked whole); the executor's handshake buffer grows to it.
     pub fn max_input(&self) -> usize {
         match self {
-            Front::Socks(_) | Front::Http(_) | Front::PortMap(_) => 0,
+            Front::Socks(_) | Front::Http(_) | Front::PortMap(_) | Front::Login(_) => 0,
         }
     }
 
@@ -312,14 +337,15 @@ impl Front {
     pub fn has_upstream(&self) -> bool {
         match self {
             Front::Socks(_) | Front::Http(_) | Front::PortMap(_) => false,
+            Front::Login(_) => true,
         }
     }
 
     /// The connection to the target is open: the upstream negotiation starts.
     pub fn handle_connected(&mut self, now: Instant) {
-        let _ = now;
         match self {
             Front::Socks(_) | Front::Http(_) | Front::PortMap(_) => {}
+            Front::Login(l) => l.machine.handle_connected(now),
         }
     }
 
@@ -327,6 +353,7 @@ impl Front {
     pub fn poll_upstream(&mut self) -> UpstreamStep {
         match self {
             Front::Socks(_) | Front::Http(_) | Front::PortMap(_) => UpstreamStep::Established,
+            Front::Login(l) => l.machine.poll_upstream(),
         }
     }
 
@@ -337,9 +364,9 @@ impl Front {
         now: Instant,
         input: &[u8],
     ) -> Result<usize, FrontFailure> {
-        let _ = (now, input);
         match self {
             Front::Socks(_) | Front::Http(_) | Front::PortMap(_) => Ok(0),
+            Front::Login(l) => l.machine.handle_upstream_input(now, input),
         }
     }
 
@@ -350,6 +377,7 @@ impl Front {
                 code: LogCode::CONNECT_FAILED,
                 reason: Reason::ClientClosed,
             },
+            Front::Login(l) => l.machine.handle_upstream_eof(),
         }
     }
 
@@ -357,9 +385,22 @@ impl Front {
     pub fn version(&self) -> Option<Version> {
         match self {
             Front::Socks(s) => s.version(),
-            Front::Http(_) | Front::PortMap(_) => None,
+            Front::Http(_) | Front::PortMap(_) | Front::Login(_) => None,
         }
     }
+}
+
+/// User name and password as the SOCKS machine keeps them (255 bytes each at most; longer
+/// ones are not kept: the request then goes on without credentials and the auth chain
+/// refuses it if it needs them).
+pub(crate) fn socks_credentials(user: &[u8], password: &[u8]) -> Option<Box<Credentials>> {
+    let mut c = Box::new(Credentials {
+        username: Default::default(),
+        password: Default::default(),
+    });
+    let fits = c.username.try_extend_from_slice(user).is_ok()
+        && c.password.try_extend_from_slice(password).is_ok();
+    fits.then_some(c)
 }
 
 /// `request` with HTTP Basic `credentials`: a request event, or
@@ -372,16 +413,10 @@ pub(crate) fn with_credentials(
     let Some(c) = credentials else {
         return FrontEvent::Request(request);
     };
-    let mut checked = Box::new(Credentials {
-        username: Default::default(),
-        password: Default::default(),
-    });
-    let fits = checked.username.try_extend_from_slice(&c.username).is_ok()
-        && checked.password.try_extend_from_slice(&c.password).is_ok();
-    if !fits {
+    let Some(checked) = socks_credentials(&c.username, &c.password) else {
         request.user_id = Some(c.username);
         return FrontEvent::CredentialsTooLong(request);
-    }
+    };
     request.credentials = Some(checked);
     FrontEvent::Request(request)
 }
@@ -419,6 +454,7 @@ pub(crate) fn service_name(protocol: &FrontProtocol, version: Option<Version>) -
     match (protocol, version) {
         (FrontProtocol::Http, _) => "PROXY",
         (FrontProtocol::PortMap(_), _) => "TCPPM",
+        (FrontProtocol::Pop3(_), _) => "POP3P",
         (FrontProtocol::Socks, Some(Version::V5)) => "SOCK5",
         (FrontProtocol::Socks, Some(Version::V4)) => "SOCK4",
         (FrontProtocol::Socks, Some(Version::V4a)) => "SOC45",
@@ -474,6 +510,7 @@ pub(crate) fn socks5_reply(reason: &Reason) -> ReplyCode {
         | Reason::Exchange(_)
         | Reason::UdpStranger { .. }
         | Reason::Dns(_)
+        | Reason::Pop3(_)
         | Reason::ClientClosed => ReplyCode::GeneralFailure,
     }
 }
