@@ -75,3 +75,10 @@ pub fn records(msg: &[u8], size: usize) -> Vec<u8> {
 pub fn message_of(hello: &[u8]) -> &[u8] {
     &hello[5..]
 }
+
+/// Some instant to start virtual time at; tests only add to it.
+pub fn t0() -> std::time::Instant {
+    // A fixed origin for virtual time: nothing depends on the value.
+    #[allow(clippy::disallowed_methods)]
+    std::time::Instant::now()
+}
