@@ -156,16 +156,20 @@ impl fmt::Display for SniError {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum TlsError {
-    /// The first record is not a handshake record (content type 22), or its version's
-    /// major byte is not 3: the peer does not speak TLS (an HTTP request, a SOCKS greeting),
-    /// or, from a server, answered with an alert.
+    /// The first record is not a handshake record (content type 22): the peer does not
+    /// speak TLS (an HTTP request, a SOCKS greeting), or, from a server, answered with an
+    /// alert. Decided by the first byte alone.
     NotTls {
         /// The record's content type (the first byte).
         content_type: u8,
-        /// The record's version (`0` when only the content type was read).
-        version: u16,
     },
-    /// A later record of the hello is not a handshake record or has another version major.
+    /// A record's version has a major byte other than 3 (decided by the second byte of the
+    /// record).
+    BadRecordVersion {
+        /// The major byte.
+        major: u8,
+    },
+    /// A later record of the hello is not a handshake record.
     BadRecord {
         /// Its content type.
         content_type: u8,
@@ -215,13 +219,17 @@ pub enum TlsError {
 impl TlsError {
     /// Whether this error says the bytes are not TLS at all (rather than broken TLS).
     pub fn is_not_tls(&self) -> bool {
-        matches!(self, TlsError::NotTls { .. })
+        matches!(
+            self,
+            TlsError::NotTls { .. } | TlsError::BadRecordVersion { .. }
+        )
     }
 
     /// A readable reason without the values, for logs.
     pub fn reason(&self) -> &'static str {
         match self {
             TlsError::NotTls { .. } => "not a TLS handshake record",
+            TlsError::BadRecordVersion { .. } => "TLS record version is not 3.x",
             TlsError::BadRecord { .. } => "a record of the hello is not a handshake record",
             TlsError::BadRecordLength { .. } => "TLS record of zero or more than 16384 bytes",
             TlsError::UnexpectedMessage { .. } => "first handshake message is not the hello",
@@ -238,14 +246,10 @@ impl TlsError {
 impl fmt::Display for TlsError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            TlsError::NotTls {
-                content_type,
-                version,
-            } => write!(
-                f,
-                "{} (content type {content_type}, version {version:#06x})",
-                self.reason()
-            ),
+            TlsError::NotTls { content_type } => {
+                write!(f, "{} (content type {content_type})", self.reason())
+            }
+            TlsError::BadRecordVersion { major } => write!(f, "{} ({major})", self.reason()),
             TlsError::BadRecord { content_type } => {
                 write!(f, "{} (content type {content_type})", self.reason())
             }
@@ -388,8 +392,9 @@ pub struct ClientHello {
     pub supported_versions: VersionList,
     /// The `server_name` host name, if the client sent one, checked as a DNS host name.
     pub sni: Option<DomainName>,
-    /// Where the host name's bytes start in the raw input (for a driver that splits the
-    /// hello there, as 3proxy's `-s` does), if there is one.
+    /// Where the host name's first byte is in the raw input (for a driver that splits the
+    /// hello there, as 3proxy's `-s` does), if there is one. In a hello split over records
+    /// the name may go on in the next record.
     pub sni_offset: Option<usize>,
     /// The ALPN protocols offered, empty if absent.
     pub alpn: AlpnList,
@@ -515,7 +520,10 @@ fn reassemble(
     let mut first_version = ProtocolVersion(0);
     let mut records = 0;
     loop {
-        // A record header.
+        // Another record is needed: it must end (with at least one byte) within the cap.
+        if pos + 6 > MAX_HELLO_LEN {
+            return Err(TlsError::TooLarge { len: pos + 6 });
+        }
         let Some(&content_type) = input.get(pos) else {
             return partial(pos, 5 + total.map_or(1, |t| t - got));
         };
@@ -523,16 +531,17 @@ fn reassemble(
             (Some(&a), Some(&b)) => Some(u16::from_be_bytes([a, b])),
             _ => None,
         };
-        let major_ok = input.get(pos + 1).is_none_or(|&m| m == 3);
-        if content_type != CONTENT_HANDSHAKE || !major_ok {
+        if content_type != CONTENT_HANDSHAKE {
             return Err(if records == 0 {
-                TlsError::NotTls {
-                    content_type,
-                    version: version.unwrap_or(0),
-                }
+                TlsError::NotTls { content_type }
             } else {
                 TlsError::BadRecord { content_type }
             });
+        }
+        if let Some(&major) = input.get(pos + 1) {
+            if major != 3 {
+                return Err(TlsError::BadRecordVersion { major });
+            }
         }
         let Some(rec_len) = be16(input, pos + 3) else {
             return partial(
@@ -554,6 +563,9 @@ fn reassemble(
         }
         let start = pos + 5;
         let end = start + rec_len;
+        if end > MAX_HELLO_LEN {
+            return Err(TlsError::TooLarge { len: end });
+        }
         let frag = input.get(start..end.min(input.len())).unwrap_or_default();
         // The handshake header, possibly spread over records.
         let mut in_header = 0;
@@ -610,13 +622,14 @@ fn reassemble(
     }
 }
 
-/// Partial with `needed` more bytes, unless the hello could then not fit in
-/// [`MAX_HELLO_LEN`].
+/// Partial with `needed` more bytes, clamped so that `have + needed` stays within
+/// [`MAX_HELLO_LEN`] (still a lower bound: a hello that needs more is refused as
+/// [`TlsError::TooLarge`] at the record header that shows it, a point that does not depend
+/// on how the bytes were cut).
 fn partial<T>(have: usize, needed: usize) -> Result<Status<T>, TlsError> {
-    if have + needed > MAX_HELLO_LEN {
-        return Err(TlsError::TooLarge { len: have + needed });
-    }
-    Ok(Status::need(needed))
+    Ok(Status::need(
+        needed.min(MAX_HELLO_LEN.saturating_sub(have)).max(1),
+    ))
 }
 
 /// The first `len` message bytes of the records in `input[..end]` (already validated).

@@ -219,9 +219,10 @@ pub enum Error {
 /// (record) and `parsehello` (message) return them.
 fn hello_offset(e: &TlsError) -> (bool, u16) {
     match e {
-        TlsError::NotTls { .. } | TlsError::BadRecord { .. } | TlsError::BadRecordLength { .. } => {
-            (true, 3)
-        }
+        TlsError::NotTls { .. }
+        | TlsError::BadRecordVersion { .. }
+        | TlsError::BadRecord { .. }
+        | TlsError::BadRecordLength { .. } => (true, 3),
         TlsError::TooLarge { .. } => (true, 4),
         TlsError::UnexpectedMessage { .. } => (false, 2),
         TlsError::TrailingData { .. } => (false, 4),

@@ -227,7 +227,16 @@ fn not_tls() {
         assert!(e.is_not_tls(), "{e:?}");
     }
     // A handshake record with version 2.x, an alert record.
+    assert_eq!(
+        parse_client_hello(&[22, 2]),
+        Err(TlsError::BadRecordVersion { major: 2 })
+    );
     assert!(parse_client_hello(&[22, 2]).unwrap_err().is_not_tls());
+    // Decided by the first byte, whatever follows.
+    assert_eq!(
+        parse_client_hello(b"G"),
+        Err(TlsError::NotTls { content_type: b'G' })
+    );
     assert!(parse_client_hello(&[21, 3, 3, 0, 2, 2, 40])
         .unwrap_err()
         .is_not_tls());
@@ -360,6 +369,28 @@ proptest! {
             prop_assert_eq!(consumed, value.len);
         }
         let _ = parse_server_hello(&bytes[..cut]);
+    }
+
+    /// What a prefix says is final: an error on a prefix is the same error on the whole
+    /// input, so a driver sees the same outcome however the bytes were cut.
+    #[test]
+    fn prefix_errors_are_final(
+        which in 0..REAL.len(),
+        edits in proptest::collection::vec((any::<u16>(), any::<u8>()), 0..4),
+        cut in any::<u16>(),
+    ) {
+        let mut bytes = REAL[which].1.to_vec();
+        for (at, b) in edits {
+            let i = usize::from(at) % bytes.len();
+            bytes[i] = b;
+        }
+        let cut = usize::from(cut) % (bytes.len() + 1);
+        if let Err(e) = parse_client_hello(&bytes[..cut]) {
+            prop_assert_eq!(parse_client_hello(&bytes), Err(e));
+        }
+        if let Err(e) = parse_server_hello(&bytes[..cut]) {
+            prop_assert_eq!(parse_server_hello(&bytes), Err(e));
+        }
     }
 
     /// A synthetic hello split into records of any size parses to the same SNI.

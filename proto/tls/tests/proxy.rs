@@ -217,13 +217,8 @@ fn error_codes() {
     use triproxy_tls::hello::{Field, SniError};
     let c = |e: TlsError| Error::ClientHello(e).log_code().get();
     let s = |e: TlsError| Error::ServerHello(e).log_code().get();
-    assert_eq!(
-        c(TlsError::NotTls {
-            content_type: 71,
-            version: 0
-        }),
-        303
-    );
+    assert_eq!(c(TlsError::NotTls { content_type: 71 }), 303);
+    assert_eq!(c(TlsError::BadRecordVersion { major: 2 }), 303);
     assert_eq!(c(TlsError::TooLarge { len: 20000 }), 304);
     assert_eq!(c(TlsError::UnexpectedMessage { msg_type: 2 }), 312);
     assert_eq!(c(TlsError::TrailingData { len: 1 }), 314);
@@ -241,13 +236,7 @@ fn error_codes() {
     );
     assert_eq!(c(TlsError::BadSni(SniError::BadLabel)), 324);
     assert_eq!(c(TlsError::BadSni(SniError::TooLong { len: 300 })), 325);
-    assert_eq!(
-        s(TlsError::NotTls {
-            content_type: 21,
-            version: 0x0303
-        }),
-        343
-    );
+    assert_eq!(s(TlsError::NotTls { content_type: 21 }), 343);
     assert_eq!(s(TlsError::UnexpectedMessage { msg_type: 1 }), 352);
     assert_eq!(Error::ClientClosed { received: 4 }.log_code().get(), 302);
     assert_eq!(Error::ClientTimeout { received: 5 }.log_code().get(), 305);
