@@ -46,3 +46,8 @@ pub mod sniff;
 pub use hello::{parse_client_hello, parse_server_hello, ClientHello, ServerHello, TlsError};
 pub use proxy::{CheckLevel, Error, Event, ProxyConfig, Request, TlsProxy};
 pub use sniff::{sniff, Sniffed};
+
+/// The README's example, compiled and run as a doctest.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
