@@ -1,6 +1,6 @@
 //! TLS for triproxy without TLS: peek at a ClientHello for its SNI host name, ALPN and
 //! versions ([`hello`]), route a connection by it as 3proxy's `tlspr` service does
-//! ([`proxy`]), and pick a service from a first byte as 3proxy's `auto` does ([`sniff`]).
+//! ([`proxy`]), and pick a service from a first byte as 3proxy's `auto` does ([`mod@sniff`]).
 //!
 //! Nothing is decrypted, nothing is consumed: the hello is forwarded unchanged. The crate
 //! does no I/O, reads no clock (`now` is an argument) and never panics on any input.

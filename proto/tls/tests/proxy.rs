@@ -442,3 +442,61 @@ fn max_peek_holds_any_hello() {
     m.handle_input(t0(), &raw).unwrap();
     assert_eq!(request(&mut m).target.to_string(), "a.test:443");
 }
+
+/// What a driver observes: the request, the error, the final state and the log text.
+fn outcome(cfg: &ProxyConfig, chunks: &[&[u8]]) -> (Option<Request>, Option<Error>, State, String) {
+    let now = t0();
+    let mut m = TlsProxy::new(now, cfg.clone());
+    let mut buf = Vec::new();
+    let mut error = None;
+    for chunk in chunks {
+        buf.extend_from_slice(chunk);
+        match m.handle_input(now, &buf) {
+            Ok(n) => assert_eq!(n, 0),
+            Err(e) => error = Some(e),
+        }
+        if m.state() != State::ReadingHello {
+            break;
+        }
+    }
+    let req = match m.poll_event() {
+        Some(Event::Request(r)) => Some(r),
+        _ => None,
+    };
+    (req, error, m.state(), m.log_text())
+}
+
+proptest::proptest! {
+    /// Mutated real hellos, cut anywhere: the same outcome as in one read, at every check
+    /// level, with and without `-h`.
+    #[test]
+    fn chunking_never_changes_the_outcome(
+        which in 0..REAL.len(),
+        edits in proptest::collection::vec((proptest::prelude::any::<u16>(), proptest::prelude::any::<u8>()), 0..4),
+        cuts in proptest::collection::vec(1usize..64, 1..40),
+        level in 0u32..3,
+        default in proptest::prelude::any::<bool>(),
+    ) {
+        let mut bytes = REAL[which].1.to_vec();
+        for (at, b) in edits {
+            let i = usize::from(at) % bytes.len();
+            bytes[i] = b;
+        }
+        let cfg = ProxyConfig {
+            check: CheckLevel::from_number(level).unwrap(),
+            default_target: default.then(|| "backend.test:443".parse().unwrap()),
+            ..ProxyConfig::default()
+        };
+        let mut pieces = Vec::new();
+        let mut rest = &bytes[..];
+        for c in cuts.iter().cycle() {
+            if rest.is_empty() {
+                break;
+            }
+            let (a, b) = rest.split_at((*c).min(rest.len()));
+            pieces.push(a);
+            rest = b;
+        }
+        proptest::prop_assert_eq!(outcome(&cfg, &[&bytes]), outcome(&cfg, &pieces));
+    }
+}
