@@ -253,6 +253,11 @@ impl Error {
     /// / 325 bad / long host name, 326 ALPN); 100 no target. Server side (level 2) the same
     /// shifted by 40: 342-346, 351-367.
     ///
+    /// 3proxy computes these as a base minus its parsers' return values; for a first
+    /// record of another content type (an HTTP request after `-c1`, an alert from a
+    /// server) its code is the base minus the record's length, not a stable number: here
+    /// it is 303 (343), as for a record version that is not 3.x.
+    ///
     /// ```
     /// use triproxy_tls::proxy::Error;
     /// assert_eq!(Error::ClientClosed { received: 0 }.log_code().get(), 302);
