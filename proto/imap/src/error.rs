@@ -36,7 +36,7 @@ impl BadCredentials {
     }
 }
 
-/// A failed IMAP proxy handshake. See the [module documentation](self).
+/// A failed IMAP proxy handshake: every variant has a 3proxy log code and a readable reason.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Error {
