@@ -14,9 +14,9 @@
 //!
 //! What is not here: knowledge of any particular protocol. A target that needs a driver
 //! for a machine writes it in its own file, so that adding a target never touches this
-//! crate. The project crates are re-exported ([`wire`], [`socks`], [`http`], [`dns`], [`tls`], [`policy`],
-//! [`daemon`]) so that a target file names only this crate and `fuzz-replay` needs no other
-//! dependency.
+//! crate. The project crates are re-exported ([`wire`], [`socks`], [`http`], [`dns`], [`tls`],
+//! [`pop3`], [`imap`], [`smtp`], [`policy`], [`daemon`]) so that a target file names only
+//! this crate and `fuzz-replay` needs no other dependency.
 
 #![forbid(unsafe_code)]
 
@@ -28,7 +28,9 @@ use std::time::Instant;
 pub use triproxy as daemon;
 pub use triproxy_dns as dns;
 pub use triproxy_http as http;
+pub use triproxy_imap as imap;
 pub use triproxy_policy as policy;
+pub use triproxy_pop3 as pop3;
 pub use triproxy_socks as socks;
 pub use triproxy_tls as tls;
 pub use triproxy_wire as wire;

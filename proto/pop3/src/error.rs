@@ -7,7 +7,7 @@
 use crate::login::BadLogin;
 use core::fmt;
 
-/// A failed POP3 proxy handshake. See the [module documentation](self).
+/// A failed POP3 proxy handshake: every variant has a 3proxy log code and a readable reason.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Error {

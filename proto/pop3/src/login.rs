@@ -11,6 +11,9 @@
 //!
 //! Stricter than 3proxy: a port must be decimal 1-65535 (3proxy's `atoi` turns `x` into 0),
 //! the user may not be empty and no byte of the field may be a control character.
+//!
+//! The same module is in `triproxy-imap` (ftp and smtp will want it too): keep the copies equal
+//! until it moves to a shared crate.
 
 use core::fmt;
 use triproxy_wire::TargetAddr;

@@ -12,6 +12,28 @@
 //! [`MAX_SERVER_LINE_LEN`] from the server.
 //!
 //! It is not a policy (it decides no access) and not a relay.
+//!
+//! # Driver contract
+//!
+//! 1. [`Server::new`]`(now, config)`, then drain [`Server::poll_transmit`] (the greeting).
+//! 2. Client bytes: [`Server::handle_input`]`(now, &held)`, drop the `n` consumed bytes
+//!    from the front of `held`, drain [`Server::poll_transmit`] and [`Server::poll_event`].
+//!    If something was consumed and bytes remain, call again (the machine pauses while
+//!    [`MAX_PENDING_OUTPUT`] bytes of answers wait). End of stream: [`Server::handle_eof`].
+//! 3. [`Event::Request`]: auth, ACL, connect; then [`Server::handle_refused`]`(code)` or
+//!    [`Server::handle_connected`]`(now)`. [`Event::StartTls`]: read the server name from
+//!    the held client bytes (a ClientHello; keep them), connect, `handle_connected(now)`.
+//! 4. Server bytes: [`Server::handle_upstream_input`]`(now, &held)`, drop the consumed
+//!    bytes, write [`Server::poll_upstream_transmit`] to the server, drain
+//!    [`Server::poll_transmit`]. End of stream: [`Server::handle_upstream_eof`].
+//! 5. After every call, arm a timer at [`Server::poll_timeout`]; when it is due,
+//!    [`Server::handle_timeout`]`(now)`.
+//! 6. Any `Err` (and `Some` error): flush [`Server::poll_transmit`], log
+//!    [`Error::log_code`], close both sides. [`Server::is_closed`] after QUIT
+//!    ([`Server::outcome`] is `Some(0)`) or a refusal: flush and close.
+//! 7. [`Server::is_established`]: write what [`Server::poll_upstream_transmit`] still
+//!    has, then relay: the held client bytes to the server, the held server bytes to the
+//!    client, then everything else, both ways.
 
 use crate::error::Error;
 use crate::line::{line, starts_with_ci, Line};
