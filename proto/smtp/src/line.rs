@@ -114,9 +114,7 @@ pub fn parse_command(line: &[u8]) -> Command<'_> {
         )
             .parse(after);
         match args {
-            Ok((tail, (Some(mechanism), initial, _))) if tail.is_empty() => {
-                Command::Auth { mechanism, initial }
-            }
+            Ok((&[], (Some(mechanism), initial, _))) => Command::Auth { mechanism, initial },
             _ => Command::Auth {
                 mechanism: b"",
                 initial: None,
@@ -138,7 +136,10 @@ pub struct ReplyLine<'a> {
     pub text: &'a [u8],
 }
 
-fn reply_line(i: &[u8]) -> IResult<&[u8], (&[u8], Option<&[u8]>, &[u8])> {
+/// Code digits, separator, text.
+type ReplyParts<'a> = (&'a [u8], Option<&'a [u8]>, &'a [u8]);
+
+fn reply_line(i: &[u8]) -> IResult<&[u8], ReplyParts<'_>> {
     (
         take_while_m_n(3, 3, |b: u8| b.is_ascii_digit()),
         opt(nom::branch::alt((tag(&b"-"[..]), tag(&b" "[..])))),

@@ -131,6 +131,8 @@ pub struct Request {
 
 /// Something the driver must act on.
 #[derive(Debug, Clone, PartialEq, Eq)]
+// `Connect` carries the target inline (no allocation for the name), as in triproxy-wire.
+#[allow(clippy::large_enum_variant)]
 pub enum Event {
     /// Check and connect; answer with [`Proxy::handle_connected`] or
     /// [`Proxy::handle_refused`].
@@ -372,18 +374,17 @@ impl Proxy {
             };
             used += consumed;
             self.deadline = now.checked_add(self.config.command_timeout);
-            match self.state {
-                State::Command => {
-                    // A mail command with -h: not consumed, it is the relay's first line.
-                    if self.command(line)? {
-                        used -= consumed;
-                        break;
-                    }
-                }
-                State::LoginUser => self.login_user(line, Step::LoginUser)?,
-                State::LoginPassword => self.login_password(line)?,
-                State::PlainResponse => self.plain(line)?,
-                _ => {}
+            let leave = match self.state {
+                State::Command => self.command(line)?,
+                State::LoginUser => self.login_user(line, Step::LoginUser).map(|()| false)?,
+                State::LoginPassword => self.login_password(line).map(|()| false)?,
+                State::PlainResponse => self.plain(line).map(|()| false)?,
+                _ => false,
+            };
+            if leave {
+                // A mail command with -h: not consumed, it is the relay's first line.
+                used -= consumed;
+                break;
             }
         }
         Ok(used)
@@ -443,9 +444,8 @@ impl Proxy {
                         }
                     }
                 } else {
-                    self.to_client.push_back(
-                        b"504 5.5.4 proxy: use AUTH PLAIN or AUTH LOGIN\r\n".to_vec(),
-                    );
+                    self.to_client
+                        .push_back(b"504 5.5.4 proxy: use AUTH PLAIN or AUTH LOGIN\r\n".to_vec());
                 }
             }
             Command::Empty => {
@@ -858,11 +858,7 @@ fn log_text(user: &[u8], target: &TargetAddr, default_port: u16) -> String {
         TargetAddr::Ip(sa) => sa.ip().to_string(),
         TargetAddr::Domain(name, _) => String::from_utf8_lossy(name.as_bytes()).into_owned(),
     };
-    let mut text = format!(
-        "{}@{}",
-        clean(&String::from_utf8_lossy(user)),
-        clean(&host)
-    );
+    let mut text = format!("{}@{}", clean(&String::from_utf8_lossy(user)), clean(&host));
     if target.port() != default_port {
         text.push_str(&format!(":{}", target.port()));
     }
@@ -885,8 +881,14 @@ mod tests {
         assert_eq!(target.port(), 587);
         assert_eq!(split_user(b"u", &config), Err(CredentialsError::NoServer));
         assert_eq!(split_user(b"@h", &config), Err(CredentialsError::EmptyUser));
-        assert_eq!(split_user(b"u@h:0", &config), Err(CredentialsError::BadPort));
-        assert_eq!(split_user(b"u@h:x", &config), Err(CredentialsError::BadPort));
+        assert_eq!(
+            split_user(b"u@h:0", &config),
+            Err(CredentialsError::BadPort)
+        );
+        assert_eq!(
+            split_user(b"u@h:x", &config),
+            Err(CredentialsError::BadPort)
+        );
         assert_eq!(split_user(b"u@", &config), Err(CredentialsError::NoServer));
         let config = Config {
             default_target: Some("10.0.0.1:25".parse().unwrap()),
@@ -894,7 +896,10 @@ mod tests {
             ..Config::default()
         };
         let (user, target) = split_user(b"u@x", &config).unwrap();
-        assert_eq!((user.as_slice(), target.to_string()), (&b"u@x"[..], "10.0.0.1:25".into()));
+        assert_eq!(
+            (user.as_slice(), target.to_string()),
+            (&b"u@x"[..], "10.0.0.1:25".into())
+        );
         let (_, target) = split_user(b"u#:2525", &config).unwrap();
         assert_eq!(target.to_string(), "10.0.0.1:2525");
         let (_, target) = split_user(b"u#h", &config).unwrap();
