@@ -14,7 +14,7 @@
 //!
 //! What is not here: knowledge of any particular protocol. A target that needs a driver
 //! for a machine writes it in its own file, so that adding a target never touches this
-//! crate. The project crates are re-exported ([`wire`], [`socks`], [`http`], [`dns`], [`policy`],
+//! crate. The project crates are re-exported ([`wire`], [`socks`], [`http`], [`dns`], [`smtp`], [`policy`],
 //! [`daemon`]) so that a target file names only this crate and `fuzz-replay` needs no other
 //! dependency.
 
@@ -29,6 +29,7 @@ pub use triproxy as daemon;
 pub use triproxy_dns as dns;
 pub use triproxy_http as http;
 pub use triproxy_policy as policy;
+pub use triproxy_smtp as smtp;
 pub use triproxy_socks as socks;
 pub use triproxy_wire as wire;
 
