@@ -559,10 +559,11 @@ impl Proxy {
         self.deadline = None;
     }
 
-    /// The driver refused the [`Event::Connect`] (or could not connect) with this 3proxy
-    /// code; the client gets the SMTP answer of [`refusal_reply`] and the machine is done.
+    /// The driver refused the [`Event::Connect`] (or could not connect, or gives up during
+    /// the upstream handshake) with this 3proxy code; the client gets the SMTP answer of
+    /// [`refusal_reply`] and the machine is done. Ignored in any other state.
     pub fn handle_refused(&mut self, code: LogCode) {
-        if self.state == State::Connecting {
+        if self.state == State::Connecting || self.upstream_reading() {
             self.fail(refusal_reply(code));
         }
     }

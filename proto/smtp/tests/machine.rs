@@ -696,3 +696,39 @@ fn nothing_is_consumed_after_connect() {
     assert_eq!(p.handle_input(now, b"RCPT TO:<x>\r\n"), Ok(0));
     assert_eq!(p.handle_upstream_input(now, b"250 x\r\n"), Ok(0));
 }
+
+#[test]
+fn plain_forms_accepted() {
+    // authzid equal to the user, and a delimiter inside the user name.
+    let client = format!("AUTH PLAIN {}\r\n", b64(b"a@b@h\0a@b@h\0pw"));
+    let r = whole(Config::default(), client.as_bytes(), Decision::Connect, b"");
+    let req = connect_event(&r);
+    assert_eq!(req.credentials.as_ref().unwrap().user, b"a@b");
+    assert_eq!(req.target.to_string(), "h:587");
+    // `=` is an empty initial response: not a valid PLAIN response.
+    let r = whole(
+        Config::default(),
+        b"AUTH PLAIN =\r\n",
+        Decision::Connect,
+        b"",
+    );
+    assert_eq!(code(&r), 668);
+    // Unpadded base64 is accepted.
+    let text = b64(b"\0u@h\0p");
+    let client = format!("AUTH PLAIN {}\r\n", text.trim_end_matches('='));
+    let r = whole(Config::default(), client.as_bytes(), Decision::Connect, b"");
+    assert_eq!(r.error, None);
+    assert_eq!(r.state, State::Greeting);
+}
+
+#[test]
+fn refusal_during_the_upstream_handshake() {
+    let now = common::t0();
+    let mut p = Proxy::new(now, Config::default(), client_ip());
+    p.handle_input(now, &plain_ir()).unwrap();
+    p.handle_connected(now);
+    p.handle_upstream_input(now, b"220 hi\r\n").unwrap();
+    p.handle_refused(LogCode(92));
+    assert!(p.is_done());
+    assert_eq!(p.poll_timeout(), None);
+}
