@@ -7,7 +7,7 @@
 //! says `235`, passes that answer to the client and leaves the rest to a relay.
 //!
 //! The crate does no I/O and reads no clock: bytes and `now` go in, bytes for either
-//! side, events and deadlines come out. [`Proxy`] is the machine, [`line`] the line
+//! side, events and deadlines come out. [`Proxy`] is the machine, [`mod@line`] the line
 //! parsers it uses, [`Error`] the failures with 3proxy's log codes (617, 662-683).
 //!
 //! # A session driven by hand
