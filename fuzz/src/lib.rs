@@ -31,6 +31,7 @@ pub use triproxy_http as http;
 pub use triproxy_imap as imap;
 pub use triproxy_policy as policy;
 pub use triproxy_pop3 as pop3;
+pub use triproxy_smtp as smtp;
 pub use triproxy_socks as socks;
 pub use triproxy_tls as tls;
 pub use triproxy_wire as wire;
