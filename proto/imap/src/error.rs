@@ -5,8 +5,8 @@
 //! Not here: failures the driver decides (ACL, authentication, connect), which it logs with
 //! its own codes and answers through [`crate::Server::handle_refused`].
 
-use crate::login::BadLogin;
 use core::fmt;
+use triproxy_wire::login::BadLogin;
 
 /// What is wrong with a LOGIN or AUTHENTICATE command (all log code 693).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

@@ -49,12 +49,11 @@
 mod base64;
 mod error;
 mod line;
-mod login;
 pub mod server;
 mod syntax;
 
 pub use error::{BadCredentials, Error};
-pub use login::{BadLogin, ProxyCredentials, MAX_HOST_LEN};
 pub use server::{Config, Event, Method, Request, Server, State};
 pub use syntax::MAX_TAG_LEN;
+pub use triproxy_wire::login::{BadLogin, ProxyCredentials, MAX_HOST_LEN};
 pub use triproxy_wire::{LogCode, TargetAddr};

@@ -44,12 +44,12 @@
 use crate::base64;
 use crate::error::{BadCredentials, Error};
 use crate::line::{line, starts_with_ci, Line};
-use crate::login::{parse_login, ProxyCredentials};
 use crate::syntax::{self, ArgError};
 use core::fmt;
 use core::time::Duration;
 use std::collections::VecDeque;
 use std::time::Instant;
+use triproxy_wire::login::{parse_login, ProxyCredentials};
 use triproxy_wire::{LogCode, TargetAddr};
 
 /// The hard cap on a client line, CR LF included (3proxy reads 2038 bytes).

@@ -4,8 +4,8 @@
 //! Not here: failures the driver decides (ACL, authentication, connect), which it logs with
 //! its own codes and answers through [`crate::Server::handle_refused`].
 
-use crate::login::BadLogin;
 use core::fmt;
+use triproxy_wire::login::BadLogin;
 
 /// A failed POP3 proxy handshake: every variant has a 3proxy log code and a readable reason.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

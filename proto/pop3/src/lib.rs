@@ -49,10 +49,9 @@
 
 mod error;
 mod line;
-mod login;
 pub mod server;
 
 pub use error::Error;
-pub use login::{BadLogin, ProxyCredentials, MAX_HOST_LEN};
 pub use server::{Config, Event, Request, Server, State};
+pub use triproxy_wire::login::{BadLogin, ProxyCredentials, MAX_HOST_LEN};
 pub use triproxy_wire::{LogCode, TargetAddr};

@@ -37,10 +37,10 @@
 
 use crate::error::Error;
 use crate::line::{line, starts_with_ci, Line};
-use crate::login::{parse_login, ProxyCredentials};
 use core::time::Duration;
 use std::collections::VecDeque;
 use std::time::Instant;
+use triproxy_wire::login::{parse_login, ProxyCredentials};
 use triproxy_wire::{LogCode, TargetAddr};
 
 /// The hard cap on a client line, CR LF included. RFC 1939 allows 255 bytes for a command;

@@ -12,11 +12,11 @@
 //! Stricter than 3proxy: a port must be decimal 1-65535 (3proxy's `atoi` turns `x` into 0),
 //! the user may not be empty and no byte of the field may be a control character.
 //!
-//! The same module is in `triproxy-pop3` (ftp and smtp will want it too): keep the copies equal
-//! until it moves to a shared crate.
+//! Shared by the POP3 and IMAP proxies (and the FTP and SMTP ones to come), so that every
+//! mail proxy reads the field the same way.
 
+use crate::TargetAddr;
 use core::fmt;
-use triproxy_wire::TargetAddr;
 
 /// The longest host name accepted, as 3proxy (`parsehostname`: 253).
 pub const MAX_HOST_LEN: usize = 253;
@@ -44,10 +44,14 @@ impl fmt::Debug for ProxyCredentials {
 
 /// A parsed login field.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Login {
+pub struct Login {
+    /// The server to log in to.
     pub target: TargetAddr,
+    /// The user name on that server.
     pub user: Vec<u8>,
+    /// Credentials for the proxy, from the `proxyuser:proxypass:user` form.
     pub proxy: Option<ProxyCredentials>,
+    /// What 3proxy logs as `%T`: `user@host`, with `:port` when not the default.
     pub log_text: String,
 }
 
@@ -90,7 +94,7 @@ impl fmt::Display for BadLogin {
 }
 
 /// Reads `field` (the argument of USER, or an IMAP login name).
-pub(crate) fn parse_login(
+pub fn parse_login(
     field: &[u8],
     delimiter: u8,
     default_target: Option<&TargetAddr>,
