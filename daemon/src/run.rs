@@ -115,6 +115,10 @@ pub fn policy_of(
             // `ServiceKind::datagram`, and this field is not read.
             ServiceKind::UdpPm { .. } | ServiceKind::DnsPr(_) => FrontProtocol::Socks,
             ServiceKind::Pop3p(m) => FrontProtocol::Pop3(m.clone()),
+            ServiceKind::Smtpp(m) => FrontProtocol::Smtp(m.clone()),
+            ServiceKind::Imapp(m) => FrontProtocol::Imap(m.clone()),
+            ServiceKind::Tlspr(t) => FrontProtocol::Tls(t.clone()),
+            ServiceKind::Auto(t) => FrontProtocol::Auto(t.clone()),
         },
         auth: service.auth.clone(),
         acl: Arc::from(service.acl.clone()),

@@ -487,7 +487,6 @@ fn unsupported_3proxy_commands_are_told_apart_from_unknown_words() {
         "rotate 30",
         "archiver gz /bin/gzip %F",
         "admin",
-        "tlspr",
         "writable",
         "plugin lib.so func",
         "ssl_mitm",
@@ -675,7 +674,7 @@ fn standalone_form() {
     );
     assert!(
         e.to_string().ends_with(
-            "unknown service `sox` (triproxy runs: socks, proxy, tcppm, udppm, dnspr, pop3p)"
+            "unknown service `sox` (triproxy runs: socks, proxy, tcppm, udppm, dnspr, pop3p, smtpp, imapp, tlspr, auto)"
         ),
         "{e}"
     );
@@ -1051,4 +1050,52 @@ fn udppm_and_dnspr_take_their_own_meaning_of_s_and_f() {
         config_util::parse("socks -F1.2.3.4\n").unwrap_err().kind,
         ConfigErrorKind::UnsupportedOption { .. }
     ));
+}
+
+#[test]
+fn mail_and_tls_proxies_take_their_options() {
+    let cfg = config_util::parse(
+        "smtpp -p2525 -x -hmail.example\nimapp -h127.0.0.1:1143\ntlspr -P8443 -c2 -hfallback.example\nauto\n",
+    )
+    .unwrap();
+    let [smtp, imap, tls, auto] = &cfg.services[..] else {
+        panic!("four services")
+    };
+    let ServiceKind::Smtpp(m) = &smtp.kind else {
+        panic!()
+    };
+    assert!(!m.starttls);
+    assert_eq!(
+        m.default_target,
+        Some(TargetAddr::Domain(
+            DomainName::new(b"mail.example").unwrap(),
+            587
+        ))
+    );
+    assert_eq!(smtp.listen.port(), 2525);
+    let ServiceKind::Imapp(m) = &imap.kind else {
+        panic!()
+    };
+    assert_eq!(imap.listen.port(), 143);
+    assert_eq!(
+        m.default_target,
+        Some(TargetAddr::Ip("127.0.0.1:1143".parse().unwrap()))
+    );
+    let ServiceKind::Tlspr(t) = &tls.kind else {
+        panic!()
+    };
+    assert_eq!((t.port, t.check, tls.listen.port()), (8443, 2, 1443));
+    assert_eq!(auto.listen.port(), 8080);
+    for (line, want) in [
+        ("tlspr -c3", "TLS certificate checks"),
+        ("tlspr -Xpop3", "plaintext protocol before STARTTLS"),
+        ("tlspr -c9", "invalid service option `-c9`"),
+        ("tlspr -P0", "not a valid"),
+        ("pop3p -x1", "`-x1`"),
+    ] {
+        let e = config_util::parse(&format!("{line}\n"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains(want), "{line}: {e}");
+    }
 }

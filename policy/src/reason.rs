@@ -61,6 +61,14 @@ pub enum Reason {
     Exchange(triproxy_http::exchange::ExchangeError),
     /// The POP3 proxy's exchange failed (3proxy 611-623).
     Pop3(triproxy_pop3::Error),
+    /// The SMTP proxy's exchange failed (3proxy 662-682).
+    Smtp(triproxy_smtp::Error),
+    /// The IMAP proxy's exchange failed (3proxy 692-699).
+    Imap(triproxy_imap::Error),
+    /// The TLS proxy's ClientHello or ServerHello check failed (3proxy 302-367, 100).
+    Tls(triproxy_tls::Error),
+    /// `auto`: the client sent nothing in time to choose a protocol by (801).
+    NoFirstByte,
     /// A DNS proxy query failed or was not resolved: 3proxy's `dnspr` code (813-888; see
     /// [`triproxy_dns::proxy`]).
     Dns(LogCode),
@@ -144,6 +152,10 @@ impl fmt::Display for Reason {
                 f.write_str("client closed the connection before the request was answered")
             }
             Reason::Pop3(e) => write!(f, "POP3: {e}"),
+            Reason::Smtp(e) => write!(f, "SMTP: {e}"),
+            Reason::Imap(e) => write!(f, "IMAP: {e}"),
+            Reason::Tls(e) => write!(f, "TLS: {e}"),
+            Reason::NoFirstByte => f.write_str("auto: no first byte in time"),
             Reason::Dns(code) => match code.0 {
                 888 => f.write_str("DNS: name not resolved (NXDOMAIN or SERVFAIL answered)"),
                 813 => f.write_str("DNS: receiving the query failed"),

@@ -48,6 +48,15 @@ pub enum FrontProtocol {
     PortMap(TargetAddr),
     /// The POP3 proxy (3proxy `pop3p`): the target comes from `USER user@host[:port]`.
     Pop3(MailOptions),
+    /// The SMTP proxy (3proxy `smtpp`): the target comes from the `AUTH` user name.
+    Smtp(MailOptions),
+    /// The IMAP proxy (3proxy `imapp`): the target comes from `LOGIN user@host[:port]`.
+    Imap(MailOptions),
+    /// The TLS SNI proxy (3proxy `tlspr`): the target is the ClientHello's server name.
+    Tls(TlsOptions),
+    /// 3proxy `auto`: the first byte chooses SOCKS (4 or 5), TLS (0x16, as `tlspr`) or
+    /// the HTTP proxy.
+    Auto(TlsOptions),
 }
 
 /// The options of a mail proxy service (`pop3p`, `smtpp`, `imapp`).
@@ -90,7 +99,11 @@ impl FrontProtocol {
             FrontProtocol::Socks
             | FrontProtocol::Http
             | FrontProtocol::PortMap(_)
-            | FrontProtocol::Pop3(_) => ListenerKind::Stream,
+            | FrontProtocol::Pop3(_)
+            | FrontProtocol::Smtp(_)
+            | FrontProtocol::Imap(_)
+            | FrontProtocol::Tls(_)
+            | FrontProtocol::Auto(_) => ListenerKind::Stream,
         }
     }
 }

@@ -62,7 +62,7 @@ use crate::udp::{AssociationPlan, STRANGER_CODE};
 
 mod forward;
 pub use crate::relay::{RelayEnd, RelayPlan, RelayReport};
-use crate::service::{FrontProtocol, RelayMode, ServicePolicy, SourceAddrs};
+use crate::service::{RelayMode, ServicePolicy, SourceAddrs};
 use arrayvec::ArrayVec;
 use core::time::Duration;
 use std::collections::VecDeque;
@@ -363,6 +363,9 @@ pub struct Session {
     rule: Option<usize>,
     /// Plain HTTP forwarding, once the connection is in it.
     forward: Option<Box<forward::Forwarding>>,
+    /// 3proxy's service name of the front that made the request (for `auto`, the one its
+    /// first byte chose).
+    service: Option<&'static str>,
     intents: VecDeque<Intent>,
 }
 
@@ -376,7 +379,7 @@ impl Session {
         local: SocketAddr,
         time: CivilTime,
     ) -> Self {
-        let front = Front::new(now, &policy);
+        let front = Front::new(now, &policy, client);
         let mut session = Session {
             policy,
             front: Some(front),
@@ -399,6 +402,7 @@ impl Session {
             quota: Quota::default(),
             rule: None,
             forward: None,
+            service: None,
             intents: VecDeque::new(),
         };
         session.take_ready_events(now);
@@ -847,6 +851,11 @@ impl Session {
             self.credentials = Some(c);
         }
         self.version = self.front.as_ref().and_then(|f| f.version());
+        // (A forwarding connection's later requests come without the front: the name
+        // stays the one its first request set.)
+        if let Some(f) = self.front.as_ref() {
+            self.service = Some(f.service_name(&self.policy.protocol));
+        }
         self.request = Some(request);
     }
 
@@ -1196,7 +1205,8 @@ impl Session {
                     _ => Operation::HttpOther,
                 }
             }
-            _ if matches!(self.policy.protocol, FrontProtocol::Http) => Operation::HttpConnect,
+            // An HTTP proxy's CONNECT, also when `auto` chose the HTTP front.
+            _ if self.service == Some("PROXY") => Operation::HttpConnect,
             _ => Operation::Connect,
         }
     }
@@ -1280,7 +1290,10 @@ impl Session {
         let version = self
             .version
             .or_else(|| self.front.as_ref().and_then(|f| f.version()));
-        let service = service_name(&self.policy.protocol, version);
+        let service = self.service.unwrap_or_else(|| match self.front.as_ref() {
+            Some(f) => f.service_name(&self.policy.protocol),
+            None => service_name(&self.policy.protocol, version),
+        });
         LogRecord {
             service,
             listen_port: self.policy.listen_port,

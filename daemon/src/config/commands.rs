@@ -73,6 +73,10 @@ pub(crate) enum Supported {
     UdpPm,
     DnsPr,
     Pop3p,
+    Smtpp,
+    Imapp,
+    Tlspr,
+    Auto,
     Service,
     Include,
     End,
@@ -118,6 +122,10 @@ const SUPPORTED: &[(&str, Supported, Arity)] = &[
     ("udppm", Supported::UdpPm, Arity::at_least(3)),
     ("dnspr", Supported::DnsPr, Arity::at_least(0)),
     ("pop3p", Supported::Pop3p, Arity::at_least(0)),
+    ("smtpp", Supported::Smtpp, Arity::at_least(0)),
+    ("imapp", Supported::Imapp, Arity::at_least(0)),
+    ("tlspr", Supported::Tlspr, Arity::at_least(0)),
+    ("auto", Supported::Auto, Arity::at_least(0)),
     ("service", Supported::Service, Arity::exactly(0)),
     ("include", Supported::Include, Arity::exactly(1)),
     ("end", Supported::End, Arity::exactly(0)),
@@ -131,10 +139,6 @@ const SUPPORTED: &[(&str, Supported, Arity)] = &[
 /// Every other 3proxy 1.0 command (3proxy.md section 5), which triproxy does not run yet.
 const NOT_YET: &[&str] = &[
     // services
-    "smtpp",
-    "imapp",
-    "tlspr",
-    "auto",
     "ftppr",
     "admin",
     // addresses, sockets, capacity

@@ -40,7 +40,7 @@ pub use names::{NamesConfig, MAX_NSCACHE, MAX_NSRECORDS, MIN_NSCACHE};
 pub use lexer::SyntaxError;
 /// 3proxy's `needuser` service option (`-u` = `Never`, `-u1` = `IfOffered`, `-u2` =
 /// `Required`), shared with the policy crate.
-pub use triproxy_policy::service::{MailOptions, NeedUser, SourceAddrs};
+pub use triproxy_policy::service::{MailOptions, NeedUser, SourceAddrs, TlsOptions};
 
 use crate::logformat::{LogFormat, LogFormatError};
 use core::fmt;
@@ -254,11 +254,21 @@ pub enum ServiceKind {
     DnsPr(triproxy_dns::proxy::ProxyConfig),
     /// The POP3 proxy (3proxy `pop3p`, port 110): `-hHOST[:PORT]`, `-x`.
     Pop3p(MailOptions),
+    /// The SMTP proxy (3proxy `smtpp`, port 587 as in 3proxy's code): `-h`, `-x`.
+    Smtpp(MailOptions),
+    /// The IMAP proxy (3proxy `imapp`, port 143): `-h`, `-x`.
+    Imapp(MailOptions),
+    /// The TLS SNI proxy (3proxy `tlspr`, port 1443): `-PPORT`, `-cN`, `-h`.
+    Tlspr(TlsOptions),
+    /// 3proxy `auto` (port 8080): SOCKS, HTTP proxy or `tlspr` by the first byte.
+    Auto(TlsOptions),
 }
 
 impl ServiceKind {
     /// The commands of every service triproxy runs.
-    pub const COMMANDS: [&'static str; 6] = ["socks", "proxy", "tcppm", "udppm", "dnspr", "pop3p"];
+    pub const COMMANDS: [&'static str; 10] = [
+        "socks", "proxy", "tcppm", "udppm", "dnspr", "pop3p", "smtpp", "imapp", "tlspr", "auto",
+    ];
 
     /// The 3proxy command that starts it.
     pub fn command(&self) -> &'static str {
@@ -269,6 +279,10 @@ impl ServiceKind {
             ServiceKind::UdpPm { .. } => "udppm",
             ServiceKind::DnsPr(_) => "dnspr",
             ServiceKind::Pop3p(_) => "pop3p",
+            ServiceKind::Smtpp(_) => "smtpp",
+            ServiceKind::Imapp(_) => "imapp",
+            ServiceKind::Tlspr(_) => "tlspr",
+            ServiceKind::Auto(_) => "auto",
         }
     }
 
@@ -286,6 +300,10 @@ impl ServiceKind {
             ServiceKind::TcpPm { .. } | ServiceKind::UdpPm { .. } => None,
             ServiceKind::DnsPr(_) => Some(DEFAULT_DNSPR_PORT),
             ServiceKind::Pop3p(_) => Some(110),
+            ServiceKind::Smtpp(_) => Some(587),
+            ServiceKind::Imapp(_) => Some(143),
+            ServiceKind::Tlspr(_) => Some(1443),
+            ServiceKind::Auto(_) => Some(8080),
         }
     }
 
@@ -301,7 +319,11 @@ impl ServiceKind {
             ServiceKind::Socks
             | ServiceKind::Proxy
             | ServiceKind::TcpPm { .. }
-            | ServiceKind::Pop3p(_) => None,
+            | ServiceKind::Pop3p(_)
+            | ServiceKind::Smtpp(_)
+            | ServiceKind::Imapp(_)
+            | ServiceKind::Tlspr(_)
+            | ServiceKind::Auto(_) => None,
         }
     }
 }

@@ -30,8 +30,8 @@ use triproxy_policy::bandlim::BandLimits;
 use triproxy_policy::connlim::ConnLimits;
 use triproxy_policy::parent::{ParentError, ParentHop};
 use triproxy_policy::quota::Quotas;
-use triproxy_policy::service::MailOptions;
 use triproxy_policy::service::{Anonymity, Timeouts, DEFAULT_TIMEOUTS, TIMEOUT_COUNT};
+use triproxy_policy::service::{MailOptions, TlsOptions};
 use triproxy_policy::users::Users;
 use triproxy_wire::TargetAddr;
 
@@ -432,7 +432,11 @@ impl Parser {
             | Supported::TcpPm
             | Supported::UdpPm
             | Supported::DnsPr
-            | Supported::Pop3p => self.start_service(here, command, &args)?,
+            | Supported::Pop3p
+            | Supported::Smtpp
+            | Supported::Imapp
+            | Supported::Tlspr
+            | Supported::Auto => self.start_service(here, command, &args)?,
             Supported::Service => {}
             Supported::NServer => {
                 self.names
@@ -580,6 +584,16 @@ fn service_line<'a>(
             default_target: None,
             starttls: true,
         }),
+        "smtpp" => ServiceKind::Smtpp(MailOptions {
+            default_target: None,
+            starttls: true,
+        }),
+        "imapp" => ServiceKind::Imapp(MailOptions {
+            default_target: None,
+            starttls: true,
+        }),
+        "tlspr" => ServiceKind::Tlspr(TlsOptions::default()),
+        "auto" => ServiceKind::Auto(TlsOptions::default()),
         "tcppm" | "udppm" => {
             let options = args.iter().take_while(|a| a.starts_with('-')).count();
             let (options, positional) = args.split_at(options);
@@ -620,7 +634,14 @@ fn service_line<'a>(
 
 /// Whether `kind` is a mail or TLS proxy (they take `-hHOST[:PORT]`).
 fn mail_or_tls(kind: &ServiceKind) -> bool {
-    matches!(kind, ServiceKind::Pop3p(_))
+    matches!(
+        kind,
+        ServiceKind::Pop3p(_)
+            | ServiceKind::Smtpp(_)
+            | ServiceKind::Imapp(_)
+            | ServiceKind::Tlspr(_)
+            | ServiceKind::Auto(_)
+    )
 }
 
 /// `-hHOST[:PORT]`: an IP address or a host name, with `default_port` when none is given
@@ -922,17 +943,56 @@ fn apply_options(
             'h' if mail_or_tls(&svc.kind) => {
                 let default_port = match &svc.kind {
                     ServiceKind::Pop3p(_) => 110,
+                    ServiceKind::Smtpp(_) => 587,
+                    ServiceKind::Imapp(_) => 143,
                     _ => 443,
                 };
                 let target = parse_default_host(value, default_port).ok_or_else(invalid)?;
-                if let ServiceKind::Pop3p(m) = &mut svc.kind {
-                    m.default_target = Some(target);
+                match &mut svc.kind {
+                    ServiceKind::Pop3p(m) | ServiceKind::Smtpp(m) | ServiceKind::Imapp(m) => {
+                        m.default_target = Some(target)
+                    }
+                    ServiceKind::Tlspr(t) | ServiceKind::Auto(t) => t.default_target = Some(target),
+                    _ => {}
                 }
             }
-            'x' if value.is_empty() && matches!(svc.kind, ServiceKind::Pop3p(_)) => {
-                if let ServiceKind::Pop3p(m) = &mut svc.kind {
+            'x' if value.is_empty()
+                && matches!(
+                    svc.kind,
+                    ServiceKind::Pop3p(_) | ServiceKind::Smtpp(_) | ServiceKind::Imapp(_)
+                ) =>
+            {
+                if let ServiceKind::Pop3p(m) | ServiceKind::Smtpp(m) | ServiceKind::Imapp(m) =
+                    &mut svc.kind
+                {
                     m.starttls = false;
                 }
+            }
+            'P' if matches!(svc.kind, ServiceKind::Tlspr(_) | ServiceKind::Auto(_)) => {
+                let port = parse_numbered_port(value, "-P (destination port)", 1)?;
+                if let ServiceKind::Tlspr(t) | ServiceKind::Auto(t) = &mut svc.kind {
+                    t.port = port;
+                }
+            }
+            'c' if matches!(svc.kind, ServiceKind::Tlspr(_) | ServiceKind::Auto(_)) => {
+                let level = match value {
+                    "" => 1,
+                    "0" | "1" | "2" => value.parse::<u8>().map_err(|_| invalid())?,
+                    "3" | "4" => {
+                        return Err(ConfigErrorKind::NotSupportedYet {
+                            feature: format!("TLS certificate checks (`{arg}`)"),
+                        })
+                    }
+                    _ => return Err(invalid()),
+                };
+                if let ServiceKind::Tlspr(t) | ServiceKind::Auto(t) = &mut svc.kind {
+                    t.check = level;
+                }
+            }
+            'X' if matches!(svc.kind, ServiceKind::Tlspr(_)) => {
+                return Err(ConfigErrorKind::NotSupportedYet {
+                    feature: format!("a plaintext protocol before STARTTLS (`{arg}`)"),
+                })
             }
             // `-n` (no NTLM) is a no-op in 3proxy 1.0 and still in its sample configs.
             'n' if value.is_empty() => {}

@@ -12,10 +12,13 @@
 //! errors to one vocabulary ([`FrontEvent`], [`FrontFailure`]) and a refusal's 3proxy log
 //! code to the protocol's answer (a SOCKS5 REP, an HTTP status).
 
+mod tls;
 mod upstream;
 
+pub(crate) use tls::tls_failure;
+
 use crate::reason::{ParentCause, Reason};
-use crate::service::{FrontProtocol, NeedUser, ServicePolicy};
+use crate::service::{FrontProtocol, NeedUser, ServicePolicy, TlsOptions};
 use crate::session::{BindError, ConnectError};
 use std::net::SocketAddr;
 use std::time::Instant;
@@ -125,6 +128,10 @@ pub(crate) enum Front {
     Http(Box<ProxyServer>),
     /// A mail proxy, which logs in upstream itself ([`upstream::LoginFront`]).
     Login(Box<upstream::Chunked>),
+    /// The TLS SNI proxy.
+    Tls(Box<tls::TlsFront>),
+    /// `auto` before the first byte.
+    Auto(Box<tls::Auto>),
     /// The port mapper (3proxy `tcppm`): no handshake. Its one request, to the configured
     /// target, is ready from the start and taken by the first [`Front::poll_event`]; it
     /// reads nothing (client bytes stay unread until the relay carries them to the
@@ -134,31 +141,12 @@ pub(crate) enum Front {
 
 impl Front {
     /// The machine for `policy`'s protocol, started at `now`.
-    pub fn new(now: Instant, policy: &ServicePolicy) -> Self {
+    pub fn new(now: Instant, policy: &ServicePolicy, client: SocketAddr) -> Self {
         match &policy.protocol {
-            FrontProtocol::Socks => {
-                let methods = match policy.needuser {
-                    NeedUser::Never => MethodPolicy::NoAuth,
-                    NeedUser::Required => MethodPolicy::Password,
-                    NeedUser::IfOffered if policy.auth.needs_password() => MethodPolicy::Password,
-                    NeedUser::IfOffered => MethodPolicy::NoAuthOrPassword,
-                };
-                Front::Socks(Box::new(Server::new(
-                    now,
-                    ServerConfig {
-                        methods,
-                        allow_v4: true,
-                        allow_v5: true,
-                        handshake_timeout: policy.timeouts.handshake,
-                    },
-                )))
+            FrontProtocol::Socks => Front::Socks(Box::new(Server::new(now, socks_config(policy)))),
+            FrontProtocol::Http => {
+                Front::Http(Box::new(ProxyServer::new(now, http_config(policy))))
             }
-            FrontProtocol::Http => Front::Http(Box::new(ProxyServer::new(
-                now,
-                ProxyServerConfig {
-                    head_timeout: policy.timeouts.handshake,
-                },
-            ))),
             FrontProtocol::PortMap(target) => Front::PortMap(Some(port_map_request(target))),
             FrontProtocol::Pop3(options) => {
                 let machine = triproxy_pop3::Server::new(
@@ -171,8 +159,45 @@ impl Front {
                         ..triproxy_pop3::Config::default()
                     },
                 );
-                Front::Login(Box::new(upstream::Chunked::new(Box::new(machine))))
+                login(machine, policy)
             }
+            FrontProtocol::Imap(options) => {
+                let machine = triproxy_imap::Server::new(
+                    now,
+                    triproxy_imap::Config {
+                        default_target: options.default_target.clone(),
+                        starttls: options.starttls,
+                        client_timeout: policy.timeouts.handshake,
+                        server_timeout: policy.timeouts.string_long,
+                        ..triproxy_imap::Config::default()
+                    },
+                );
+                login(machine, policy)
+            }
+            FrontProtocol::Smtp(options) => {
+                let machine = triproxy_smtp::Proxy::new(
+                    now,
+                    triproxy_smtp::Config {
+                        default_target: options.default_target.clone(),
+                        starttls: options.starttls,
+                        command_timeout: policy.timeouts.handshake,
+                        reply_timeout: policy.timeouts.string_long,
+                        ..triproxy_smtp::Config::default()
+                    },
+                    client.ip(),
+                );
+                login(machine, policy)
+            }
+            FrontProtocol::Tls(options) => Front::Tls(Box::new(tls::TlsFront::new(
+                now,
+                tls_config(options, policy),
+            ))),
+            FrontProtocol::Auto(options) => Front::Auto(Box::new(tls::Auto {
+                socks: socks_config(policy),
+                http: http_config(policy),
+                tls: tls_config(options, policy),
+                deadline: now.checked_add(policy.timeouts.handshake),
+            })),
         }
     }
 
@@ -185,7 +210,15 @@ impl Front {
             Front::Http(h) => http_input(h, now, input),
             // Nothing to parse: every byte is the client's data for the target.
             Front::PortMap(_) => Ok(0),
-            Front::Login(l) => l.machine.handle_input(now, input),
+            Front::Login(l) => l.handle_input(now, input),
+            Front::Tls(t) => t.handle_input(now, input),
+            Front::Auto(a) => match input.first() {
+                None => Ok(0),
+                Some(&first) => {
+                    *self = a.choose(now, first);
+                    self.handle_input(now, input)
+                }
+            },
         }
     }
 
@@ -225,7 +258,9 @@ impl Front {
                 with_credentials(request, r.credentials)
             }),
             Front::PortMap(request) => request.take().map(FrontEvent::Request),
-            Front::Login(l) => l.machine.poll_request().map(FrontEvent::Request),
+            Front::Login(l) => l.poll_request().map(FrontEvent::Request),
+            Front::Tls(t) => t.poll_request().map(FrontEvent::Request),
+            Front::Auto(_) => None,
         }
     }
 
@@ -238,7 +273,9 @@ impl Front {
             ),
             Front::Http(h) => h.state() == ProxyState::ReadingHead,
             Front::PortMap(_) => false,
-            Front::Login(l) => l.machine.wants_input(),
+            Front::Login(l) => l.wants_input(),
+            Front::Tls(t) => t.wants_input(),
+            Front::Auto(_) => true,
         }
     }
 
@@ -248,6 +285,8 @@ impl Front {
             Front::Http(h) => h.poll_transmit(),
             Front::PortMap(_) => None,
             Front::Login(l) => l.poll_transmit(),
+            Front::Tls(t) => t.poll_transmit(),
+            Front::Auto(_) => None,
         }
     }
 
@@ -256,7 +295,9 @@ impl Front {
             Front::Socks(s) => s.poll_timeout(),
             Front::Http(h) => h.poll_timeout(),
             Front::PortMap(_) => None,
-            Front::Login(l) => l.machine.poll_timeout(),
+            Front::Login(l) => l.poll_timeout(),
+            Front::Tls(t) => t.poll_timeout(),
+            Front::Auto(a) => a.deadline,
         }
     }
 
@@ -265,7 +306,9 @@ impl Front {
             Front::Socks(s) => s.handle_timeout(now).map(FrontFailure::socks),
             Front::Http(h) => h.handle_timeout(now).map(|e| http_failure(&e)),
             Front::PortMap(_) => None,
-            Front::Login(l) => l.machine.handle_timeout(now),
+            Front::Login(l) => l.handle_timeout(now),
+            Front::Tls(t) => t.handle_timeout(now),
+            Front::Auto(a) => a.timeout(now),
         }
     }
 
@@ -277,6 +320,8 @@ impl Front {
             Front::Http(h) => h.handle_eof().map(|e| http_failure(&e)),
             Front::PortMap(_) => None,
             Front::Login(l) => l.machine.handle_eof(),
+            Front::Tls(t) => t.handle_eof(),
+            Front::Auto(_) => None,
         }
     }
 
@@ -292,7 +337,7 @@ impl Front {
         match self {
             Front::Socks(s) => s.handle_granted(bound),
             Front::Http(h) => h.handle_granted(),
-            Front::PortMap(_) | Front::Login(_) => {}
+            Front::PortMap(_) | Front::Login(_) | Front::Tls(_) | Front::Auto(_) => {}
         }
     }
 
@@ -312,6 +357,8 @@ impl Front {
             Front::Http(h) => h.handle_refused(http_refusal(code)),
             Front::PortMap(_) => {}
             Front::Login(l) => l.machine.handle_refused(code),
+            Front::Tls(t) => t.handle_refused(code),
+            Front::Auto(_) => {}
         }
     }
 
@@ -319,7 +366,11 @@ impl Front {
     pub fn take_head(&mut self) -> Vec<u8> {
         match self {
             Front::Http(h) => h.take_head(),
-            Front::Socks(_) | Front::PortMap(_) | Front::Login(_) => Vec::new(),
+            Front::Socks(_)
+            | Front::PortMap(_)
+            | Front::Login(_)
+            | Front::Tls(_)
+            | Front::Auto(_) => Vec::new(),
         }
     }
 
@@ -327,7 +378,11 @@ impl Front {
     /// (a TLS ClientHello is peeked whole); the executor's handshake buffer grows to it.
     pub fn max_input(&self) -> usize {
         match self {
-            Front::Socks(_) | Front::Http(_) | Front::PortMap(_) | Front::Login(_) => 0,
+            Front::Socks(_) | Front::Http(_) | Front::PortMap(_) => 0,
+            Front::Login(l) => l.max_input(),
+            Front::Tls(t) => t.max_input(),
+            // The first byte decides; the chosen front then says.
+            Front::Auto(_) => 0,
         }
     }
 
@@ -336,24 +391,29 @@ impl Front {
     /// ServerHello). Tunnels and the port mapper have none.
     pub fn has_upstream(&self) -> bool {
         match self {
-            Front::Socks(_) | Front::Http(_) | Front::PortMap(_) => false,
+            Front::Socks(_) | Front::Http(_) | Front::PortMap(_) | Front::Auto(_) => false,
             Front::Login(_) => true,
+            Front::Tls(t) => t.has_upstream(),
         }
     }
 
     /// The connection to the target is open: the upstream negotiation starts.
     pub fn handle_connected(&mut self, now: Instant) {
         match self {
-            Front::Socks(_) | Front::Http(_) | Front::PortMap(_) => {}
+            Front::Socks(_) | Front::Http(_) | Front::PortMap(_) | Front::Auto(_) => {}
             Front::Login(l) => l.machine.handle_connected(now),
+            Front::Tls(t) => t.handle_connected(now),
         }
     }
 
     /// The next step of the upstream negotiation.
     pub fn poll_upstream(&mut self) -> UpstreamStep {
         match self {
-            Front::Socks(_) | Front::Http(_) | Front::PortMap(_) => UpstreamStep::Established,
+            Front::Socks(_) | Front::Http(_) | Front::PortMap(_) | Front::Auto(_) => {
+                UpstreamStep::Established
+            }
             Front::Login(l) => l.machine.poll_upstream(),
+            Front::Tls(t) => t.poll_upstream(),
         }
     }
 
@@ -365,19 +425,34 @@ impl Front {
         input: &[u8],
     ) -> Result<usize, FrontFailure> {
         match self {
-            Front::Socks(_) | Front::Http(_) | Front::PortMap(_) => Ok(0),
+            Front::Socks(_) | Front::Http(_) | Front::PortMap(_) | Front::Auto(_) => Ok(0),
             Front::Login(l) => l.machine.handle_upstream_input(now, input),
+            Front::Tls(t) => t.handle_upstream_input(now, input),
         }
     }
 
     /// The target closed (or failed) during the upstream negotiation.
     pub fn handle_upstream_eof(&mut self) -> FrontFailure {
         match self {
-            Front::Socks(_) | Front::Http(_) | Front::PortMap(_) => FrontFailure {
+            Front::Socks(_) | Front::Http(_) | Front::PortMap(_) | Front::Auto(_) => FrontFailure {
                 code: LogCode::CONNECT_FAILED,
                 reason: Reason::ClientClosed,
             },
             Front::Login(l) => l.machine.handle_upstream_eof(),
+            Front::Tls(t) => t.handle_upstream_eof(),
+        }
+    }
+
+    /// 3proxy's service name for the log, from the machine that serves the client (so
+    /// that `auto` logs the protocol its first byte chose); `protocol` names the mail
+    /// proxies.
+    pub fn service_name(&self, protocol: &FrontProtocol) -> &'static str {
+        match self {
+            Front::Socks(s) => service_name(&FrontProtocol::Socks, s.version()),
+            Front::Http(_) => "PROXY",
+            Front::Tls(_) => "TLSPR",
+            Front::Auto(_) => "AUTO",
+            Front::PortMap(_) | Front::Login(_) => service_name(protocol, None),
         }
     }
 
@@ -385,9 +460,54 @@ impl Front {
     pub fn version(&self) -> Option<Version> {
         match self {
             Front::Socks(s) => s.version(),
-            Front::Http(_) | Front::PortMap(_) | Front::Login(_) => None,
+            Front::Http(_)
+            | Front::PortMap(_)
+            | Front::Login(_)
+            | Front::Tls(_)
+            | Front::Auto(_) => None,
         }
     }
+}
+
+/// The SOCKS machine's configuration for `policy`.
+fn socks_config(policy: &ServicePolicy) -> ServerConfig {
+    let methods = match policy.needuser {
+        NeedUser::Never => MethodPolicy::NoAuth,
+        NeedUser::Required => MethodPolicy::Password,
+        NeedUser::IfOffered if policy.auth.needs_password() => MethodPolicy::Password,
+        NeedUser::IfOffered => MethodPolicy::NoAuthOrPassword,
+    };
+    ServerConfig {
+        methods,
+        allow_v4: true,
+        allow_v5: true,
+        handshake_timeout: policy.timeouts.handshake,
+    }
+}
+
+/// The HTTP proxy machine's configuration for `policy`.
+fn http_config(policy: &ServicePolicy) -> ProxyServerConfig {
+    ProxyServerConfig {
+        head_timeout: policy.timeouts.handshake,
+    }
+}
+
+/// The TLS machine's configuration for `options`.
+fn tls_config(options: &TlsOptions, policy: &ServicePolicy) -> triproxy_tls::ProxyConfig {
+    let check = triproxy_tls::CheckLevel::from_number(u32::from(options.check))
+        .unwrap_or(triproxy_tls::CheckLevel::RequireClientHello);
+    triproxy_tls::ProxyConfig {
+        port: options.port,
+        check,
+        default_target: options.default_target.clone(),
+        hello_timeout: policy.timeouts.handshake,
+    }
+}
+
+/// A login front for `machine`.
+fn login(machine: impl upstream::LoginFront + 'static, policy: &ServicePolicy) -> Front {
+    let chunked = upstream::Chunked::new(Box::new(machine), policy.timeouts.handshake);
+    Front::Login(Box::new(chunked))
 }
 
 /// User name and password as the SOCKS machine keeps them (255 bytes each at most; longer
@@ -455,6 +575,10 @@ pub(crate) fn service_name(protocol: &FrontProtocol, version: Option<Version>) -
         (FrontProtocol::Http, _) => "PROXY",
         (FrontProtocol::PortMap(_), _) => "TCPPM",
         (FrontProtocol::Pop3(_), _) => "POP3P",
+        (FrontProtocol::Smtp(_), _) => "SMTPP",
+        (FrontProtocol::Imap(_), _) => "IMAPP",
+        (FrontProtocol::Tls(_), _) => "TLSPR",
+        (FrontProtocol::Auto(_), _) => "AUTO",
         (FrontProtocol::Socks, Some(Version::V5)) => "SOCK5",
         (FrontProtocol::Socks, Some(Version::V4)) => "SOCK4",
         (FrontProtocol::Socks, Some(Version::V4a)) => "SOC45",
@@ -511,6 +635,10 @@ pub(crate) fn socks5_reply(reason: &Reason) -> ReplyCode {
         | Reason::UdpStranger { .. }
         | Reason::Dns(_)
         | Reason::Pop3(_)
+        | Reason::Smtp(_)
+        | Reason::Imap(_)
+        | Reason::Tls(_)
+        | Reason::NoFirstByte
         | Reason::ClientClosed => ReplyCode::GeneralFailure,
     }
 }
