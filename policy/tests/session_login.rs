@@ -111,3 +111,36 @@ fn a_silent_server_ends_the_login_at_its_deadline() {
     assert_eq!(code, Some(LogCode(621)));
     assert_eq!(s.poll_timeout(), None, "no busy loop after the end");
 }
+
+/// STLS before USER: the client's next bytes are a TLS ClientHello; its server name is
+/// the target (on POP3's port), the hello is not consumed (it goes to the server as it
+/// is), and the machine runs STLS with the server before the relay.
+#[test]
+fn stls_routes_by_the_client_hello_server_name() {
+    let t0 = Instant::now();
+    let hello = include_bytes!("../../proto/tls/tests/data/curl.bin");
+    let mut s = session_of(policy_for(pop3(), 110, &["iponly"], &[], &[]), t0);
+    drain(&mut s);
+    let used = s.handle_input(t0, b"STLS\r\n");
+    assert_eq!(used, 6);
+    let (out, intents) = drain(&mut s);
+    assert!(out.starts_with(b"+OK"), "{}", String::from_utf8_lossy(&out));
+    assert!(intents.is_empty(), "waiting for the hello: {intents:?}");
+    assert!(
+        s.max_input() >= hello.len(),
+        "the buffer may hold a whole hello"
+    );
+    // Half a hello: nothing yet, nothing consumed.
+    assert_eq!(s.handle_input(t0, &hello[..hello.len() / 2]), 0);
+    assert!(drain(&mut s).1.is_empty());
+    assert_eq!(
+        s.handle_input(t0, hello),
+        0,
+        "the hello stays for the server"
+    );
+    let (_, intents) = drain(&mut s);
+    let Some(Intent::Resolve { host, port }) = intents.first() else {
+        panic!("{intents:?}")
+    };
+    assert_eq!((host.as_str(), *port), (Some("example.test"), 110));
+}
