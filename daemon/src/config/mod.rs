@@ -10,17 +10,20 @@
 //! file. Relative file names are relative to the directory of the file that names them.
 //! A UTF-8 byte order mark at the start of a file is skipped.
 //!
-//! Commands run in order, as in 3proxy: a service line (`socks`, `proxy`, `tcppm`) takes a
+//! Commands run in order, as in 3proxy: a service line (`socks`, `proxy`, `tcppm`, `udppm`,
+//! `dnspr`, `pop3p`, `smtpp`, `imapp`, `tlspr`, `auto`) takes a
 //! snapshot of the `auth` chain, the `allow`/`deny` list, the `log` target, the `logformat`,
 //! `maxconn` and the `internal` address in force at that line; `flush` empties the ACL for
-//! later services; `users`, the `bandlim*`, `count*` and `connlim` rules, `counter` and
-//! `timeouts` are global and apply to every service wherever they appear.
+//! later services; `users`, the `bandlim*`, `count*` and `connlim` rules, `counter`,
+//! `timeouts` and the DNS commands are global and apply to every service wherever they
+//! appear.
 //!
 //! Supported commands: `users`, `auth`, `allow`, `deny`, `flush`, `internal`, `log`,
 //! `logformat`, `maxconn`, `bandlimin`, `bandlimout`, `nobandlimin`, `nobandlimout`,
 //! `parent`, `external`, `backlog`, `timeouts`, `connlim`, `noconnlim`, `counter`, `countin`,
-//! `countout`, `countall`, `nocountin`, `nocountout`, `nocountall`, `socks`, `proxy`, `tcppm`,
-//! `service` (a no-op), `include`, `end`.
+//! `countout`, `countall`, `nocountin`, `nocountout`, `nocountall`, `nserver`, `nscache`,
+//! `nscache6`, `nsrecord`, `fakeresolve`, the services above, `service` (a no-op),
+//! `include`, `end`.
 //! Every other 3proxy
 //! command is an error that says it is not supported yet ([`ConfigErrorKind::UnsupportedCommand`]),
 //! and any other word is an unknown command: nothing is ignored silently. The first error
@@ -754,8 +757,8 @@ pub fn load(path: &Path) -> Result<Config, ConfigError> {
 /// let cfg = triproxy::config::parse_str("socks -p1081 -i127.0.0.1\n", "inline", Path::new("."))
 ///     .unwrap();
 /// assert_eq!(cfg.services[0].listen, "127.0.0.1:1081".parse().unwrap());
-/// let err = triproxy::config::parse_str("\npop3p\n", "inline", Path::new(".")).unwrap_err();
-/// assert_eq!(err.to_string(), "inline:2: 3proxy command `pop3p` is not supported by triproxy yet");
+/// let err = triproxy::config::parse_str("\nftppr\n", "inline", Path::new(".")).unwrap_err();
+/// assert_eq!(err.to_string(), "inline:2: 3proxy command `ftppr` is not supported by triproxy yet");
 /// ```
 pub fn parse_str(text: &str, origin: &str, base_dir: &Path) -> Result<Config, ConfigError> {
     let mut parser = parse::Parser::new();
