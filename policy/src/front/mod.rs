@@ -148,6 +148,22 @@ impl Front {
                 Front::Http(Box::new(ProxyServer::new(now, http_config(policy))))
             }
             FrontProtocol::PortMap(target) => Front::PortMap(Some(port_map_request(target))),
+            // Out of line: built in this frame, the larger machines would deepen every
+            // SOCKS handshake's stack (the deepest page is what an idle std tunnel keeps).
+            _ => Front::new_other(now, policy, client),
+        }
+    }
+
+    /// The fronts other than SOCKS, the HTTP proxy and the port mapper.
+    #[inline(never)]
+    fn new_other(now: Instant, policy: &ServicePolicy, client: SocketAddr) -> Self {
+        match &policy.protocol {
+            // Not reached through `new`, and built as `new` builds them all the same.
+            FrontProtocol::Socks => Front::Socks(Box::new(Server::new(now, socks_config(policy)))),
+            FrontProtocol::Http => {
+                Front::Http(Box::new(ProxyServer::new(now, http_config(policy))))
+            }
+            FrontProtocol::PortMap(target) => Front::PortMap(Some(port_map_request(target))),
             FrontProtocol::Pop3(options) => {
                 let machine = triproxy_pop3::Server::new(
                     now,
@@ -212,14 +228,20 @@ impl Front {
             Front::PortMap(_) => Ok(0),
             Front::Login(l) => l.handle_input(now, input),
             Front::Tls(t) => t.handle_input(now, input),
-            Front::Auto(a) => match input.first() {
-                None => Ok(0),
-                Some(&first) => {
-                    *self = a.choose(now, first);
-                    self.handle_input(now, input)
-                }
-            },
+            Front::Auto(_) => self.auto_input(now, input),
         }
+    }
+
+    /// `auto`: the first byte chooses the front, which then reads the input. Out of line,
+    /// as each protocol's input is.
+    #[inline(never)]
+    fn auto_input(&mut self, now: Instant, input: &[u8]) -> Result<usize, FrontFailure> {
+        let chosen = match (&*self, input.first()) {
+            (Front::Auto(a), Some(&first)) => a.choose(now, first),
+            _ => return Ok(0),
+        };
+        *self = chosen;
+        self.handle_input(now, input)
     }
 
     /// Out of line: the machine's event and its translation would otherwise both sit in

@@ -39,6 +39,7 @@ impl TlsFront {
         }
     }
 
+    #[inline(never)]
     pub(crate) fn handle_input(
         &mut self,
         now: Instant,

@@ -90,6 +90,7 @@ impl Chunked {
 
     /// Client bytes: the machine's commands, or after STARTTLS the ClientHello, peeked
     /// (never consumed: it goes to the server as it is once connected).
+    #[inline(never)]
     pub(crate) fn handle_input(
         &mut self,
         now: Instant,
