@@ -48,7 +48,6 @@
 
 mod base64;
 mod error;
-mod line;
 pub mod server;
 mod syntax;
 

@@ -43,12 +43,12 @@
 
 use crate::base64;
 use crate::error::{BadCredentials, Error};
-use crate::line::{line, starts_with_ci, Line};
 use crate::syntax::{self, ArgError};
 use core::fmt;
 use core::time::Duration;
 use std::collections::VecDeque;
 use std::time::Instant;
+use triproxy_wire::line::{line, starts_with_ci, Line};
 use triproxy_wire::login::{parse_login, ProxyCredentials};
 use triproxy_wire::{LogCode, TargetAddr};
 

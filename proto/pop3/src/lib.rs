@@ -48,7 +48,6 @@
 #![warn(missing_docs)]
 
 mod error;
-mod line;
 pub mod server;
 
 pub use error::Error;

@@ -36,10 +36,10 @@
 //!    client, then everything else, both ways.
 
 use crate::error::Error;
-use crate::line::{line, starts_with_ci, Line};
 use core::time::Duration;
 use std::collections::VecDeque;
 use std::time::Instant;
+use triproxy_wire::line::{line, starts_with_ci, Line};
 use triproxy_wire::login::{parse_login, ProxyCredentials};
 use triproxy_wire::{LogCode, TargetAddr};
 

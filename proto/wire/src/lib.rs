@@ -24,6 +24,7 @@
 mod addr;
 mod code;
 pub mod handshake;
+pub mod line;
 pub mod login;
 mod status;
 mod transmit;

@@ -2,7 +2,7 @@
 //!
 //! Lines end at LF; a CR before it is dropped from the text (RFC 1939 and RFC 3501 ask for
 //! CRLF, 3proxy and many clients accept a bare LF). This module only cuts lines: what a line
-//! means is the machine's business.
+//! means is the machine's business. Shared by the POP3 and IMAP proxies' machines.
 
 use nom::bytes::streaming::{tag, take_till};
 use nom::sequence::terminated;
@@ -10,9 +10,14 @@ use nom::{IResult, Parser};
 
 /// What the front of the input holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Line<'a> {
+pub enum Line<'a> {
     /// A whole line: its text without CR LF, and how many bytes it took with them.
-    Complete { text: &'a [u8], consumed: usize },
+    Complete {
+        /// The line without its CR LF.
+        text: &'a [u8],
+        /// Bytes it took, CR LF included.
+        consumed: usize,
+    },
     /// No LF yet, and fewer than `cap` bytes: more input may finish the line.
     Partial,
     /// `cap` bytes and still no LF.
@@ -24,7 +29,7 @@ fn until_lf(input: &[u8]) -> IResult<&[u8], &[u8]> {
 }
 
 /// The first line of `input`, if it ends (LF included) within `cap` bytes.
-pub(crate) fn line(input: &[u8], cap: usize) -> Line<'_> {
+pub fn line(input: &[u8], cap: usize) -> Line<'_> {
     let window = input.get(..cap.min(input.len())).unwrap_or_default();
     match until_lf(window) {
         Ok((rest, text)) => Line::Complete {
@@ -37,7 +42,7 @@ pub(crate) fn line(input: &[u8], cap: usize) -> Line<'_> {
 }
 
 /// Whether `text` starts with `prefix`, ignoring ASCII case.
-pub(crate) fn starts_with_ci(text: &[u8], prefix: &[u8]) -> bool {
+pub fn starts_with_ci(text: &[u8], prefix: &[u8]) -> bool {
     text.get(..prefix.len())
         .is_some_and(|head| head.eq_ignore_ascii_case(prefix))
 }
