@@ -18,7 +18,7 @@ mod upstream;
 pub(crate) use tls::tls_failure;
 
 use crate::reason::{ParentCause, Reason};
-use crate::service::{FrontProtocol, NeedUser, ServicePolicy, TlsOptions};
+use crate::service::{FrontProtocol, MailOptions, NeedUser, ServicePolicy, TlsOptions};
 use crate::session::{BindError, ConnectError};
 use std::net::SocketAddr;
 use std::time::Instant;
@@ -140,7 +140,10 @@ pub(crate) enum Front {
 }
 
 impl Front {
-    /// The machine for `policy`'s protocol, started at `now`.
+    /// The machine for `policy`'s protocol, started at `now`. The fronts other than SOCKS,
+    /// the HTTP proxy and the port mapper are built out of line: built in this frame, their
+    /// larger machines would deepen every SOCKS handshake's stack (the deepest page is what
+    /// an idle std tunnel keeps).
     pub fn new(now: Instant, policy: &ServicePolicy, client: SocketAddr) -> Self {
         match &policy.protocol {
             FrontProtocol::Socks => Front::Socks(Box::new(Server::new(now, socks_config(policy)))),
@@ -148,73 +151,71 @@ impl Front {
                 Front::Http(Box::new(ProxyServer::new(now, http_config(policy))))
             }
             FrontProtocol::PortMap(target) => Front::PortMap(Some(port_map_request(target))),
-            // Out of line: built in this frame, the larger machines would deepen every
-            // SOCKS handshake's stack (the deepest page is what an idle std tunnel keeps).
-            _ => Front::new_other(now, policy, client),
+            FrontProtocol::Pop3(options) => Front::new_pop3(now, options, policy),
+            FrontProtocol::Imap(options) => Front::new_imap(now, options, policy),
+            FrontProtocol::Smtp(options) => Front::new_smtp(now, options, policy, client),
+            FrontProtocol::Tls(options) => Front::new_tls(now, options, policy),
+            FrontProtocol::Auto(options) => Front::new_auto(now, options, policy),
         }
     }
 
-    /// The fronts other than SOCKS, the HTTP proxy and the port mapper.
     #[inline(never)]
-    fn new_other(now: Instant, policy: &ServicePolicy, client: SocketAddr) -> Self {
-        match &policy.protocol {
-            // Not reached through `new`, and built as `new` builds them all the same.
-            FrontProtocol::Socks => Front::Socks(Box::new(Server::new(now, socks_config(policy)))),
-            FrontProtocol::Http => {
-                Front::Http(Box::new(ProxyServer::new(now, http_config(policy))))
-            }
-            FrontProtocol::PortMap(target) => Front::PortMap(Some(port_map_request(target))),
-            FrontProtocol::Pop3(options) => {
-                let machine = triproxy_pop3::Server::new(
-                    now,
-                    triproxy_pop3::Config {
-                        default_target: options.default_target.clone(),
-                        starttls: options.starttls,
-                        client_timeout: policy.timeouts.handshake,
-                        server_timeout: policy.timeouts.string_long,
-                        ..triproxy_pop3::Config::default()
-                    },
-                );
-                login(machine, policy)
-            }
-            FrontProtocol::Imap(options) => {
-                let machine = triproxy_imap::Server::new(
-                    now,
-                    triproxy_imap::Config {
-                        default_target: options.default_target.clone(),
-                        starttls: options.starttls,
-                        client_timeout: policy.timeouts.handshake,
-                        server_timeout: policy.timeouts.string_long,
-                        ..triproxy_imap::Config::default()
-                    },
-                );
-                login(machine, policy)
-            }
-            FrontProtocol::Smtp(options) => {
-                let machine = triproxy_smtp::Proxy::new(
-                    now,
-                    triproxy_smtp::Config {
-                        default_target: options.default_target.clone(),
-                        starttls: options.starttls,
-                        command_timeout: policy.timeouts.handshake,
-                        reply_timeout: policy.timeouts.string_long,
-                        ..triproxy_smtp::Config::default()
-                    },
-                    client.ip(),
-                );
-                login(machine, policy)
-            }
-            FrontProtocol::Tls(options) => Front::Tls(Box::new(tls::TlsFront::new(
-                now,
-                tls_config(options, policy),
-            ))),
-            FrontProtocol::Auto(options) => Front::Auto(Box::new(tls::Auto {
-                socks: socks_config(policy),
-                http: http_config(policy),
-                tls: tls_config(options, policy),
-                deadline: now.checked_add(policy.timeouts.handshake),
-            })),
-        }
+    fn new_pop3(now: Instant, options: &MailOptions, policy: &ServicePolicy) -> Self {
+        let config = triproxy_pop3::Config {
+            default_target: options.default_target.clone(),
+            starttls: options.starttls,
+            client_timeout: policy.timeouts.handshake,
+            server_timeout: policy.timeouts.string_long,
+            ..triproxy_pop3::Config::default()
+        };
+        login(triproxy_pop3::Server::new(now, config), policy)
+    }
+
+    #[inline(never)]
+    fn new_imap(now: Instant, options: &MailOptions, policy: &ServicePolicy) -> Self {
+        let config = triproxy_imap::Config {
+            default_target: options.default_target.clone(),
+            starttls: options.starttls,
+            client_timeout: policy.timeouts.handshake,
+            server_timeout: policy.timeouts.string_long,
+            ..triproxy_imap::Config::default()
+        };
+        login(triproxy_imap::Server::new(now, config), policy)
+    }
+
+    #[inline(never)]
+    fn new_smtp(
+        now: Instant,
+        options: &MailOptions,
+        policy: &ServicePolicy,
+        client: SocketAddr,
+    ) -> Self {
+        let config = triproxy_smtp::Config {
+            default_target: options.default_target.clone(),
+            starttls: options.starttls,
+            command_timeout: policy.timeouts.handshake,
+            reply_timeout: policy.timeouts.string_long,
+            ..triproxy_smtp::Config::default()
+        };
+        login(triproxy_smtp::Proxy::new(now, config, client.ip()), policy)
+    }
+
+    #[inline(never)]
+    fn new_tls(now: Instant, options: &TlsOptions, policy: &ServicePolicy) -> Self {
+        Front::Tls(Box::new(tls::TlsFront::new(
+            now,
+            tls_config(options, policy),
+        )))
+    }
+
+    #[inline(never)]
+    fn new_auto(now: Instant, options: &TlsOptions, policy: &ServicePolicy) -> Self {
+        Front::Auto(Box::new(tls::Auto {
+            socks: socks_config(policy),
+            http: http_config(policy),
+            tls: tls_config(options, policy),
+            deadline: now.checked_add(policy.timeouts.handshake),
+        }))
     }
 
     /// Each protocol's input runs in its own out-of-line function: inlined here, the

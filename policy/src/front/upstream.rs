@@ -188,6 +188,23 @@ impl Chunked {
     }
 }
 
+/// The login's next step from what its machine says: bytes for the server first, then
+/// the relay once done, else a read until the machine's deadline; a machine with neither
+/// (which should not happen) ends the login with `lost`'s failure rather than wait forever.
+fn next_step(
+    send: Option<Vec<u8>>,
+    done: bool,
+    deadline: Option<Instant>,
+    lost: impl FnOnce() -> FrontFailure,
+) -> UpstreamStep {
+    match (send, done, deadline) {
+        (Some(bytes), _, _) => UpstreamStep::Send(bytes),
+        (None, true, _) => UpstreamStep::Established,
+        (None, false, Some(deadline)) => UpstreamStep::Read(deadline),
+        (None, false, None) => UpstreamStep::Failed(lost()),
+    }
+}
+
 /// A CONNECT request to `target`, with proxy credentials if the client gave some.
 fn login_request(
     target: TargetAddr,
@@ -266,16 +283,12 @@ impl LoginFront for triproxy_pop3::Server {
     }
 
     fn poll_upstream(&mut self) -> UpstreamStep {
-        if let Some(bytes) = self.poll_upstream_transmit() {
-            return UpstreamStep::Send(bytes);
-        }
-        if self.is_established() {
-            return UpstreamStep::Established;
-        }
-        match triproxy_pop3::Server::poll_timeout(self) {
-            Some(deadline) => UpstreamStep::Read(deadline),
-            None => UpstreamStep::Failed(pop3_failure(triproxy_pop3::Error::ServerTimeout)),
-        }
+        let send = self.poll_upstream_transmit();
+        let done = self.is_established();
+        let deadline = triproxy_pop3::Server::poll_timeout(self);
+        next_step(send, done, deadline, || {
+            pop3_failure(triproxy_pop3::Error::ServerTimeout)
+        })
     }
 
     fn handle_upstream_input(&mut self, now: Instant, input: &[u8]) -> Result<usize, FrontFailure> {
@@ -364,18 +377,12 @@ impl LoginFront for triproxy_imap::Server {
     }
 
     fn poll_upstream(&mut self) -> UpstreamStep {
-        if let Some(bytes) = self.poll_upstream_transmit() {
-            return UpstreamStep::Send(bytes);
-        }
-        if self.is_established() {
-            return UpstreamStep::Established;
-        }
-        match triproxy_imap::Server::poll_timeout(self) {
-            Some(deadline) => UpstreamStep::Read(deadline),
-            None => UpstreamStep::Failed(imap_failure(triproxy_imap::Server::handle_upstream_eof(
-                self,
-            ))),
-        }
+        let send = self.poll_upstream_transmit();
+        let done = self.is_established();
+        let deadline = triproxy_imap::Server::poll_timeout(self);
+        next_step(send, done, deadline, || {
+            imap_failure(triproxy_imap::Server::handle_upstream_eof(self))
+        })
     }
 
     fn handle_upstream_input(&mut self, now: Instant, input: &[u8]) -> Result<usize, FrontFailure> {
@@ -459,20 +466,14 @@ impl LoginFront for triproxy_smtp::Proxy {
     }
 
     fn poll_upstream(&mut self) -> UpstreamStep {
-        if let Some(bytes) = self.poll_upstream_transmit() {
-            return UpstreamStep::Send(bytes);
-        }
+        let send = self.poll_upstream_transmit();
         // After STARTTLS the client speaks TLS to the server directly (3proxy's hand-off
         // to its TLS proxy): nothing to negotiate.
-        if self.is_established() || self.state() == triproxy_smtp::State::StartTls {
-            return UpstreamStep::Established;
-        }
-        match triproxy_smtp::Proxy::poll_timeout(self) {
-            Some(deadline) => UpstreamStep::Read(deadline),
-            None => UpstreamStep::Failed(smtp_failure(triproxy_smtp::Proxy::handle_upstream_eof(
-                self,
-            ))),
-        }
+        let done = self.is_established() || self.state() == triproxy_smtp::State::StartTls;
+        let deadline = triproxy_smtp::Proxy::poll_timeout(self);
+        next_step(send, done, deadline, || {
+            smtp_failure(triproxy_smtp::Proxy::handle_upstream_eof(self))
+        })
     }
 
     fn handle_upstream_input(&mut self, now: Instant, input: &[u8]) -> Result<usize, FrontFailure> {
