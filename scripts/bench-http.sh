@@ -46,33 +46,10 @@ THREEPROXY_BIN=${THREEPROXY_BIN:-$ROOT/../3proxy-bin/3proxy}
 CALL_LIMIT=$((WARMUP + WINDOW + 60))
 
 log() { printf 'bench-http: %s\n' "$*" >&2; }
+# shellcheck source=scripts/lib/bench-common.sh
+. scripts/lib/bench-common.sh
 
-RUN=$(mktemp -d /tmp/bench-http.XXXXXX)
-chmod 755 "$RUN"
-PIDS=()
-cleanup() {
-    local pid i
-    for pid in "${PIDS[@]}"; do
-        kill "$pid" 2>/dev/null || true
-    done
-    # squid takes shutdown_lifetime (1 s) to stop; anything still there after 5 s is killed.
-    for i in $(seq 50); do
-        local alive=0
-        for pid in "${PIDS[@]}"; do
-            kill -0 "$pid" 2>/dev/null && alive=1
-        done
-        [ "$alive" = 0 ] && break
-        sleep 0.1
-    done
-    for pid in "${PIDS[@]}"; do
-        kill -9 "$pid" 2>/dev/null || true
-        wait "$pid" 2>/dev/null || true
-    done
-    mkdir -p "$OUT/logs"
-    cp "$RUN"/*.log "$RUN"/*.conf "$RUN"/*.cfg "$OUT/logs/" 2>/dev/null || true
-    rm -rf "$RUN"
-}
-trap cleanup EXIT INT TERM
+bench_start_run bench-http
 
 # 64 clients need little, but 3proxy warns below 2 descriptors per maxconn.
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
@@ -92,24 +69,7 @@ install_peers() {
     local missing=()
     command -v squid >/dev/null || missing+=(squid)
     command -v tinyproxy >/dev/null || missing+=(tinyproxy)
-    [ ${#missing[@]} -eq 0 ] && return 0
-    if [ -n "${BENCH_NO_INSTALL:-}" ] || [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null; then
-        log "not installing ${missing[*]} (needs root and apt-get); those columns are skipped"
-        return 0
-    fi
-    log "installing ${missing[*]}"
-    # Keep the packages' init scripts from starting system-wide daemons.
-    local guard=""
-    if [ ! -e /usr/sbin/policy-rc.d ]; then
-        printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d
-        chmod 755 /usr/sbin/policy-rc.d
-        guard=/usr/sbin/policy-rc.d
-    fi
-    DEBIAN_FRONTEND=noninteractive apt-get update -qq || true
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" \
-        || log "apt-get failed; missing peers are skipped"
-    [ -n "$guard" ] && rm -f "$guard"
-    return 0
+    apt_install_missing "${missing[@]}"
 }
 install_peers
 

@@ -25,6 +25,8 @@ OUT=$ROOT/target/bench
 mkdir -p "$OUT"
 
 log() { printf 'bench: %s\n' "$*" >&2; }
+# shellcheck source=scripts/lib/bench-common.sh
+. scripts/lib/bench-common.sh
 
 PIDS=()
 cleanup() {
@@ -76,24 +78,7 @@ install_peers() {
     command -v microsocks >/dev/null || missing+=(microsocks)
     command -v danted >/dev/null || missing+=(dante-server)
     command -v tinyproxy >/dev/null || missing+=(tinyproxy)
-    [ ${#missing[@]} -eq 0 ] && return 0
-    if [ -n "${BENCH_NO_INSTALL:-}" ] || [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null; then
-        log "not installing ${missing[*]} (needs root and apt-get); those peers are skipped"
-        return 0
-    fi
-    log "installing ${missing[*]}"
-    # Keep the packages' init scripts from starting system-wide daemons.
-    local guard=""
-    if [ ! -e /usr/sbin/policy-rc.d ]; then
-        printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d
-        chmod 755 /usr/sbin/policy-rc.d
-        guard=/usr/sbin/policy-rc.d
-    fi
-    DEBIAN_FRONTEND=noninteractive apt-get update -qq || true
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" \
-        || log "apt-get failed; missing peers are skipped"
-    [ -n "$guard" ] && rm -f "$guard"
-    return 0
+    apt_install_missing "${missing[@]}"
 }
 install_peers
 
