@@ -60,16 +60,13 @@ const SAMPLES: &[(&str, usize, Blocker)] = &[
         16,
         Blocker::NotYet("ODBC logging"),
     ),
+    // `chroot /usr/local/3proxy` maps the absolute names after it into the new root.
     (
         "scripts_3proxy.cfg.chroot",
-        3,
-        Blocker::Unsupported("chroot"),
+        4,
+        Blocker::Message("cannot read `/usr/local/3proxy/conf/3proxy.cfg`"),
     ),
-    (
-        "scripts_3proxy.cfg.inchroot",
-        5,
-        Blocker::Unsupported("config"),
-    ),
+    ("scripts_3proxy.cfg.inchroot", 8, Blocker::NotYet("syslog")),
     ("scripts_3proxy.cfg.in", 4, Blocker::NotYet("syslog")),
     // Not configurations at all: prose, SQL and Markdown.
     ("cfg_0.scenario.txt", 1, Blocker::Unknown("Please")),

@@ -85,6 +85,18 @@ pub(crate) enum Supported {
     NsCache6,
     NsRecord,
     FakeResolve,
+    Daemon,
+    PidFile,
+    Config,
+    Monitor,
+    System,
+    Chroot,
+    SetUid,
+    SetGid,
+    Writable,
+    StackSize,
+    Force,
+    NoForce,
 }
 
 /// The commands triproxy runs, with 3proxy's argument counts.
@@ -134,6 +146,18 @@ const SUPPORTED: &[(&str, Supported, Arity)] = &[
     ("nscache6", Supported::NsCache6, Arity::exactly(1)),
     ("nsrecord", Supported::NsRecord, Arity::exactly(2)),
     ("fakeresolve", Supported::FakeResolve, Arity::exactly(0)),
+    ("daemon", Supported::Daemon, Arity::exactly(0)),
+    ("pidfile", Supported::PidFile, Arity::exactly(1)),
+    ("config", Supported::Config, Arity::exactly(1)),
+    ("monitor", Supported::Monitor, Arity::exactly(1)),
+    ("system", Supported::System, Arity::exactly(1)),
+    ("chroot", Supported::Chroot, Arity::between(1, 3)),
+    ("setuid", Supported::SetUid, Arity::exactly(1)),
+    ("setgid", Supported::SetGid, Arity::exactly(1)),
+    ("writable", Supported::Writable, Arity::exactly(0)),
+    ("stacksize", Supported::StackSize, Arity::exactly(1)),
+    ("force", Supported::Force, Arity::exactly(0)),
+    ("noforce", Supported::NoForce, Arity::exactly(0)),
 ];
 
 /// Every other 3proxy 1.0 command (3proxy.md section 5), which triproxy does not run yet.
@@ -143,7 +167,6 @@ const NOT_YET: &[&str] = &[
     "admin",
     // addresses, sockets, capacity
     "maxseg",
-    "stacksize",
     // logging
     "rotate",
     "archiver",
@@ -160,19 +183,8 @@ const NOT_YET: &[&str] = &[
     "redirect",
     "parentretries",
     "weight",
-    "force",
-    "noforce",
     // limits and accounting
     // process control
-    "daemon",
-    "pidfile",
-    "config",
-    "monitor",
-    "system",
-    "chroot",
-    "setuid",
-    "setgid",
-    "writable",
     // plugins, filters, TLS, PCRE
     "plugin",
     "filtermaxsize",

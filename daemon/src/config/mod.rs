@@ -33,12 +33,19 @@
 //! with the [`Config`] returned here.
 
 mod commands;
+mod help;
 mod lexer;
 mod limits;
 mod names;
 mod parse;
+mod process;
 
+pub use help::service_help;
 pub use names::{NamesConfig, MAX_NSCACHE, MAX_NSRECORDS, MIN_NSCACHE};
+pub use process::{
+    chrooted, mark_chrooted, Account, ProcessConfig, MAX_MONITORED_FILES, MAX_SYSTEM_COMMANDS,
+    MAX_SYSTEM_COMMAND_LEN,
+};
 
 pub use lexer::SyntaxError;
 /// 3proxy's `needuser` service option (`-u` = `Never`, `-u1` = `IfOffered`, `-u2` =
@@ -74,6 +81,8 @@ pub const MAX_CONFIG_FILE_LEN: usize = 16 << 20;
 pub const MAX_INCLUDE_DEPTH: usize = 16;
 /// Most files (includes and `$FILE`s) read while loading one configuration.
 pub const MAX_FILES_READ: usize = 4096;
+/// Most errors one reading of a configuration reports; reading stops after them.
+pub const MAX_REPORTED_ERRORS: usize = 100;
 /// Most services in one configuration.
 pub const MAX_SERVICES: usize = 4096;
 /// Most `allow`/`deny` entries in force at one time.
@@ -119,6 +128,8 @@ pub struct Config {
     /// The DNS commands (`nserver`, `nscache`, `nscache6`, `nsrecord`, `fakeresolve`);
     /// global.
     pub names: NamesConfig,
+    /// The process-control commands (`daemon`, `pidfile`, `setuid`, `chroot`, ...).
+    pub process: ProcessConfig,
     /// Things that were accepted but deserve a look (printed at start).
     pub warnings: Vec<ConfigWarning>,
 }
@@ -169,6 +180,15 @@ pub enum ConfigWarningKind {
         /// How many were ignored.
         ignored: usize,
     },
+    /// `stacksize`: accepted, but triproxy sizes its connection threads itself.
+    StackSize,
+    /// `writable`: accepted, but there is no web configuration editor to write the file.
+    Writable,
+    /// A `monitor`ed file that does not exist (yet): it is watched anyway, as in 3proxy.
+    MonitorMissing {
+        /// The file.
+        path: PathBuf,
+    },
 }
 
 impl fmt::Display for ConfigWarning {
@@ -183,6 +203,20 @@ impl fmt::Display for ConfigWarning {
                 f,
                 "`timeouts` takes at most {} values; {ignored} more ignored",
                 triproxy_policy::service::TIMEOUT_COUNT
+            ),
+            ConfigWarningKind::StackSize => f.write_str(
+                "`stacksize` is accepted and not needed: triproxy gives each connection \
+                 thread a fixed stack that its deepest path fits in (the std runtime) or \
+                 uses no thread per connection (smol)",
+            ),
+            ConfigWarningKind::Writable => f.write_str(
+                "`writable` is accepted and has no effect: triproxy has no web \
+                 configuration editor (3proxy's admin /F and /U pages) that would write the file",
+            ),
+            ConfigWarningKind::MonitorMissing { path } => write!(
+                f,
+                "monitored file `{}` does not exist yet; it is watched anyway",
+                path.display()
             ),
         }
     }
@@ -227,6 +261,9 @@ pub struct ServiceConfig {
     pub backlog: Option<u32>,
     /// File and line of the service command (`("command line", 0)` for the standalone form).
     pub origin: (String, usize),
+    /// `force` (the default) or `noforce` in force at the service line: whether a reload
+    /// checks this service's established connections against the new configuration.
+    pub force: bool,
 }
 
 /// A service protocol.
@@ -593,6 +630,25 @@ pub enum ConfigErrorKind {
         /// The arguments after the options.
         given: Vec<String>,
     },
+    /// `setuid`/`setgid`/`chroot` naming root (0 or `root`).
+    RootAccount {
+        /// The command or argument.
+        what: &'static str,
+    },
+    /// A user or group that is neither a number nor a plain name.
+    BadAccount {
+        /// The command or argument.
+        what: &'static str,
+        /// The text given.
+        value: String,
+    },
+    /// An argument longer than its limit.
+    TooLong {
+        /// What it is.
+        what: &'static str,
+        /// The limit in bytes.
+        limit: usize,
+    },
     /// A port mapper's DSTHOST that is neither an IP address nor a host name.
     PortMapHost {
         /// The text given.
@@ -728,6 +784,16 @@ impl fmt::Display for ConfigErrorKind {
                     format!(" (`{}`)", given.join(" "))
                 }
             ),
+            K::RootAccount { what } => write!(
+                f,
+                "`{what}` must not name root: the point of dropping privileges is to run as \
+                 another user"
+            ),
+            K::BadAccount { what, value } => write!(
+                f,
+                "`{value}` is not a {what} (a number other than 0, or a user or group name)"
+            ),
+            K::TooLong { what, limit } => write!(f, "{what} longer than {limit} bytes"),
             K::PortMapHost { value, reason } => {
                 write!(f, "`{value}` is not a usable DSTHOST: {reason}")
             }
@@ -744,9 +810,32 @@ impl fmt::Display for ConfigErrorKind {
 ///
 /// A file that cannot be read is an error with line 0.
 pub fn load(path: &Path) -> Result<Config, ConfigError> {
+    load_all(path).map_err(first_error)
+}
+
+/// Like [`load`], but returns every error in the file (in file order, at most
+/// [`MAX_REPORTED_ERRORS`]), not only the first: what `triproxy --check` prints. Reading
+/// goes on after a bad line as if the line were not there.
+pub fn load_all(path: &Path) -> Result<Config, Vec<ConfigError>> {
     let mut parser = parse::Parser::new();
-    parser.run_file(path)?;
-    Ok(parser.finish())
+    if let Err(e) = parser.run_file(path) {
+        parser.record(e);
+    }
+    parser.finish_checked()
+}
+
+/// The first of a non-empty list of errors.
+fn first_error(mut errors: Vec<ConfigError>) -> ConfigError {
+    // `finish_checked` only fails with at least one error.
+    errors.truncate(1);
+    errors.pop().unwrap_or_else(|| ConfigError {
+        file: String::new(),
+        line: 0,
+        kind: ConfigErrorKind::UnknownCommand {
+            command: String::new(),
+        },
+        included_from: Vec::new(),
+    })
 }
 
 /// Runs configuration text. `origin` names it in errors and [`ServiceConfig::origin`];
@@ -761,9 +850,18 @@ pub fn load(path: &Path) -> Result<Config, ConfigError> {
 /// assert_eq!(err.to_string(), "inline:2: 3proxy command `ftppr` is not supported by triproxy yet");
 /// ```
 pub fn parse_str(text: &str, origin: &str, base_dir: &Path) -> Result<Config, ConfigError> {
+    parse_str_all(text, origin, base_dir).map_err(first_error)
+}
+
+/// Like [`parse_str`], with every error (see [`load_all`]).
+pub fn parse_str_all(
+    text: &str,
+    origin: &str,
+    base_dir: &Path,
+) -> Result<Config, Vec<ConfigError>> {
     let mut parser = parse::Parser::new();
-    parser.run_text(text.as_bytes(), origin, base_dir)?;
-    Ok(parser.finish())
+    parser.run_text(text.as_bytes(), origin, base_dir);
+    parser.finish_checked()
 }
 
 /// The standalone form, `triproxy socks -p1080 -i127.0.0.1`, `triproxy proxy ...` or

@@ -9,12 +9,13 @@ use super::commands::{self, Arity, Lookup, Supported};
 use super::lexer::{self, Mode, SyntaxError};
 use super::limits;
 use super::names::NamesConfig;
+use super::process::{self, ProcessConfig};
 use super::{
     Config, ConfigError, ConfigErrorKind, ConfigWarning, ConfigWarningKind, CounterConfig,
     LogTarget, NeedUser, ServiceConfig, ServiceKind, SourceAddrs, DEFAULT_INTERNAL,
     DEFAULT_MAXCONN, MAXCONN_RANGE, MAX_ACL_ENTRIES, MAX_BANDLIM_RULES, MAX_CONFIG_FILE_LEN,
     MAX_CONNLIM_RULES, MAX_FILES_READ, MAX_INCLUDE_DEPTH, MAX_INLINE_FILE_LEN, MAX_LINE_LEN,
-    MAX_QUOTA_RULES, MAX_SERVICES, MAX_WORDS_PER_LINE,
+    MAX_QUOTA_RULES, MAX_REPORTED_ERRORS, MAX_SERVICES, MAX_WORDS_PER_LINE,
 };
 use crate::logformat::LogFormat;
 use std::fs::File;
@@ -75,10 +76,19 @@ pub(super) struct Parser {
     /// The `include` lines leading to the current file.
     includers: Vec<(String, usize)>,
     files_read: usize,
+    process: ProcessConfig,
+    /// `force`/`noforce` in force (3proxy's default is `force`).
+    force: bool,
+    /// Every error so far, in file order; reading goes on after an error so that one run
+    /// reports them all (at most [`MAX_REPORTED_ERRORS`]).
+    errors: Vec<ConfigError>,
+    /// Clears the `chroot` mapping of file names when reading ends.
+    _root: RootGuard,
 }
 
 impl Parser {
     pub(super) fn new() -> Parser {
+        ROOT.with(|root| *root.borrow_mut() = None);
         Parser {
             auth: AuthChain::default_chain(),
             acl: Vec::new(),
@@ -100,6 +110,31 @@ impl Parser {
             open_files: Vec::new(),
             includers: Vec::new(),
             files_read: 0,
+            process: ProcessConfig::default(),
+            force: true,
+            errors: Vec::new(),
+            _root: RootGuard,
+        }
+    }
+
+    /// Notes an error; reading goes on unless [`MAX_REPORTED_ERRORS`] were noted.
+    pub(super) fn record(&mut self, error: ConfigError) {
+        if self.errors.len() < MAX_REPORTED_ERRORS {
+            self.errors.push(error);
+        }
+    }
+
+    /// Whether so many errors were noted that reading stops.
+    fn stopped(&self) -> bool {
+        self.errors.len() >= MAX_REPORTED_ERRORS
+    }
+
+    /// The configuration, or every error noted while reading it.
+    pub(super) fn finish_checked(self) -> Result<Config, Vec<ConfigError>> {
+        if self.errors.is_empty() {
+            Ok(self.finish())
+        } else {
+            Err(self.errors)
         }
     }
 
@@ -113,6 +148,7 @@ impl Parser {
             timeouts: Timeouts::from_secs(self.timeouts),
             counter: self.counter,
             names: self.names,
+            process: self.process,
             warnings: self.warnings,
         }
     }
@@ -138,47 +174,54 @@ impl Parser {
         let canonical = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
         self.open_files.push(canonical);
         let base = path.parent().unwrap_or(Path::new(""));
-        let result = self.run_text(&bytes, &name, base);
+        self.run_text(&bytes, &name, base);
         self.open_files.pop();
-        result
+        Ok(())
     }
 
-    /// Runs the lines of `bytes`, named `file` in errors.
-    pub(super) fn run_text(
-        &mut self,
-        bytes: &[u8],
-        file: &str,
-        base_dir: &Path,
-    ) -> Result<(), ConfigError> {
+    /// Runs the lines of `bytes`, named `file` in errors. An error in a line is noted and
+    /// reading goes on with the next line (the line's command has no effect).
+    pub(super) fn run_text(&mut self, bytes: &[u8], file: &str, base_dir: &Path) {
         // A UTF-8 byte order mark (Windows editors) is not part of the first command.
         let bytes = bytes.strip_prefix(b"\xef\xbb\xbf").unwrap_or(bytes);
         for (index, raw) in bytes.split(|&b| b == b'\n').enumerate() {
+            if self.stopped() {
+                break;
+            }
             let here = Here {
                 file,
                 line: index + 1,
                 base_dir,
             };
-            if raw.len() > MAX_LINE_LEN {
-                return Err(self.error(
-                    here,
-                    ConfigErrorKind::LineTooLong {
-                        limit: MAX_LINE_LEN,
-                    },
-                ));
-            }
-            match raw.first() {
-                None => continue,
-                Some(b) if b.is_ascii_whitespace() || *b == b'#' || *b == 0x0b => continue,
-                Some(_) => {}
-            }
-            let line =
-                std::str::from_utf8(raw).map_err(|_| self.error(here, ConfigErrorKind::NotUtf8))?;
-            let words = self.words(here, line)?;
-            if let Flow::End = self.run_command(here, &words)? {
-                break;
+            match self.run_line(here, raw) {
+                Ok(Flow::Continue) => {}
+                Ok(Flow::End) => break,
+                Err(e) => self.record(e),
             }
         }
-        Ok(())
+    }
+
+    /// Runs one raw line (comments and blank lines do nothing).
+    fn run_line(&mut self, here: Here<'_>, raw: &[u8]) -> Result<Flow, ConfigError> {
+        if raw.len() > MAX_LINE_LEN {
+            return Err(self.error(
+                here,
+                ConfigErrorKind::LineTooLong {
+                    limit: MAX_LINE_LEN,
+                },
+            ));
+        }
+        match raw.first() {
+            None => return Ok(Flow::Continue),
+            Some(b) if b.is_ascii_whitespace() || *b == b'#' || *b == 0x0b => {
+                return Ok(Flow::Continue)
+            }
+            Some(_) => {}
+        }
+        let line =
+            std::str::from_utf8(raw).map_err(|_| self.error(here, ConfigErrorKind::NotUtf8))?;
+        let words = self.words(here, line)?;
+        self.run_command(here, &words)
     }
 
     /// Splits a line into words, replacing `$FILE` words by the file's words.
@@ -469,6 +512,68 @@ impl Parser {
                 self.include(here, args.first().copied().unwrap_or_default())?;
             }
             Supported::End => return Ok(Flow::End),
+            Supported::Daemon => self.process.daemon = true,
+            Supported::PidFile => {
+                let name = args.first().copied().unwrap_or_default();
+                let path = process::parse_file("pidfile", name, here.base_dir)
+                    .map_err(|k| self.error(here, k))?;
+                self.process.pidfile = Some(path);
+            }
+            Supported::Config => {
+                let name = args.first().copied().unwrap_or_default();
+                let path = process::parse_file("config", name, here.base_dir)
+                    .map_err(|k| self.error(here, k))?;
+                self.process.config_file = Some(path);
+            }
+            Supported::Monitor => self.monitor(here, args.first().copied().unwrap_or_default())?,
+            Supported::System => {
+                let command = args.first().copied().unwrap_or_default();
+                process::parse_system(&mut self.process, command)
+                    .map_err(|k| self.error(here, k))?;
+            }
+            Supported::Chroot => {
+                process::parse_chroot(&mut self.process, &args, here.base_dir)
+                    .map_err(|k| self.error(here, k))?;
+                // A process that already chrooted (a reload) reads names as they are.
+                if !process::chrooted() {
+                    let root = self.process.chroot.clone();
+                    ROOT.with(|r| *r.borrow_mut() = root);
+                }
+            }
+            Supported::SetUid | Supported::SetGid => {
+                let what = if cmd == Supported::SetUid {
+                    "setuid"
+                } else {
+                    "setgid"
+                };
+                let account =
+                    process::parse_account(what, args.first().copied().unwrap_or_default())
+                        .map_err(|k| self.error(here, k))?;
+                if cmd == Supported::SetUid {
+                    self.process.user = Some(account);
+                } else {
+                    self.process.group = Some(account);
+                }
+            }
+            Supported::Writable => self.warn(here, ConfigWarningKind::Writable),
+            Supported::StackSize => {
+                parse_decimal(args.first().copied().unwrap_or_default())
+                    .filter(|&n| n <= u64::from(u32::MAX))
+                    .ok_or_else(|| {
+                        self.error(
+                            here,
+                            ConfigErrorKind::InvalidNumber {
+                                what: "stacksize",
+                                value: args.first().copied().unwrap_or_default().to_owned(),
+                                min: 0,
+                                max: u64::from(u32::MAX),
+                            },
+                        )
+                    })?;
+                self.warn(here, ConfigWarningKind::StackSize);
+            }
+            Supported::Force => self.force = true,
+            Supported::NoForce => self.force = false,
         }
         Ok(Flow::Continue)
     }
@@ -505,6 +610,7 @@ impl Parser {
             log: self.log.clone(),
             logformat: self.logformat.clone(),
             origin: (here.file.to_owned(), here.line),
+            force: self.force,
         };
         let mut service = apply_options(defaults, command, line.options, here.base_dir)
             .map_err(|k| self.error(here, k))?;
@@ -512,6 +618,38 @@ impl Parser {
             service.listen.set_port(port);
         }
         self.services.push(service);
+        Ok(())
+    }
+
+    fn warn(&mut self, here: Here<'_>, kind: ConfigWarningKind) {
+        self.warnings.push(ConfigWarning {
+            file: here.file.to_owned(),
+            line: here.line,
+            kind,
+        });
+    }
+
+    /// `monitor FILE`: watched for changes; a missing file is a warning (3proxy watches it
+    /// anyway, and it may appear later).
+    fn monitor(&mut self, here: Here<'_>, name: &str) -> Result<(), ConfigError> {
+        let path =
+            process::parse_file("monitor", name, here.base_dir).map_err(|k| self.error(here, k))?;
+        if self.process.monitor.len() >= super::MAX_MONITORED_FILES {
+            return Err(self.error(
+                here,
+                ConfigErrorKind::TooManyRules {
+                    what: "monitor",
+                    limit: super::MAX_MONITORED_FILES,
+                },
+            ));
+        }
+        if !path.exists() {
+            self.warn(
+                here,
+                ConfigWarningKind::MonitorMissing { path: path.clone() },
+            );
+        }
+        self.process.monitor.push(path);
         Ok(())
     }
 
@@ -546,10 +684,10 @@ impl Parser {
         let base = path.parent().unwrap_or(Path::new("")).to_path_buf();
         self.open_files.push(canonical);
         self.includers.push((here.file.to_owned(), here.line));
-        let result = self.run_text(&bytes, &name, &base);
+        self.run_text(&bytes, &name, &base);
         self.includers.pop();
         self.open_files.pop();
-        result
+        Ok(())
     }
 }
 
@@ -719,9 +857,31 @@ fn arg_count(command: &str, arity: Arity, given: usize) -> ConfigErrorKind {
 pub(super) fn resolve(base_dir: &Path, name: &str) -> PathBuf {
     let p = Path::new(name);
     if p.is_absolute() {
-        p.to_path_buf()
+        ROOT.with(|root| match &*root.borrow() {
+            Some(root) => root.join(p.strip_prefix("/").unwrap_or(p)),
+            None => p.to_path_buf(),
+        })
     } else {
         base_dir.join(p)
+    }
+}
+
+thread_local! {
+    /// The `chroot` directory of the configuration being read on this thread, once its
+    /// `chroot` line ran: 3proxy chroots when it parses that line, so every absolute file
+    /// name after it (`include`, `$FILE`, `log`, `counter`, `pidfile`, `config`, `monitor`)
+    /// is inside the new root. triproxy chroots only after binding, so the reader maps
+    /// those names itself. A per-thread value rather than a parameter of every file-naming
+    /// command; [`Parser`] clears it when it starts and when it is dropped.
+    static ROOT: std::cell::RefCell<Option<PathBuf>> = const { std::cell::RefCell::new(None) };
+}
+
+/// Clears [`ROOT`] when the reader that set it is done.
+struct RootGuard;
+
+impl Drop for RootGuard {
+    fn drop(&mut self) {
+        ROOT.with(|root| *root.borrow_mut() = None);
     }
 }
 
@@ -1052,6 +1212,7 @@ pub(super) fn standalone(service: &str, args: &[String]) -> Result<Config, Confi
         log: LogTarget::Stdout,
         logformat: LogFormat::default_3proxy(),
         origin: (ORIGIN.to_owned(), 0),
+        force: true,
     };
     let mut svc = apply_options(defaults, service, line.options, Path::new("")).map_err(fail)?;
     if let Some(port) = line.port {
@@ -1066,6 +1227,7 @@ pub(super) fn standalone(service: &str, args: &[String]) -> Result<Config, Confi
         timeouts: Timeouts::default(),
         counter: None,
         names: NamesConfig::default(),
+        process: ProcessConfig::default(),
         warnings: Vec::new(),
     })
 }
