@@ -352,6 +352,30 @@ impl BandLimits {
         &self.rules
     }
 
+    /// Takes over the buckets of `old` (the configuration before a reload) for the rules
+    /// that did not change: a rule with the same direction, rate and matching fields as a
+    /// rule of `old` shares that rule's bucket, so a reload neither refills a drained
+    /// bucket nor splits one limit into two. Each old bucket is taken over at most once;
+    /// changed and new rules start full.
+    pub fn adopt(&mut self, old: &BandLimits) {
+        let mut taken = vec![false; old.rules.len()];
+        for rule in &mut self.rules {
+            let RuleKind::Limit(bucket) = &mut rule.kind else {
+                continue;
+            };
+            let found = old.rules.iter().enumerate().find(|(i, o)| {
+                !taken[*i]
+                    && o.direction == rule.direction
+                    && o.matches == rule.matches
+                    && matches!(&o.kind, RuleKind::Limit(b) if b.bits_per_sec == bucket.bits_per_sec)
+            });
+            if let Some((i, RuleKind::Limit(old_bucket))) = found.map(|(i, o)| (i, &o.kind)) {
+                taken[i] = true;
+                *bucket = Arc::clone(old_bucket);
+            }
+        }
+    }
+
     /// Number of rules.
     pub fn len(&self) -> usize {
         self.rules.len()

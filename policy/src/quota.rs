@@ -407,6 +407,39 @@ impl Quotas {
     pub fn is_empty(&self) -> bool {
         self.rules.is_empty()
     }
+    /// Takes over the tallies of `old` (the configuration before a reload): a counter
+    /// with the same non-zero number as one of `old` keeps counting where that one was.
+    /// If its rule is unchanged (direction, period, limit, comment) it shares the old
+    /// counter, so connections still running under the old configuration count into the
+    /// same tally; otherwise the bytes and times are copied. Counters numbered 0 are not
+    /// in the counter file and start again, as at a restart.
+    pub fn adopt(&mut self, old: &Quotas) {
+        for rule in &mut self.rules {
+            let RuleKind::Count(counter) = &mut rule.kind else {
+                continue;
+            };
+            if counter.number == 0 {
+                continue;
+            }
+            let Some(previous) = old.counters().find(|o| o.number == counter.number) else {
+                continue;
+            };
+            let same = previous.direction == counter.direction
+                && previous.period == counter.period
+                && previous.limit == counter.limit
+                && previous.comment == counter.comment;
+            if same {
+                *counter = Arc::clone(previous);
+            } else {
+                counter
+                    .bytes
+                    .store(previous.bytes.load(Ordering::Relaxed), Ordering::Relaxed);
+                let times = *previous.times();
+                *counter.times() = times;
+            }
+        }
+        *self.lock_last() = *old.lock_last();
+    }
 
     /// Every counter, in rule order.
     pub fn counters(&self) -> impl Iterator<Item = &Arc<Counter>> {

@@ -48,12 +48,15 @@ pub(crate) fn serve_connection<T: Send + 'static>(
     };
     Some(async move {
         let _slot = &slot; // released when the task ends
+                           // Dropped at the end of the body, before the captured `client` is closed.
+        let _live =
+            triproxy_runtime_std::live::register(std::os::fd::AsFd::as_fd(client.get_ref()));
         exec::serve(&io, &client, &origin, &policy).await;
     })
 }
 
 /// The task that serves the datagram service `service` on `socket` (bound to `local`), at
-/// most `max_clients` clients at once, until the process ends.
+/// most `max_clients` clients at once, until the service is stopped.
 pub(crate) fn serve_datagrams(
     socket: Async<UdpSocket>,
     local: SocketAddr,
@@ -61,13 +64,15 @@ pub(crate) fn serve_datagrams(
     service: DatagramService,
     max_clients: usize,
     hooks: Hooks,
+    slot: Arc<triproxy_runtime_std::ServiceSlot>,
 ) -> impl Future<Output = ()> + Send + 'static {
     let io = SmolIo {
         hooks,
         timer: Mutex::new(None),
     };
     async move {
-        exec::serve_datagrams(&io, &socket, local, &policy, &service, max_clients).await;
+        let stop = slot.stop_flag();
+        exec::serve_datagrams(&io, &socket, local, &policy, &service, max_clients, stop).await;
     }
 }
 

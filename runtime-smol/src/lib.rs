@@ -12,4 +12,4 @@
 mod io;
 mod service;
 
-pub use service::{spawn_datagram_service, spawn_service, Runtime};
+pub use service::{spawn_datagram_service, spawn_service, Runtime, ServiceHandle};

@@ -33,6 +33,8 @@ pub fn serve_connection(
         // The client is already gone; there is no one to answer and nothing to log.
         return;
     };
+    // Dropped before `client` (arguments outlive locals): see `live::Registration`.
+    let _live = crate::live::register(std::os::fd::AsFd::as_fd(&client));
     let io = StdIo { hooks };
     let origin = exec::Origin {
         peer,
@@ -53,6 +55,7 @@ pub fn serve_datagrams(
     service: &DatagramService,
     max_clients: usize,
     hooks: &Hooks,
+    stop: &std::sync::atomic::AtomicBool,
 ) {
     let io = StdIo { hooks };
     run_to_end(std::pin::pin!(exec::serve_datagrams(
@@ -61,7 +64,8 @@ pub fn serve_datagrams(
         local,
         policy,
         service,
-        max_clients
+        max_clients,
+        stop
     )));
 }
 

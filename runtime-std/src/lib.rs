@@ -12,12 +12,15 @@
 
 mod hooks;
 mod io;
+pub mod live;
 pub mod net;
 mod pool;
 mod service;
+mod slot;
 pub mod store;
 mod sys;
 
 pub use hooks::Hooks;
 pub use io::serve_connection;
 pub use service::{max_workers, spawn_datagram_service, spawn_service, ServiceHandle};
+pub use slot::{ServiceSlot, Settings};

@@ -2,15 +2,15 @@
 //! for the next client when done), with `maxconn` enforced the way 3proxy does it (stop
 //! accepting; clients wait in the backlog).
 
-use crate::hooks::Hooks;
 use crate::io::serve_connection;
+use crate::slot::ServiceSlot;
 use std::io;
 use std::net::{SocketAddr, TcpListener, UdpSocket};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
-use triproxy_policy::service::{DatagramService, ServicePolicy};
+use triproxy_policy::service::DatagramService;
 
 /// Stack of a connection thread. Name resolution (glibc `getaddrinfo`) is the deepest
 /// user of it; the handshake buffer is 1 KiB and relay buffers live on the heap.
@@ -21,8 +21,53 @@ const CONNECTION_STACK: usize = 128 * 1024;
 pub struct ServiceHandle {
     /// The address the service listens on (with the real port when 0 was asked for).
     pub local_addr: SocketAddr,
-    /// The first worker thread (it never exits while the process runs).
+    /// The first worker thread (it exits only when the service is stopped).
     pub thread: JoinHandle<()>,
+    /// What [`ServiceHandle::stop`] wakes.
+    socket: Socket,
+    slot: Arc<ServiceSlot>,
+}
+
+/// The socket a stopped service's threads wait on.
+#[derive(Debug)]
+enum Socket {
+    Tcp(Arc<Shared>),
+    /// A duplicate of the datagram service's socket.
+    Udp(UdpSocket),
+}
+
+impl ServiceHandle {
+    /// Stops the service: it accepts no more clients (a TCP listener leaves the LISTEN
+    /// state at once, so `ss -ltn` no longer shows it; clients waiting in its backlog are
+    /// reset), and its idle threads exit. Established connections go on to their end.
+    ///
+    /// A datagram service's loop ends (its open mappings end with it); call
+    /// [`ServiceHandle::wait`] before binding its address again.
+    pub fn stop(&self) {
+        self.slot.mark_stopped();
+        // shutdown(2) wakes every thread blocked in accept(2) or poll(2) on the socket (on a
+        // listener it also ends the LISTEN state). An error means there is nothing to wake.
+        let _ = match &self.socket {
+            Socket::Tcp(shared) => {
+                socket2::SockRef::from(&shared.listener).shutdown(std::net::Shutdown::Read)
+            }
+            Socket::Udp(socket) => {
+                socket2::SockRef::from(socket).shutdown(std::net::Shutdown::Read)
+            }
+        };
+    }
+
+    /// Whether it is a datagram service.
+    pub fn is_datagram(&self) -> bool {
+        matches!(self.socket, Socket::Udp(_))
+    }
+
+    /// Waits until the service's first thread ended (after [`ServiceHandle::stop`]): for a
+    /// datagram service, its socket is then closed.
+    pub fn wait(self) {
+        drop(self.socket);
+        let _ = self.thread.join();
+    }
 }
 
 /// A worker that waited this long in `accept()` without a client exits (unless it is the
@@ -94,9 +139,7 @@ struct Threads {
 struct Shared {
     listener: TcpListener,
     listen: SocketAddr,
-    policy: Arc<ServicePolicy>,
-    hooks: Hooks,
-    maxconn: usize,
+    slot: Arc<ServiceSlot>,
     threads: Mutex<Threads>,
 }
 
@@ -117,12 +160,9 @@ impl Shared {
 /// [`WORKER_IDLE_EXIT`] for a client exits (the first worker never does). Exiting on idle
 /// time rather than on a count of idle workers keeps a steady load from creating and
 /// ending threads all the time.
-pub fn spawn_service(
-    listener: TcpListener,
-    policy: Arc<ServicePolicy>,
-    hooks: Hooks,
-    maxconn: usize,
-) -> io::Result<ServiceHandle> {
+///
+/// Each connection runs with the [`ServiceSlot`]'s settings at the moment it was accepted.
+pub fn spawn_service(listener: TcpListener, slot: Arc<ServiceSlot>) -> io::Result<ServiceHandle> {
     let local_addr = listener.local_addr()?;
     // SO_RCVTIMEO on a listening socket bounds each accept(): how idle workers notice that
     // they are idle.
@@ -130,9 +170,7 @@ pub fn spawn_service(
     let shared = Arc::new(Shared {
         listener,
         listen: local_addr,
-        policy,
-        hooks,
-        maxconn: maxconn.max(1),
+        slot: Arc::clone(&slot),
         threads: Mutex::new(Threads {
             total: 1,
             accepting: 0,
@@ -140,31 +178,54 @@ pub fn spawn_service(
     });
     // The first worker of a service always starts (it counts, but is not refused).
     LIVE_WORKERS.fetch_add(1, Ordering::AcqRel);
+    let first = Arc::clone(&shared);
     let thread = thread::Builder::new()
         .name(format!("serve {local_addr}"))
         .stack_size(CONNECTION_STACK)
-        .spawn(move || worker(shared, true))
+        .spawn(move || worker(first, true))
         .inspect_err(|_| release_worker())?;
-    Ok(ServiceHandle { local_addr, thread })
+    Ok(ServiceHandle {
+        local_addr,
+        thread,
+        socket: Socket::Tcp(shared),
+        slot,
+    })
 }
 
 /// Starts a datagram service (`udppm`, `dnspr`) on `socket`: one thread runs its one
 /// loop, at most `max_clients` clients at once.
+///
+/// The loop runs with the slot's settings at its start; a reload that changes them stops
+/// the service and starts another.
 pub fn spawn_datagram_service(
     socket: UdpSocket,
-    policy: Arc<ServicePolicy>,
+    slot: Arc<ServiceSlot>,
     service: DatagramService,
-    hooks: Hooks,
-    max_clients: usize,
 ) -> io::Result<ServiceHandle> {
     socket.set_nonblocking(true)?;
     let local_addr = socket.local_addr()?;
+    let waker = socket.try_clone()?;
+    let loop_slot = Arc::clone(&slot);
     let thread = thread::Builder::new()
         .name(format!("serve udp {local_addr}"))
         .spawn(move || {
-            crate::io::serve_datagrams(&socket, local_addr, &policy, &service, max_clients, &hooks)
+            let settings = loop_slot.load();
+            crate::io::serve_datagrams(
+                &socket,
+                local_addr,
+                &settings.policy,
+                &service,
+                settings.maxconn,
+                &settings.hooks,
+                loop_slot.stop_flag(),
+            )
         })?;
-    Ok(ServiceHandle { local_addr, thread })
+    Ok(ServiceHandle {
+        local_addr,
+        thread,
+        socket: Socket::Udp(waker),
+        slot,
+    })
 }
 
 /// Accepts and serves clients until it waited [`WORKER_IDLE_EXIT`] for one (never, if
@@ -173,11 +234,13 @@ fn worker(shared: Arc<Shared>, permanent: bool) {
     loop {
         shared.threads().accepting += 1;
         let accepted = shared.listener.accept();
+        let settings = shared.slot.load();
+        let stopped = shared.slot.is_stopped();
         let (spawn_another, capped) = {
             let mut threads = shared.threads();
             threads.accepting -= 1;
-            let needed = accepted.is_ok() && threads.accepting == 0;
-            if needed && threads.total < shared.maxconn {
+            let needed = accepted.is_ok() && threads.accepting == 0 && !stopped;
+            if needed && threads.total < settings.maxconn {
                 let reserved = reserve_worker();
                 if reserved {
                     threads.total += 1;
@@ -207,9 +270,10 @@ fn worker(shared: Arc<Shared>, permanent: bool) {
                 stream,
                 peer,
                 shared.listen,
-                Arc::clone(&shared.policy),
-                &shared.hooks,
+                Arc::clone(&settings.policy),
+                &settings.hooks,
             ),
+            Err(_) if stopped => {}
             Err(e) if is_timeout(&e) => {
                 if !permanent {
                     shared.threads().total -= 1;
@@ -222,6 +286,13 @@ fn worker(shared: Arc<Shared>, permanent: bool) {
                 // instead of spinning, then keep serving.
                 thread::sleep(Duration::from_millis(10));
             }
+        }
+        if shared.slot.is_stopped() {
+            // The service was stopped (a reload removed it): this worker is done, and so is
+            // its client if it had one.
+            shared.threads().total -= 1;
+            release_worker();
+            return;
         }
     }
 }
@@ -241,7 +312,7 @@ fn notice_cap(shared: &Shared) {
         due
     };
     if due {
-        (shared.hooks.notice)(&format!(
+        (shared.slot.load().hooks.notice)(&format!(
             "{}: all {} worker threads the process may start (vm.max_map_count) are busy; \
              new clients wait in the listen backlog until one is free",
             shared.listen,

@@ -37,6 +37,9 @@ pub(super) struct Service<'a, R: Io> {
     pub local: SocketAddr,
     pub policy: &'a Arc<ServicePolicy>,
     pub config: ProxyConfig,
+    /// Set when the service must end (see `exec::serve_datagrams`); queries in flight are
+    /// dropped (their clients ask again, as after any lost datagram).
+    pub stop: &'a core::sync::atomic::AtomicBool,
 }
 
 /// One query in flight.
@@ -61,12 +64,15 @@ enum Kind {
     },
 }
 
-/// Serves DNS until the process ends.
+/// Serves DNS until the service is stopped.
 pub(super) async fn run<R: Io>(io: &R, service: &Service<'_, R>, max_pending: usize) {
     let resolver = service.policy.names.resolver();
     let mut pending: Vec<Pending<R>> = Vec::new();
     let mut buf = vec![0u8; MAX_FORWARDED];
     loop {
+        if service.stop.load(core::sync::atomic::Ordering::Acquire) {
+            return;
+        }
         if let Some(shared) = resolver {
             drive_lookups(io, shared, &mut pending).await;
         }

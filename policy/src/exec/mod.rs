@@ -221,9 +221,12 @@ pub async fn serve<R: Io>(
     tunnel(io, client, &mut established).await;
 }
 
-/// Serves a datagram service on `socket` (bound to `local`) until the process ends, with
-/// at most `max_clients` clients at once (`maxconn`): the one loop of each kind, for every
-/// runtime.
+/// Serves a datagram service on `socket` (bound to `local`) until `stop` is set (a reload
+/// replaced the service, or the daemon stops), with at most `max_clients` clients at once
+/// (`maxconn`): the one loop of each kind, for every runtime.
+///
+/// `stop` is looked at each time the loop wakes; whoever sets it must also wake the loop
+/// (the std runtime shuts the socket down, smol drops the task).
 pub async fn serve_datagrams<R: Io>(
     io: &R,
     socket: &R::Datagram,
@@ -231,6 +234,7 @@ pub async fn serve_datagrams<R: Io>(
     policy: &Arc<ServicePolicy>,
     service: &DatagramService,
     max_clients: usize,
+    stop: &core::sync::atomic::AtomicBool,
 ) {
     match service {
         DatagramService::PortMap { target, single } => {
@@ -240,6 +244,7 @@ pub async fn serve_datagrams<R: Io>(
                 policy,
                 target,
                 single: *single,
+                stop,
             };
             udppm::run(io, &service, max_clients).await;
         }
@@ -249,6 +254,7 @@ pub async fn serve_datagrams<R: Io>(
                 local,
                 policy,
                 config: *config,
+                stop,
             };
             dnspr::run(io, &service, max_clients).await;
         }

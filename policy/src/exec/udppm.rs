@@ -23,6 +23,8 @@ pub(super) struct Service<'a, R: Io> {
     pub policy: &'a Arc<ServicePolicy>,
     pub target: &'a TargetAddr,
     pub single: bool,
+    /// Set when the service must end (see `exec::serve_datagrams`).
+    pub stop: &'a core::sync::atomic::AtomicBool,
 }
 
 /// One client: its mapping and its socket toward the target.
@@ -31,7 +33,7 @@ struct Client<R: Io> {
     socket: R::Datagram,
 }
 
-/// Serves the mapping until the process ends.
+/// Serves the mapping until the service is stopped.
 pub(super) async fn run<R: Io>(io: &R, service: &Service<'_, R>, max_clients: usize) {
     let mut table: Associations<Client<R>> =
         Associations::new(service.policy.timeouts.string_long, max_clients.max(1));
@@ -40,6 +42,16 @@ pub(super) async fn run<R: Io>(io: &R, service: &Service<'_, R>, max_clients: us
         let now = io.now();
         for (_, client) in table.expire(now) {
             io.log(&client.mapping.finish(now, true));
+        }
+        if service.stop.load(core::sync::atomic::Ordering::Acquire) {
+            // Every open mapping ends now, each with its record.
+            let open: Vec<SocketAddr> = table.iter().map(|(a, _)| *a).collect();
+            for addr in open {
+                if let Some(client) = table.remove(&addr) {
+                    io.log(&client.mapping.finish(now, false));
+                }
+            }
+            return;
         }
         // The service socket first, then each client's, in the table's order.
         let order: Vec<SocketAddr> = table.iter().map(|(a, _)| *a).collect();
