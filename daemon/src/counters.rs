@@ -123,6 +123,26 @@ impl Accounting {
         })
     }
 
+    /// Moves to the configuration a reload put in force. Its counters already took over the
+    /// tallies of the old ones ([`Quotas::adopt`]); the counter file is saved first, so
+    /// that a `counter` line that now names another file loses nothing. A new file named
+    /// by the reload is read, and counters it has that no old rule carried are restored
+    /// from it.
+    pub fn reload(&mut self, config: &Config, now: &LocalStamp) -> Result<(), AccountingError> {
+        let saved = self.minute(now);
+        let same_file =
+            self.counter.as_ref().map(|c| &c.file) == config.counter.as_ref().map(|c| &c.file);
+        if !same_file {
+            self.file = match &config.counter {
+                Some(counter) => read_counter_file(&counter.file)?,
+                None => CounterFile::default(),
+            };
+        }
+        self.quotas = Arc::clone(&config.quotas);
+        self.counter = config.counter.clone();
+        saved
+    }
+
     /// Whether there is nothing to do (no counting rule).
     pub fn is_idle(&self) -> bool {
         self.quotas.counters().next().is_none()
@@ -225,26 +245,4 @@ pub fn spawn_minutely(accounting: Accounting) -> io::Result<Arc<std::sync::Mutex
             }
         })?;
     Ok(shared)
-}
-
-/// Starts catching SIGTERM and SIGINT, so that a stop saves the counters. Called before
-/// any service starts: a signal that came between the first connection and this call
-/// would end the process without saving.
-pub fn exit_signals() -> io::Result<async_signal::Signals> {
-    use async_signal::{Signal, Signals};
-    Signals::new([Signal::Term, Signal::Int])
-}
-
-/// Waits for SIGTERM or SIGINT (caught by `signals`), then saves the counters one last
-/// time (the minutely step: reports, resets, the file).
-pub fn save_on_signal(
-    mut signals: async_signal::Signals,
-    shared: &Arc<std::sync::Mutex<Accounting>>,
-) {
-    use futures_lite::StreamExt as _;
-    let _ = futures_lite::future::block_on(signals.next());
-    let mut acc = shared.lock().unwrap_or_else(|p| p.into_inner());
-    if let Err(e) = acc.minute(&local_now()) {
-        eprintln!("triproxy: {e}");
-    }
 }

@@ -5,9 +5,11 @@
 #![warn(missing_docs)]
 
 pub mod config;
+pub mod control;
 pub mod counters;
 pub mod logformat;
 pub mod logsink;
+pub mod process;
 pub mod run;
 
 /// The configuration used when `triproxy` runs with no arguments: SOCKS on

@@ -65,6 +65,24 @@ impl LogSinks {
         })
     }
 
+    /// Reopens every log file (a reload does this, so that logrotate can move the files
+    /// away without `copytruncate`). A file that cannot be opened again keeps its old
+    /// handle, and the reason is printed.
+    pub fn reopen(&self) {
+        let files = self.files.lock().unwrap_or_else(|p| p.into_inner());
+        for (path, writer) in files.iter() {
+            if let Writer::File(handle) = &**writer {
+                match OpenOptions::new().create(true).append(true).open(path) {
+                    Ok(f) => *handle.lock().unwrap_or_else(|p| p.into_inner()) = f,
+                    Err(e) => eprintln!(
+                        "triproxy: cannot reopen the log file {}: {e}; still writing to the old one",
+                        path.display()
+                    ),
+                }
+            }
+        }
+    }
+
     /// Hooks for a service that logs to `target` in `format`, with local civil time for
     /// ACL time fields.
     pub fn hooks(&self, target: &LogTarget, format: &LogFormat) -> io::Result<Hooks> {

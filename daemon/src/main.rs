@@ -1,55 +1,163 @@
 //! `triproxy`: run with no arguments for the embedded loopback-only default, with a path to
 //! read a 3proxy configuration file, or as `triproxy socks -p1080 -i127.0.0.1` (3proxy's
-//! standalone form; also `proxy`, and `tcppm [options] SRCPORT DSTHOST DSTPORT`).
+//! standalone form; every service command works this way).
 
 use clap::Parser;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use triproxy::config::{self, Config, ServiceKind};
+use std::sync::{Arc, Mutex};
+use triproxy::config::{self, Config, ConfigError, ServiceKind};
+use triproxy::control::{self, Source};
 use triproxy::counters::{self, Accounting};
-use triproxy::run::{self, RuntimeKind};
+use triproxy::run::{self, RuntimeKind, Services};
 
-/// triproxy: a SOCKS 4/4a/5 proxy server that reads 3proxy configuration files.
+/// The version and the commit it was built from.
+const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (commit ",
+    env!("TRIPROXY_COMMIT"),
+    ")"
+);
+
+/// triproxy: a proxy server suite that runs 3proxy configuration files.
+///
+/// Signals: SIGUSR1 or SIGHUP reload the configuration (established connections go on;
+/// listeners that did not change are kept); SIGTERM or SIGINT stop in order (no new
+/// clients, established connections get a few seconds, every log record and the counters
+/// are written).
+///
+/// Exit status: 0 after an orderly stop or a successful --check; 2 when the configuration
+/// is refused or a service cannot start (the message names the file and line).
 #[derive(Debug, Parser)]
-#[command(version, about)]
+#[command(version = VERSION, about, long_about)]
 struct Cli {
+    /// Read and check CONFIG (includes and $files followed, every line validated), print
+    /// the services it would start, and exit: 0 if it is usable, 2 with every error
+    /// otherwise. Nothing is bound, written, run or resolved.
+    #[arg(long, value_name = "CONFIG")]
+    check: Option<PathBuf>,
     /// Runtime that drives connections.
     #[arg(long, value_enum, default_value_t = RuntimeKind::Std)]
     runtime: RuntimeKind,
     /// Executor threads for the smol runtime (default: number of CPUs).
     #[arg(long)]
     threads: Option<usize>,
-    /// A 3proxy configuration file, or a service name (`socks`, `proxy`, `tcppm`) followed
-    /// by its options (and for `tcppm`, SRCPORT DSTHOST DSTPORT).
+    /// A 3proxy configuration file, or a service name followed by its options (3proxy's
+    /// standalone form: `triproxy socks -p1080 -i127.0.0.1`; `triproxy SERVICE --help`
+    /// lists a service's options). Services: socks, proxy, tcppm, udppm, dnspr, pop3p,
+    /// smtpp, imapp, tlspr, auto.
     /// None: the embedded default (SOCKS on 127.0.0.1:1080, loopback only).
     #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
     args: Vec<String>,
 }
 
-fn load(args: &[String]) -> Result<Config, String> {
+fn source_of(args: &[String]) -> Result<Source, String> {
     match args {
-        [] => config::parse_str(
-            triproxy::EMBEDDED_DEFAULT,
-            "<embedded default>",
-            std::path::Path::new("."),
-        )
-        .map_err(|e| e.to_string()),
-        [service, options @ ..] if ServiceKind::is_command(service) => {
-            config::parse_standalone(service, options).map_err(|e| e.to_string())
-        }
-        [path] => config::load(&PathBuf::from(path)).map_err(|e| e.to_string()),
+        [] => Ok(Source::Embedded),
+        [service, options @ ..] if ServiceKind::is_command(service) => Ok(Source::Standalone {
+            service: service.clone(),
+            options: options.to_vec(),
+        }),
+        [path] => Ok(Source::File(PathBuf::from(path))),
         [first, ..] => Err(format!(
-            "unexpected arguments after `{first}`: give one configuration file, or `socks`, `proxy` or `tcppm` and its options"
+            "unexpected arguments after `{first}`: give one configuration file, or a service and its options"
         )),
+    }
+}
+
+fn print_errors(errors: &[ConfigError]) {
+    for e in errors {
+        eprintln!("triproxy: {e}");
+    }
+}
+
+/// A warning for every service that anyone on the network may use: it listens on all
+/// addresses, asks no password and has no ACL.
+fn open_proxy_warnings(config: &Config) -> Vec<String> {
+    config
+        .services
+        .iter()
+        .filter(|s| {
+            s.listen.ip().is_unspecified()
+                && !s.auth.needs_password()
+                && s.acl.is_empty()
+                && !matches!(s.kind, ServiceKind::DnsPr(_))
+        })
+        .map(|s| {
+            format!(
+                "{}:{}: warning: `{}` listens on {} without authentication or ACL: this is an \
+                 open proxy that anyone who can reach the port may use",
+                s.origin.0,
+                s.origin.1,
+                s.kind.command(),
+                s.listen
+            )
+        })
+        .collect()
+}
+
+/// `--check`: the whole file, every error, and what would start.
+fn check(path: &std::path::Path) -> ExitCode {
+    match config::load_all(path) {
+        Ok(config) => {
+            for w in &config.warnings {
+                eprintln!("triproxy: {w}");
+            }
+            for w in open_proxy_warnings(&config) {
+                eprintln!("triproxy: {w}");
+            }
+            for s in &config.services {
+                let transport = if s.kind.datagram().is_some() {
+                    "udp"
+                } else {
+                    "tcp"
+                };
+                println!(
+                    "{} {} {} {transport} ({}:{})",
+                    s.kind.command(),
+                    s.listen.ip(),
+                    s.listen.port(),
+                    s.origin.0,
+                    s.origin.1
+                );
+            }
+            println!(
+                "{}: configuration OK, {} service(s)",
+                path.display(),
+                config.services.len()
+            );
+            ExitCode::SUCCESS
+        }
+        Err(errors) => {
+            print_errors(&errors);
+            eprintln!("triproxy: {}: {} error(s)", path.display(), errors.len());
+            ExitCode::from(2)
+        }
     }
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let config = match load(&cli.args) {
-        Ok(c) => c,
+    if let Some(path) = &cli.check {
+        return check(path);
+    }
+    if let [service, rest @ ..] = cli.args.as_slice() {
+        if ServiceKind::is_command(service) && rest.iter().any(|a| a == "--help" || a == "-h") {
+            print!("{}", config::service_help(service));
+            return ExitCode::SUCCESS;
+        }
+    }
+    let source = match source_of(&cli.args) {
+        Ok(s) => s,
         Err(e) => {
             eprintln!("triproxy: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let config = match source.load() {
+        Ok(c) => c,
+        Err(errors) => {
+            print_errors(&errors);
             return ExitCode::from(2);
         }
     };
@@ -60,64 +168,86 @@ fn main() -> ExitCode {
     for w in &config.warnings {
         eprintln!("triproxy: {w}");
     }
+    for w in open_proxy_warnings(&config) {
+        eprintln!("triproxy: {w}");
+    }
     // Before any service starts: a damaged counter file stops the daemon, rather than
     // letting every quota start again from zero.
     let accounting = match Accounting::open(&config) {
         Ok(a) => a,
         Err(e) => {
             eprintln!("triproxy: {e}");
-            return ExitCode::from(1);
+            return ExitCode::from(2);
         }
     };
-    // Caught before any service starts, so that a stop at any moment saves the counters.
-    let signals = if config.counter.is_some() && !accounting.is_idle() {
-        match counters::exit_signals() {
-            Ok(s) => Some(s),
-            Err(e) => {
-                eprintln!(
-                    "triproxy: cannot catch SIGTERM/SIGINT ({e}): counters are saved every minute only"
-                );
-                None
-            }
+    // Caught before any thread starts, so that no signal finds the default action.
+    let signals = match control::catch_signals() {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("triproxy: cannot catch signals: {e}");
+            return ExitCode::from(2);
         }
-    } else {
-        None
     };
+    let bound = match run::bind(&config) {
+        Ok(b) => b,
+        Err(e) => {
+            eprintln!("triproxy: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let process = config.process.clone();
+    let fail = |e: &dyn std::fmt::Display| {
+        eprintln!("triproxy: {e}");
+        ExitCode::from(2)
+    };
+    if let Err(e) = triproxy::process::detach(&process) {
+        return fail(&e);
+    }
+    if let Err(e) = triproxy::process::write_pidfile(&process) {
+        return fail(&e);
+    }
+    triproxy::process::run_system(&process);
+    let prepared = match Services::prepare(config, bound) {
+        Ok(p) => p,
+        Err(e) => return fail(&e),
+    };
+    if let Err(e) = triproxy::process::drop_privileges(&process) {
+        return fail(&e);
+    }
     let threads = cli
         .threads
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
-    match run::start(&config, cli.runtime, threads) {
-        Ok(listening) => {
-            for l in &listening {
-                let transport = if l.udp { "udp, " } else { "" };
-                eprintln!(
-                    "triproxy: {} listening on {} ({transport}runtime {})",
-                    l.service, l.addr, cli.runtime
-                );
-            }
-        }
+    let mut services = match prepared.start(cli.runtime, threads) {
+        Ok(s) => s,
+        Err(e) => return fail(&e),
+    };
+    for l in services.listening() {
+        let transport = if l.udp { "udp, " } else { "" };
+        eprintln!(
+            "triproxy: {} listening on {} ({transport}runtime {})",
+            l.service, l.addr, cli.runtime
+        );
+    }
+    let accounting: Arc<Mutex<Accounting>> = match counters::spawn_minutely(accounting) {
+        Ok(a) => a,
         Err(e) => {
-            eprintln!("triproxy: {e}");
-            return ExitCode::from(1);
+            eprintln!("triproxy: cannot start the counter thread: {e}");
+            return ExitCode::from(2);
         }
+    };
+    let (events, received) = control::channel();
+    if let Err(e) = control::forward_signals(signals, events.clone()) {
+        eprintln!("triproxy: cannot start the signal thread: {e}");
+        return ExitCode::from(2);
     }
-    if !accounting.is_idle() {
-        match counters::spawn_minutely(accounting) {
-            Ok(shared) => {
-                if let Some(signals) = signals {
-                    // SIGTERM or SIGINT: the counters are saved; stop.
-                    counters::save_on_signal(signals, &shared);
-                    return ExitCode::SUCCESS;
-                }
-            }
-            Err(e) => {
-                eprintln!("triproxy: cannot start the counter thread: {e}");
-                return ExitCode::from(1);
-            }
-        }
+    let watched: control::Watched = Arc::new(Mutex::new(process.monitor.clone()));
+    if let Err(e) = control::watch(Arc::clone(&watched), events) {
+        eprintln!("triproxy: cannot start the monitor thread: {e}");
+        return ExitCode::from(2);
     }
-    // The services run on their own threads until the process is stopped.
-    loop {
-        std::thread::park();
-    }
+    let why = control::run(&source, &mut services, &accounting, &watched, &received);
+    eprintln!("triproxy: {why}: stopping");
+    control::stop(&mut services, &accounting);
+    eprintln!("triproxy: stopped");
+    ExitCode::SUCCESS
 }

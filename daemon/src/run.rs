@@ -1,7 +1,5 @@
-//! Starting the configured services on a runtime.
-//!
-//! Every listening socket is opened before any service starts, so a configuration with one
-//! unusable address refuses to start as a whole instead of running half of it.
+//! Starting the configured services on a runtime, and moving them to a new configuration
+//! on a reload.
 
 use crate::config::{Config, ServiceConfig, ServiceKind};
 use crate::logsink::LogSinks;
@@ -12,7 +10,7 @@ use std::sync::Arc;
 use triproxy_policy::names::Names;
 use triproxy_policy::parent::ParentRandom;
 use triproxy_policy::service::{FrontProtocol, RelayMode, ServicePolicy};
-use triproxy_runtime_std::net;
+use triproxy_runtime_std::{net, ServiceSlot, Settings};
 
 /// Which runtime drives the sessions.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
@@ -56,6 +54,13 @@ pub enum StartError {
         /// What the system said.
         error: io::Error,
     },
+    /// A service's log file could not be opened.
+    Log {
+        /// Configuration file and line of the service.
+        origin: (String, usize),
+        /// What the system said.
+        error: io::Error,
+    },
     /// The runtime's threads could not be started.
     Runtime(io::Error),
 }
@@ -70,6 +75,11 @@ impl fmt::Display for StartError {
             } => write!(
                 f,
                 "{}:{}: cannot start the service on {addr}: {error}",
+                origin.0, origin.1
+            ),
+            StartError::Log { origin, error } => write!(
+                f,
+                "{}:{}: cannot open the service's log: {error}",
                 origin.0, origin.1
             ),
             StartError::Runtime(e) => write!(f, "cannot start the runtime: {e}"),
@@ -157,86 +167,389 @@ pub fn names_of(config: &Config) -> Names {
     Names::own(config.names.resolver(config.timeouts.dns), seed)
 }
 
-/// Opens every listener, then starts every service on `runtime`. Returns what listens where.
-pub fn start(
-    config: &Config,
-    runtime: RuntimeKind,
-    smol_threads: usize,
-) -> Result<Vec<Listening>, StartError> {
-    let fail = |service: &ServiceConfig, error: io::Error| StartError::Service {
+/// Opens every listener of `config`, without starting anything: what the daemon does
+/// before it drops privileges (a port below 1024 needs them, serving does not).
+///
+/// Every listening socket is opened before any service starts, so a configuration with one
+/// unusable address refuses to start as a whole instead of running half of it.
+pub fn bind(config: &Config) -> Result<Vec<Bound>, StartError> {
+    config
+        .services
+        .iter()
+        .map(|service| open(service).map(|socket| Bound { socket }))
+        .collect()
+}
+
+/// A service's socket, bound and listening, not yet served.
+#[derive(Debug)]
+pub struct Bound {
+    socket: Socket,
+}
+
+impl fmt::Debug for Socket {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Socket::Tcp(l) => f.debug_tuple("Tcp").field(l).finish(),
+            Socket::Udp(u) => f.debug_tuple("Udp").field(u).finish(),
+        }
+    }
+}
+
+/// What identifies a listener across reloads: its transport and the address the
+/// configuration gave. A service whose key is in both the old and the new configuration
+/// keeps its listening socket; only its settings change.
+///
+/// A TCP service asked to listen on port 0 ("any free port") never matches: each reload
+/// gives it a new port.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Key {
+    udp: bool,
+    addr: SocketAddr,
+}
+
+impl Key {
+    fn of(service: &ServiceConfig) -> Key {
+        Key {
+            udp: service.kind.datagram().is_some(),
+            addr: service.listen,
+        }
+    }
+
+    fn reusable(&self) -> bool {
+        self.addr.port() != 0
+    }
+}
+
+fn open(service: &ServiceConfig) -> Result<Socket, StartError> {
+    let socket = if service.kind.datagram().is_some() {
+        UdpSocket::bind(service.listen).map(Socket::Udp)
+    } else {
+        net::listen(service.listen, backlog(service)).map(Socket::Tcp)
+    };
+    socket.map_err(|error| StartError::Service {
         origin: service.origin.clone(),
         addr: service.listen,
         error,
-    };
-    let mut listeners: Vec<(&ServiceConfig, Socket)> = Vec::new();
-    for service in &config.services {
-        let socket = if service.kind.datagram().is_some() {
-            UdpSocket::bind(service.listen).map(Socket::Udp)
-        } else {
-            net::listen(service.listen, backlog(service)).map(Socket::Tcp)
-        };
-        listeners.push((service, socket.map_err(|e| fail(service, e))?));
-    }
-    let sinks = LogSinks::default();
-    let smol = match runtime {
-        RuntimeKind::Smol => {
-            Some(triproxy_runtime_smol::Runtime::start(smol_threads).map_err(StartError::Runtime)?)
+    })
+}
+
+/// A running service's handle, whichever the runtime.
+#[derive(Debug)]
+enum Handle {
+    Std(triproxy_runtime_std::ServiceHandle),
+    Smol(triproxy_runtime_smol::ServiceHandle),
+}
+
+impl Handle {
+    /// Stops the service; for a datagram service also waits until its socket is closed,
+    /// so that its address can be bound again.
+    fn stop(self) {
+        match self {
+            Handle::Std(h) => {
+                h.stop();
+                if h.is_datagram() {
+                    h.wait();
+                }
+            }
+            Handle::Smol(h) => h.stop(),
         }
-        RuntimeKind::Std => None,
-    };
-    let mut started = Vec::new();
-    // Parent weights draw from one generator per process, seeded from the clock (the
-    // policy crate never reads one).
-    let seed = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos() as u64);
-    let parent_random = Arc::new(ParentRandom::new(seed));
-    let names = Arc::new(names_of(config));
-    for (service, socket) in listeners {
+    }
+}
+
+/// One running service.
+#[derive(Debug)]
+struct Running {
+    key: Key,
+    slot: Arc<ServiceSlot>,
+    handle: Handle,
+    listening: Listening,
+}
+
+/// The running services and what they share; [`Services::reload`] moves them to a new
+/// configuration.
+#[derive(Debug)]
+pub struct Services {
+    smol: Option<triproxy_runtime_smol::Runtime>,
+    sinks: LogSinks,
+    parent_random: Arc<ParentRandom>,
+    names: (crate::config::NamesConfig, std::time::Duration, Arc<Names>),
+    running: Vec<Running>,
+    /// The configuration in force (its limits and counters are the live ones).
+    config: Config,
+}
+
+/// Services ready to start: see [`Services::prepare`].
+#[derive(Debug)]
+pub struct Prepared {
+    services: Services,
+    bound: Vec<Bound>,
+    settings: Vec<Settings>,
+}
+
+impl Prepared {
+    /// Starts the runtime's threads and a service on each bound socket.
+    pub fn start(self, runtime: RuntimeKind, smol_threads: usize) -> Result<Services, StartError> {
+        let Prepared {
+            mut services,
+            bound,
+            settings,
+        } = self;
+        if runtime == RuntimeKind::Smol {
+            services.smol = Some(
+                triproxy_runtime_smol::Runtime::start(smol_threads).map_err(StartError::Runtime)?,
+            );
+        }
+        let configs = services.config.services.clone();
+        for ((service, bound), settings) in configs.iter().zip(bound).zip(settings) {
+            let running = services.spawn(service, bound.socket, settings)?;
+            services.running.push(running);
+        }
+        Ok(services)
+    }
+}
+
+/// What a reload changed.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct ReloadReport {
+    /// Services whose listener was kept (only their settings changed).
+    pub kept: usize,
+    /// Services started on a new listener.
+    pub started: Vec<Listening>,
+    /// Services stopped.
+    pub stopped: Vec<Listening>,
+}
+
+impl Services {
+    /// Prepares the services of `config` on its bound sockets (from [`bind`]): opens
+    /// their log files and builds their policies, without starting any thread (the daemon
+    /// drops its privileges between the two steps).
+    pub fn prepare(config: Config, bound: Vec<Bound>) -> Result<Prepared, StartError> {
+        // Parent weights draw from one generator per process, seeded from the clock (the
+        // policy crate never reads one).
+        let seed = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos() as u64);
+        let names = Arc::new(names_of(&config));
+        let services = Services {
+            smol: None,
+            sinks: LogSinks::default(),
+            parent_random: Arc::new(ParentRandom::new(seed)),
+            names: (config.names.clone(), config.timeouts.dns, names),
+            running: Vec::new(),
+            config,
+        };
+        let settings = services.settings_for(&services.config)?;
+        Ok(Prepared {
+            services,
+            bound,
+            settings,
+        })
+    }
+
+    /// What listens where.
+    pub fn listening(&self) -> Vec<Listening> {
+        self.running.iter().map(|r| r.listening.clone()).collect()
+    }
+
+    /// The configuration in force.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// Moves to `config`: listeners that are in both configurations are kept with the new
+    /// settings (new connections get them; established ones go on), listeners only in the
+    /// old one are closed, listeners only in the new one are opened. Bandwidth buckets and
+    /// traffic counters of unchanged rules carry over; log files are reopened.
+    ///
+    /// Everything that can fail (opening new listeners and log files) is done before
+    /// anything changes: on an error the old configuration stays in force, whole. The one
+    /// exception is a datagram service (`udppm`, `dnspr`), which is always restarted on its
+    /// address (its loop runs with the settings of its start); if its address cannot be
+    /// bound again, that service alone is lost, and the error says so.
+    pub fn reload(&mut self, mut config: Config) -> Result<ReloadReport, StartError> {
+        if let Some(b) = Arc::get_mut(&mut config.bandlimits) {
+            b.adopt(&self.config.bandlimits);
+        }
+        if let Some(q) = Arc::get_mut(&mut config.quotas) {
+            q.adopt(&self.config.quotas);
+        }
+        if self.names.0 != config.names || self.names.1 != config.timeouts.dns {
+            self.names = (
+                config.names.clone(),
+                config.timeouts.dns,
+                Arc::new(names_of(&config)),
+            );
+        }
+        self.sinks.reopen();
+        let settings = self.settings_for(&config)?;
+        // Which new service keeps which running TCP listener.
+        let mut kept_index: Vec<Option<usize>> = Vec::with_capacity(config.services.len());
+        let mut claimed = vec![false; self.running.len()];
+        for service in &config.services {
+            let key = Key::of(service);
+            let found = (!key.udp && key.reusable())
+                .then(|| {
+                    self.running
+                        .iter()
+                        .enumerate()
+                        .find(|(i, r)| !claimed[*i] && r.key == key)
+                        .map(|(i, _)| i)
+                })
+                .flatten();
+            if let Some(i) = found {
+                claimed[i] = true;
+            }
+            kept_index.push(found);
+        }
+        // New TCP listeners, bound before anything changes.
+        let mut fresh: Vec<Option<Socket>> = Vec::with_capacity(config.services.len());
+        for (service, kept) in config.services.iter().zip(&kept_index) {
+            let key = Key::of(service);
+            let reused_udp = key.udp && self.running.iter().any(|r| r.key == key);
+            if kept.is_some() || reused_udp {
+                fresh.push(None);
+            } else {
+                fresh.push(Some(open(service)?));
+            }
+        }
+        // Nothing can fail from here on, except rebinding a restarted datagram service.
+        let mut report = ReloadReport::default();
+        let old = std::mem::take(&mut self.running);
+        let mut keep: Vec<Option<Running>> = Vec::with_capacity(old.len());
+        for (i, running) in old.into_iter().enumerate() {
+            if claimed[i] {
+                keep.push(Some(running));
+            } else {
+                report.stopped.push(running.listening.clone());
+                running.handle.stop();
+                keep.push(None);
+            }
+        }
+        let mut first_error = None;
+        for (((service, kept), socket), settings) in config
+            .services
+            .iter()
+            .zip(kept_index)
+            .zip(fresh)
+            .zip(settings)
+        {
+            if let Some(running) = kept.and_then(|i| keep.get_mut(i)).and_then(Option::take) {
+                running
+                    .slot
+                    .replace(settings.policy, settings.hooks, settings.maxconn);
+                report.kept += 1;
+                self.running.push(running);
+                continue;
+            }
+            let socket = match socket {
+                Some(s) => Ok(s),
+                None => open(service),
+            };
+            match socket.and_then(|s| self.spawn(service, s, settings)) {
+                Ok(running) => {
+                    report.started.push(running.listening.clone());
+                    self.running.push(running);
+                }
+                Err(e) => {
+                    first_error.get_or_insert(e);
+                }
+            }
+        }
+        self.config = config;
+        match first_error {
+            Some(e) => Err(e),
+            None => Ok(report),
+        }
+    }
+
+    /// Stops every service (no more clients are accepted; established connections go on).
+    pub fn stop_all(&mut self) {
+        for running in self.running.drain(..) {
+            running.handle.stop();
+        }
+    }
+
+    /// The policy, hooks and `maxconn` of each service of `config`, in order; fails when
+    /// a log file cannot be opened.
+    fn settings_for(&self, config: &Config) -> Result<Vec<Settings>, StartError> {
+        config
+            .services
+            .iter()
+            .map(|service| {
+                let hooks =
+                    self.sinks
+                        .hooks(&service.log, &service.logformat)
+                        .map_err(|error| StartError::Log {
+                            origin: service.origin.clone(),
+                            error,
+                        })?;
+                let policy = Arc::new(policy_of(
+                    service,
+                    config,
+                    service.listen.port(),
+                    &self.parent_random,
+                    &self.names.2,
+                ));
+                Ok(Settings {
+                    policy,
+                    hooks,
+                    maxconn: usize::try_from(service.maxconn).unwrap_or(usize::MAX),
+                })
+            })
+            .collect()
+    }
+
+    fn spawn(
+        &self,
+        service: &ServiceConfig,
+        socket: Socket,
+        settings: Settings,
+    ) -> Result<Running, StartError> {
+        let fail = |error: io::Error| StartError::Service {
+            origin: service.origin.clone(),
+            addr: service.listen,
+            error,
+        };
         let addr = match &socket {
             Socket::Tcp(l) => l.local_addr(),
             Socket::Udp(u) => u.local_addr(),
         }
-        .map_err(|e| fail(service, e))?;
-        let hooks = sinks
-            .hooks(&service.log, &service.logformat)
-            .map_err(|e| fail(service, e))?;
-        let policy = Arc::new(policy_of(
-            service,
-            config,
-            addr.port(),
-            &parent_random,
-            &names,
-        ));
-        let maxconn = usize::try_from(service.maxconn).unwrap_or(usize::MAX);
+        .map_err(fail)?;
+        // The listen port as bound (it differs from the configured one for port 0).
+        let mut policy = (*settings.policy).clone();
+        policy.listen_port = addr.port();
+        let slot = ServiceSlot::new(Arc::new(policy), settings.hooks, settings.maxconn);
         let datagram = service.kind.datagram();
         let udp = datagram.is_some();
-        match (socket, &smol, datagram) {
-            (Socket::Tcp(listener), Some(rt), _) => {
-                triproxy_runtime_smol::spawn_service(rt, listener, policy, hooks, maxconn)
-                    .map_err(|e| fail(service, e))?;
+        let handle = match (socket, &self.smol, datagram) {
+            (Socket::Tcp(listener), Some(rt), _) => Handle::Smol(
+                triproxy_runtime_smol::spawn_service(rt, listener, Arc::clone(&slot))
+                    .map_err(fail)?,
+            ),
+            (Socket::Tcp(listener), None, _) => Handle::Std(
+                triproxy_runtime_std::spawn_service(listener, Arc::clone(&slot)).map_err(fail)?,
+            ),
+            (Socket::Udp(socket), Some(rt), Some(kind)) => Handle::Smol(
+                triproxy_runtime_smol::spawn_datagram_service(rt, socket, Arc::clone(&slot), kind)
+                    .map_err(fail)?,
+            ),
+            (Socket::Udp(socket), None, Some(kind)) => Handle::Std(
+                triproxy_runtime_std::spawn_datagram_service(socket, Arc::clone(&slot), kind)
+                    .map_err(fail)?,
+            ),
+            (Socket::Udp(_), _, None) => {
+                return Err(fail(io::Error::other("a UDP socket for a TCP service")))
             }
-            (Socket::Tcp(listener), None, _) => {
-                triproxy_runtime_std::spawn_service(listener, policy, hooks, maxconn)
-                    .map_err(|e| fail(service, e))?;
-            }
-            (Socket::Udp(socket), Some(rt), Some(kind)) => {
-                triproxy_runtime_smol::spawn_datagram_service(
-                    rt, socket, policy, kind, hooks, maxconn,
-                )
-                .map_err(|e| fail(service, e))?;
-            }
-            (Socket::Udp(socket), None, Some(kind)) => {
-                triproxy_runtime_std::spawn_datagram_service(socket, policy, kind, hooks, maxconn)
-                    .map_err(|e| fail(service, e))?;
-            }
-            (Socket::Udp(_), _, None) => {}
-        }
-        started.push(Listening {
-            service: service.kind.command(),
-            addr,
-            udp,
-        });
+        };
+        Ok(Running {
+            key: Key::of(service),
+            slot,
+            handle,
+            listening: Listening {
+                service: service.kind.command(),
+                addr,
+                udp,
+            },
+        })
     }
-    Ok(started)
 }

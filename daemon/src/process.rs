@@ -1,0 +1,251 @@
+//! Applying the process-control commands (`daemon`, `pidfile`, `chroot`, `setgid`,
+//! `setuid`, `system`) in one fixed order, after every listener is bound:
+//!
+//! 1. `daemon`: detach (fork, new session, standard streams to `/dev/null`). It must come
+//!    before any thread starts, and after binding so that a port in use is still reported
+//!    on the terminal.
+//! 2. `pidfile`: the pid after detaching.
+//! 3. `system` commands, still with the start-up privileges and file system (3proxy runs
+//!    them at parse time).
+//! 4. log files are opened (by the caller), then `chroot`, `setgid` (and the supplementary
+//!    groups dropped), `setuid`: after this the process cannot get its privileges back, and
+//!    sees only the chroot. Threads start after this step.
+//!
+//! A reload does not repeat 1, 2 and 4 (3proxy ignores `chroot` on reloads too); it runs
+//! the `system` commands again.
+
+#![allow(unsafe_code)]
+
+use crate::config::{Account, ProcessConfig};
+use std::ffi::CString;
+use std::fmt;
+use std::io;
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+
+/// Why a process-control step failed (the daemon then exits with status 2).
+#[derive(Debug)]
+pub enum ProcessError {
+    /// `daemon`: fork or setsid failed.
+    Detach(io::Error),
+    /// The pid file could not be written.
+    PidFile {
+        /// The file.
+        path: PathBuf,
+        /// What the system said.
+        error: io::Error,
+    },
+    /// A user or group name is not in the system's databases.
+    NoSuchAccount {
+        /// `user` or `group`.
+        what: &'static str,
+        /// The name.
+        name: String,
+    },
+    /// `chroot`, `setgid` or `setuid` failed.
+    Privileges {
+        /// Which step.
+        step: &'static str,
+        /// What the system said.
+        error: io::Error,
+    },
+}
+
+impl fmt::Display for ProcessError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ProcessError::Detach(e) => write!(f, "cannot run as a daemon: {e}"),
+            ProcessError::PidFile { path, error } => {
+                write!(f, "cannot write the pid file `{}`: {error}", path.display())
+            }
+            ProcessError::NoSuchAccount { what, name } => {
+                write!(f, "there is no {what} named `{name}` on this system")
+            }
+            ProcessError::Privileges { step, error } => write!(f, "{step} failed: {error}"),
+        }
+    }
+}
+
+impl std::error::Error for ProcessError {}
+
+/// Step 1: detaches from the terminal when `daemon` was given. Must run while the process
+/// has a single thread.
+pub fn detach(process: &ProcessConfig) -> Result<(), ProcessError> {
+    if !process.daemon {
+        return Ok(());
+    }
+    // SAFETY: daemon(3) forks; the parent exits at once inside it, and the child continues
+    // single-threaded (the caller guarantees no thread has been started yet).
+    let rc = unsafe { libc::daemon(1, 0) };
+    if rc != 0 {
+        return Err(ProcessError::Detach(io::Error::last_os_error()));
+    }
+    Ok(())
+}
+
+/// Step 2: writes the pid file (the pid and a newline).
+pub fn write_pidfile(process: &ProcessConfig) -> Result<(), ProcessError> {
+    let Some(path) = &process.pidfile else {
+        return Ok(());
+    };
+    std::fs::write(path, format!("{}\n", std::process::id())).map_err(|error| {
+        ProcessError::PidFile {
+            path: path.clone(),
+            error,
+        }
+    })
+}
+
+/// Removes the pid file at an orderly exit (a file that is gone, or not writable after a
+/// `chroot`, is left alone).
+pub fn remove_pidfile(process: &ProcessConfig) {
+    if let Some(path) = &process.pidfile {
+        let _ = std::fs::remove_file(path);
+    }
+}
+
+/// Step 3: runs the `system` commands with `/bin/sh -c`, one after the other, waiting for
+/// each (as 3proxy's system(3)). A command that cannot start or fails is reported on
+/// standard error; it does not stop the daemon.
+pub fn run_system(process: &ProcessConfig) {
+    for command in &process.system {
+        match std::process::Command::new("/bin/sh")
+            .arg("-c")
+            .arg(command)
+            .status()
+        {
+            Ok(status) if status.success() => {}
+            Ok(status) => eprintln!("triproxy: `system {command}` ended with {status}"),
+            Err(e) => eprintln!("triproxy: `system {command}` could not run: {e}"),
+        }
+    }
+}
+
+/// Step 4: `chroot`, then `setgid` (supplementary groups cleared), then `setuid`.
+/// Names are looked up before the chroot, where the system's databases are.
+pub fn drop_privileges(process: &ProcessConfig) -> Result<(), ProcessError> {
+    let uid = process.user.as_ref().map(user_id).transpose()?;
+    let gid = process.group.as_ref().map(group_id).transpose()?;
+    if let Some(dir) = &process.chroot {
+        if !crate::config::chrooted() {
+            chroot(dir)?;
+            crate::config::mark_chrooted();
+        }
+    }
+    if let Some(gid) = gid {
+        // SAFETY: setgroups/setgid take plain values; a null list with length 0 clears the
+        // supplementary groups.
+        let rc = unsafe { libc::setgroups(0, std::ptr::null()) };
+        if rc != 0 {
+            return Err(privileges("setgroups"));
+        }
+        // SAFETY: as above.
+        if unsafe { libc::setgid(gid) } != 0 {
+            return Err(privileges("setgid"));
+        }
+    }
+    if let Some(uid) = uid {
+        // SAFETY: setuid takes a plain value (glibc applies it to every thread).
+        if unsafe { libc::setuid(uid) } != 0 {
+            return Err(privileges("setuid"));
+        }
+    }
+    Ok(())
+}
+
+fn privileges(step: &'static str) -> ProcessError {
+    ProcessError::Privileges {
+        step,
+        error: io::Error::last_os_error(),
+    }
+}
+
+fn chroot(dir: &Path) -> Result<(), ProcessError> {
+    let c = CString::new(dir.as_os_str().as_bytes()).map_err(|_| ProcessError::Privileges {
+        step: "chroot",
+        error: io::Error::from(io::ErrorKind::InvalidInput),
+    })?;
+    // SAFETY: `c` is a valid NUL-terminated path for the duration of the call.
+    if unsafe { libc::chroot(c.as_ptr()) } != 0 {
+        return Err(privileges("chroot"));
+    }
+    std::env::set_current_dir("/").map_err(|error| ProcessError::Privileges {
+        step: "chdir to the new root",
+        error,
+    })
+}
+
+/// Longest user or group database entry read (getpwnam_r/getgrnam_r buffers).
+const MAX_ENTRY_LEN: usize = 64 * 1024;
+
+fn user_id(account: &Account) -> Result<u32, ProcessError> {
+    let name = match account {
+        Account::Id(id) => return Ok(*id),
+        Account::Name(name) => name,
+    };
+    let missing = || ProcessError::NoSuchAccount {
+        what: "user",
+        name: name.clone(),
+    };
+    let c = CString::new(name.as_bytes()).map_err(|_| missing())?;
+    let mut buf = vec![0 as libc::c_char; MAX_ENTRY_LEN];
+    // SAFETY: zeroed passwd is a valid out-parameter (plain integers and null pointers).
+    let mut entry: libc::passwd = unsafe { std::mem::zeroed() };
+    let mut found: *mut libc::passwd = std::ptr::null_mut();
+    // SAFETY: every pointer is valid for the call and `buf.len()` is its real length.
+    let rc = unsafe {
+        libc::getpwnam_r(
+            c.as_ptr(),
+            &mut entry,
+            buf.as_mut_ptr(),
+            buf.len(),
+            &mut found,
+        )
+    };
+    if rc != 0 || found.is_null() {
+        return Err(missing());
+    }
+    if entry.pw_uid == 0 {
+        return Err(ProcessError::Privileges {
+            step: "setuid",
+            error: io::Error::other(format!("`{name}` is root")),
+        });
+    }
+    Ok(entry.pw_uid)
+}
+
+fn group_id(account: &Account) -> Result<u32, ProcessError> {
+    let name = match account {
+        Account::Id(id) => return Ok(*id),
+        Account::Name(name) => name,
+    };
+    let missing = || ProcessError::NoSuchAccount {
+        what: "group",
+        name: name.clone(),
+    };
+    let c = CString::new(name.as_bytes()).map_err(|_| missing())?;
+    let mut buf = vec![0 as libc::c_char; MAX_ENTRY_LEN];
+    // SAFETY: zeroed group is a valid out-parameter.
+    let mut entry: libc::group = unsafe { std::mem::zeroed() };
+    let mut found: *mut libc::group = std::ptr::null_mut();
+    // SAFETY: every pointer is valid for the call and `buf.len()` is its real length.
+    let rc = unsafe {
+        libc::getgrnam_r(
+            c.as_ptr(),
+            &mut entry,
+            buf.as_mut_ptr(),
+            buf.len(),
+            &mut found,
+        )
+    };
+    if rc != 0 || found.is_null() {
+        return Err(missing());
+    }
+    if entry.gr_gid == 0 {
+        return Err(ProcessError::Privileges {
+            step: "setgid",
+            error: io::Error::other(format!("`{name}` is root's group")),
+        });
+    }
+    Ok(entry.gr_gid)
+}
