@@ -129,12 +129,21 @@ fn look(path: &std::path::Path) -> Option<(SystemTime, u64)> {
 
 /// Watches the `monitor`ed files from a thread of its own: a change of one's modification
 /// time or size (appearing and disappearing included) asks for a reload.
+///
+/// The files are first looked at before this returns, so a change right after start is
+/// seen.
 pub fn watch(files: Watched, events: Sender<Event>) -> std::io::Result<()> {
+    let mut seen: Vec<(PathBuf, Option<(SystemTime, u64)>)> = files
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .iter()
+        .map(|p| (p.clone(), look(p)))
+        .collect();
     std::thread::Builder::new()
         .name("monitor".into())
         .spawn(move || {
-            let mut seen: Vec<(PathBuf, Option<(SystemTime, u64)>)> = Vec::new();
             loop {
+                std::thread::sleep(MONITOR_INTERVAL);
                 let now: Vec<PathBuf> = files.lock().unwrap_or_else(|p| p.into_inner()).clone();
                 // Files added by a reload start from what they are now.
                 let mut next = Vec::with_capacity(now.len());
@@ -155,7 +164,6 @@ pub fn watch(files: Watched, events: Sender<Event>) -> std::io::Result<()> {
                         return;
                     }
                 }
-                std::thread::sleep(MONITOR_INTERVAL);
             }
         })?;
     Ok(())

@@ -180,14 +180,6 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    // Caught before any thread starts, so that no signal finds the default action.
-    let signals = match control::catch_signals() {
-        Ok(s) => s,
-        Err(e) => {
-            eprintln!("triproxy: cannot catch signals: {e}");
-            return ExitCode::from(2);
-        }
-    };
     let bound = match run::bind(&config) {
         Ok(b) => b,
         Err(e) => {
@@ -203,6 +195,16 @@ fn main() -> ExitCode {
     if let Err(e) = triproxy::process::detach(&process) {
         return fail(&e);
     }
+    // Caught after detaching (the signal machinery's reactor must live in the process
+    // that reads it) and before any thread starts, so that no thread finds the default
+    // action.
+    let signals = match control::catch_signals() {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("triproxy: cannot catch signals: {e}");
+            return ExitCode::from(2);
+        }
+    };
     if let Err(e) = triproxy::process::write_pidfile(&process) {
         return fail(&e);
     }
@@ -221,13 +223,6 @@ fn main() -> ExitCode {
         Ok(s) => s,
         Err(e) => return fail(&e),
     };
-    for l in services.listening() {
-        let transport = if l.udp { "udp, " } else { "" };
-        eprintln!(
-            "triproxy: {} listening on {} ({transport}runtime {})",
-            l.service, l.addr, cli.runtime
-        );
-    }
     let accounting: Arc<Mutex<Accounting>> = match counters::spawn_minutely(accounting) {
         Ok(a) => a,
         Err(e) => {
@@ -244,6 +239,13 @@ fn main() -> ExitCode {
     if let Err(e) = control::watch(Arc::clone(&watched), events) {
         eprintln!("triproxy: cannot start the monitor thread: {e}");
         return ExitCode::from(2);
+    }
+    for l in services.listening() {
+        let transport = if l.udp { "udp, " } else { "" };
+        eprintln!(
+            "triproxy: {} listening on {} ({transport}runtime {})",
+            l.service, l.addr, cli.runtime
+        );
     }
     let why = control::run(&source, &mut services, &accounting, &watched, &received);
     eprintln!("triproxy: {why}: stopping");

@@ -40,6 +40,10 @@ pub struct Daemon {
     /// The address of the first service it reported.
     pub addr: SocketAddr,
     log: Arc<Mutex<Vec<String>>>,
+    /// Every line of standard error so far (notices, reloads, warnings).
+    stderr: Arc<Mutex<Vec<String>>>,
+    /// The configuration file, when started with [`Daemon::start_binary`].
+    pub config: Option<PathBuf>,
 }
 
 impl Daemon {
@@ -48,7 +52,9 @@ impl Daemon {
     pub fn start_binary(bin: &Path, config: &str, runtime: &str) -> Daemon {
         let path = scratch_dir().join("triproxy.cfg");
         std::fs::write(&path, config).unwrap();
-        Self::spawn_binary(bin, &["--runtime", runtime, path.to_str().unwrap()])
+        let mut daemon = Self::spawn_binary(bin, &["--runtime", runtime, path.to_str().unwrap()]);
+        daemon.config = Some(path);
+        daemon
     }
 
     /// Starts `bin` with these arguments and waits for its first listening line.
@@ -61,9 +67,12 @@ impl Daemon {
             .unwrap_or_else(|e| panic!("cannot run {}: {e}", bin.display()));
         let stderr = child.stderr.take().unwrap();
         let (tx, rx) = mpsc::channel();
+        let errors = Arc::new(Mutex::new(Vec::new()));
+        let error_sink = Arc::clone(&errors);
         thread::spawn(move || {
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
                 eprintln!("[triproxy stderr] {line}");
+                error_sink.lock().unwrap().push(line.clone());
                 let _ = tx.send(line);
             }
         });
@@ -86,7 +95,45 @@ impl Daemon {
                 break rest.split_whitespace().next().unwrap().parse().unwrap();
             }
         };
-        Daemon { child, addr, log }
+        Daemon {
+            child,
+            addr,
+            log,
+            stderr: errors,
+            config: None,
+        }
+    }
+
+    /// Every line of standard error so far.
+    pub fn stderr_lines(&self) -> Vec<String> {
+        self.stderr.lock().unwrap().clone()
+    }
+
+    /// Waits (at most [`WAIT`]) for the `nth` (0-based) line of standard error that
+    /// satisfies `pred`, and returns it.
+    pub fn wait_stderr(&self, what: &str, nth: usize, pred: impl Fn(&str) -> bool) -> String {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            let lines = self.stderr_lines();
+            if let Some(l) = lines.iter().filter(|l| pred(l)).nth(nth) {
+                return l.clone();
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no stderr line {what} (#{nth}); stderr so far: {lines:#?}"
+            );
+            thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// Sends `signal` (a `kill` name such as `USR1`) to the daemon.
+    pub fn signal(&self, signal: &str) {
+        let pid = self.child.id().to_string();
+        let sent = Command::new("kill")
+            .args([&format!("-{signal}"), &pid])
+            .status()
+            .expect("the `kill` command must be installed");
+        assert!(sent.success(), "kill -{signal} {pid} failed: {sent}");
     }
 
     /// Waits (at most [`WAIT`]) for a log line that satisfies `pred` and returns it.

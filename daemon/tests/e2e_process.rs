@@ -1,0 +1,209 @@
+//! Process control end to end: `setuid`/`setgid` after binding (checked through /proc),
+//! `daemon` with `pidfile`, start-up errors that name the line and exit 2, and `--check`.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+#[macro_use]
+mod common;
+
+use common::{echo_target, socks5_connect, Daemon, Start};
+use std::io::{Read, Write};
+use std::net::TcpListener;
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+const BIN: &str = env!("CARGO_BIN_EXE_triproxy");
+
+both_runtimes!(privileges_are_dropped_after_binding);
+
+fn is_root() -> bool {
+    std::fs::read_to_string("/proc/self/status")
+        .unwrap()
+        .lines()
+        .find_map(|l| l.strip_prefix("Uid:"))
+        .and_then(|v| v.split_whitespace().nth(1))
+        == Some("0")
+}
+
+/// The effective user and group of `pid`, from /proc.
+fn ids(pid: u32) -> (String, String) {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let field = |name: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|v| v.split_whitespace().nth(1))
+            .unwrap()
+            .to_owned()
+    };
+    (field("Uid:"), field("Gid:"))
+}
+
+fn privileges_are_dropped_after_binding(runtime: &str) {
+    let config = "log\nsetgid 65534\nsetuid 65534\nsocks -p0 -i127.0.0.1\n";
+    if !is_root() {
+        // Without root, dropping privileges must fail loudly, never be skipped.
+        let path = triproxy_test_support::scratch_dir().join("priv.cfg");
+        std::fs::write(&path, config).unwrap();
+        let out = Command::new(BIN)
+            .args(["--runtime", runtime, path.to_str().unwrap()])
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2));
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("failed: Operation not permitted"), "{err}");
+        return;
+    }
+    let daemon = Daemon::start(config, runtime);
+    assert_eq!(
+        ids(daemon.pid()),
+        ("65534".to_owned(), "65534".to_owned()),
+        "uid and gid of the running daemon"
+    );
+    // It still serves (the listener was bound before).
+    let target = echo_target();
+    let mut s = socks5_connect(daemon.addr, target);
+    s.write_all(b"as nobody").unwrap();
+    let mut back = [0u8; 9];
+    s.read_exact(&mut back).unwrap();
+    assert_eq!(&back, b"as nobody");
+}
+
+#[test]
+fn daemon_detaches_and_writes_its_pid() {
+    let dir = triproxy_test_support::scratch_dir();
+    let pidfile = dir.join("d.pid");
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let cfg = dir.join("d.cfg");
+    std::fs::write(
+        &cfg,
+        format!(
+            "daemon\npidfile {}\nsocks -p{port} -i127.0.0.1\n",
+            pidfile.display()
+        ),
+    )
+    .unwrap();
+    let started = Instant::now();
+    let status = Command::new(BIN).arg(&cfg).status().unwrap();
+    assert!(status.success(), "the foreground process exits 0: {status}");
+    assert!(started.elapsed() < Duration::from_secs(10));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let pid: u32 = loop {
+        if let Some(pid) = std::fs::read_to_string(&pidfile)
+            .ok()
+            .and_then(|t| t.trim().parse().ok())
+        {
+            break pid;
+        }
+        assert!(Instant::now() < deadline, "no pid file");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert!(
+        Path::new(&format!("/proc/{pid}")).exists(),
+        "the daemon runs"
+    );
+    let target = echo_target();
+    let _s = socks5_connect(format!("127.0.0.1:{port}").parse().unwrap(), target);
+    // Its own session: no controlling terminal ties it to ours.
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    let after_name = stat.rsplit(')').next().unwrap();
+    let fields: Vec<&str> = after_name.split_whitespace().collect();
+    // Fields after the name: state, ppid, pgrp, session, tty_nr.
+    assert_eq!(fields[3], pid.to_string(), "session leader");
+    assert_eq!(fields[4], "0", "no controlling terminal");
+    let _ = Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status();
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while Path::new(&format!("/proc/{pid}")).exists()
+        && !std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .unwrap_or_default()
+            .contains(") Z")
+    {
+        assert!(Instant::now() < deadline, "the daemon did not stop");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn start_up_errors_name_the_line_and_exit_2() {
+    let dir = triproxy_test_support::scratch_dir();
+    let blocker = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = blocker.local_addr().unwrap().port();
+    let cfg = dir.join("busy.cfg");
+    std::fs::write(&cfg, format!("\nsocks -p{port} -i127.0.0.1\n")).unwrap();
+    let out = Command::new(BIN).arg(&cfg).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(&format!(
+            "busy.cfg:2: cannot start the service on 127.0.0.1:{port}: Address already in use"
+        )),
+        "{err}"
+    );
+    let cfg = dir.join("nolog.cfg");
+    std::fs::write(
+        &cfg,
+        "log /nonexistent-dir/x/triproxy.log\nsocks -p0 -i127.0.0.1\n",
+    )
+    .unwrap();
+    let out = Command::new(BIN).arg(&cfg).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("nolog.cfg:2: cannot open the service's log: No such file or directory"),
+        "{err}"
+    );
+}
+
+#[test]
+fn check_prints_the_services_or_every_error() {
+    let dir = triproxy_test_support::scratch_dir();
+    let good = dir.join("good.cfg");
+    std::fs::write(
+        &good,
+        "pidfile /nonexistent/x.pid\nsetuid 65534\nsocks -p1080 -i127.0.0.1\nudppm -p0 5353 127.0.0.1 53\n",
+    )
+    .unwrap();
+    let out = Command::new(BIN)
+        .args(["--check", good.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("socks 127.0.0.1 1080 tcp"), "{text}");
+    assert!(text.contains("udppm 0.0.0.0 5353 udp"), "{text}");
+    assert!(text.contains("configuration OK, 2 service(s)"), "{text}");
+    assert!(!Path::new("/nonexistent/x.pid").exists());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("open proxy"),
+        "udppm on 0.0.0.0 without auth: {err}"
+    );
+    let bad = dir.join("bad.cfg");
+    std::fs::write(&bad, "maxconn x\nsocks -p1080\nfrobnicate\nsocks -q\n").unwrap();
+    let out = Command::new(BIN)
+        .args(["--check", bad.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    for line in ["bad.cfg:1:", "bad.cfg:3:", "bad.cfg:4:", "3 error(s)"] {
+        assert!(err.contains(line), "{line} in {err}");
+    }
+    // --version names the commit; a service's --help lists its options.
+    let out = Command::new(BIN).arg("--version").output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.starts_with("triproxy 0.1.0 (commit "), "{text}");
+    let out = Command::new(BIN)
+        .args(["tlspr", "--help"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("-PPORT"), "{text}");
+    let _ = Daemon::spawn;
+}

@@ -1,0 +1,287 @@
+//! Reloads and the orderly stop, end to end on both runtimes: SIGUSR1, SIGHUP and a
+//! `monitor`ed file put a new configuration in force for new clients while open tunnels
+//! keep flowing and each port keeps exactly one listener; a broken file keeps the old
+//! configuration; many reloads in a row leak nothing; SIGTERM writes the records of the
+//! tunnels it ends; the pid file holds the pid.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+#[macro_use]
+mod common;
+
+use common::{connect, echo_target, socks5_connect, socks5_reply, Daemon, Start, IO_TIMEOUT};
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+both_runtimes!(
+    sigusr1_applies_a_new_acl_and_keeps_open_tunnels,
+    sighup_reloads_too,
+    a_monitored_file_change_reloads,
+    a_broken_file_keeps_the_old_configuration,
+    listeners_are_added_and_removed,
+    many_reloads_leak_nothing,
+    sigterm_writes_the_records_of_the_tunnels_it_ends,
+    the_pid_file_holds_the_pid,
+);
+
+/// A port that is free now (bound and released).
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// How many listening TCP sockets `ss` shows on 127.0.0.1:`port`.
+fn listeners_on(port: u16) -> usize {
+    let out = Command::new("ss")
+        .args(["-Hltn", &format!("sport = :{port}")])
+        .output()
+        .expect("ss (iproute2) must be installed");
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .count()
+}
+
+fn config(port: u16, acl: &str, extra: &str) -> String {
+    format!("log\nauth iponly\n{acl}\n{extra}socks -p{port} -i127.0.0.1\n")
+}
+
+/// One echo round trip through an open tunnel.
+fn echo(s: &mut TcpStream, what: &[u8]) {
+    s.write_all(what).unwrap();
+    let mut back = vec![0u8; what.len()];
+    s.read_exact(&mut back).unwrap();
+    assert_eq!(back, what);
+}
+
+/// Rewrites the daemon's configuration file.
+fn rewrite(daemon: &Daemon, text: &str) {
+    std::fs::write(daemon.config.as_ref().unwrap(), text).unwrap();
+}
+
+/// Waits for the `nth` (0-based) "reloaded" line.
+fn reloaded(daemon: &Daemon, nth: usize) -> String {
+    daemon.wait_stderr("reloaded", nth, |l| l.contains(": reloaded ("))
+}
+
+/// Whether a new SOCKS5 CONNECT to `target` is granted.
+fn granted(proxy: SocketAddr, target: SocketAddr) -> bool {
+    let (reply, _) = socks5_reply(proxy, target, IO_TIMEOUT).expect("a reply");
+    reply[1] == 0
+}
+
+fn reload_by(runtime: &str, signal: &str) {
+    let target = echo_target();
+    let port = free_port();
+    let daemon = Daemon::start(&config(port, "allow *", ""), runtime);
+    let proxy = daemon.addr;
+    let mut open = socks5_connect(proxy, target);
+    echo(&mut open, b"before");
+    rewrite(&daemon, &config(port, "deny *", ""));
+    daemon.signal(signal);
+    let line = reloaded(&daemon, 0);
+    assert!(line.contains(&format!("({}", "SIG")), "{line}");
+    assert!(line.contains("1 service(s) kept their listener"), "{line}");
+    // New clients get the new ACL (with `auth iponly`, a refusal is code 1); the open
+    // tunnel keeps flowing.
+    assert!(!granted(proxy, target), "the new ACL denies");
+    daemon.wait_code(1, "CONNECT");
+    echo(&mut open, b"after the reload");
+    assert_eq!(listeners_on(port), 1, "one listener on the port");
+    // And back.
+    rewrite(&daemon, &config(port, "allow *", ""));
+    daemon.signal(signal);
+    reloaded(&daemon, 1);
+    assert!(granted(proxy, target));
+    echo(&mut open, b"still");
+    assert_eq!(listeners_on(port), 1);
+}
+
+fn sigusr1_applies_a_new_acl_and_keeps_open_tunnels(runtime: &str) {
+    reload_by(runtime, "USR1");
+}
+
+fn sighup_reloads_too(runtime: &str) {
+    reload_by(runtime, "HUP");
+}
+
+fn a_monitored_file_change_reloads(runtime: &str) {
+    let target = echo_target();
+    let port = free_port();
+    let dir = triproxy_test_support::scratch_dir();
+    let watched = dir.join("watched");
+    std::fs::write(&watched, "one").unwrap();
+    let extra = format!("monitor {}\n", watched.display());
+    let daemon = Daemon::start(&config(port, "allow *", &extra), runtime);
+    let mut open = socks5_connect(daemon.addr, target);
+    rewrite(&daemon, &config(port, "deny *", &extra));
+    // The file the daemon watches changes size.
+    std::fs::write(&watched, "two, longer").unwrap();
+    let line = reloaded(&daemon, 0);
+    assert!(line.contains("watched changed"), "{line}");
+    assert!(!granted(daemon.addr, target));
+    echo(&mut open, b"still open");
+    assert_eq!(listeners_on(port), 1);
+}
+
+fn a_broken_file_keeps_the_old_configuration(runtime: &str) {
+    let target = echo_target();
+    let port = free_port();
+    let daemon = Daemon::start(&config(port, "allow *", ""), runtime);
+    rewrite(
+        &daemon,
+        &format!("{}frobnicate\nmaxconn many\n", config(port, "deny *", "")),
+    );
+    daemon.signal("USR1");
+    let refused = daemon.wait_stderr("refused", 0, |l| l.contains("refused: 2 error(s)"));
+    assert!(
+        refused.contains("previous configuration stays"),
+        "{refused}"
+    );
+    let lines = daemon.stderr_lines();
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains("triproxy.cfg:5: unknown command `frobnicate`")),
+        "{lines:#?}"
+    );
+    assert!(
+        granted(daemon.addr, target),
+        "the old ACL is still in force"
+    );
+    // A port already in use by someone else: refused whole, the old services stay.
+    let blocker = TcpListener::bind("127.0.0.1:0").unwrap();
+    let taken = blocker.local_addr().unwrap().port();
+    rewrite(
+        &daemon,
+        &format!(
+            "{}socks -p{taken} -i127.0.0.1\n",
+            config(port, "deny *", "")
+        ),
+    );
+    daemon.signal("USR1");
+    let failed = daemon.wait_stderr("bind failure", 0, |l| {
+        l.contains("cannot start the service")
+    });
+    assert!(failed.contains("triproxy.cfg:5:"), "{failed}");
+    assert!(granted(daemon.addr, target), "still the old ACL");
+    assert_eq!(listeners_on(port), 1);
+}
+
+fn listeners_are_added_and_removed(runtime: &str) {
+    let port = free_port();
+    let second = free_port();
+    let daemon = Daemon::start(&config(port, "allow *", ""), runtime);
+    let two = format!(
+        "{}socks -p{second} -i127.0.0.1\n",
+        config(port, "allow *", "")
+    );
+    rewrite(&daemon, &two);
+    daemon.signal("USR1");
+    let line = reloaded(&daemon, 0);
+    assert!(line.contains("1 started, 0 stopped"), "{line}");
+    assert_eq!((listeners_on(port), listeners_on(second)), (1, 1));
+    let target = echo_target();
+    let via_second: SocketAddr = format!("127.0.0.1:{second}").parse().unwrap();
+    let mut s = socks5_connect(via_second, target);
+    echo(&mut s, b"second");
+    // The first service goes; its open tunnel does not.
+    rewrite(
+        &daemon,
+        &format!("log\nauth iponly\nallow *\nsocks -p{second} -i127.0.0.1\n"),
+    );
+    daemon.signal("USR1");
+    let line = reloaded(&daemon, 1);
+    assert!(line.contains("0 started, 1 stopped"), "{line}");
+    assert_eq!((listeners_on(port), listeners_on(second)), (0, 1));
+    assert!(std::net::TcpStream::connect(daemon.addr).is_err(), "closed");
+    echo(&mut s, b"still");
+}
+
+/// Open file descriptors and resident memory (KiB) of `pid`.
+fn footprint(pid: u32) -> (usize, u64) {
+    let fds = std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .unwrap()
+        .count();
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let rss = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .unwrap();
+    (fds, rss)
+}
+
+/// 3proxy has crashed after a few hundred SIGUSR1s (3proxy issue #97) and reconnected its
+/// listeners several times per reload (#804).
+fn many_reloads_leak_nothing(runtime: &str) {
+    const RELOADS: usize = 500;
+    let target = echo_target();
+    let port = free_port();
+    let daemon = Daemon::start(&config(port, "allow *", ""), runtime);
+    let mut open = socks5_connect(daemon.addr, target);
+    // Warm up: the first reload allocates what every later one reuses.
+    daemon.signal("USR1");
+    reloaded(&daemon, 0);
+    let before = footprint(daemon.pid());
+    for i in 1..=RELOADS {
+        daemon.signal("USR1");
+        reloaded(&daemon, i);
+    }
+    let after = footprint(daemon.pid());
+    assert_eq!(after.0, before.0, "file descriptors before and after");
+    assert!(
+        after.1 <= before.1 + 2048,
+        "resident memory grew from {} KiB to {} KiB",
+        before.1,
+        after.1
+    );
+    assert_eq!(listeners_on(port), 1);
+    echo(&mut open, b"after 500 reloads");
+    assert!(granted(daemon.addr, target));
+}
+
+fn sigterm_writes_the_records_of_the_tunnels_it_ends(runtime: &str) {
+    let target = echo_target();
+    let port = free_port();
+    let mut daemon = Daemon::start(&config(port, "allow *", ""), runtime);
+    let mut open = socks5_connect(daemon.addr, target);
+    echo(&mut open, b"0123456789");
+    let started = std::time::Instant::now();
+    let status = daemon.terminate();
+    assert!(status.success(), "an orderly stop exits 0: {status}");
+    assert!(
+        started.elapsed() < Duration::from_secs(12),
+        "drained within the bound"
+    );
+    // The open tunnel was ended, and logged with its bytes.
+    let line = daemon.wait_log("for the ended tunnel", |l| {
+        l.contains("CONNECT") && l.contains(&target.to_string())
+    });
+    assert!(
+        line.contains(" 10 10 ") || line.contains(" 10 10"),
+        "{line}"
+    );
+    let mut rest = Vec::new();
+    let _ = open.read_to_end(&mut rest);
+    assert!(daemon.stderr_lines().iter().any(|l| l.ends_with("stopped")));
+}
+
+fn the_pid_file_holds_the_pid(runtime: &str) {
+    let dir = triproxy_test_support::scratch_dir();
+    let pidfile = dir.join("triproxy.pid");
+    let port = free_port();
+    let extra = format!("pidfile {}\n", pidfile.display());
+    let mut daemon = Daemon::start(&config(port, "allow *", &extra), runtime);
+    let text = std::fs::read_to_string(&pidfile).unwrap();
+    assert_eq!(text, format!("{}\n", daemon.pid()));
+    assert!(daemon.terminate().success());
+    assert!(!Path::new(&pidfile).exists(), "removed at an orderly stop");
+    let _ = connect;
+}
