@@ -4,6 +4,7 @@
 
 #![warn(missing_docs)]
 
+pub mod cli;
 pub mod config;
 pub mod control;
 pub mod counters;

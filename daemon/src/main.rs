@@ -6,50 +6,11 @@ use clap::Parser;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::{Arc, Mutex};
+use triproxy::cli::Cli;
 use triproxy::config::{self, Config, ConfigError, ServiceKind};
 use triproxy::control::{self, Source};
 use triproxy::counters::{self, Accounting};
-use triproxy::run::{self, RuntimeKind, Services};
-
-/// The version and the commit it was built from.
-const VERSION: &str = concat!(
-    env!("CARGO_PKG_VERSION"),
-    " (commit ",
-    env!("TRIPROXY_COMMIT"),
-    ")"
-);
-
-/// triproxy: a proxy server suite that runs 3proxy configuration files.
-///
-/// Signals: SIGUSR1 or SIGHUP reload the configuration (established connections go on;
-/// listeners that did not change are kept); SIGTERM or SIGINT stop in order (no new
-/// clients, established connections get a few seconds, every log record and the counters
-/// are written).
-///
-/// Exit status: 0 after an orderly stop or a successful --check; 2 when the configuration
-/// is refused or a service cannot start (the message names the file and line).
-#[derive(Debug, Parser)]
-#[command(version = VERSION, about, long_about)]
-struct Cli {
-    /// Read and check CONFIG (includes and $files followed, every line validated), print
-    /// the services it would start, and exit: 0 if it is usable, 2 with every error
-    /// otherwise. Nothing is bound, written, run or resolved.
-    #[arg(long, value_name = "CONFIG")]
-    check: Option<PathBuf>,
-    /// Runtime that drives connections.
-    #[arg(long, value_enum, default_value_t = RuntimeKind::Std)]
-    runtime: RuntimeKind,
-    /// Executor threads for the smol runtime (default: number of CPUs).
-    #[arg(long)]
-    threads: Option<usize>,
-    /// A 3proxy configuration file, or a service name followed by its options (3proxy's
-    /// standalone form: `triproxy socks -p1080 -i127.0.0.1`; `triproxy SERVICE --help`
-    /// lists a service's options). Services: socks, proxy, tcppm, udppm, dnspr, pop3p,
-    /// smtpp, imapp, tlspr, auto.
-    /// None: the embedded default (SOCKS on 127.0.0.1:1080, loopback only).
-    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
-    args: Vec<String>,
-}
+use triproxy::run::{self, Services};
 
 fn source_of(args: &[String]) -> Result<Source, String> {
     match args {
@@ -138,6 +99,18 @@ fn check(path: &std::path::Path) -> ExitCode {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if cli.man {
+        return match triproxy::cli::man_page() {
+            Ok(page) => {
+                print!("{page}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("triproxy: {e}");
+                ExitCode::from(2)
+            }
+        };
+    }
     if let Some(path) = &cli.check {
         return check(path);
     }

@@ -195,6 +195,17 @@ fn check_prints_the_services_or_every_error() {
     for line in ["bad.cfg:1:", "bad.cfg:3:", "bad.cfg:4:", "3 error(s)"] {
         assert!(err.contains(line), "{line} in {err}");
     }
+    // The container's default configuration is valid.
+    let docker = concat!(env!("CARGO_MANIFEST_DIR"), "/../deploy/docker.cfg");
+    let out = Command::new(BIN)
+        .args(["--check", docker])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     // --version names the commit; a service's --help lists its options.
     let out = Command::new(BIN).arg("--version").output().unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
