@@ -241,10 +241,11 @@ pub fn reload(
                 eprintln!("triproxy: {} listening on {}", l.service, l.addr);
             }
             eprintln!(
-                "triproxy: reloaded ({cause}): {} service(s) kept their listener, {} started, {} stopped",
+                "triproxy: reloaded ({cause}): {} service(s) kept their listener, {} started, {} stopped; {} established connection(s) closed (force)",
                 report.kept,
                 report.started.len(),
-                report.stopped.len()
+                report.stopped.len(),
+                report.revoked
             );
         }
         Err(e) => {

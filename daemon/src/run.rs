@@ -147,6 +147,7 @@ pub fn policy_of(
         } else {
             RelayMode::Buffered
         },
+        force: service.force,
     }
 }
 
@@ -317,6 +318,8 @@ pub struct ReloadReport {
     pub started: Vec<Listening>,
     /// Services stopped.
     pub stopped: Vec<Listening>,
+    /// Established tunnels ended because the new configuration refuses them (`force`).
+    pub revoked: usize,
 }
 
 impl Services {
@@ -434,10 +437,19 @@ impl Services {
             .zip(settings)
         {
             if let Some(running) = kept.and_then(|i| keep.get_mut(i)).and_then(Option::take) {
+                let policy = Arc::clone(&settings.policy);
                 running
                     .slot
                     .replace(settings.policy, settings.hooks, settings.maxconn);
                 report.kept += 1;
+                if service.force {
+                    // `force`: established tunnels that the new auth chain and ACL refuse
+                    // are ended, each logged with the refusal's code.
+                    let now = crate::logsink::civil_now();
+                    report.revoked += triproxy_runtime_std::live::recheck(&running.slot, |s| {
+                        policy.recheck(s, now)
+                    });
+                }
                 self.running.push(running);
                 continue;
             }

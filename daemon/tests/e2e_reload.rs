@@ -24,6 +24,8 @@ both_runtimes!(
     many_reloads_leak_nothing,
     sigterm_writes_the_records_of_the_tunnels_it_ends,
     the_pid_file_holds_the_pid,
+    force_closes_exactly_the_tunnels_the_new_configuration_refuses,
+    noforce_keeps_established_tunnels,
 );
 
 /// A port that is free now (bound and released).
@@ -284,4 +286,101 @@ fn the_pid_file_holds_the_pid(runtime: &str) {
     assert!(daemon.terminate().success());
     assert!(!Path::new(&pidfile).exists(), "removed at an orderly stop");
     let _ = connect;
+}
+
+/// A SOCKS5 CONNECT with RFC 1929 user and password; asserts success.
+fn socks5_login(proxy: SocketAddr, target: SocketAddr, user: &str, password: &str) -> TcpStream {
+    let mut s = connect(proxy);
+    s.write_all(&[5, 1, 2]).unwrap();
+    let mut method = [0u8; 2];
+    s.read_exact(&mut method).unwrap();
+    assert_eq!(method, [5, 2]);
+    let mut auth = vec![1, user.len() as u8];
+    auth.extend_from_slice(user.as_bytes());
+    auth.push(password.len() as u8);
+    auth.extend_from_slice(password.as_bytes());
+    s.write_all(&auth).unwrap();
+    let mut status = [0u8; 2];
+    s.read_exact(&mut status).unwrap();
+    let SocketAddr::V4(t) = target else { panic!() };
+    let mut req = vec![5, 1, 0, 1];
+    req.extend_from_slice(&t.ip().octets());
+    req.extend_from_slice(&t.port().to_be_bytes());
+    s.write_all(&req).unwrap();
+    let mut reply = [0u8; 10];
+    s.read_exact(&mut reply).unwrap();
+    assert_eq!(reply[1], 0, "CONNECT as {user}");
+    s
+}
+
+fn users_config(port: u16, users: &str, allowed: &str, force: &str) -> String {
+    format!("log\nusers {users}\nauth strong\nallow {allowed}\n{force}socks -p{port} -i127.0.0.1\n")
+}
+
+/// Whether the tunnel was closed by the proxy (end of stream or reset).
+fn closed(s: &mut TcpStream) -> bool {
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let _ = s.write_all(b"x");
+    let mut buf = [0u8; 16];
+    loop {
+        match s.read(&mut buf) {
+            Ok(0) | Err(_) => return true,
+            // The echo of a byte written before the close.
+            Ok(_) => continue,
+        }
+    }
+}
+
+fn force_closes_exactly_the_tunnels_the_new_configuration_refuses(runtime: &str) {
+    let target = echo_target();
+    let port = free_port();
+    let daemon = Daemon::start(
+        &users_config(port, "alice:CL:a bob:CL:b", "alice,bob", ""),
+        runtime,
+    );
+    let mut alice = socks5_login(daemon.addr, target, "alice", "a");
+    let mut bob = socks5_login(daemon.addr, target, "bob", "b");
+    echo(&mut alice, b"alice");
+    echo(&mut bob, b"bob");
+    // bob is removed from the users table.
+    rewrite(&daemon, &users_config(port, "alice:CL:a", "alice,bob", ""));
+    daemon.signal("USR1");
+    let line = reloaded(&daemon, 0);
+    assert!(
+        line.contains("1 established connection(s) closed"),
+        "{line}"
+    );
+    assert!(closed(&mut bob), "bob's tunnel is closed");
+    // Logged with the refusal's code (5: no such user) and the bytes it moved.
+    let record = daemon.wait_code(5, "CONNECT");
+    assert!(record.contains(" bob "), "{record}");
+    echo(&mut alice, b"alice keeps flowing");
+    // A changed password ends alice's tunnel too (code 6), with its own record.
+    rewrite(&daemon, &users_config(port, "alice:CL:new", "alice", ""));
+    daemon.signal("USR1");
+    reloaded(&daemon, 1);
+    assert!(closed(&mut alice));
+    let record = daemon.wait_code(6, "CONNECT");
+    assert!(record.contains(" alice "), "{record}");
+}
+
+fn noforce_keeps_established_tunnels(runtime: &str) {
+    let target = echo_target();
+    let port = free_port();
+    let daemon = Daemon::start(
+        &users_config(port, "alice:CL:a bob:CL:b", "alice,bob", "noforce\n"),
+        runtime,
+    );
+    let mut bob = socks5_login(daemon.addr, target, "bob", "b");
+    rewrite(
+        &daemon,
+        &users_config(port, "alice:CL:a", "alice", "noforce\n"),
+    );
+    daemon.signal("USR1");
+    let line = reloaded(&daemon, 0);
+    assert!(
+        line.contains("0 established connection(s) closed"),
+        "{line}"
+    );
+    echo(&mut bob, b"bob under noforce");
 }

@@ -357,6 +357,47 @@ impl AuthChain {
     }
 }
 
+impl AuthChain {
+    /// [`AuthChain::decide`] again for an established connection, without its password:
+    /// `strong` counts as passed when `password_still_valid` says the password verified at
+    /// the start would still verify (its user's entry did not change). Method order,
+    /// codes and the final ACL decision are as in `decide`. `Ok` if the chain still
+    /// grants the connection, else the refusal's code.
+    pub fn recheck(
+        &self,
+        users: &Users,
+        name: Option<&str>,
+        password_still_valid: bool,
+        acl: &[Ace],
+        req: &AclRequest<'_>,
+    ) -> Result<(), LogCode> {
+        let name = name.filter(|n| !n.is_empty());
+        let mut worst = 0u16;
+        for method in &self.0 {
+            let code = match (method, name) {
+                (AuthMethod::None, _) => return Ok(()),
+                (AuthMethod::IpOnly, _) => match authorize(acl, req, None) {
+                    Ok(_) => return Ok(()),
+                    Err(code) => code,
+                },
+                (AuthMethod::UserOnly | AuthMethod::Strong, None) => LogCode::NO_USERNAME,
+                (AuthMethod::Strong, Some(n)) if !users.contains(n.as_bytes()) => {
+                    LogCode::USER_NOT_FOUND
+                }
+                (AuthMethod::Strong, Some(_)) if !password_still_valid => LogCode::BAD_CL_PASSWORD,
+                (AuthMethod::UserOnly | AuthMethod::Strong, Some(n)) => {
+                    return authorize(acl, req, Some(n)).map(|_| ());
+                }
+            };
+            worst = worst.max(code.get());
+            if worst >= LogCode::LIMIT_EXCEEDED.get() {
+                break;
+            }
+        }
+        Err(LogCode(worst))
+    }
+}
+
 fn utf8_name(name: &[u8]) -> Option<String> {
     core::str::from_utf8(name).ok().map(str::to_owned)
 }

@@ -639,4 +639,29 @@ mod tests {
             }
         }
     }
+
+    #[test]
+    fn a_reload_keeps_the_buckets_of_unchanged_rules() {
+        let mut old = BandLimits::new();
+        old.push(limit(Direction::ToClient, 80_000, &["alice"]));
+        old.push(limit(Direction::ToClient, 80_000, &["bob"]));
+        let mut new = BandLimits::new();
+        new.push(limit(Direction::ToClient, 80_000, &["bob"])); // unchanged, moved up
+        new.push(limit(Direction::ToClient, 16_000, &["alice"])); // rate changed
+        new.push(limit(Direction::ToTarget, 80_000, &["alice"])); // other direction
+        new.adopt(&old);
+        let bucket = |l: &BandLimits, i: usize| match &l.rules()[i].kind {
+            RuleKind::Limit(b) => Arc::clone(b),
+            RuleKind::Exempt => panic!("a limit"),
+        };
+        assert!(
+            Arc::ptr_eq(&bucket(&new, 0), &bucket(&old, 1)),
+            "bob's bucket carried over"
+        );
+        assert!(
+            !Arc::ptr_eq(&bucket(&new, 1), &bucket(&old, 0)),
+            "a changed rule starts full"
+        );
+        assert!(!Arc::ptr_eq(&bucket(&new, 2), &bucket(&old, 0)));
+    }
 }

@@ -35,6 +35,7 @@ pub mod reason;
 pub mod relay;
 pub mod service;
 pub mod session;
+pub mod standing;
 pub mod udp;
 pub mod udppm;
 pub mod users;

@@ -279,3 +279,31 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn a_reload_keeps_the_tallies_of_numbered_counters() {
+    let mut old = Quotas::new();
+    old.push(count(CountDirection::In, 1, Period::Daily, 100, &["*"]))
+        .unwrap();
+    old.push(count(CountDirection::In, 2, Period::Daily, 100, &["*"]))
+        .unwrap();
+    old.push(count(CountDirection::In, 0, Period::Daily, 100, &["*"]))
+        .unwrap();
+    let q = old.select(&request("10.0.0.1", None)).unwrap();
+    q.charge(Direction::ToClient, 5000).unwrap();
+    let mut new = Quotas::new();
+    new.push(count(CountDirection::In, 1, Period::Daily, 100, &["*"]))
+        .unwrap(); // same
+    new.push(count(CountDirection::In, 2, Period::Daily, 200, &["*"]))
+        .unwrap(); // limit changed
+    new.push(count(CountDirection::In, 0, Period::Daily, 100, &["*"]))
+        .unwrap(); // unnumbered
+    new.adopt(&old);
+    let tallies: Vec<(u32, u64)> = new.counters().map(|c| (c.number, c.bytes())).collect();
+    assert_eq!(tallies, vec![(1, 5000), (2, 5000), (0, 0)]);
+    // The unchanged counter is the same object: a tunnel still charging the old one counts
+    // into the new configuration's tally.
+    q.charge(Direction::ToClient, 1000).unwrap();
+    let tallies: Vec<u64> = new.counters().map(|c| c.bytes()).collect();
+    assert_eq!(tallies, vec![6000, 5000, 0]);
+}

@@ -78,6 +78,9 @@ pub enum RelayEnd {
     SystemError,
     /// A traffic quota was reached.
     Quota(QuotaExceeded),
+    /// Ended from outside: a reload under `force` whose auth chain or ACL no longer
+    /// grants the tunnel (the refusal's code: 1, 3, 4, 5, 6...).
+    Revoked(LogCode),
 }
 
 impl RelayEnd {
@@ -92,6 +95,7 @@ impl RelayEnd {
             RelayEnd::UnsentData => LogCode::RELAY_UNSENT_DATA,
             RelayEnd::SystemError => LogCode::RELAY_SYSTEM_ERROR,
             RelayEnd::Quota(_) => LogCode::LIMIT_EXCEEDED,
+            RelayEnd::Revoked(code) => code,
         }
     }
 }
@@ -106,6 +110,11 @@ impl core::fmt::Display for RelayEnd {
             RelayEnd::UnsentData => f.write_str("idle timeout with bytes undelivered"),
             RelayEnd::SystemError => f.write_str("waiting for the sockets failed"),
             RelayEnd::Quota(q) => q.fmt(f),
+            RelayEnd::Revoked(code) => write!(
+                f,
+                "closed by a reload: the new configuration refuses it (code {})",
+                code.get()
+            ),
         }
     }
 }

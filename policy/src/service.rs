@@ -282,6 +282,10 @@ pub struct ServicePolicy {
     pub timeouts: Timeouts,
     /// How established tunnels relay.
     pub relay: RelayMode,
+    /// 3proxy's `force` (the default) or `noforce`: whether established tunnels are
+    /// checked again against the auth chain and ACL of a reloaded configuration (the
+    /// runtime then keeps each tunnel's [`crate::standing::Standing`]).
+    pub force: bool,
     /// Source addresses for outgoing connections.
     pub external: SourceAddrs,
     /// The global `bandlimin`/`bandlimout` rules (shared by every service: one rule is one
@@ -342,6 +346,7 @@ impl ServicePolicy {
             anonymity: Anonymity::default(),
             names: Arc::new(Names::system()),
             family: Family::V4ThenV6,
+            force: true,
         }
     }
 }

@@ -346,6 +346,9 @@ pub struct Session {
     credentials: Option<Box<Credentials>>,
     /// The user name the ACL saw when the request was granted (bandwidth pipes match it).
     acl_user: Option<String>,
+    /// Whether `strong` verified the user's password when the request was granted (for a
+    /// reload's re-check; see [`crate::standing`]).
+    verified: bool,
     request: Option<Box<FrontRequest>>,
     remote: Option<SocketAddr>,
     external: Option<SocketAddr>,
@@ -392,6 +395,7 @@ impl Session {
             user: None,
             credentials: None,
             acl_user: None,
+            verified: false,
             request: None,
             remote: None,
             external: None,
@@ -784,6 +788,35 @@ impl Session {
         }
     }
 
+    /// Whether its service re-checks established tunnels on a reload (`force`).
+    pub fn force(&self) -> bool {
+        self.policy.force
+    }
+
+    /// What the tunnel was granted on, for a reload's re-check under `force`.
+    pub fn standing(&self) -> crate::standing::Standing {
+        let requested = self.request.as_ref().map(|r| &r.target);
+        let target_ip = match requested.and_then(|t| t.ip()) {
+            Some(ip) => Some(ip),
+            None if self.hops == 0 => self.remote.map(|a| a.ip()),
+            None => None,
+        };
+        crate::standing::Standing {
+            client: self.client.ip(),
+            user: self.user.as_deref().map(Box::from),
+            verified: self.verified,
+            target_host: self
+                .request
+                .as_ref()
+                .and_then(|r| r.target.domain())
+                .map(|d| Box::new(d.clone())),
+            target_ip,
+            port: requested.map(|t| t.port()),
+            operation: self.operation(),
+            users: Arc::clone(&self.policy.users),
+        }
+    }
+
     /// The answer to [`Intent::Relay`].
     pub fn handle_relay_end(&mut self, now: Instant, report: RelayReport) {
         if self.phase != Phase::Relaying {
@@ -995,9 +1028,14 @@ impl Session {
                 &request,
             );
             match decision {
-                AuthDecision::Granted { acl_user, rule, .. } => {
+                AuthDecision::Granted {
+                    acl_user,
+                    rule,
+                    method,
+                } => {
                     if addrs.is_empty() {
                         self.acl_user = acl_user;
+                        self.verified = method == crate::auth::AuthMethod::Strong;
                         first_rule = rule;
                     }
                     addrs.push(*addr);

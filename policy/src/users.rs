@@ -294,6 +294,18 @@ impl Users {
     }
 }
 
+impl Users {
+    /// Whether `name` has the same entry (type and secret) in both tables: a password
+    /// verified against `other` would be verified against `self` too. A reload under
+    /// `force` uses this instead of keeping tunnels' passwords.
+    pub fn same_entry(&self, other: &Users, name: &str) -> bool {
+        match (self.table.get(name), other.table.get(name)) {
+            (Some(a), Some(b)) => a == b,
+            _ => false,
+        }
+    }
+}
+
 fn unsupported(name: &str, kind: &'static str) -> UsersError {
     UsersError::UnsupportedPasswordType {
         name: ConfigToken::new(name),

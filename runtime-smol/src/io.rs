@@ -35,6 +35,7 @@ pub(crate) fn serve_connection<T: Send + 'static>(
     policy: Arc<ServicePolicy>,
     hooks: Hooks,
     slot: T,
+    service: &Arc<triproxy_runtime_std::ServiceSlot>,
 ) -> Option<impl Future<Output = ()> + Send + 'static> {
     let local = net::accepted_local(listen, client.get_ref()).ok()?;
     let origin = exec::Origin {
@@ -42,15 +43,19 @@ pub(crate) fn serve_connection<T: Send + 'static>(
         local,
         time: (hooks.civil_time)(),
     };
+    let live =
+        triproxy_runtime_std::live::register(std::os::fd::AsFd::as_fd(client.get_ref()), service);
     let io = SmolIo {
         hooks,
         timer: Mutex::new(None),
+        live: Some(live),
     };
     Some(async move {
         let _slot = &slot; // released when the task ends
-                           // Dropped at the end of the body, before the captured `client` is closed.
-        let _live =
-            triproxy_runtime_std::live::register(std::os::fd::AsFd::as_fd(client.get_ref()));
+                           // Moved into the body so that `io` (and its registration) is dropped before
+                           // `client` is closed, whether the task ends or is cancelled.
+        let client = client;
+        let io = io;
         exec::serve(&io, &client, &origin, &policy).await;
     })
 }
@@ -69,6 +74,7 @@ pub(crate) fn serve_datagrams(
     let io = SmolIo {
         hooks,
         timer: Mutex::new(None),
+        live: None,
     };
     async move {
         let stop = slot.stop_flag();
@@ -83,6 +89,8 @@ struct SmolIo {
     /// tunnel re-arms it only when it fired or a deadline comes earlier, not on every
     /// wait (each arming is a reactor round trip).
     timer: Mutex<Option<(Instant, Timer)>>,
+    /// The connection's place among the live ones (none for a datagram loop).
+    live: Option<triproxy_runtime_std::live::Registration>,
 }
 
 /// Polls `stream` for `interest`: the readiness seen (an error counts as both).
@@ -135,6 +143,18 @@ impl Io for SmolIo {
 
     fn log(&self, record: &LogRecord) {
         (self.hooks.log)(record);
+    }
+
+    fn established(&self, session: &triproxy_policy::session::Session) {
+        if let Some(live) = &self.live {
+            live.set_standing(session.standing());
+        }
+    }
+
+    fn revoked(&self) -> Option<triproxy_wire::LogCode> {
+        self.live
+            .as_ref()
+            .and_then(triproxy_runtime_std::live::Registration::revoked)
     }
 
     async fn read(

@@ -115,7 +115,8 @@ pub fn spawn_service(
                     let settings = accept_slot.load();
                     let policy = Arc::clone(&settings.policy);
                     let hooks = settings.hooks.clone();
-                    if let Some(task) = serve_connection(stream, peer, local, policy, hooks, permit)
+                    if let Some(task) =
+                        serve_connection(stream, peer, local, policy, hooks, permit, &accept_slot)
                     {
                         executor.spawn(task).detach();
                     }

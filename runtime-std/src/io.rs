@@ -28,14 +28,18 @@ pub fn serve_connection(
     listen: SocketAddr,
     policy: Arc<ServicePolicy>,
     hooks: &Hooks,
+    slot: &Arc<crate::ServiceSlot>,
 ) {
     let Ok(local) = net::accepted_local(listen, &client) else {
         // The client is already gone; there is no one to answer and nothing to log.
         return;
     };
     // Dropped before `client` (arguments outlive locals): see `live::Registration`.
-    let _live = crate::live::register(std::os::fd::AsFd::as_fd(&client));
-    let io = StdIo { hooks };
+    let live = crate::live::register(std::os::fd::AsFd::as_fd(&client), slot);
+    let io = StdIo {
+        hooks,
+        live: Some(&live),
+    };
     let origin = exec::Origin {
         peer,
         local,
@@ -57,7 +61,7 @@ pub fn serve_datagrams(
     hooks: &Hooks,
     stop: &std::sync::atomic::AtomicBool,
 ) {
-    let io = StdIo { hooks };
+    let io = StdIo { hooks, live: None };
     run_to_end(std::pin::pin!(exec::serve_datagrams(
         &io,
         socket,
@@ -102,6 +106,8 @@ fn run_to_end<F: std::future::Future>(mut future: std::pin::Pin<&mut F>) -> F::O
 /// The blocking primitives. See the module documentation.
 struct StdIo<'a> {
     hooks: &'a Hooks,
+    /// The connection's place among the live ones (none for a datagram loop).
+    live: Option<&'a crate::live::Registration>,
 }
 
 /// Time left until `deadline` (at least 1 ms: a zero timeout means "none" to std).
@@ -126,6 +132,16 @@ impl Io for StdIo<'_> {
 
     fn log(&self, record: &LogRecord) {
         (self.hooks.log)(record);
+    }
+
+    fn established(&self, session: &triproxy_policy::session::Session) {
+        if let Some(live) = self.live {
+            live.set_standing(session.standing());
+        }
+    }
+
+    fn revoked(&self) -> Option<triproxy_wire::LogCode> {
+        self.live.and_then(crate::live::Registration::revoked)
     }
 
     async fn read(

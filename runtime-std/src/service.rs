@@ -272,6 +272,7 @@ fn worker(shared: Arc<Shared>, permanent: bool) {
                 shared.listen,
                 Arc::clone(&settings.policy),
                 &settings.hooks,
+                &shared.slot,
             ),
             Err(_) if stopped => {}
             Err(e) if is_timeout(&e) => {

@@ -93,6 +93,19 @@ pub trait Io {
     /// Writes a finished connection's record to the service's log.
     fn log(&self, record: &LogRecord);
 
+    /// The connection's tunnel is established and its relay starts: a runtime that lets a
+    /// reload re-check tunnels (`force`) keeps [`Session::standing`] now. Called only for
+    /// services whose policy has `force`.
+    fn established(&self, session: &crate::session::Session) {
+        let _ = session;
+    }
+
+    /// Whether the connection was ended from outside, and with which code: a reload under
+    /// `force` refused it. Asked once the relay ended.
+    fn revoked(&self) -> Option<triproxy_wire::LogCode> {
+        None
+    }
+
     /// Reads into `buf`, giving up at `deadline` with [`io::ErrorKind::TimedOut`].
     fn read(
         &self,

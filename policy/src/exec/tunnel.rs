@@ -8,7 +8,13 @@ use std::net::Shutdown;
 
 /// Relays `tunnel` to its end, then writes its log line.
 pub(super) async fn run<R: Io>(io: &R, client: &R::Stream, tunnel: &mut Tunnel<R::Stream>) {
-    let report = relay(io, client, tunnel).await;
+    if tunnel.session.force() {
+        io.established(&tunnel.session);
+    }
+    let mut report = relay(io, client, tunnel).await;
+    if let Some(code) = io.revoked() {
+        report.end = RelayEnd::Revoked(code);
+    }
     let session = &mut tunnel.session;
     session.handle_relay_end(io.now(), report);
     while let Some(intent) = session.poll_intent() {
