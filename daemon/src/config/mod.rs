@@ -18,16 +18,15 @@
 //! `timeouts` and the DNS commands are global and apply to every service wherever they
 //! appear.
 //!
-//! Supported commands: `users`, `auth`, `allow`, `deny`, `flush`, `internal`, `log`,
-//! `logformat`, `maxconn`, `bandlimin`, `bandlimout`, `nobandlimin`, `nobandlimout`,
-//! `parent`, `external`, `backlog`, `timeouts`, `connlim`, `noconnlim`, `counter`, `countin`,
-//! `countout`, `countall`, `nocountin`, `nocountout`, `nocountall`, `nserver`, `nscache`,
-//! `nscache6`, `nsrecord`, `fakeresolve`, the services above, `service` (a no-op),
-//! `include`, `end`.
-//! Every other 3proxy
-//! command is an error that says it is not supported yet ([`ConfigErrorKind::UnsupportedCommand`]),
-//! and any other word is an unknown command: nothing is ignored silently. The first error
-//! stops reading, so later lines (and the files they name) are never opened.
+//! Supported commands: see the README's compatibility table; the `commands` module classifies every
+//! 3proxy word. A 3proxy command triproxy does not run is an error that says so
+//! ([`ConfigErrorKind::UnsupportedCommand`]), and any other word is an unknown command:
+//! nothing is ignored silently. Reading goes on after an error, so that one reading
+//! reports every problem of the file (at most [`MAX_REPORTED_ERRORS`]); a configuration
+//! with an error is never used.
+//!
+//! The process-control commands (`daemon`, `pidfile`, `chroot`, `setuid`, ...) are
+//! recorded in [`ProcessConfig`], not applied: reading has no side effect but reading files.
 //!
 //! This module does not open sockets, start services or open log files; the daemon does that
 //! with the [`Config`] returned here.
