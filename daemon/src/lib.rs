@@ -4,10 +4,12 @@
 
 #![warn(missing_docs)]
 
+pub mod admin;
 pub mod config;
 pub mod counters;
 pub mod logformat;
 pub mod logsink;
+pub mod metrics;
 pub mod run;
 
 /// The configuration used when `triproxy` runs with no arguments: SOCKS on

@@ -5,8 +5,10 @@
 use clap::Parser;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use triproxy::admin;
 use triproxy::config::{self, Config, ServiceKind};
 use triproxy::counters::{self, Accounting};
+use triproxy::metrics::Metrics;
 use triproxy::run::{self, RuntimeKind};
 
 /// triproxy: a SOCKS 4/4a/5 proxy server that reads 3proxy configuration files.
@@ -86,7 +88,15 @@ fn main() -> ExitCode {
     let threads = cli
         .threads
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
-    match run::start(&config, cli.runtime, threads) {
+    // One registry for the life of the process: a reload starts services anew with it.
+    let metrics = Metrics::new();
+    match run::start(
+        &config,
+        cli.runtime,
+        threads,
+        &metrics,
+        Some(admin::reload_by_signal()),
+    ) {
         Ok(listening) => {
             for l in &listening {
                 let transport = if l.udp { "udp, " } else { "" };

@@ -3,8 +3,10 @@
 //! Every listening socket is opened before any service starts, so a configuration with one
 //! unusable address refuses to start as a whole instead of running half of it.
 
+use crate::admin::{self, AdminState, Reload};
 use crate::config::{Config, ServiceConfig, ServiceKind};
 use crate::logsink::LogSinks;
+use crate::metrics::{Metrics, ServiceKey};
 use std::fmt;
 use std::io;
 use std::net::{SocketAddr, TcpListener, UdpSocket};
@@ -119,6 +121,9 @@ pub fn policy_of(
             ServiceKind::Imapp(m) => FrontProtocol::Imap(m.clone()),
             ServiceKind::Tlspr(t) => FrontProtocol::Tls(t.clone()),
             ServiceKind::Auto(t) => FrontProtocol::Auto(t.clone()),
+            // The web admin runs on its own thread, not on a stream front
+            // ([`crate::admin`]); this field is not read.
+            ServiceKind::Admin { .. } => FrontProtocol::Socks,
         },
         auth: service.auth.clone(),
         acl: Arc::from(service.acl.clone()),
@@ -140,6 +145,27 @@ pub fn policy_of(
     }
 }
 
+/// What the web admin of `service` answers with: every service of `config` (`keys`), its
+/// counters and password table, the auth chain and ACL in force at its line.
+fn admin_state(
+    service: &ServiceConfig,
+    config: &Config,
+    keys: &[ServiceKey],
+    metrics: &Arc<Metrics>,
+    reload: Option<Reload>,
+) -> AdminState {
+    AdminState {
+        services: keys.to_vec(),
+        quotas: Arc::clone(&config.quotas),
+        users: Arc::clone(&config.users),
+        auth: service.auth.clone(),
+        acl: Arc::from(service.acl.clone()),
+        read_only: matches!(service.kind, ServiceKind::Admin { read_only: true }),
+        metrics: Arc::clone(metrics),
+        reload,
+    }
+}
+
 /// The process's name resolution: triproxy's own resolver if the configuration asks for
 /// one (`nserver`, `nsrecord`, `fakeresolve`), else the system resolver.
 pub fn names_of(config: &Config) -> Names {
@@ -157,11 +183,16 @@ pub fn names_of(config: &Config) -> Names {
     Names::own(config.names.resolver(config.timeouts.dns), seed)
 }
 
-/// Opens every listener, then starts every service on `runtime`. Returns what listens where.
+/// Opens every listener, then starts every service on `runtime` (the web admin on its own
+/// threads, [`crate::admin`]). Every service counts into `metrics`; the admin's `/R` calls
+/// `reload` (`None`: it answers that this process cannot reload). Returns what listens
+/// where.
 pub fn start(
     config: &Config,
     runtime: RuntimeKind,
     smol_threads: usize,
+    metrics: &Arc<Metrics>,
+    reload: Option<Reload>,
 ) -> Result<Vec<Listening>, StartError> {
     let fail = |service: &ServiceConfig, error: io::Error| StartError::Service {
         origin: service.origin.clone(),
@@ -192,15 +223,33 @@ pub fn start(
         .map_or(0, |d| d.as_nanos() as u64);
     let parent_random = Arc::new(ParentRandom::new(seed));
     let names = Arc::new(names_of(config));
+    let mut bound = Vec::with_capacity(listeners.len());
     for (service, socket) in listeners {
         let addr = match &socket {
             Socket::Tcp(l) => l.local_addr(),
             Socket::Udp(u) => u.local_addr(),
         }
         .map_err(|e| fail(service, e))?;
+        bound.push((service, socket, addr));
+    }
+    // The admin's `/S` lists every service, also those after its own line.
+    let keys: Vec<ServiceKey> = bound
+        .iter()
+        .map(|(service, _, addr)| ServiceKey {
+            service: service.kind.command(),
+            listen: *addr,
+        })
+        .collect();
+    for (service, socket, addr) in bound {
         let hooks = sinks
             .hooks(&service.log, &service.logformat)
             .map_err(|e| fail(service, e))?;
+        let key = ServiceKey {
+            service: service.kind.command(),
+            listen: addr,
+        };
+        let hooks = metrics.instrument(hooks, key);
+
         let policy = Arc::new(policy_of(
             service,
             config,
@@ -212,6 +261,10 @@ pub fn start(
         let datagram = service.kind.datagram();
         let udp = datagram.is_some();
         match (socket, &smol, datagram) {
+            (Socket::Tcp(listener), _, _) if matches!(service.kind, ServiceKind::Admin { .. }) => {
+                let state = admin_state(service, config, &keys, metrics, reload.clone());
+                admin::spawn(listener, Arc::new(state), hooks).map_err(|e| fail(service, e))?;
+            }
             (Socket::Tcp(listener), Some(rt), _) => {
                 triproxy_runtime_smol::spawn_service(rt, listener, policy, hooks, maxconn)
                     .map_err(|e| fail(service, e))?;

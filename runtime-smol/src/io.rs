@@ -37,6 +37,7 @@ pub(crate) fn serve_connection<T: Send + 'static>(
     slot: T,
 ) -> Option<impl Future<Output = ()> + Send + 'static> {
     let local = net::accepted_local(listen, client.get_ref()).ok()?;
+    let active = hooks.track_connection();
     let origin = exec::Origin {
         peer,
         local,
@@ -48,6 +49,7 @@ pub(crate) fn serve_connection<T: Send + 'static>(
     };
     Some(async move {
         let _slot = &slot; // released when the task ends
+        let _active = &active; // reports the end when the task ends
         exec::serve(&io, &client, &origin, &policy).await;
     })
 }

@@ -33,6 +33,7 @@ pub fn serve_connection(
         // The client is already gone; there is no one to answer and nothing to log.
         return;
     };
+    let _active = hooks.track_connection();
     let io = StdIo { hooks };
     let origin = exec::Origin {
         peer,

@@ -1,0 +1,436 @@
+//! The web admin service (3proxy `admin`): counters (`/C`, `/CD<n>`, `/CS<n>`), running
+//! services (`/S`), reload (`/R`), Prometheus metrics (`/metrics`) and a banner for any
+//! other path, over HTTP/1.1 with one request per connection.
+//!
+//! Every request goes through the service's `auth` chain and ACL with operation `ADMIN`
+//! ([`AuthChain::decide`]), credentials coming from `Authorization: Basic`: a credential
+//! failure is answered 401 with a Basic challenge, an ACL refusal 403. `admin -s` is
+//! read-only: counters and metrics only. Each request is logged as one record of service
+//! `ADMIN` with a 3proxy-like code: 0 served, 1-6 auth and ACL (as every service), 701 not
+//! `GET`/`POST` or nothing read, 702 malformed, 999 a 3proxy feature triproxy does not
+//! have (the config editor `/F` `/U`, or reload when the process cannot reload).
+//!
+//! Where it runs: on dedicated std threads (one accepting, one per client, at most
+//! [`MAX_CLIENTS`]), whatever `--runtime` says. Admin traffic is a few requests a minute;
+//! keeping it off the runtimes means no front, no session engine and no second
+//! implementation per runtime for it, and a busy or stuck proxy runtime does not hide its
+//! own metrics. A client that sends nothing is dropped after [`READ_TIMEOUT`].
+//!
+//! Request parsing ([`request`]), routing and rendering ([`pages`], [`crate::metrics`])
+//! and the decision ([`respond`]) are pure functions; only [`spawn`] touches sockets.
+
+pub mod pages;
+pub mod request;
+
+use crate::metrics::{self, Metrics, ServiceKey};
+use pages::{Answer, Route, Status};
+use request::{Parsed, Request, RequestError, MAX_REQUEST_HEAD};
+use std::io::{self, Read, Write};
+use std::net::{IpAddr, Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use triproxy_policy::acl::{Ace, AclRequest, CivilTime, Operation};
+use triproxy_policy::auth::{AuthChain, AuthDecision};
+use triproxy_policy::quota::{Quotas, RuleKind};
+use triproxy_policy::reason::Reason;
+use triproxy_policy::session::LogRecord;
+use triproxy_policy::users::Users;
+use triproxy_runtime_std::Hooks;
+use triproxy_wire::LogCode;
+
+/// How long a client may take to send its whole request head.
+pub const READ_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long writing the answer may block.
+pub const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Most clients served at once by one admin service; more are closed at once and logged
+/// with code 10. Admin pages are small; this only bounds threads.
+pub const MAX_CLIENTS: usize = 16;
+/// The 3proxy service name in admin log records (`%N`).
+pub const SERVICE_NAME: &str = "ADMIN";
+/// Code of a request a read-only admin (`-s`) does not serve: 1, "denied by the
+/// configuration", as an ACL `deny`.
+pub const READ_ONLY_CODE: LogCode = LogCode::ACL_DENIED;
+/// Code of a request for what triproxy does not have (3proxy's "not implemented").
+pub const NOT_AVAILABLE_CODE: LogCode = LogCode::NOT_IMPLEMENTED;
+/// Code of a bad counter number in `/CD<n>` or `/CS<n>` (3proxy's "bad request").
+pub const BAD_COUNTER_CODE: LogCode = LogCode(702);
+
+/// Asks the daemon to read its configuration again; called by `/R`.
+pub type Reload = Arc<dyn Fn() + Send + Sync>;
+
+/// A [`Reload`] that sends SIGUSR1 to this process, the signal the daemon reloads on.
+pub fn reload_by_signal() -> Reload {
+    Arc::new(|| {
+        let own = rustix::process::getpid();
+        if let Err(e) = rustix::process::kill_process(own, rustix::process::Signal::USR1) {
+            eprintln!("triproxy: admin reload: cannot signal the own process: {e}");
+        }
+    })
+}
+
+/// What an admin service needs to answer.
+pub struct AdminState {
+    /// The services of the running configuration, for `/S`.
+    pub services: Vec<ServiceKey>,
+    /// The traffic counters, for `/C` and `/metrics`.
+    pub quotas: Arc<Quotas>,
+    /// The password table, for `auth strong`.
+    pub users: Arc<Users>,
+    /// The `auth` chain in force at the admin line.
+    pub auth: AuthChain,
+    /// The ACL in force at the admin line.
+    pub acl: Arc<[Ace]>,
+    /// `-s`: counters and metrics only.
+    pub read_only: bool,
+    /// The daemon's metrics.
+    pub metrics: Arc<Metrics>,
+    /// What `/R` calls; `None`: reload is not available (answered 503).
+    pub reload: Option<Reload>,
+}
+
+impl std::fmt::Debug for AdminState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AdminState")
+            .field("services", &self.services)
+            .field("read_only", &self.read_only)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The answer to one request and what its log record says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Handled {
+    /// The answer; `None` when nothing is sent (nothing complete was read).
+    pub answer: Option<Answer>,
+    /// The 3proxy code.
+    pub code: LogCode,
+    /// The typed cause of an auth or ACL refusal.
+    pub reason: Option<Reason>,
+    /// The user name the client presented, for the log.
+    pub user: Option<String>,
+}
+
+impl Handled {
+    fn served(answer: Answer, user: Option<String>) -> Handled {
+        Handled {
+            answer: Some(answer),
+            code: LogCode::SUCCESS,
+            reason: None,
+            user,
+        }
+    }
+
+    fn refused(answer: Answer, code: LogCode, user: Option<String>) -> Handled {
+        Handled {
+            answer: Some(answer),
+            code,
+            reason: None,
+            user,
+        }
+    }
+}
+
+/// The answer to a request head that could not be read.
+pub fn refuse(error: RequestError) -> Handled {
+    let answer = match error {
+        RequestError::Method => Some(Answer::message(
+            Status::MethodNotAllowed,
+            "only GET and POST are served",
+        )),
+        RequestError::Malformed => Some(Answer::message(Status::BadRequest, "malformed request")),
+        RequestError::TooLarge => Some(Answer::message(
+            Status::HeadTooLarge,
+            "request head too large",
+        )),
+        RequestError::Incomplete => None,
+    };
+    Handled {
+        answer,
+        code: error.log_code(),
+        reason: None,
+        user: None,
+    }
+}
+
+/// Answers `request` from `client` at local time `time`: auth and ACL, then the page.
+/// Switching a counter and asking for a reload happen here, through `state`.
+pub fn respond(state: &AdminState, request: &Request, client: IpAddr, time: CivilTime) -> Handled {
+    let (user, password) = match &request.credentials {
+        Some(c) => (Some(c.user.as_slice()), Some(c.password.as_slice())),
+        None => (None, None),
+    };
+    let presented = user.map(|u| String::from_utf8_lossy(u).into_owned());
+    let acl_request = AclRequest {
+        user: None,
+        client,
+        target_host: None,
+        target_ip: None,
+        port: None,
+        operation: Operation::Admin,
+        time,
+    };
+    let decision = state
+        .auth
+        .decide(&state.users, user, password, &state.acl, &acl_request);
+    if let AuthDecision::Refused(code) = decision {
+        let (status, reason, text) = if code == LogCode::ACL_DENIED {
+            (Status::Forbidden, Reason::AclDenied, "denied by the ACL")
+        } else if code == LogCode::ACL_NO_MATCH {
+            (
+                Status::Forbidden,
+                Reason::AclNoMatch,
+                "no ACL entry allows it",
+            )
+        } else {
+            (
+                Status::Unauthorized,
+                Reason::Auth(code),
+                "valid credentials are needed",
+            )
+        };
+        return Handled {
+            answer: Some(Answer::message(status, text)),
+            code,
+            reason: Some(reason),
+            user: presented,
+        };
+    }
+    let route = pages::route(&request.path);
+    let read_only_refuses = matches!(
+        route,
+        Route::SetCounter { .. } | Route::BadCounter | Route::Status | Route::Reload
+    );
+    if state.read_only && read_only_refuses {
+        return Handled::refused(
+            Answer::message(
+                Status::Forbidden,
+                "this admin service is read-only (-s): counters and metrics only",
+            ),
+            READ_ONLY_CODE,
+            presented,
+        );
+    }
+    match route {
+        Route::Counters => Handled::served(
+            pages::counters(&metrics::counter_rows(&state.quotas), state.read_only),
+            presented,
+        ),
+        Route::SetCounter { rule, disabled } => match state.quotas.rules().get(rule) {
+            Some(r) => match &r.kind {
+                RuleKind::Count(c) => {
+                    c.set_disabled(disabled);
+                    Handled::served(
+                        pages::counters(&metrics::counter_rows(&state.quotas), false),
+                        presented,
+                    )
+                }
+                RuleKind::Exempt => Handled::refused(
+                    Answer::message(
+                        Status::NotFound,
+                        &format!("rule {rule} is a nocount exception, not a counter"),
+                    ),
+                    BAD_COUNTER_CODE,
+                    presented,
+                ),
+            },
+            None => Handled::refused(
+                Answer::message(
+                    Status::NotFound,
+                    &format!("there is no counter rule {rule}"),
+                ),
+                BAD_COUNTER_CODE,
+                presented,
+            ),
+        },
+        Route::BadCounter => Handled::refused(
+            Answer::message(
+                Status::NotFound,
+                "a counter rule is named by its position: /CD<n> or /CS<n>",
+            ),
+            BAD_COUNTER_CODE,
+            presented,
+        ),
+        Route::Status => {
+            let all = state.metrics.snapshot();
+            let running: Vec<_> = all
+                .into_iter()
+                .filter(|(k, _)| state.services.contains(k))
+                .collect();
+            Handled::served(pages::status(&running), presented)
+        }
+        Route::Reload => match &state.reload {
+            Some(reload) => {
+                reload();
+                Handled::served(Answer::message(Status::Ok, "reload requested"), presented)
+            }
+            None => Handled::refused(
+                Answer::message(Status::Unavailable, "this process cannot reload"),
+                NOT_AVAILABLE_CODE,
+                presented,
+            ),
+        },
+        Route::Metrics => {
+            let snapshot = metrics::Snapshot {
+                services: state.metrics.snapshot(),
+                counters: metrics::counter_rows(&state.quotas),
+            };
+            Handled::served(
+                Answer {
+                    status: Status::Ok,
+                    content_type: metrics::CONTENT_TYPE,
+                    body: metrics::render(&snapshot),
+                },
+                presented,
+            )
+        }
+        Route::ConfigEditor => Handled::refused(
+            Answer::message(
+                Status::NotImplemented,
+                "editing the configuration over the web is not supported by triproxy",
+            ),
+            NOT_AVAILABLE_CODE,
+            presented,
+        ),
+        Route::Banner => Handled::served(pages::banner(), presented),
+    }
+}
+
+/// Starts an admin service on `listener`: an accepting thread, and a thread per client.
+pub fn spawn(listener: TcpListener, state: Arc<AdminState>, hooks: Hooks) -> io::Result<()> {
+    let listen = listener.local_addr()?;
+    let clients = Arc::new(AtomicUsize::new(0));
+    std::thread::Builder::new()
+        .name(format!("admin {listen}"))
+        .spawn(move || loop {
+            let Ok((stream, peer)) = listener.accept() else {
+                // EMFILE and friends: back off instead of spinning.
+                std::thread::sleep(Duration::from_millis(10));
+                continue;
+            };
+            let started = Instant::now();
+            if clients.fetch_add(1, Ordering::AcqRel) >= MAX_CLIENTS {
+                clients.fetch_sub(1, Ordering::AcqRel);
+                let refused = Handled {
+                    answer: None,
+                    code: LogCode::LIMIT_EXCEEDED,
+                    reason: None,
+                    user: None,
+                };
+                log(&hooks, &refused, peer, listen, (0, 0), "", started);
+                continue;
+            }
+            let (client_state, client_hooks, client_count) =
+                (Arc::clone(&state), hooks.clone(), Arc::clone(&clients));
+            let spawned = std::thread::Builder::new()
+                .name(format!("admin client {peer}"))
+                .spawn(move || {
+                    serve(stream, peer, listen, &client_state, &client_hooks, started);
+                    client_count.fetch_sub(1, Ordering::AcqRel);
+                });
+            if spawned.is_err() {
+                // No thread: the client is closed unanswered.
+                clients.fetch_sub(1, Ordering::AcqRel);
+            }
+        })?;
+    Ok(())
+}
+
+/// Reads one request head (until complete, [`MAX_REQUEST_HEAD`], end of stream or
+/// [`READ_TIMEOUT`]), answers it and logs it.
+fn serve(
+    mut stream: TcpStream,
+    peer: SocketAddr,
+    listen: SocketAddr,
+    state: &AdminState,
+    hooks: &Hooks,
+    started: Instant,
+) {
+    let _active = hooks.track_connection();
+    let internal = stream.local_addr().unwrap_or(listen);
+    let (read, head) = read_head(&mut stream, started + READ_TIMEOUT);
+    let (handled, text) = match head {
+        Ok(request) => {
+            let text = format!("{} {}", request.method.name(), request.path);
+            let time = (hooks.civil_time)();
+            (respond(state, &request, peer.ip(), time), text)
+        }
+        Err(e) => (refuse(e), String::new()),
+    };
+    let mut written = 0;
+    if let Some(answer) = &handled.answer {
+        let bytes = answer.bytes();
+        if stream.set_write_timeout(Some(WRITE_TIMEOUT)).is_ok() && stream.write_all(&bytes).is_ok()
+        {
+            written = bytes.len();
+        }
+    }
+    let _ = stream.shutdown(Shutdown::Write);
+    log(
+        hooks,
+        &handled,
+        peer,
+        internal,
+        (read, written),
+        &text,
+        started,
+    );
+}
+
+/// Reads until a complete head, a refusal, end of stream or `deadline`; returns the
+/// bytes read and the outcome.
+fn read_head(stream: &mut TcpStream, deadline: Instant) -> (usize, Result<Request, RequestError>) {
+    let mut buf = Vec::with_capacity(1024);
+    let mut chunk = [0u8; 2048];
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() || stream.set_read_timeout(Some(left)).is_err() {
+            return (buf.len(), Err(RequestError::Incomplete));
+        }
+        let room = MAX_REQUEST_HEAD.saturating_sub(buf.len()).min(chunk.len());
+        let n = match stream.read(&mut chunk[..room.max(1)]) {
+            Ok(0) | Err(_) => return (buf.len(), Err(RequestError::Incomplete)),
+            Ok(n) => n,
+        };
+        buf.extend_from_slice(&chunk[..n]);
+        match request::parse(&buf) {
+            Ok(Parsed::Complete(r)) => return (buf.len(), Ok(r)),
+            Ok(Parsed::Partial) => {}
+            Err(e) => return (buf.len(), Err(e)),
+        }
+    }
+}
+
+/// Writes the request's record.
+fn log(
+    hooks: &Hooks,
+    handled: &Handled,
+    peer: SocketAddr,
+    internal: SocketAddr,
+    (read, written): (usize, usize),
+    text: &str,
+    started: Instant,
+) {
+    let record = LogRecord {
+        service: SERVICE_NAME,
+        listen_port: internal.port(),
+        code: handled.code,
+        reason: handled.reason.clone(),
+        user: handled.user.clone(),
+        client: peer,
+        internal,
+        remote: None,
+        external: None,
+        requested: None,
+        bytes_in: u64::try_from(written).unwrap_or(u64::MAX),
+        bytes_out: u64::try_from(read).unwrap_or(u64::MAX),
+        hops: 0,
+        text: text.to_owned(),
+        duration: started.elapsed(),
+    };
+    (hooks.log)(&record);
+}
+
+#[cfg(test)]
+#[path = "tests.rs"]
+mod tests;
