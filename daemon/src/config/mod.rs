@@ -593,6 +593,9 @@ pub enum ConfigErrorKind {
         /// The text given.
         value: String,
     },
+    /// The standalone form names `admin`: 3proxy has no standalone admin, and without a
+    /// configuration there would be no `auth` or `allow` line to guard it.
+    StandaloneAdmin,
     /// The standalone form names a service that 3proxy does not have.
     UnknownService {
         /// The name given.
@@ -744,6 +747,10 @@ impl fmt::Display for ConfigErrorKind {
             K::PortMapHost { value, reason } => {
                 write!(f, "`{value}` is not a usable DSTHOST: {reason}")
             }
+            K::StandaloneAdmin => write!(
+                f,
+                "`admin` has no standalone form: start it from a configuration file, after the `auth` and `allow` lines that guard it"
+            ),
             K::UnknownService { name } => {
                 let runs = ServiceKind::COMMANDS.join(", ");
                 write!(f, "unknown service `{name}` (triproxy runs: {runs})")

@@ -1040,6 +1040,9 @@ pub(super) fn standalone(service: &str, args: &[String]) -> Result<Config, Confi
             limit: MAX_WORDS_PER_LINE,
         })));
     }
+    if service == "admin" {
+        return Err(fail(ConfigErrorKind::StandaloneAdmin));
+    }
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let line = service_line(service, &args).map_err(fail)?;
     let defaults = ServiceConfig {
