@@ -86,7 +86,8 @@ impl ServiceStats {
             .saturating_sub(closed)
     }
 
-    fn snapshot(&self) -> ServiceSnapshot {
+    /// Its values now.
+    pub fn snapshot(&self) -> ServiceSnapshot {
         let mut codes: Vec<(String, u64)> = self
             .codes
             .lock()

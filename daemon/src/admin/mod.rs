@@ -252,10 +252,11 @@ pub fn respond(state: &AdminState, request: &Request, client: IpAddr, time: Civi
             presented,
         ),
         Route::Status => {
-            let all = state.metrics.snapshot();
-            let running: Vec<_> = all
-                .into_iter()
-                .filter(|(k, _)| state.services.contains(k))
+            // In configuration order, with the counts kept across reloads.
+            let running: Vec<_> = state
+                .services
+                .iter()
+                .map(|k| (*k, state.metrics.service(*k).snapshot()))
                 .collect();
             Handled::served(pages::status(&running), presented)
         }
