@@ -66,6 +66,8 @@ pub struct Request {
     /// The first `Authorization: Basic` field that decodes, if any (3proxy also skips
     /// fields it cannot decode).
     pub credentials: Option<Credentials>,
+    /// Bytes of the head, empty line included; what follows is a body, never read.
+    pub head_len: usize,
 }
 
 /// Progress of [`parse`].
@@ -128,11 +130,10 @@ pub fn parse(input: &[u8]) -> Result<Parsed, RequestError> {
             Ok(Parsed::Partial)
         };
     }
-    if let httparse::Status::Complete(len) = status {
-        if len > MAX_REQUEST_HEAD {
-            return Err(RequestError::TooLarge);
-        }
-    }
+    let head_len = match status {
+        httparse::Status::Complete(len) if len <= MAX_REQUEST_HEAD => len,
+        _ => return Err(RequestError::TooLarge),
+    };
     let method = match req.method {
         Some("GET") => Method::Get,
         Some("POST") => Method::Post,
@@ -152,6 +153,7 @@ pub fn parse(input: &[u8]) -> Result<Parsed, RequestError> {
         method,
         path: path.to_owned(),
         credentials,
+        head_len,
     }))
 }
 
@@ -203,6 +205,7 @@ mod tests {
         };
         assert_eq!(r.method, Method::Get);
         assert_eq!(r.path, "/CD12");
+        assert_eq!(r.head_len, GOOD.len());
         let c = r.credentials.unwrap();
         assert_eq!(
             (c.user.as_slice(), c.password.as_slice()),

@@ -71,6 +71,7 @@ fn get(path: &str, credentials: Option<(&str, &str)>) -> Request {
             user: u.as_bytes().to_vec(),
             password: p.as_bytes().to_vec(),
         }),
+        head_len: 0,
     }
 }
 
