@@ -5,7 +5,8 @@
 //! Every request goes through the service's `auth` chain and ACL with operation `ADMIN`
 //! ([`AuthChain::decide`]), credentials coming from `Authorization: Basic`: a credential
 //! failure is answered 401 with a Basic challenge, an ACL refusal 403. `admin -s` is
-//! read-only: counters and metrics only. Each request is logged as one record of service
+//! read-only: counters and metrics only, and of the counters only the rules that match the
+//! requester (user and address), as 3proxy's limited admin shows each user their own. Each request is logged as one record of service
 //! `ADMIN` with a 3proxy-like code: 0 served, 1-6 auth and ACL (as every service), 701 not
 //! `GET`/`POST` or nothing read, 702 malformed, 999 a 3proxy feature triproxy does not
 //! have (the config editor `/F` `/U`, or reload when the process cannot reload).
@@ -173,29 +174,29 @@ pub fn respond(state: &AdminState, request: &Request, client: IpAddr, time: Civi
     let decision = state
         .auth
         .decide(&state.users, user, password, &state.acl, &acl_request);
-    if let AuthDecision::Refused(code) = decision {
-        let (status, reason, text) = if code == LogCode::ACL_DENIED {
-            (Status::Forbidden, Reason::AclDenied, "denied by the ACL")
-        } else if code == LogCode::ACL_NO_MATCH {
-            (
-                Status::Forbidden,
-                Reason::AclNoMatch,
-                "no ACL entry allows it",
-            )
-        } else {
-            (
-                Status::Unauthorized,
-                Reason::Auth(code),
-                "valid credentials are needed",
-            )
-        };
-        return Handled {
-            answer: Some(Answer::message(status, text)),
-            code,
-            reason: Some(reason),
-            user: presented,
-        };
-    }
+    let acl_user = match decision {
+        AuthDecision::Granted { acl_user, .. } => acl_user,
+        AuthDecision::Refused(code) => return auth_refusal(code, presented),
+    };
+    // What a read-only admin shows: the counter rules that match the requester, as 3proxy
+    // shows a limited admin's users only their own counters.
+    let rows = || {
+        let mut rows = metrics::counter_rows(&state.quotas);
+        if state.read_only {
+            let mine = AclRequest {
+                user: acl_user.as_deref(),
+                ..acl_request
+            };
+            let rules = state.quotas.rules();
+            rows.retain(|row| {
+                rules
+                    .get(row.rule)
+                    .is_some_and(|r| r.matches.matches(&mine))
+            });
+        }
+        rows
+    };
+    let route = pages::route(&request.path);
     let route = pages::route(&request.path);
     let read_only_refuses = matches!(
         route,
@@ -212,10 +213,7 @@ pub fn respond(state: &AdminState, request: &Request, client: IpAddr, time: Civi
         );
     }
     match route {
-        Route::Counters => Handled::served(
-            pages::counters(&metrics::counter_rows(&state.quotas), state.read_only),
-            presented,
-        ),
+        Route::Counters => Handled::served(pages::counters(&rows(), state.read_only), presented),
         Route::SetCounter { rule, disabled } => match state.quotas.rules().get(rule) {
             Some(r) => match &r.kind {
                 RuleKind::Count(c) => {
@@ -274,7 +272,7 @@ pub fn respond(state: &AdminState, request: &Request, client: IpAddr, time: Civi
         Route::Metrics => {
             let snapshot = metrics::Snapshot {
                 services: state.metrics.snapshot(),
-                counters: metrics::counter_rows(&state.quotas),
+                counters: rows(),
             };
             Handled::served(
                 Answer {
@@ -294,6 +292,32 @@ pub fn respond(state: &AdminState, request: &Request, client: IpAddr, time: Civi
             presented,
         ),
         Route::Banner => Handled::served(pages::banner(), presented),
+    }
+}
+
+/// The answer to a request the auth chain or the ACL refused with `code`: 403 for the ACL
+/// (1, 3), 401 with a Basic challenge for credentials (4-6).
+fn auth_refusal(code: LogCode, presented: Option<String>) -> Handled {
+    let (status, reason, text) = if code == LogCode::ACL_DENIED {
+        (Status::Forbidden, Reason::AclDenied, "denied by the ACL")
+    } else if code == LogCode::ACL_NO_MATCH {
+        (
+            Status::Forbidden,
+            Reason::AclNoMatch,
+            "no ACL entry allows it",
+        )
+    } else {
+        (
+            Status::Unauthorized,
+            Reason::Auth(code),
+            "valid credentials are needed",
+        )
+    };
+    Handled {
+        answer: Some(Answer::message(status, text)),
+        code,
+        reason: Some(reason),
+        user: presented,
     }
 }
 

@@ -191,6 +191,44 @@ fn read_only_serves_counters_and_metrics_only() {
 }
 
 #[test]
+fn read_only_shows_each_user_the_counters_that_match_them() {
+    let mut s = state(true, None);
+    let mut quotas = Quotas::new();
+    let rule = |n: u32, fields: &[&str]| {
+        let ace = Ace::parse(Action::Allow, fields).unwrap();
+        Rule::count(CountDirection::In, n, "c", Period::Daily, 10, ace)
+    };
+    quotas.push(rule(1, &["alice", "*", "*", "80"])).unwrap();
+    quotas.push(rule(2, &["bob"])).unwrap();
+    quotas.push(rule(3, &["*", "10.0.0.0/8"])).unwrap();
+    quotas.push(rule(4, &[])).unwrap();
+    s.quotas = Arc::new(quotas);
+    s.acl = Arc::from(Vec::new());
+    let page = ask(&s, "/C", ALICE).answer.unwrap().body;
+    assert!(
+        page.contains("<td>1/c</td>") && page.contains("<td>4/c</td>"),
+        "{page}"
+    );
+    assert!(
+        !page.contains("<td>2/c</td>") && !page.contains("<td>3/c</td>"),
+        "{page}"
+    );
+    let metrics = ask(&s, "/metrics", Some(("bob", "pw2")))
+        .answer
+        .unwrap()
+        .body;
+    assert!(metrics.contains("number=\"2\"") && metrics.contains("number=\"4\""));
+    assert!(!metrics.contains("number=\"1\""), "{metrics}");
+    // The full admin shows every rule.
+    s.read_only = false;
+    let page = ask(&s, "/C", ALICE).answer.unwrap().body;
+    assert!(
+        page.contains("<td>2/c</td>") && page.contains("<td>3/c</td>"),
+        "{page}"
+    );
+}
+
+#[test]
 fn reload_calls_the_callback_or_says_it_cannot() {
     let reloads = Arc::new(AtomicU64::new(0));
     let s = state(false, Some(Arc::clone(&reloads)));

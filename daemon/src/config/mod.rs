@@ -270,8 +270,8 @@ pub enum ServiceKind {
     /// 3proxy `admin` (port 80): the web admin pages and Prometheus `/metrics`
     /// ([`crate::admin`]).
     Admin {
-        /// `-s`: read-only, as in 3proxy (counters and metrics only; no counter
-        /// switching, no reload, no status page).
+        /// `-s`: read-only, as in 3proxy (counters and metrics only, of the rules that
+        /// match the requester; no counter switching, no reload, no status page).
         read_only: bool,
     },
 }
