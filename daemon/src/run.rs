@@ -263,7 +263,8 @@ pub fn start(
         match (socket, &smol, datagram) {
             (Socket::Tcp(listener), _, _) if matches!(service.kind, ServiceKind::Admin { .. }) => {
                 let state = admin_state(service, config, &keys, metrics, reload.clone());
-                admin::spawn(listener, Arc::new(state), hooks).map_err(|e| fail(service, e))?;
+                admin::spawn(listener, Arc::new(state), hooks, maxconn)
+                    .map_err(|e| fail(service, e))?;
             }
             (Socket::Tcp(listener), Some(rt), _) => {
                 triproxy_runtime_smol::spawn_service(rt, listener, policy, hooks, maxconn)

@@ -2,7 +2,8 @@
 //! credentials against `auth strong` (401 without or with wrong ones), the ADMIN ACL
 //! refusing another user (403), the counters page and `/CD<n>` / `/CS<n>`, a read-only
 //! `admin -s` refusing them, the services page, and `/metrics` read by prometheus_client's
-//! own text parser, whose values move after a connection through a SOCKS service.
+//! own text parser, whose values move after a connection through a SOCKS service; and
+//! `maxconn` capping clients (code 10) while a silent one waits (code 701 when it leaves).
 //!
 //! Every service listens on 127.0.0.1 with `-p0`; the test finds the other services' ports
 //! on the admin's own pages. `/R` is not requested here: it signals the daemon to reload,
@@ -21,6 +22,7 @@ both_runtimes!(
     pages_need_credentials_and_the_admin_acl,
     counters_are_switched_and_read_only_refuses,
     metrics_parse_and_move_after_a_proxied_connection,
+    maxconn_caps_clients_and_a_silent_one_is_logged_701,
 );
 
 /// Two counters, a full admin for alice, a read-only one, and an open SOCKS service.
@@ -86,6 +88,9 @@ fn pages_need_credentials_and_the_admin_acl(runtime: &str) {
         "{answer}"
     );
     d.wait_code(4, "GET /C");
+    for path in ["/S", "/metrics"] {
+        assert_eq!(get(d.addr, path, None).0, 401, "{path}");
+    }
     assert_eq!(get(d.addr, "/C", Some("alice:wrong")).0, 401);
     d.wait_code(6, "GET /C");
     let (status, page) = get(d.addr, "/C", Some(ALICE));
@@ -237,4 +242,29 @@ fn metrics_parse_and_move_after_a_proxied_connection(runtime: &str) {
         assert!(Instant::now() < deadline, "active stays at 1: {m:#?}");
         std::thread::sleep(Duration::from_millis(50));
     }
+}
+
+fn maxconn_caps_clients_and_a_silent_one_is_logged_701(runtime: &str) {
+    let d = Daemon::start(
+        "log\nmaxconn 1\nauth iponly\nallow * 127.0.0.1\nadmin -p0 -i127.0.0.1\n",
+        runtime,
+    );
+    let silent = connect(d.addr);
+    // Its thread is the one allowed; the next client is closed unanswered, code 10.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let (ok, out, err) = curl(&[&format!("http://{}/C", d.addr)]);
+        assert!(!ok, "answered beyond maxconn: {out}");
+        if d.log_lines()
+            .iter()
+            .any(|l| l.split_whitespace().nth(2) == Some("00010"))
+        {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no code 10: {err}");
+    }
+    drop(silent);
+    d.wait_code(701, "");
+    let (status, page) = get(d.addr, "/C", None);
+    assert_eq!(status, 200, "{page}");
 }

@@ -44,8 +44,9 @@ use triproxy_wire::LogCode;
 pub const READ_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long writing the answer may block.
 pub const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
-/// Most clients served at once by one admin service; more are closed at once and logged
-/// with code 10. Admin pages are small; this only bounds threads.
+/// Most clients served at once by one admin service (less if its `maxconn` is lower);
+/// more are closed at once and logged with code 10. Admin pages are small; this only
+/// bounds threads.
 pub const MAX_CLIENTS: usize = 16;
 /// The 3proxy service name in admin log records (`%N`).
 pub const SERVICE_NAME: &str = "ADMIN";
@@ -321,9 +322,16 @@ fn auth_refusal(code: LogCode, presented: Option<String>) -> Handled {
     }
 }
 
-/// Starts an admin service on `listener`: an accepting thread, and a thread per client.
-pub fn spawn(listener: TcpListener, state: Arc<AdminState>, hooks: Hooks) -> io::Result<()> {
+/// Starts an admin service on `listener`: an accepting thread, and a thread per client,
+/// at most `maxconn` (and [`MAX_CLIENTS`]) at once.
+pub fn spawn(
+    listener: TcpListener,
+    state: Arc<AdminState>,
+    hooks: Hooks,
+    maxconn: usize,
+) -> io::Result<()> {
     let listen = listener.local_addr()?;
+    let max_clients = maxconn.clamp(1, MAX_CLIENTS);
     let clients = Arc::new(AtomicUsize::new(0));
     std::thread::Builder::new()
         .name(format!("admin {listen}"))
@@ -334,7 +342,7 @@ pub fn spawn(listener: TcpListener, state: Arc<AdminState>, hooks: Hooks) -> io:
                 continue;
             };
             let started = Instant::now();
-            if clients.fetch_add(1, Ordering::AcqRel) >= MAX_CLIENTS {
+            if clients.fetch_add(1, Ordering::AcqRel) >= max_clients {
                 clients.fetch_sub(1, Ordering::AcqRel);
                 let refused = Handled {
                     answer: None,
