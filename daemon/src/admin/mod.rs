@@ -198,7 +198,6 @@ pub fn respond(state: &AdminState, request: &Request, client: IpAddr, time: Civi
         rows
     };
     let route = pages::route(&request.path);
-    let route = pages::route(&request.path);
     let read_only_refuses = matches!(
         route,
         Route::SetCounter { .. } | Route::BadCounter | Route::Status | Route::Reload
