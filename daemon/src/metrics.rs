@@ -20,7 +20,7 @@ use std::fmt::Write as _;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use triproxy_policy::quota::{CountDirection, Period, Quotas, RuleKind};
+use triproxy_policy::quota::{CountDirection, LocalStamp, Period, Quotas, RuleKind};
 use triproxy_policy::session::LogRecord;
 use triproxy_runtime_std::{Activity, Hooks};
 
@@ -187,6 +187,10 @@ pub struct CounterRow {
     pub bytes: u64,
     /// Switched off by `/CD<n>`.
     pub disabled: bool,
+    /// Local time of its last reset, if known.
+    pub reset: Option<LocalStamp>,
+    /// Local time new traffic was last seen (minutely), if ever.
+    pub updated: Option<LocalStamp>,
 }
 
 /// The counting rules of `quotas` as rows, in rule order (positions count the
@@ -206,6 +210,11 @@ pub fn counter_rows(quotas: &Quotas) -> Vec<CounterRow> {
                 limit_bytes: c.limit_bytes(),
                 bytes: c.bytes(),
                 disabled: c.is_disabled(),
+                reset: c.last_reset(),
+                updated: match c.last_updated() {
+                    0 => None,
+                    unix => crate::counters::local_of_unix(unix),
+                },
             }),
             RuleKind::Exempt => None,
         })
@@ -325,27 +334,35 @@ pub fn render(snapshot: &Snapshot) -> String {
             );
         }
     }
-    type RowField = fn(&CounterRow) -> u64;
-    let per_counter: [(&str, &str, RowField); 3] = [
+    type RowField = fn(&CounterRow) -> Option<u64>;
+    let per_counter: [(&str, &str, RowField); 4] = [
         (
             "triproxy_quota_used_bytes",
             "Bytes counted by a traffic counter rule in its current period.",
-            |c| c.bytes,
+            |c| Some(c.bytes),
         ),
         (
             "triproxy_quota_limit_bytes",
             "Limit of a traffic counter rule.",
-            |c| c.limit_bytes,
+            |c| Some(c.limit_bytes),
         ),
         (
             "triproxy_quota_disabled",
             "1 if the counter rule is switched off from the web admin.",
-            |c| u64::from(c.disabled),
+            |c| Some(u64::from(c.disabled)),
+        ),
+        (
+            "triproxy_quota_reset_timestamp_seconds",
+            "Unix time of the counter rule's last reset (absent until known).",
+            |c| c.reset.and_then(|t| u64::try_from(t.unix).ok()),
         ),
     ];
     for (name, help, field) in per_counter {
         family(&mut out, name, "gauge", help);
         for c in &snapshot.counters {
+            let Some(value) = field(c) else {
+                continue;
+            };
             let rule = c.rule.to_string();
             let number = c.number.to_string();
             let period = c.period.letter().to_string();
@@ -359,7 +376,7 @@ pub fn render(snapshot: &Snapshot) -> String {
                     ("type", c.direction.command()),
                     ("period", &period),
                 ],
-                field(c),
+                value,
             );
         }
     }

@@ -137,6 +137,15 @@ fn rendering_is_exact() {
             limit_bytes: 1 << 20,
             bytes: 300,
             disabled: true,
+            reset: Some(LocalStamp {
+                unix: 1_764_547_200,
+                year: 2025,
+                month: 12,
+                day: 1,
+                hour: 0,
+                minute: 0,
+            }),
+            updated: None,
         }],
     };
     let text = render(&snapshot);
@@ -166,6 +175,9 @@ triproxy_quota_limit_bytes{rule=\"0\",number=\"1\",comment=\"say \\\"hi\\\"\",ty
 # HELP triproxy_quota_disabled 1 if the counter rule is switched off from the web admin.
 # TYPE triproxy_quota_disabled gauge
 triproxy_quota_disabled{rule=\"0\",number=\"1\",comment=\"say \\\"hi\\\"\",type=\"countin\",period=\"D\"} 1
+# HELP triproxy_quota_reset_timestamp_seconds Unix time of the counter rule's last reset (absent until known).
+# TYPE triproxy_quota_reset_timestamp_seconds gauge
+triproxy_quota_reset_timestamp_seconds{rule=\"0\",number=\"1\",comment=\"say \\\"hi\\\"\",type=\"countin\",period=\"D\"} 1764547200
 ";
     assert_eq!(text, expected);
 }

@@ -202,6 +202,17 @@ impl Counter {
         self.period
     }
 
+    /// Local time of its last reset (`None` until the first minutely tick, or a counter
+    /// file, says).
+    pub fn last_reset(&self) -> Option<LocalStamp> {
+        self.times().cleared
+    }
+
+    /// Unix time at which new traffic was last seen by a minutely tick (0: never).
+    pub fn last_updated(&self) -> i64 {
+        self.times().updated
+    }
+
     /// Whether the counter is switched off ([`Counter::set_disabled`]).
     pub fn is_disabled(&self) -> bool {
         self.disabled.load(Ordering::Relaxed)

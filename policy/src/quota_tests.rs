@@ -238,6 +238,10 @@ fn a_disabled_counter_neither_counts_nor_refuses_until_enabled_again() {
     assert_eq!(first.bytes(), MIB); // its tally is kept
     first.set_disabled(false);
     assert!(q.select(&req).is_err());
+    assert_eq!((first.last_reset(), first.last_updated()), (None, 0));
+    q.tick(&at(1, 0, 1), None);
+    assert_eq!(first.last_reset(), Some(at(1, 0, 1)));
+    assert_eq!(first.last_updated(), at(1, 0, 1).unix);
 }
 
 #[test]

@@ -4,6 +4,7 @@
 
 use crate::metrics::{CounterRow, ServiceKey, ServiceSnapshot};
 use std::fmt::Write as _;
+use triproxy_policy::quota::LocalStamp;
 
 /// What a path asks for (3proxy's first letter after `/`, plus `/metrics`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -202,11 +203,22 @@ fn mib(bytes: u64) -> String {
     format!("{}.{}", tenths / 10, tenths % 10)
 }
 
+/// A local time as `YYYY-MM-DD HH:MM`, or `never`.
+fn when(t: Option<LocalStamp>) -> String {
+    match t {
+        Some(t) => format!(
+            "{:04}-{:02}-{:02} {:02}:{:02}",
+            t.year, t.month, t.day, t.hour, t.minute
+        ),
+        None => "never".to_owned(),
+    }
+}
+
 /// The counters page: one row per counting rule. `read_only` leaves out the links that
 /// switch rules.
 pub fn counters(rows: &[CounterRow], read_only: bool) -> Answer {
     let mut body = String::from(
-        "<table border=\"1\">\n<tr><th>Rule</th><th>#/Comment</th><th>Type</th><th>Active</th><th>Limit (MiB)</th><th>Period</th><th>Used (MiB)</th><th>Used (bytes)</th></tr>\n",
+        "<table border=\"1\">\n<tr><th>Rule</th><th>#/Comment</th><th>Type</th><th>Active</th><th>Limit (MiB)</th><th>Period</th><th>Used (MiB)</th><th>Used (bytes)</th><th>Reset</th><th>Updated</th></tr>\n",
     );
     for row in rows {
         let _ = write!(body, "<tr><td>{}</td><td>{}/", row.rule, row.number);
@@ -229,11 +241,13 @@ pub fn counters(rows: &[CounterRow], read_only: bool) -> Answer {
         }
         let _ = writeln!(
             body,
-            "</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            "</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
             row.limit_bytes >> 20,
             row.period.per(),
             mib(row.bytes),
-            row.bytes
+            row.bytes,
+            when(row.reset),
+            when(row.updated)
         );
     }
     body.push_str("</table>\n");
@@ -299,6 +313,15 @@ mod tests {
             limit_bytes: 5 << 20,
             bytes: 3 * (1 << 20) / 2,
             disabled,
+            reset: Some(LocalStamp {
+                unix: 0,
+                year: 2026,
+                month: 12,
+                day: 2,
+                hour: 9,
+                minute: 5,
+            }),
+            updated: None,
         }
     }
 
@@ -306,7 +329,7 @@ mod tests {
     fn counters_rows_link_to_the_switch() {
         let page = counters(&[row(false)], false).body;
         assert!(page.contains(
-            "<tr><td>2</td><td>7/&lt;lab&gt;</td><td>countall</td><td><a href=\"/CD2\" title=\"switch off\">YES</a></td><td>5</td><td>per month</td><td>1.5</td><td>1572864</td></tr>"
+            "<tr><td>2</td><td>7/&lt;lab&gt;</td><td>countall</td><td><a href=\"/CD2\" title=\"switch off\">YES</a></td><td>5</td><td>per month</td><td>1.5</td><td>1572864</td><td>2026-12-02 09:05</td><td>never</td></tr>"
         ), "{page}");
         let page = counters(&[row(true)], false).body;
         assert!(page.contains("<a href=\"/CS2\" title=\"switch on\">NO</a>"));
