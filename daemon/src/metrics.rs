@@ -13,6 +13,10 @@
 //! its counts (Prometheus counters must not go back), and connections that were running
 //! before are still subtracted from the gauge when they end.
 //!
+//! Datagram services (`udppm`, `dnspr`) have no accepted connections: their
+//! `triproxy_connections_total` and `triproxy_active_connections` stay 0, and their
+//! records (one per client mapping or query) are counted by code and bytes.
+//!
 //! This module does no I/O; [`render`] is a pure function of a [`Snapshot`].
 
 use std::collections::BTreeMap;

@@ -50,6 +50,10 @@ pub const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 pub const MAX_CLIENTS: usize = 16;
 /// The 3proxy service name in admin log records (`%N`).
 pub const SERVICE_NAME: &str = "ADMIN";
+/// Most bytes of a request body read and dropped after the answer, and for how long:
+/// closing a socket with unread bytes makes the kernel send a reset, which can destroy
+/// the answer before the client has read it (a `POST` with a body the admin ignores).
+pub const DRAIN_LIMIT: (usize, Duration) = (64 * 1024, Duration::from_secs(1));
 /// Code of a request a read-only admin (`-s`) does not serve: 1, "denied by the
 /// configuration", as an ACL `deny`.
 pub const READ_ONLY_CODE: LogCode = LogCode::ACL_DENIED;
@@ -398,6 +402,7 @@ fn serve(
         }
     }
     let _ = stream.shutdown(Shutdown::Write);
+    drain(&mut stream);
     log(
         hooks,
         &handled,
@@ -429,6 +434,24 @@ fn read_head(stream: &mut TcpStream, deadline: Instant) -> (usize, Result<Reques
             Ok(Parsed::Complete(r)) => return (buf.len(), Ok(r)),
             Ok(Parsed::Partial) => {}
             Err(e) => return (buf.len(), Err(e)),
+        }
+    }
+}
+
+/// Reads and drops what the client still sends, up to [`DRAIN_LIMIT`].
+fn drain(stream: &mut TcpStream) {
+    let (limit, wait) = DRAIN_LIMIT;
+    let deadline = Instant::now() + wait;
+    let mut dropped = 0;
+    let mut chunk = [0u8; 2048];
+    while dropped < limit {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() || stream.set_read_timeout(Some(left)).is_err() {
+            return;
+        }
+        match stream.read(&mut chunk) {
+            Ok(0) | Err(_) => return,
+            Ok(n) => dropped += n,
         }
     }
 }
