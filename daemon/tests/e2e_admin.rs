@@ -256,7 +256,7 @@ fn metrics_parse_and_move_after_a_proxied_connection(runtime: &str) {
 
 fn maxconn_caps_clients_and_a_silent_one_is_logged_701(runtime: &str) {
     let d = Daemon::start(
-        "log\nmaxconn 1\nauth iponly\nallow * 127.0.0.1\nadmin -p0 -i127.0.0.1\n",
+        "log\nlogformat \"G%y%m%d%H%M%S.%. %p %E %U %C:%c %R:%r %O %I %h %N %T\"\nmaxconn 1\nauth iponly\nallow * 127.0.0.1\nadmin -p0 -i127.0.0.1\n",
         runtime,
     );
     let silent = connect(d.addr);
@@ -277,4 +277,7 @@ fn maxconn_caps_clients_and_a_silent_one_is_logged_701(runtime: &str) {
     d.wait_code(701, "");
     let (status, page) = get(d.addr, "/C", None);
     assert_eq!(status, 200, "{page}");
+    // One record per request, service name ADMIN (`%N`), the request as `%T`.
+    let line = d.wait_code(0, "GET /C");
+    assert!(line.ends_with(" ADMIN GET /C"), "{line}");
 }
