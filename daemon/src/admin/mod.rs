@@ -6,10 +6,13 @@
 //! ([`AuthChain::decide`]), credentials coming from `Authorization: Basic`: a credential
 //! failure is answered 401 with a Basic challenge, an ACL refusal 403. `admin -s` is
 //! read-only: counters and metrics only, and of the counters only the rules that match the
-//! requester (user and address), as 3proxy's limited admin shows each user their own. Each request is logged as one record of service
-//! `ADMIN` with a 3proxy-like code: 0 served, 1-6 auth and ACL (as every service), 701 not
-//! `GET`/`POST` or nothing read, 702 malformed, 999 a 3proxy feature triproxy does not
-//! have (the config editor `/F` `/U`, or reload when the process cannot reload).
+//! requester (user and address), as 3proxy's limited admin shows each user their own.
+//!
+//! Each request is logged as one record of service `ADMIN` with a 3proxy-like code: 0
+//! served, 1-6 auth and ACL (as every service; 1 also for what a read-only admin refuses),
+//! 10 beyond `maxconn`, 701 not `GET`/`POST` or nothing read, 702 malformed or no such
+//! counter rule, 999 a 3proxy feature triproxy does not have (the config editor `/F` `/U`,
+//! or reload when the process cannot reload).
 //!
 //! Where it runs: on dedicated std threads (one accepting, one per client, at most
 //! [`MAX_CLIENTS`]), whatever `--runtime` says. Admin traffic is a few requests a minute;
@@ -65,7 +68,9 @@ pub const BAD_COUNTER_CODE: LogCode = LogCode(702);
 /// Asks the daemon to read its configuration again; called by `/R`.
 pub type Reload = Arc<dyn Fn() + Send + Sync>;
 
-/// A [`Reload`] that sends SIGUSR1 to this process, the signal the daemon reloads on.
+/// A [`Reload`] that sends SIGUSR1 to this process, the signal the daemon reloads on
+/// (as 3proxy). rustix's `kill` wrapper needs no `unsafe`. The daemon must catch SIGUSR1
+/// before this is used: the signal's default action ends the process.
 pub fn reload_by_signal() -> Reload {
     Arc::new(|| {
         let own = rustix::process::getpid();
