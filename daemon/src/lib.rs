@@ -4,12 +4,14 @@
 
 #![warn(missing_docs)]
 
+pub mod admin;
 pub mod cli;
 pub mod config;
 pub mod control;
 pub mod counters;
 pub mod logformat;
 pub mod logsink;
+pub mod metrics;
 pub mod process;
 pub mod run;
 

@@ -100,6 +100,8 @@ impl LogSinks {
             civil_time: Arc::new(civil_now),
             // Notices are about the daemon, not a connection: stderr, like start-up errors.
             notice: Arc::new(|text: &str| eprintln!("triproxy: {text}")),
+            // Counted by [`crate::metrics::Metrics::instrument`], which replaces it.
+            activity: Arc::new(|_| {}),
         })
     }
 }

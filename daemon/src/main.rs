@@ -182,7 +182,11 @@ fn main() -> ExitCode {
         return fail(&e);
     }
     triproxy::process::run_system(&process);
-    let prepared = match Services::prepare(config, bound) {
+    // One metrics registry for the life of the process; the admin's /R sends SIGUSR1, the
+    // signal a reload comes on.
+    let metrics = triproxy::metrics::Metrics::new();
+    let reload = Some(triproxy::admin::reload_by_signal());
+    let prepared = match Services::prepare(config, bound, metrics, reload) {
         Ok(p) => p,
         Err(e) => return fail(&e),
     };

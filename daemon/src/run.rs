@@ -1,8 +1,10 @@
 //! Starting the configured services on a runtime, and moving them to a new configuration
 //! on a reload.
 
+use crate::admin::{self, AdminHandle, AdminState, Reload};
 use crate::config::{Config, ServiceConfig, ServiceKind};
 use crate::logsink::LogSinks;
+use crate::metrics::{Metrics, ServiceKey};
 use std::fmt;
 use std::io;
 use std::net::{SocketAddr, TcpListener, UdpSocket};
@@ -129,6 +131,9 @@ pub fn policy_of(
             ServiceKind::Imapp(m) => FrontProtocol::Imap(m.clone()),
             ServiceKind::Tlspr(t) => FrontProtocol::Tls(t.clone()),
             ServiceKind::Auto(t) => FrontProtocol::Auto(t.clone()),
+            // The web admin runs on its own threads, not on a stream front
+            // ([`crate::admin`]); this field is not read.
+            ServiceKind::Admin { .. } => FrontProtocol::Socks,
         },
         auth: service.auth.clone(),
         acl: Arc::from(service.acl.clone()),
@@ -205,6 +210,9 @@ impl fmt::Debug for Socket {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Key {
     udp: bool,
+    /// The web admin serves its own listener (a listener moving between the admin and a
+    /// proxy service is closed and opened again).
+    admin: bool,
     addr: SocketAddr,
 }
 
@@ -212,6 +220,7 @@ impl Key {
     fn of(service: &ServiceConfig) -> Key {
         Key {
             udp: service.kind.datagram().is_some(),
+            admin: matches!(service.kind, ServiceKind::Admin { .. }),
             addr: service.listen,
         }
     }
@@ -239,6 +248,7 @@ fn open(service: &ServiceConfig) -> Result<Socket, StartError> {
 enum Handle {
     Std(triproxy_runtime_std::ServiceHandle),
     Smol(triproxy_runtime_smol::ServiceHandle),
+    Admin(AdminHandle),
 }
 
 impl Handle {
@@ -253,6 +263,7 @@ impl Handle {
                 }
             }
             Handle::Smol(h) => h.stop(),
+            Handle::Admin(h) => h.stop(),
         }
     }
 }
@@ -261,6 +272,8 @@ impl Handle {
 #[derive(Debug)]
 struct Running {
     key: Key,
+    /// Its position in the configuration in force.
+    index: usize,
     slot: Arc<ServiceSlot>,
     handle: Handle,
     listening: Listening,
@@ -268,7 +281,6 @@ struct Running {
 
 /// The running services and what they share; [`Services::reload`] moves them to a new
 /// configuration.
-#[derive(Debug)]
 pub struct Services {
     smol: Option<triproxy_runtime_smol::Runtime>,
     sinks: LogSinks,
@@ -277,6 +289,10 @@ pub struct Services {
     running: Vec<Running>,
     /// The configuration in force (its limits and counters are the live ones).
     config: Config,
+    /// Every service counts into it; kept across reloads.
+    metrics: Arc<Metrics>,
+    /// What the web admin's `/R` calls.
+    reload: Option<Reload>,
 }
 
 /// Services ready to start: see [`Services::prepare`].
@@ -301,11 +317,22 @@ impl Prepared {
             );
         }
         let configs = services.config.services.clone();
-        for ((service, bound), settings) in configs.iter().zip(bound).zip(settings) {
-            let running = services.spawn(service, bound.socket, settings)?;
+        for (index, ((service, bound), settings)) in
+            configs.iter().zip(bound).zip(settings).enumerate()
+        {
+            let running = services.spawn(index, service, bound.socket, settings)?;
             services.running.push(running);
         }
+        services.refresh_admins();
         Ok(services)
+    }
+}
+
+impl fmt::Debug for Services {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Services")
+            .field("running", &self.running)
+            .finish_non_exhaustive()
     }
 }
 
@@ -326,7 +353,15 @@ impl Services {
     /// Prepares the services of `config` on its bound sockets (from [`bind`]): opens
     /// their log files and builds their policies, without starting any thread (the daemon
     /// drops its privileges between the two steps).
-    pub fn prepare(config: Config, bound: Vec<Bound>) -> Result<Prepared, StartError> {
+    ///
+    /// Every service counts into `metrics`; the web admin's `/R` calls `reload` (`None`: it
+    /// answers that this process cannot reload).
+    pub fn prepare(
+        config: Config,
+        bound: Vec<Bound>,
+        metrics: Arc<Metrics>,
+        reload: Option<Reload>,
+    ) -> Result<Prepared, StartError> {
         // Parent weights draw from one generator per process, seeded from the clock (the
         // policy crate never reads one).
         let seed = std::time::SystemTime::now()
@@ -340,6 +375,8 @@ impl Services {
             names: (config.names.clone(), config.timeouts.dns, names),
             running: Vec::new(),
             config,
+            metrics,
+            reload,
         };
         let settings = services.settings_for(&services.config)?;
         Ok(Prepared {
@@ -429,18 +466,30 @@ impl Services {
             }
         }
         let mut first_error = None;
-        for (((service, kept), socket), settings) in config
+        for (index, (((service, kept), socket), settings)) in config
             .services
             .iter()
             .zip(kept_index)
             .zip(fresh)
             .zip(settings)
+            .enumerate()
         {
-            if let Some(running) = kept.and_then(|i| keep.get_mut(i)).and_then(Option::take) {
+            if let Some(mut running) = kept.and_then(|i| keep.get_mut(i)).and_then(Option::take) {
+                running.index = index;
                 let policy = Arc::clone(&settings.policy);
+                let key = ServiceKey {
+                    service: service.kind.command(),
+                    listen: running.listening.addr,
+                };
+                let hooks = self.metrics.instrument(settings.hooks, key);
+                if let Handle::Admin(admin) = &running.handle {
+                    // Its state is set once every service runs (`refresh_admins`).
+                    let state = Arc::new(self.admin_state(service, &config));
+                    admin.replace(state, hooks.clone(), settings.maxconn);
+                }
                 running
                     .slot
-                    .replace(settings.policy, settings.hooks, settings.maxconn);
+                    .replace(settings.policy, hooks, settings.maxconn);
                 report.kept += 1;
                 if service.force {
                     // `force`: established tunnels that the new auth chain and ACL refuse
@@ -457,7 +506,7 @@ impl Services {
                 Some(s) => Ok(s),
                 None => open(service),
             };
-            match socket.and_then(|s| self.spawn(service, s, settings)) {
+            match socket.and_then(|s| self.spawn(index, service, s, settings)) {
                 Ok(running) => {
                     report.started.push(running.listening.clone());
                     self.running.push(running);
@@ -468,9 +517,43 @@ impl Services {
             }
         }
         self.config = config;
+        self.refresh_admins();
         match first_error {
             Some(e) => Err(e),
             None => Ok(report),
+        }
+    }
+
+    /// What a web admin at `service` answers with: every running service, the counters and
+    /// password table of `config`, the auth chain and ACL in force at its line.
+    fn admin_state(&self, service: &ServiceConfig, config: &Config) -> AdminState {
+        AdminState {
+            services: self
+                .running
+                .iter()
+                .map(|r| ServiceKey {
+                    service: r.listening.service,
+                    listen: r.listening.addr,
+                })
+                .collect(),
+            quotas: Arc::clone(&config.quotas),
+            users: Arc::clone(&config.users),
+            auth: service.auth.clone(),
+            acl: Arc::from(service.acl.clone()),
+            read_only: matches!(service.kind, ServiceKind::Admin { read_only: true }),
+            metrics: Arc::clone(&self.metrics),
+            reload: self.reload.clone(),
+        }
+    }
+
+    /// Gives every web admin the current list of services and configuration.
+    fn refresh_admins(&self) {
+        for running in &self.running {
+            if let (Handle::Admin(admin), Some(service)) =
+                (&running.handle, self.config.services.get(running.index))
+            {
+                admin.set_state(Arc::new(self.admin_state(service, &self.config)));
+            }
         }
     }
 
@@ -513,6 +596,7 @@ impl Services {
 
     fn spawn(
         &self,
+        index: usize,
         service: &ServiceConfig,
         socket: Socket,
         settings: Settings,
@@ -530,10 +614,20 @@ impl Services {
         // The listen port as bound (it differs from the configured one for port 0).
         let mut policy = (*settings.policy).clone();
         policy.listen_port = addr.port();
-        let slot = ServiceSlot::new(Arc::new(policy), settings.hooks, settings.maxconn);
+        let key = ServiceKey {
+            service: service.kind.command(),
+            listen: addr,
+        };
+        let hooks = self.metrics.instrument(settings.hooks, key);
+        let slot = ServiceSlot::new(Arc::new(policy), hooks.clone(), settings.maxconn);
         let datagram = service.kind.datagram();
         let udp = datagram.is_some();
         let handle = match (socket, &self.smol, datagram) {
+            (Socket::Tcp(listener), _, _) if matches!(service.kind, ServiceKind::Admin { .. }) => {
+                // Its state is set once every service runs (`refresh_admins`).
+                let state = Arc::new(self.admin_state(service, &self.config));
+                Handle::Admin(admin::spawn(listener, state, hooks, settings.maxconn).map_err(fail)?)
+            }
             (Socket::Tcp(listener), Some(rt), _) => Handle::Smol(
                 triproxy_runtime_smol::spawn_service(rt, listener, Arc::clone(&slot))
                     .map_err(fail)?,
@@ -555,6 +649,7 @@ impl Services {
         };
         Ok(Running {
             key: Key::of(service),
+            index,
             slot,
             handle,
             listening: Listening {

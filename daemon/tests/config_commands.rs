@@ -481,7 +481,6 @@ fn unsupported_3proxy_commands_are_told_apart_from_unknown_words() {
         "parentretries 3",
         "rotate 30",
         "archiver gz /bin/gzip %F",
-        "admin",
         "plugin lib.so func",
         "ssl_mitm",
         "pcre request deny x",
@@ -668,9 +667,15 @@ fn standalone_form() {
     );
     assert!(
         e.to_string().ends_with(
-            "unknown service `sox` (triproxy runs: socks, proxy, tcppm, udppm, dnspr, pop3p, smtpp, imapp, tlspr, auto)"
+            "unknown service `sox` (triproxy runs: socks, proxy, tcppm, udppm, dnspr, pop3p, smtpp, imapp, tlspr, auto, admin)"
         ),
         "{e}"
+    );
+    let e = config::parse_standalone("admin", &args(&["-p8080"])).unwrap_err();
+    assert_eq!(e.kind, ConfigErrorKind::StandaloneAdmin);
+    assert_eq!(
+        e.to_string(),
+        "command line: `admin` has no standalone form: start it from a configuration file, after the `auth` and `allow` lines that guard it"
     );
 }
 
@@ -1092,4 +1097,44 @@ fn mail_and_tls_proxies_take_their_options() {
             .to_string();
         assert!(e.contains(want), "{line}: {e}");
     }
+}
+
+#[test]
+fn admin_service_line() {
+    let cfg = ok("admin\nadmin -s -p8081 -i127.0.0.1 -l/dev/null\n");
+    let (plain, read_only) = (&cfg.services[0], &cfg.services[1]);
+    assert_eq!(plain.kind, ServiceKind::Admin { read_only: false });
+    assert_eq!(plain.kind.command(), "admin");
+    assert_eq!(plain.listen, addr("0.0.0.0:80"), "3proxy's default port");
+    assert_eq!(read_only.kind, ServiceKind::Admin { read_only: true });
+    assert_eq!(read_only.listen, addr("127.0.0.1:8081"));
+    assert_eq!(read_only.log, LogTarget::Off);
+    for bad in ["admin -s1", "admin -s0"] {
+        assert_eq!(
+            err_at(&format!("{bad}\n"), 1),
+            ConfigErrorKind::InvalidOptionValue {
+                option: bad[6..].to_owned()
+            },
+            "{bad}"
+        );
+    }
+    let e = config_util::parse("admin -sx\n").unwrap_err();
+    assert_eq!(e.to_string(), "test.cfg:1: invalid service option `-sx`");
+    let e = config_util::parse("admin extra\n").unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "test.cfg:1: `admin` does not take the argument `extra`"
+    );
+}
+
+#[test]
+fn admin_takes_the_auth_and_acl_in_force() {
+    let cfg = ok("users a:CL:b\nauth strong\nallow a * * * ADMIN\nadmin -p0\nflush\nsocks -p0\n");
+    let admin = &cfg.services[0];
+    assert_eq!(admin.auth, AuthChain::parse(&["strong"]).unwrap());
+    assert_eq!(
+        admin.acl,
+        [ace(Action::Allow, &["a", "*", "*", "*", "ADMIN"])]
+    );
+    assert!(cfg.services[1].acl.is_empty());
 }

@@ -54,7 +54,6 @@ const SAMPLES: &[(&str, usize, Blocker)] = &[
         26,
         Blocker::Message("password type `CR` is not supported yet"),
     ),
-    ("cfg_counters.sample", 51, Blocker::Unsupported("admin")),
     (
         "cfg_sql_3proxy.cfg.sample",
         16,
@@ -142,6 +141,33 @@ fn every_sample_line_alone_is_handled() {
         }
     }
     assert!(lines > 300, "{lines}");
+}
+
+/// `cfg_counters.sample` is accepted whole since `admin` is supported: the DNS proxy, the
+/// counter file with daily reports, the rules, the HTTP proxy with `auth strong`, and the
+/// web admin on 127.0.0.1:80 for `user1` only.
+#[test]
+fn counters_sample_is_accepted_whole() {
+    let Some(dir) = sample_dir() else { return };
+    let cfg = config::load(&dir.join("cfg_counters.sample")).unwrap();
+    let kinds: Vec<&str> = cfg.services.iter().map(|s| s.kind.command()).collect();
+    assert_eq!(kinds, ["dnspr", "proxy", "admin"]);
+    let admin = &cfg.services[2];
+    assert_eq!(admin.kind, config::ServiceKind::Admin { read_only: false });
+    assert_eq!(admin.listen, "127.0.0.1:80".parse().unwrap());
+    assert_eq!(admin.origin.1, 51);
+    assert_eq!(
+        admin.auth,
+        triproxy_policy::auth::AuthChain::parse(&["strong"]).unwrap()
+    );
+    assert_eq!(
+        admin.acl,
+        [
+            triproxy_policy::acl::Ace::parse(triproxy_policy::acl::Action::Allow, &["user1"])
+                .unwrap()
+        ]
+    );
+    assert_eq!(cfg.quotas.len(), 6);
 }
 
 /// `cfg_counters.sample` stops at `nserver` (line 14) before its accounting lines; those

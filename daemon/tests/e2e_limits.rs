@@ -275,7 +275,7 @@ fn damaged_counter_file_stops_the_start(runtime: &str) {
     .unwrap();
 
     let (status, stderr) = run_to_exit(&["--runtime", runtime, config.to_str().unwrap()]);
-    assert_eq!(status, Some(1), "exit status; stderr: {stderr}");
+    assert_eq!(status, Some(2), "exit status; stderr: {stderr}");
     assert!(
         stderr.contains(&format!("counter file `{}` is unusable", file.display())),
         "stderr must name the file: {stderr}"

@@ -53,7 +53,7 @@ use crate::bandlim::Direction;
 use crate::counterfile::{CounterFile, Record, MAX_COUNTER_NUMBER};
 pub use crate::period::{LocalStamp, Period};
 use core::fmt;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 /// One MiB: quota limits are given in MiB (3proxy multiplies by 1024 * 1024).
@@ -142,6 +142,11 @@ pub struct Counter {
     period: Period,
     limit: u64,
     bytes: AtomicU64,
+    /// Switched off by the web admin (`/CD<n>`): a disabled counter neither counts nor
+    /// refuses, and its rule is skipped when connections are matched (3proxy's
+    /// `trafcount.disabled`). Atomic so the admin thread can flip it while connections
+    /// run; new connections see it, running ones keep the selection they started with.
+    disabled: AtomicBool,
     times: Mutex<Times>,
 }
 
@@ -162,6 +167,7 @@ impl Counter {
             period,
             limit: limit_mib.clamp(1, MAX_LIMIT_MIB) * MIB,
             bytes: AtomicU64::new(0),
+            disabled: AtomicBool::new(false),
             times: Mutex::new(Times::default()),
         }
     }
@@ -179,6 +185,45 @@ impl Counter {
     /// The limit in bytes.
     pub fn limit_bytes(&self) -> u64 {
         self.limit
+    }
+
+    /// The rule's comment (the text after `NUM/`; may be empty).
+    pub fn comment(&self) -> &str {
+        &self.comment
+    }
+
+    /// What the counter counts.
+    pub fn direction(&self) -> CountDirection {
+        self.direction
+    }
+
+    /// How often it starts again.
+    pub fn period(&self) -> Period {
+        self.period
+    }
+
+    /// Local time of its last reset (`None` until the first minutely tick, or a counter
+    /// file, says).
+    pub fn last_reset(&self) -> Option<LocalStamp> {
+        self.times().cleared
+    }
+
+    /// Unix time at which new traffic was last seen by a minutely tick (0: never).
+    pub fn last_updated(&self) -> i64 {
+        self.times().updated
+    }
+
+    /// Whether the counter is switched off ([`Counter::set_disabled`]).
+    pub fn is_disabled(&self) -> bool {
+        self.disabled.load(Ordering::Relaxed)
+    }
+
+    /// Switches the counter off (`true`) or on again (`false`), as 3proxy's web admin
+    /// `/CD<n>` and `/CS<n>` do. A disabled counter's rule is skipped by
+    /// [`Quotas::select`]: new connections are neither counted nor refused by it. Its
+    /// tally is kept, so switching it on again continues where it stopped.
+    pub fn set_disabled(&self, disabled: bool) {
+        self.disabled.store(disabled, Ordering::Relaxed);
     }
 
     fn exceeded(&self) -> QuotaExceeded {
@@ -450,7 +495,13 @@ impl Quotas {
     }
 
     fn scan(&self, direction: Direction, req: &AclRequest<'_>) -> Vec<Arc<Counter>> {
-        let rules = self.rules.iter().filter(|r| r.direction.covers(direction));
+        let rules = self.rules.iter().filter(|r| {
+            r.direction.covers(direction)
+                && match &r.kind {
+                    RuleKind::Count(c) => !c.is_disabled(),
+                    RuleKind::Exempt => true,
+                }
+        });
         crate::acl::until_exempt(
             rules,
             req,

@@ -219,6 +219,32 @@ fn store_and_restore_through_the_file() {
 }
 
 #[test]
+fn a_disabled_counter_neither_counts_nor_refuses_until_enabled_again() {
+    use CountDirection::*;
+    let mut q = Quotas::new();
+    q.push(count(In, 1, Period::Daily, 1, &[])).unwrap();
+    q.push(count(In, 2, Period::Daily, 100, &[])).unwrap();
+    let req = request("10.0.0.1", None);
+    let quota = q.select(&req).unwrap();
+    assert!(quota.charge(Direction::ToClient, MIB).is_err()); // counter 1 is spent
+    assert!(q.select(&req).is_err());
+    let first = Arc::clone(q.counters().next().unwrap());
+    first.set_disabled(true);
+    assert!(first.is_disabled());
+    // New connections skip the disabled rule: only counter 2 counts them.
+    let quota = q.select(&req).unwrap();
+    assert_eq!(numbers(&quota, Direction::ToClient), vec![2]);
+    assert!(quota.charge(Direction::ToClient, 10).is_ok());
+    assert_eq!(first.bytes(), MIB); // its tally is kept
+    first.set_disabled(false);
+    assert!(q.select(&req).is_err());
+    assert_eq!((first.last_reset(), first.last_updated()), (None, 0));
+    q.tick(&at(1, 0, 1), None);
+    assert_eq!(first.last_reset(), Some(at(1, 0, 1)));
+    assert_eq!(first.last_updated(), at(1, 0, 1).unix);
+}
+
+#[test]
 fn bad_rules() {
     let mut q = Quotas::new();
     q.push(count(CountDirection::In, 1, Period::Daily, 1, &[]))

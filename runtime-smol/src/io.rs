@@ -38,6 +38,7 @@ pub(crate) fn serve_connection<T: Send + 'static>(
     service: &Arc<triproxy_runtime_std::ServiceSlot>,
 ) -> Option<impl Future<Output = ()> + Send + 'static> {
     let local = net::accepted_local(listen, client.get_ref()).ok()?;
+    let active = hooks.track_connection();
     let origin = exec::Origin {
         peer,
         local,
@@ -52,8 +53,9 @@ pub(crate) fn serve_connection<T: Send + 'static>(
     };
     Some(async move {
         let _slot = &slot; // released when the task ends
-                           // Moved into the body so that `io` (and its registration) is dropped before
-                           // `client` is closed, whether the task ends or is cancelled.
+        let _active = &active; // reports the end when the task ends
+                               // Moved into the body so that `io` (and its registration) is dropped before
+                               // `client` is closed, whether the task ends or is cancelled.
         let client = client;
         let io = io;
         exec::serve(&io, &client, &origin, &policy).await;

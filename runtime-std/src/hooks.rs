@@ -19,6 +19,52 @@ pub struct Hooks {
     /// Receives notices for the operator that concern no single connection, such as a
     /// resource limit that makes clients wait (one line, no trailing newline).
     pub notice: Arc<dyn Fn(&str) + Send + Sync>,
+    /// Told when a stream connection is accepted ([`Activity::Opened`]) and when its
+    /// session has ended ([`Activity::Closed`]), for an "active connections" gauge.
+    ///
+    /// The log hook cannot give that: a connection may write several records (one per
+    /// forwarded HTTP request) or none, and writes them only at the end. Both runtimes
+    /// call it the same way, through [`Hooks::track_connection`], whose guard reports the
+    /// end even if the session unwinds. Datagram services do not call it (they have no
+    /// accepted connections).
+    pub activity: Arc<dyn Fn(Activity) + Send + Sync>,
+}
+
+/// What [`Hooks::activity`] is told.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Activity {
+    /// A client connection was accepted; its session starts.
+    Opened,
+    /// That connection's session ended (after its last log record).
+    Closed,
+}
+
+/// Reports [`Activity::Closed`] when dropped; from [`Hooks::track_connection`].
+pub struct ActiveConnection {
+    activity: Arc<dyn Fn(Activity) + Send + Sync>,
+}
+
+impl Drop for ActiveConnection {
+    fn drop(&mut self) {
+        (self.activity)(Activity::Closed);
+    }
+}
+
+impl fmt::Debug for ActiveConnection {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ActiveConnection").finish_non_exhaustive()
+    }
+}
+
+impl Hooks {
+    /// Reports [`Activity::Opened`] now and [`Activity::Closed`] when the returned guard
+    /// is dropped: the one way both runtimes mark a connection's lifetime.
+    pub fn track_connection(&self) -> ActiveConnection {
+        (self.activity)(Activity::Opened);
+        ActiveConnection {
+            activity: Arc::clone(&self.activity),
+        }
+    }
 }
 
 impl fmt::Debug for Hooks {

@@ -20,7 +20,7 @@ mod slot;
 pub mod store;
 mod sys;
 
-pub use hooks::Hooks;
+pub use hooks::{ActiveConnection, Activity, Hooks};
 pub use io::serve_connection;
 pub use service::{max_workers, spawn_datagram_service, spawn_service, ServiceHandle};
 pub use slot::{ServiceSlot, Settings};

@@ -77,6 +77,7 @@ pub(crate) enum Supported {
     Imapp,
     Tlspr,
     Auto,
+    Admin,
     Service,
     Include,
     End,
@@ -138,6 +139,7 @@ const SUPPORTED: &[(&str, Supported, Arity)] = &[
     ("imapp", Supported::Imapp, Arity::at_least(0)),
     ("tlspr", Supported::Tlspr, Arity::at_least(0)),
     ("auto", Supported::Auto, Arity::at_least(0)),
+    ("admin", Supported::Admin, Arity::at_least(0)),
     ("service", Supported::Service, Arity::exactly(0)),
     ("include", Supported::Include, Arity::exactly(1)),
     ("end", Supported::End, Arity::exactly(0)),
@@ -164,7 +166,6 @@ const SUPPORTED: &[(&str, Supported, Arity)] = &[
 const NOT_YET: &[&str] = &[
     // services
     "ftppr",
-    "admin",
     // addresses, sockets, capacity
     "maxseg",
     // logging

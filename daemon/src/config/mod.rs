@@ -11,7 +11,7 @@
 //! A UTF-8 byte order mark at the start of a file is skipped.
 //!
 //! Commands run in order, as in 3proxy: a service line (`socks`, `proxy`, `tcppm`, `udppm`,
-//! `dnspr`, `pop3p`, `smtpp`, `imapp`, `tlspr`, `auto`) takes a
+//! `dnspr`, `pop3p`, `smtpp`, `imapp`, `tlspr`, `auto`, `admin`) takes a
 //! snapshot of the `auth` chain, the `allow`/`deny` list, the `log` target, the `logformat`,
 //! `maxconn` and the `internal` address in force at that line; `flush` empties the ACL for
 //! later services; `users`, the `bandlim*`, `count*` and `connlim` rules, `counter`,
@@ -102,6 +102,8 @@ pub const DEFAULT_SOCKS_PORT: u16 = 1080;
 pub const DEFAULT_DNSPR_PORT: u16 = 53;
 /// Port of a `proxy` service without `-p`.
 pub const DEFAULT_PROXY_PORT: u16 = 3128;
+/// Port of an `admin` service without `-p` (3proxy: 80).
+pub const DEFAULT_ADMIN_PORT: u16 = 80;
 
 /// Everything a configuration asks for.
 #[derive(Debug, Clone)]
@@ -301,12 +303,20 @@ pub enum ServiceKind {
     Tlspr(TlsOptions),
     /// 3proxy `auto` (port 8080): SOCKS, HTTP proxy or `tlspr` by the first byte.
     Auto(TlsOptions),
+    /// 3proxy `admin` (port 80): the web admin pages and Prometheus `/metrics`
+    /// ([`crate::admin`]).
+    Admin {
+        /// `-s`: read-only, as in 3proxy (counters and metrics only, of the rules that
+        /// match the requester; no counter switching, no reload, no status page).
+        read_only: bool,
+    },
 }
 
 impl ServiceKind {
     /// The commands of every service triproxy runs.
-    pub const COMMANDS: [&'static str; 10] = [
+    pub const COMMANDS: [&'static str; 11] = [
         "socks", "proxy", "tcppm", "udppm", "dnspr", "pop3p", "smtpp", "imapp", "tlspr", "auto",
+        "admin",
     ];
 
     /// The 3proxy command that starts it.
@@ -322,6 +332,7 @@ impl ServiceKind {
             ServiceKind::Imapp(_) => "imapp",
             ServiceKind::Tlspr(_) => "tlspr",
             ServiceKind::Auto(_) => "auto",
+            ServiceKind::Admin { .. } => "admin",
         }
     }
 
@@ -343,6 +354,7 @@ impl ServiceKind {
             ServiceKind::Imapp(_) => Some(143),
             ServiceKind::Tlspr(_) => Some(1443),
             ServiceKind::Auto(_) => Some(8080),
+            ServiceKind::Admin { .. } => Some(DEFAULT_ADMIN_PORT),
         }
     }
 
@@ -362,7 +374,8 @@ impl ServiceKind {
             | ServiceKind::Smtpp(_)
             | ServiceKind::Imapp(_)
             | ServiceKind::Tlspr(_)
-            | ServiceKind::Auto(_) => None,
+            | ServiceKind::Auto(_)
+            | ServiceKind::Admin { .. } => None,
         }
     }
 }
@@ -616,6 +629,9 @@ pub enum ConfigErrorKind {
         /// The text given.
         value: String,
     },
+    /// The standalone form names `admin`: 3proxy has no standalone admin, and without a
+    /// configuration there would be no `auth` or `allow` line to guard it.
+    StandaloneAdmin,
     /// The standalone form names a service that 3proxy does not have.
     UnknownService {
         /// The name given.
@@ -796,6 +812,10 @@ impl fmt::Display for ConfigErrorKind {
             K::PortMapHost { value, reason } => {
                 write!(f, "`{value}` is not a usable DSTHOST: {reason}")
             }
+            K::StandaloneAdmin => write!(
+                f,
+                "`admin` has no standalone form: start it from a configuration file, after the `auth` and `allow` lines that guard it"
+            ),
             K::UnknownService { name } => {
                 let runs = ServiceKind::COMMANDS.join(", ");
                 write!(f, "unknown service `{name}` (triproxy runs: {runs})")

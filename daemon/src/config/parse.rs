@@ -479,7 +479,8 @@ impl Parser {
             | Supported::Smtpp
             | Supported::Imapp
             | Supported::Tlspr
-            | Supported::Auto => self.start_service(here, command, &args)?,
+            | Supported::Auto
+            | Supported::Admin => self.start_service(here, command, &args)?,
             Supported::Service => {}
             Supported::NServer => {
                 self.names
@@ -732,6 +733,7 @@ fn service_line<'a>(
         }),
         "tlspr" => ServiceKind::Tlspr(TlsOptions::default()),
         "auto" => ServiceKind::Auto(TlsOptions::default()),
+        "admin" => ServiceKind::Admin { read_only: false },
         "tcppm" | "udppm" => {
             let options = args.iter().take_while(|a| a.starts_with('-')).count();
             let (options, positional) = args.split_at(options);
@@ -1048,6 +1050,9 @@ fn apply_options(
                 ServiceKind::UdpPm { single, .. } if value.is_empty() => *single = true,
                 ServiceKind::DnsPr(c) if value.is_empty() => c.simple = true,
                 ServiceKind::UdpPm { .. } | ServiceKind::DnsPr(_) => return Err(invalid()),
+                // `admin -s`: read-only (counters and metrics, no switching, no reload).
+                ServiceKind::Admin { read_only } if value.is_empty() => *read_only = true,
+                ServiceKind::Admin { .. } => return Err(invalid()),
                 _ => {
                     svc.splice = match value {
                         "" | "1" => true,
@@ -1194,6 +1199,9 @@ pub(super) fn standalone(service: &str, args: &[String]) -> Result<Config, Confi
         return Err(fail(ConfigErrorKind::Syntax(SyntaxError::TooManyWords {
             limit: MAX_WORDS_PER_LINE,
         })));
+    }
+    if service == "admin" {
+        return Err(fail(ConfigErrorKind::StandaloneAdmin));
     }
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let line = service_line(service, &args).map_err(fail)?;
