@@ -256,7 +256,7 @@ fn counter_file_keeps_the_tally_across_a_restart(runtime: &str) {
     wait_records(&d, 10, origin, 2);
 }
 
-/// A counter file with the wrong magic: the daemon does not start (exit status 1, before
+/// A counter file with the wrong magic: the daemon does not start (exit status 2, before
 /// any "listening" line), names the file on stderr, and leaves the file as it was.
 fn damaged_counter_file_stops_the_start(runtime: &str) {
     let dir = triproxy_test_support::scratch_dir();
