@@ -80,11 +80,11 @@ fn granted(proxy: SocketAddr, target: SocketAddr) -> bool {
 fn reload_by(runtime: &str, signal: &str) {
     let target = echo_target();
     let port = free_port();
-    let daemon = Daemon::start(&config(port, "allow *", ""), runtime);
+    let daemon = Daemon::start(&config(port, "allow *", "noforce\n"), runtime);
     let proxy = daemon.addr;
     let mut open = socks5_connect(proxy, target);
     echo(&mut open, b"before");
-    rewrite(&daemon, &config(port, "deny *", ""));
+    rewrite(&daemon, &config(port, "deny *", "noforce\n"));
     daemon.signal(signal);
     let line = reloaded(&daemon, 0);
     assert!(line.contains(&format!("({}", "SIG")), "{line}");
@@ -96,7 +96,7 @@ fn reload_by(runtime: &str, signal: &str) {
     echo(&mut open, b"after the reload");
     assert_eq!(listeners_on(port), 1, "one listener on the port");
     // And back.
-    rewrite(&daemon, &config(port, "allow *", ""));
+    rewrite(&daemon, &config(port, "allow *", "noforce\n"));
     daemon.signal(signal);
     reloaded(&daemon, 1);
     assert!(granted(proxy, target));
@@ -118,7 +118,7 @@ fn a_monitored_file_change_reloads(runtime: &str) {
     let dir = triproxy_test_support::scratch_dir();
     let watched = dir.join("watched");
     std::fs::write(&watched, "one").unwrap();
-    let extra = format!("monitor {}\n", watched.display());
+    let extra = format!("monitor {}\nnoforce\n", watched.display());
     let daemon = Daemon::start(&config(port, "allow *", &extra), runtime);
     let mut open = socks5_connect(daemon.addr, target);
     rewrite(&daemon, &config(port, "deny *", &extra));

@@ -54,6 +54,10 @@ fn specific(service: &str) -> Option<(&'static str, &'static str)> {
             "tlspr [options]: TLS proxy by SNI, default port 1443",
             "  -PPORT        server port (default 443)\n  -c0 -c1 -c2   SNI required: no / yes / yes and checked\n  -hHOST[:PORT] server when there is no SNI\n",
         ),
+        "admin" => (
+            "admin [options]: 3proxy's web admin (counters, status, reload, /metrics), default port 80; only from a configuration file, after `auth` and `allow` lines",
+            "  -s            read-only: counters and metrics only\n",
+        ),
         "auto" => (
             "auto [options]: SOCKS, HTTP proxy or TLS by the first byte, default port 8080",
             "  -PPORT -cN    as tlspr\n",
