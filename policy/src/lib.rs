@@ -23,6 +23,7 @@ pub mod bandlim;
 mod chain;
 pub mod connlim;
 pub mod counterfile;
+pub mod crypt;
 pub mod datagram;
 pub mod dnspr;
 pub mod exec;
