@@ -19,6 +19,7 @@
 
 pub mod acl;
 pub mod auth;
+pub mod authcache;
 pub mod bandlim;
 mod chain;
 pub mod connlim;

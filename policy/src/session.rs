@@ -811,8 +811,10 @@ impl Session {
         match event {
             FrontEvent::Credentials(c) => {
                 self.user = Some(String::from_utf8_lossy(&c.username).into_owned());
-                let outcome = self.policy.auth.authenticate(
+                let outcome = self.policy.auth.authenticate_cached(
                     &self.policy.users,
+                    self.policy.authcache.as_ref().map(|a| a.at(now)),
+                    self.client.ip(),
                     Some(&c.username),
                     Some(&c.password),
                 );
@@ -987,8 +989,9 @@ impl Session {
                 operation: self.operation(),
                 time: self.time,
             };
-            let decision = self.policy.auth.decide(
+            let decision = self.policy.auth.decide_cached(
                 &self.policy.users,
+                self.policy.authcache.as_ref().map(|a| a.at(now)),
                 user,
                 password,
                 &self.policy.acl,

@@ -85,6 +85,10 @@ pub(crate) enum Supported {
     NsCache6,
     NsRecord,
     FakeResolve,
+    AuthCache,
+    DelimChar,
+    Radius,
+    AuthNServer,
 }
 
 /// The commands triproxy runs, with 3proxy's argument counts.
@@ -134,6 +138,11 @@ const SUPPORTED: &[(&str, Supported, Arity)] = &[
     ("nscache6", Supported::NsCache6, Arity::exactly(1)),
     ("nsrecord", Supported::NsRecord, Arity::exactly(2)),
     ("fakeresolve", Supported::FakeResolve, Arity::exactly(0)),
+    ("authcache", Supported::AuthCache, Arity::between(1, 3)),
+    ("delimchar", Supported::DelimChar, Arity::exactly(1)),
+    // Refused with the reason, whatever the arguments.
+    ("radius", Supported::Radius, Arity::at_least(0)),
+    ("authnserver", Supported::AuthNServer, Arity::at_least(0)),
 ];
 
 /// Every other 3proxy 1.0 command (3proxy.md section 5), which triproxy does not run yet.
@@ -149,13 +158,8 @@ const NOT_YET: &[&str] = &[
     "archiver",
     "logdump",
     "nolog",
-    "delimchar",
     // DNS
-    "authnserver",
     "dialer",
-    // users and authentication
-    "authcache",
-    "radius",
     // access control and routing
     "redirect",
     "parentretries",
