@@ -48,7 +48,7 @@
 //! ```
 
 use crate::acl::{AclRequest, CivilTime, Operation};
-use crate::auth::{AuthDecision, AuthOutcome};
+use crate::auth::{AuthDecision, AuthMethod, AuthOutcome};
 use crate::bandlim::{Direction, Pacer};
 use crate::chain::{Chain, ChainStep};
 use crate::connlim::ConnPermit;
@@ -979,6 +979,7 @@ impl Session {
         let mut addrs = ArrayVec::<SocketAddr, MAX_CONNECT_ADDRS>::new();
         let mut first_refusal = None;
         let mut first_rule = None;
+        let mut cached_user = None;
         for addr in candidates.iter().take(MAX_CONNECT_ADDRS) {
             let request = AclRequest {
                 user: None,
@@ -998,8 +999,17 @@ impl Session {
                 &request,
             );
             match decision {
-                AuthDecision::Granted { acl_user, rule, .. } => {
+                AuthDecision::Granted {
+                    acl_user,
+                    rule,
+                    method,
+                } => {
                     if addrs.is_empty() {
+                        if matches!(method, AuthMethod::Cache | AuthMethod::CacheAcl) {
+                            // As 3proxy: a cache hit logs as the cached user (with an
+                            // `ip` key, whatever name the client sent).
+                            cached_user = Some(acl_user.clone());
+                        }
                         self.acl_user = acl_user;
                         first_rule = rule;
                     }
@@ -1011,6 +1021,9 @@ impl Session {
             }
         }
         self.rule = first_rule;
+        if let Some(user) = cached_user {
+            self.user = user;
+        }
         if let Some(first) = addrs.first().copied() {
             self.note_allowed(first);
             self.plan_chain(first_rule, first);
