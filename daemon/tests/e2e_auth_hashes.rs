@@ -3,7 +3,8 @@
 //! (SOCKS5 username/password, RFC 1929), both under `auth strong`, as a `CR` user
 //! (MD5-crypt) and an `NT` user; a wrong password is refused and logged with 3proxy's code
 //! for that type (7 for `CR`, 8 for `NT`). Then `authcache` with `cacheacl`: a client that
-//! authenticated once is let in from the same address without credentials.
+//! authenticated once is let in from the same address without credentials. Last,
+//! `delimchar`: a POP3 login `user@domain#host:port` goes to `host` as `user@domain`.
 //!
 //! Records use the default 3proxy format with `%N` before `%T`. Everything listens on
 //! 127.0.0.1.
@@ -12,6 +13,7 @@
 #[macro_use]
 mod common;
 
+use common::mail::{pop3_server, MESSAGE};
 use common::*;
 use std::net::SocketAddr;
 
@@ -27,6 +29,7 @@ both_runtimes!(
     http_proxy_cr_and_nt_users,
     socks5_cr_and_nt_users,
     authcache_lets_a_known_address_in,
+    delimchar_splits_pop3_logins,
 );
 
 /// One `service` line on 127.0.0.1 after the users, `rules` and [`FORMAT`].
@@ -147,4 +150,29 @@ fn authcache_lets_a_known_address_in(runtime: &str) {
             .count()
             >= 2
     });
+}
+
+/// With `delimchar #` the last `#` separates the user from the server, so an `@` stays in
+/// the user name the server sees.
+fn delimchar_splits_pop3_logins(runtime: &str) {
+    let server = pop3_server();
+    let d = Daemon::start(
+        "log\ndelimchar #\nauth iponly\nallow *\npop3p -p0 -i127.0.0.1\n",
+        runtime,
+    );
+    // curl decodes `%40` (@), `%23` (#) and `%3A` (:) in the user info.
+    let url = format!(
+        "pop3://joe%40example.org%23{}%3A{}:secret@{}/1",
+        server.addr.ip(),
+        server.addr.port(),
+        d.addr
+    );
+    let (ok, body, err) = curl(&[&url]);
+    assert!(ok, "curl failed: {err}");
+    assert_eq!(body, MESSAGE);
+    let lines = server.lines();
+    assert!(
+        lines.contains(&"USER joe@example.org".to_owned()),
+        "{lines:?}"
+    );
 }
