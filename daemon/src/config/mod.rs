@@ -13,17 +13,19 @@
 //! Commands run in order, as in 3proxy: a service line (`socks`, `proxy`, `tcppm`, `udppm`,
 //! `dnspr`, `pop3p`, `smtpp`, `imapp`, `tlspr`, `auto`) takes a
 //! snapshot of the `auth` chain, the `allow`/`deny` list, the `log` target, the `logformat`,
-//! `maxconn` and the `internal` address in force at that line; `flush` empties the ACL for
+//! `maxconn`, the `authcache` settings and the `internal` address in force at that line;
+//! `flush` empties the ACL for
 //! later services; `users`, the `bandlim*`, `count*` and `connlim` rules, `counter`,
-//! `timeouts` and the DNS commands are global and apply to every service wherever they
-//! appear.
+//! `timeouts`, `delimchar` and the DNS commands are global and apply to every service
+//! wherever they appear.
 //!
 //! Supported commands: `users`, `auth`, `allow`, `deny`, `flush`, `internal`, `log`,
 //! `logformat`, `maxconn`, `bandlimin`, `bandlimout`, `nobandlimin`, `nobandlimout`,
 //! `parent`, `external`, `backlog`, `timeouts`, `connlim`, `noconnlim`, `counter`, `countin`,
 //! `countout`, `countall`, `nocountin`, `nocountout`, `nocountall`, `nserver`, `nscache`,
-//! `nscache6`, `nsrecord`, `fakeresolve`, the services above, `service` (a no-op),
-//! `include`, `end`.
+//! `nscache6`, `nsrecord`, `fakeresolve`, `authcache`, `delimchar`, the services above,
+//! `service` (a no-op), `include`, `end`. `radius` and `authnserver` are refused with the
+//! reason ([`ConfigErrorKind::CommandRefused`]).
 //! Every other 3proxy
 //! command is an error that says it is not supported yet ([`ConfigErrorKind::UnsupportedCommand`]),
 //! and any other word is an unknown command: nothing is ignored silently. The first error
