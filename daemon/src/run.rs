@@ -9,6 +9,7 @@ use std::fmt;
 use std::io;
 use std::net::{SocketAddr, TcpListener, UdpSocket};
 use std::sync::Arc;
+use triproxy_policy::authcache::ServiceAuthCache;
 use triproxy_policy::names::Names;
 use triproxy_policy::parent::ParentRandom;
 use triproxy_policy::service::{FrontProtocol, RelayMode, ServicePolicy};
@@ -138,6 +139,10 @@ pub fn policy_of(
         auth: service.auth.clone(),
         acl: Arc::from(service.acl.clone()),
         users: Arc::clone(&config.users),
+        authcache: service.authcache.map(|settings| ServiceAuthCache {
+            settings,
+            table: Arc::clone(&config.authcache),
+        }),
         bandlimits: Arc::clone(&config.bandlimits),
         quotas: Arc::clone(&config.quotas),
         connlimits: Arc::clone(&config.connlimits),

@@ -221,11 +221,11 @@ fn users_are_global_whatever_their_position() {
 #[test]
 fn users_errors_do_not_print_passwords() {
     let kind = err_at(
-        "users ok:CL:x\nusers \"test:CR:$1$qwer$CHFTUFGqkjue9HyhcMHEe1\"\n",
+        "users ok:CL:x\nusers \"test:CR:$1$qwer$CHFTUFGqkjue9HyhcMHE\"\n",
         2,
     );
     assert!(
-        matches!(&kind, ConfigErrorKind::Users(e) if matches!(**e, UsersError::UnsupportedPasswordType { .. })),
+        matches!(&kind, ConfigErrorKind::Users(e) if matches!(**e, UsersError::BadHash { .. })),
         "{kind:?}"
     );
     let msg = kind.to_string();
@@ -477,7 +477,6 @@ fn proxy_service_snapshots_its_line() {
 fn unsupported_3proxy_commands_are_told_apart_from_unknown_words() {
     for cmd in [
         "ftppr -n",
-        "authnserver 10.1.2.1",
         "parentretries 3",
         "rotate 30",
         "archiver gz /bin/gzip %F",
@@ -485,7 +484,6 @@ fn unsupported_3proxy_commands_are_told_apart_from_unknown_words() {
         "ssl_mitm",
         "pcre request deny x",
         "nolog",
-        "authcache user 60",
     ] {
         let word = cmd.split(' ').next().unwrap();
         let e = config_util::parse(&format!("# x\n{cmd}\n")).unwrap_err();

@@ -1,17 +1,20 @@
 #![cfg_attr(fuzzing, no_main)]
 //! The policy crate's configuration parsers on arbitrary words: ACL entries
 //! (`triproxy_policy::acl::Ace::parse` and the field parsers it uses), auth chains
-//! (`AuthChain::parse`), user specs (`Users::add_spec`) and bandwidth rates
+//! (`AuthChain::parse`), user specs (`Users::add_spec`, cleartext, `CR` and `NT`),
+//! `authcache` lines (`AuthCacheLine::parse`) and bandwidth rates
 //! (`bandlim::parse_rate`, then a bucket at that rate), `parent` lines
 //! (`parent::ParentHop::parse`, added to the last entry), then the decisions made with
 //! whatever parsed and chains drawn from every entry's parents.
 //!
 //! Input: text, one command per line, words separated by whitespace: `allow ...` /
 //! `deny ...` add an ACL entry, `parent ...` a hop to the last one, `auth ...` sets the
-//! chain, `users ...` adds users; on any
+//! chain, `users ...` adds users, `authcache ...` sets the cache; on any
 //! other line each word goes through every field parser.
 //!
-//! Oracles: no panic; a user spec that was accepted verifies with the password it states;
+//! Oracles: no panic; a cleartext user spec that was accepted verifies with the password
+//! it states, and a hashed one refuses the empty password with its type's code (7, 8) or
+//! accepts it; the cache never holds more than its capacity;
 //! `check` agrees with `first_match` (empty ACL: allow); a drawn chain has at most
 //! `MAX_CHAIN_HOPS` hops, all from the entry, and a `tcp`/`http` hop only last; `decide` never grants through a
 //! `deny` rule and names a rule that exists and allows.
@@ -22,20 +25,24 @@ use triproxy_fuzz::policy::acl::{
     Operation, OperationSet, PortRange, TimePeriod, Weekdays,
 };
 use triproxy_fuzz::policy::auth::{AuthChain, AuthDecision, AuthMethod};
+use triproxy_fuzz::policy::authcache::{AuthCache, AuthCacheLine, ServiceAuthCache};
 use triproxy_fuzz::policy::bandlim::{parse_rate, Allowance, Bucket};
 use triproxy_fuzz::policy::parent::{ParentHop, MAX_CHAIN_HOPS};
 use triproxy_fuzz::policy::users::Users;
-use triproxy_fuzz::wire::DomainName;
+use triproxy_fuzz::wire::{DomainName, LogCode};
 
 const MAX_LINES: usize = 64;
 const MAX_WORDS: usize = 64;
 
-/// The password `add_spec` documents for `spec`, if it is one it accepts as cleartext.
-fn stated_password(spec: &str) -> Option<(&str, &str)> {
+/// What `add_spec` documents for an accepted `spec`: the name, and the cleartext password
+/// or the log code of a wrong password of its hashed type.
+fn stated_password(spec: &str) -> Option<(&str, Result<&str, LogCode>)> {
     let (name, rest) = spec.split_once(':')?;
     match rest.split_once(':') {
-        None => Some((name, rest)),
-        Some(("" | "CL", password)) => Some((name, password)),
+        None => Some((name, Ok(rest))),
+        Some(("" | "CL", password)) => Some((name, Ok(password))),
+        Some(("CR", _)) => Some((name, Err(LogCode::BAD_CR_PASSWORD))),
+        Some(("NT", _)) => Some((name, Err(LogCode::BAD_NT_PASSWORD))),
         Some(_) => None,
     }
 }
@@ -87,6 +94,7 @@ triproxy_fuzz::target!(|data| {
     let mut acl: Vec<Ace> = Vec::new();
     let mut chain = AuthChain::default_chain();
     let mut users = Users::new();
+    let mut cache: Option<ServiceAuthCache> = None;
     for line in text.lines().take(MAX_LINES) {
         let words: Vec<&str> = line.split_whitespace().take(MAX_WORDS).collect();
         match words.split_first() {
@@ -107,10 +115,27 @@ triproxy_fuzz::target!(|data| {
                 for spec in specs {
                     if users.add_spec(spec).is_ok() {
                         let Some((name, password)) = stated_password(spec) else {
-                            panic!("{spec} accepted, but not as a cleartext password");
+                            panic!("{spec} accepted, but not as a CL, CR or NT password");
                         };
-                        assert_eq!(users.verify(name.as_bytes(), password.as_bytes()), Ok(()));
+                        match password {
+                            Ok(p) => {
+                                assert_eq!(users.verify(name.as_bytes(), p.as_bytes()), Ok(()))
+                            }
+                            Err(code) => {
+                                let v = users.verify(name.as_bytes(), b"");
+                                assert!(v == Ok(()) || v == Err(code), "{spec}: {v:?}");
+                            }
+                        }
                     }
+                }
+            }
+            Some((&"authcache", args)) => {
+                if let Ok(line) = AuthCacheLine::parse(args) {
+                    // A small table, so that the bound is reached.
+                    cache = Some(ServiceAuthCache {
+                        settings: line.settings,
+                        table: std::sync::Arc::new(AuthCache::new(line.size.min(2))),
+                    });
                 }
             }
             _ => words.iter().for_each(|w| each_field_parser(w)),
@@ -129,6 +154,7 @@ triproxy_fuzz::target!(|data| {
         }
     }
 
+    let start = std::time::Instant::now();
     let host = DomainName::new(b"www.example.org").ok();
     let alice: (Option<&[u8]>, Option<&[u8]>) = (Some(b"alice"), Some(b"secret"));
     let bob: (Option<&[u8]>, Option<&[u8]>) = (Some(b"bob"), Some(b"x"));
@@ -164,6 +190,25 @@ triproxy_fuzz::target!(|data| {
         {
             let action = acl.get(r).map(|a| a.action);
             assert_eq!(action, Some(Action::Allow), "granted through rule {r}");
+        }
+        if let Some(c) = &cache {
+            // Twice: the second decision may hit what the first one cached.
+            for _ in 0..2 {
+                let now = c.at(start);
+                let _ = chain.authenticate_cached(&users, Some(now), req.client, user, password);
+                match chain.decide_cached(&users, Some(now), user, password, &acl, &req) {
+                    AuthDecision::Granted {
+                        method: AuthMethod::CacheAcl,
+                        rule,
+                        ..
+                    } => assert_eq!(rule, None, "cacheacl evaluates no ACL"),
+                    AuthDecision::Granted { rule: Some(r), .. } => {
+                        assert_eq!(acl.get(r).map(|a| a.action), Some(Action::Allow));
+                    }
+                    _ => {}
+                }
+                assert!(c.table.len() <= c.table.capacity());
+            }
         }
     }
 });

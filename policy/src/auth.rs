@@ -7,13 +7,17 @@
 //! 3proxy algorithm including the ACL, [`AuthChain::authenticate`] only the
 //! credential part (for callers that check the ACL themselves).
 //!
-//! It is not the password table ([`crate::users`]) nor the ACL matcher ([`crate::acl`]);
-//! `cache`, `cacheacl`, `dnsname` and `radius` are recognised but refused until they are
-//! implemented, and the removed `nbname` is refused as 3proxy 1.0 does.
+//! It is not the password table ([`crate::users`]), the cache `cache` and `cacheacl` read
+//! ([`crate::authcache`]) nor the ACL matcher ([`crate::acl`]). `dnsname` and `radius`
+//! are recognised and refused with the reason, and the removed `nbname` is refused as
+//! 3proxy 1.0 does.
 
 use crate::acl::{self, Ace, AclRequest, Action, ConfigToken};
+use crate::authcache::{AuthCache, AuthCacheSettings};
 use crate::users::Users;
 use core::fmt;
+use std::net::IpAddr;
+use std::time::Instant;
 use triproxy_wire::LogCode;
 
 /// Most methods one `auth` line may list.
@@ -32,6 +36,11 @@ pub enum AuthMethod {
     UserOnly,
     /// `strong`: user name and password are checked against `users`, then the ACL decides.
     Strong,
+    /// `cache`: a client the `authcache` remembers is accepted, then the ACL decides.
+    Cache,
+    /// `cacheacl`: a client the `authcache` remembers is accepted and **no ACL is
+    /// evaluated** (so no `parent` entry applies either).
+    CacheAcl,
 }
 
 impl AuthMethod {
@@ -40,7 +49,7 @@ impl AuthMethod {
     /// ```
     /// use triproxy_policy::auth::{AuthError, AuthMethod};
     /// assert_eq!(AuthMethod::parse("strong"), Ok(AuthMethod::Strong));
-    /// assert_eq!(AuthMethod::parse("radius"), Err(AuthError::Unsupported { name: "radius" }));
+    /// assert_eq!(AuthMethod::parse("radius"), Err(AuthError::Radius));
     /// assert_eq!(AuthMethod::parse("nbname"), Err(AuthError::Removed));
     /// ```
     pub fn parse(word: &str) -> Result<AuthMethod, AuthError> {
@@ -49,10 +58,10 @@ impl AuthMethod {
             "iponly" => Ok(AuthMethod::IpOnly),
             "useronly" => Ok(AuthMethod::UserOnly),
             "strong" => Ok(AuthMethod::Strong),
-            "cache" => Err(AuthError::Unsupported { name: "cache" }),
-            "cacheacl" => Err(AuthError::Unsupported { name: "cacheacl" }),
-            "dnsname" => Err(AuthError::Unsupported { name: "dnsname" }),
-            "radius" => Err(AuthError::Unsupported { name: "radius" }),
+            "cache" => Ok(AuthMethod::Cache),
+            "cacheacl" => Ok(AuthMethod::CacheAcl),
+            "dnsname" => Err(AuthError::DnsName),
+            "radius" => Err(AuthError::Radius),
             "nbname" => Err(AuthError::Removed),
             other => Err(AuthError::Unknown {
                 name: ConfigToken::new(other),
@@ -67,6 +76,8 @@ impl AuthMethod {
             AuthMethod::IpOnly => "iponly",
             AuthMethod::UserOnly => "useronly",
             AuthMethod::Strong => "strong",
+            AuthMethod::Cache => "cache",
+            AuthMethod::CacheAcl => "cacheacl",
         }
     }
 }
@@ -88,11 +99,12 @@ pub enum AuthError {
         /// The limit.
         max: usize,
     },
-    /// A 3proxy method triproxy does not implement yet.
-    Unsupported {
-        /// Its name.
-        name: &'static str,
-    },
+    /// `dnsname`, refused: it accepts a client whose address has a PTR record resolving
+    /// back to it, and whoever controls the reverse zone of their own address controls
+    /// that record.
+    DnsName,
+    /// `radius`: triproxy has no RADIUS client yet.
+    Radius,
     /// `nbname`, removed from 3proxy (a configuration error in 3proxy 1.0 as well).
     Removed,
     /// Not a 3proxy method.
@@ -107,13 +119,20 @@ impl fmt::Display for AuthError {
         match self {
             AuthError::Empty => write!(f, "auth needs at least one method"),
             AuthError::TooMany { max } => write!(f, "auth lists more than {max} methods"),
-            AuthError::Unsupported { name } => {
-                write!(f, "auth method `{name}` is not supported by triproxy yet")
-            }
+            AuthError::DnsName => write!(
+                f,
+                "auth method `dnsname` is not supported: it trusts a PTR record an attacker \
+                 can control"
+            ),
+            AuthError::Radius => write!(
+                f,
+                "auth method `radius` is not supported yet (triproxy has no RADIUS client)"
+            ),
             AuthError::Removed => write!(f, "auth method `nbname` was removed from 3proxy"),
             AuthError::Unknown { name } => write!(
                 f,
-                "unknown auth method `{name}` (expected none, iponly, useronly or strong)"
+                "unknown auth method `{name}` (expected none, iponly, useronly, strong, \
+                 cache or cacheacl)"
             ),
         }
     }
@@ -149,9 +168,45 @@ pub enum AuthDecision {
         /// empty or not evaluated (`none`).
         rule: Option<usize>,
     },
-    /// Refused with this 3proxy log code (1 deny, 3 no match, 4 no user name, 5 unknown
-    /// user, 6 bad password).
+    /// Refused with this 3proxy log code (1 deny, 3 no match, 4 no user name or cache
+    /// miss, 5 unknown user, 6/7/8 bad CL/CR/NT password).
     Refused(LogCode),
+}
+
+/// The authentication cache as one service uses it, and the time of the request: what
+/// the `cache` and `cacheacl` methods read and what `strong` and `useronly` fill.
+#[derive(Debug, Clone, Copy)]
+pub struct CacheUse<'a> {
+    /// The process's table.
+    pub cache: &'a AuthCache,
+    /// The service's `authcache` settings.
+    pub settings: &'a AuthCacheSettings,
+    /// The time of the request.
+    pub now: Instant,
+}
+
+impl CacheUse<'_> {
+    fn lookup(
+        &self,
+        client: IpAddr,
+        user: Option<&[u8]>,
+        password: Option<&[u8]>,
+    ) -> Option<String> {
+        self.cache
+            .lookup(self.now, self.settings, client, user, password)
+    }
+}
+
+/// A cache hit (the cached name) or the miss code, 4 as in 3proxy.
+fn cache_check(
+    cache: Option<CacheUse<'_>>,
+    client: IpAddr,
+    user: Option<&[u8]>,
+    password: Option<&[u8]>,
+) -> Result<String, LogCode> {
+    cache
+        .and_then(|c| c.lookup(client, user, password))
+        .ok_or(LogCode::NO_USERNAME)
 }
 
 /// The methods of one `auth` line, in order; never empty.
@@ -195,8 +250,22 @@ impl AuthChain {
 
     /// Whether any method wants a password from the client (`strong`): decides whether a
     /// SOCKS5 server selects username/password authentication (RFC 1928 section 3).
+    /// `cache` and `cacheacl` count too: a cache keyed by user name or password needs them
+    /// (a SOCKS5 client that offers no password method is then refused, as with `strong`).
     pub fn needs_password(&self) -> bool {
-        self.0.contains(&AuthMethod::Strong)
+        self.0.iter().any(|m| {
+            matches!(
+                m,
+                AuthMethod::Strong | AuthMethod::Cache | AuthMethod::CacheAcl
+            )
+        })
+    }
+
+    /// Whether a method reads the authentication cache (`cache`, `cacheacl`).
+    pub fn uses_cache(&self) -> bool {
+        self.0
+            .iter()
+            .any(|m| matches!(m, AuthMethod::Cache | AuthMethod::CacheAcl))
     }
 
     /// Whether the chain starts with `none`: every client is then accepted at once and ACLs
@@ -229,6 +298,21 @@ impl AuthChain {
         user: Option<&[u8]>,
         password: Option<&[u8]>,
     ) -> AuthOutcome {
+        self.authenticate_cached(users, None, IpAddr::from([0, 0, 0, 0]), user, password)
+    }
+
+    /// [`AuthChain::authenticate`] with the service's authentication cache: `cache` and
+    /// `cacheacl` accept a client `cache` remembers (from `client`), and miss with code 4
+    /// otherwise or without a cache. Nothing is added to the cache here: entries are made
+    /// by [`AuthChain::decide_cached`], once the ACL has allowed.
+    pub fn authenticate_cached(
+        &self,
+        users: &Users,
+        cache: Option<CacheUse<'_>>,
+        client: IpAddr,
+        user: Option<&[u8]>,
+        password: Option<&[u8]>,
+    ) -> AuthOutcome {
         let user = user.filter(|u| !u.is_empty());
         let mut worst = 0u16;
         for method in &self.0 {
@@ -251,6 +335,17 @@ impl AuthChain {
                             return AuthOutcome::Authenticated {
                                 acl_user: Some(name),
                                 check_acl: true,
+                            }
+                        }
+                        Err(code) => code,
+                    }
+                }
+                AuthMethod::Cache | AuthMethod::CacheAcl => {
+                    match cache_check(cache, client, user, password) {
+                        Ok(name) => {
+                            return AuthOutcome::Authenticated {
+                                acl_user: Some(name),
+                                check_acl: *method == AuthMethod::Cache,
                             }
                         }
                         Err(code) => code,
@@ -311,6 +406,25 @@ impl AuthChain {
         acl: &[Ace],
         req: &AclRequest<'_>,
     ) -> AuthDecision {
+        self.decide_cached(users, None, user, password, acl, req)
+    }
+
+    /// [`AuthChain::decide`] with the service's authentication cache (`req.client` is the
+    /// client's address):
+    /// * `cache` → a hit is accepted under the cached name and the ACL is final; a miss
+    ///   (or no cache) is code 4 and the next method is tried;
+    /// * `cacheacl` → a hit is granted without the ACL (`rule: None`); a miss is code 4;
+    /// * after `strong` or `useronly` accepted a client and the ACL allowed it, the client
+    ///   is remembered (see [`crate::authcache`] for what is kept and for how long).
+    pub fn decide_cached(
+        &self,
+        users: &Users,
+        cache: Option<CacheUse<'_>>,
+        user: Option<&[u8]>,
+        password: Option<&[u8]>,
+        acl: &[Ace],
+        req: &AclRequest<'_>,
+    ) -> AuthDecision {
         let user = user.filter(|u| !u.is_empty());
         let mut worst = 0u16;
         for method in &self.0 {
@@ -336,17 +450,46 @@ impl AuthChain {
                     match credential_check(*method, users, user, password) {
                         Ok(name) => {
                             return match authorize(acl, req, Some(&name)) {
-                                Ok(rule) => AuthDecision::Granted {
-                                    method: *method,
-                                    acl_user: Some(name),
-                                    rule,
-                                },
+                                Ok(rule) => {
+                                    if let Some(c) = cache {
+                                        c.cache
+                                            .insert(c.now, c.settings, req.client, &name, password);
+                                    }
+                                    AuthDecision::Granted {
+                                        method: *method,
+                                        acl_user: Some(name),
+                                        rule,
+                                    }
+                                }
                                 Err(code) => AuthDecision::Refused(code),
                             }
                         }
                         Err(code) => code,
                     }
                 }
+                AuthMethod::Cache => match cache_check(cache, req.client, user, password) {
+                    Ok(name) => {
+                        return match authorize(acl, req, Some(&name)) {
+                            Ok(rule) => AuthDecision::Granted {
+                                method: AuthMethod::Cache,
+                                acl_user: Some(name),
+                                rule,
+                            },
+                            Err(code) => AuthDecision::Refused(code),
+                        }
+                    }
+                    Err(code) => code,
+                },
+                AuthMethod::CacheAcl => match cache_check(cache, req.client, user, password) {
+                    Ok(name) => {
+                        return AuthDecision::Granted {
+                            method: AuthMethod::CacheAcl,
+                            acl_user: Some(name),
+                            rule: None,
+                        }
+                    }
+                    Err(code) => code,
+                },
             };
             worst = worst.max(code.get());
             if worst >= LogCode::LIMIT_EXCEEDED.get() {
@@ -376,6 +519,8 @@ impl AuthChain {
         for method in &self.0 {
             let code = match (method, name) {
                 (AuthMethod::None, _) => return Ok(()),
+                // A reload empties the cache: a miss, as 3proxy's (the next method decides).
+                (AuthMethod::Cache | AuthMethod::CacheAcl, _) => LogCode::NO_USERNAME,
                 (AuthMethod::IpOnly, _) => match authorize(acl, req, None) {
                     Ok(_) => return Ok(()),
                     Err(code) => code,
@@ -437,329 +582,5 @@ fn authorize(
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::acl::{CivilTime, Operation};
-
-    fn users() -> Users {
-        let mut u = Users::new();
-        u.add_spec("alice:CL:pw").unwrap();
-        u.add_spec("bob:CL:bobpw").unwrap();
-        u
-    }
-
-    fn chain(words: &[&str]) -> AuthChain {
-        AuthChain::parse(words).unwrap()
-    }
-
-    fn req<'a>(client: &str) -> AclRequest<'a> {
-        AclRequest {
-            user: Some("ignored"),
-            client: client.parse().unwrap(),
-            target_host: None,
-            target_ip: Some("192.0.2.1".parse().unwrap()),
-            port: Some(80),
-            operation: Operation::Connect,
-            time: CivilTime {
-                weekday: 3,
-                seconds_of_day: 0,
-            },
-        }
-    }
-
-    fn allow(fields: &[&str]) -> Ace {
-        Ace::parse(Action::Allow, fields).unwrap()
-    }
-
-    fn deny(fields: &[&str]) -> Ace {
-        Ace::parse(Action::Deny, fields).unwrap()
-    }
-
-    #[test]
-    fn parse_methods_and_errors() {
-        assert_eq!(
-            chain(&["none", "iponly", "useronly", "strong"]).methods(),
-            &[
-                AuthMethod::None,
-                AuthMethod::IpOnly,
-                AuthMethod::UserOnly,
-                AuthMethod::Strong
-            ]
-        );
-        for m in [
-            AuthMethod::None,
-            AuthMethod::IpOnly,
-            AuthMethod::UserOnly,
-            AuthMethod::Strong,
-        ] {
-            assert_eq!(AuthMethod::parse(m.name()), Ok(m));
-        }
-        for name in ["cache", "cacheacl", "dnsname", "radius"] {
-            let e = AuthMethod::parse(name).unwrap_err();
-            assert_eq!(e, AuthError::Unsupported { name });
-            assert!(e.to_string().contains(name));
-        }
-        assert_eq!(AuthMethod::parse("nbname"), Err(AuthError::Removed));
-        let e = AuthChain::parse(&["iponly", "Strong"]).unwrap_err();
-        assert_eq!(
-            e,
-            AuthError::Unknown {
-                name: ConfigToken::new("Strong")
-            }
-        );
-        assert!(e.to_string().contains("`Strong`"));
-        assert_eq!(AuthChain::parse(&[]), Err(AuthError::Empty));
-        assert!(AuthChain::parse(&["iponly"; MAX_AUTH_METHODS]).is_ok());
-        assert_eq!(
-            AuthChain::parse(&["iponly"; MAX_AUTH_METHODS + 1]),
-            Err(AuthError::TooMany {
-                max: MAX_AUTH_METHODS
-            })
-        );
-    }
-
-    #[test]
-    fn chain_properties() {
-        let d = AuthChain::default_chain();
-        assert_eq!(d.methods(), &[AuthMethod::IpOnly]);
-        assert_eq!(AuthChain::default(), d);
-        assert!(!d.needs_password() && !d.is_none());
-        assert!(chain(&["iponly", "strong"]).needs_password());
-        assert!(!chain(&["useronly"]).needs_password());
-        assert!(chain(&["none"]).is_none());
-        assert!(chain(&["none", "strong"]).is_none());
-        assert!(!chain(&["strong", "none"]).is_none());
-    }
-
-    #[test]
-    fn authenticate_each_method() {
-        let u = users();
-        let a = chain(&["none"]).authenticate(&u, Some(b"alice"), None);
-        assert_eq!(
-            a,
-            AuthOutcome::Authenticated {
-                acl_user: Some("alice".into()),
-                check_acl: false
-            }
-        );
-        assert_eq!(
-            chain(&["none"]).authenticate(&u, None, None),
-            AuthOutcome::Authenticated {
-                acl_user: None,
-                check_acl: false
-            }
-        );
-        // iponly hides the user from the ACL.
-        assert_eq!(
-            chain(&["iponly"]).authenticate(&u, Some(b"alice"), Some(b"pw")),
-            AuthOutcome::Authenticated {
-                acl_user: None,
-                check_acl: true
-            }
-        );
-        let uo = chain(&["useronly"]);
-        assert_eq!(
-            uo.authenticate(&u, Some(b"anyone"), None),
-            AuthOutcome::Authenticated {
-                acl_user: Some("anyone".into()),
-                check_acl: true
-            }
-        );
-        assert_eq!(
-            uo.authenticate(&u, None, None),
-            AuthOutcome::Failed(LogCode::NO_USERNAME)
-        );
-        assert_eq!(
-            uo.authenticate(&u, Some(b""), None),
-            AuthOutcome::Failed(LogCode::NO_USERNAME)
-        );
-        assert_eq!(
-            uo.authenticate(&u, Some(b"\xff"), None),
-            AuthOutcome::Failed(LogCode::NO_USERNAME)
-        );
-        let st = chain(&["strong"]);
-        assert_eq!(
-            st.authenticate(&u, Some(b"alice"), Some(b"pw")),
-            AuthOutcome::Authenticated {
-                acl_user: Some("alice".into()),
-                check_acl: true
-            }
-        );
-        assert_eq!(
-            st.authenticate(&u, None, Some(b"pw")),
-            AuthOutcome::Failed(LogCode(4))
-        );
-        assert_eq!(
-            st.authenticate(&u, Some(b"carol"), Some(b"pw")),
-            AuthOutcome::Failed(LogCode(5))
-        );
-        assert_eq!(
-            st.authenticate(&u, Some(b"alice"), Some(b"bobpw")),
-            AuthOutcome::Failed(LogCode(6))
-        );
-        assert_eq!(
-            st.authenticate(&u, Some(b"alice"), None),
-            AuthOutcome::Failed(LogCode(6))
-        );
-    }
-
-    #[test]
-    fn authenticate_chain_order() {
-        let u = users();
-        // First success wins.
-        assert_eq!(
-            chain(&["strong", "useronly"]).authenticate(&u, Some(b"carol"), None),
-            AuthOutcome::Authenticated {
-                acl_user: Some("carol".into()),
-                check_acl: true
-            }
-        );
-        assert_eq!(
-            chain(&["strong", "none"]).authenticate(&u, Some(b"alice"), Some(b"x")),
-            AuthOutcome::Authenticated {
-                acl_user: Some("alice".into()),
-                check_acl: false
-            }
-        );
-        assert_eq!(
-            chain(&["strong", "none"]).authenticate(&u, Some(b"alice"), Some(b"pw")),
-            AuthOutcome::Authenticated {
-                acl_user: Some("alice".into()),
-                check_acl: true
-            }
-        );
-        // All fail: the highest code.
-        assert_eq!(
-            chain(&["strong", "useronly"]).authenticate(&u, None, None),
-            AuthOutcome::Failed(LogCode(4))
-        );
-        assert_eq!(
-            chain(&["useronly", "strong"]).authenticate(&u, Some(b"alice"), Some(b"x")),
-            AuthOutcome::Authenticated {
-                acl_user: Some("alice".into()),
-                check_acl: true
-            }
-        );
-        let two_strong = chain(&["strong", "strong"]);
-        assert_eq!(
-            two_strong.authenticate(&u, Some(b"alice"), Some(b"x")),
-            AuthOutcome::Failed(LogCode(6))
-        );
-    }
-
-    #[test]
-    fn decide_none_skips_acl() {
-        let u = users();
-        let acl = [deny(&["*"])];
-        assert_eq!(
-            chain(&["none"]).decide(&u, Some(b"x"), None, &acl, &req("10.0.0.1")),
-            AuthDecision::Granted {
-                method: AuthMethod::None,
-                acl_user: Some("x".into()),
-                rule: None
-            }
-        );
-    }
-
-    #[test]
-    fn decide_iponly_hides_user_and_falls_through() {
-        let u = users();
-        // The user list `alice` cannot match under iponly: the ACL sees `-`.
-        let acl = [allow(&["alice"]), allow(&["-", "10.0.0.0/8"])];
-        let ip = chain(&["iponly"]);
-        assert_eq!(
-            ip.decide(&u, Some(b"alice"), Some(b"pw"), &acl, &req("192.0.2.7")),
-            AuthDecision::Refused(LogCode::ACL_NO_MATCH)
-        );
-        assert_eq!(
-            ip.decide(&u, Some(b"alice"), Some(b"pw"), &acl, &req("10.1.1.1")),
-            AuthDecision::Granted {
-                method: AuthMethod::IpOnly,
-                acl_user: None,
-                rule: Some(1)
-            }
-        );
-        // iponly then strong: the password path is taken when iponly's ACL check fails.
-        let both = chain(&["iponly", "strong"]);
-        assert_eq!(
-            both.decide(&u, Some(b"alice"), Some(b"pw"), &acl, &req("192.0.2.7")),
-            AuthDecision::Granted {
-                method: AuthMethod::Strong,
-                acl_user: Some("alice".into()),
-                rule: Some(0)
-            }
-        );
-        // Codes: iponly 3 then strong 6 → 6; iponly deny (1) then strong 4 → 4.
-        assert_eq!(
-            both.decide(&u, Some(b"alice"), Some(b"bad"), &acl, &req("192.0.2.7")),
-            AuthDecision::Refused(LogCode::BAD_CL_PASSWORD)
-        );
-        let deny_all = [deny(&["*"])];
-        assert_eq!(
-            both.decide(&u, None, None, &deny_all, &req("192.0.2.7")),
-            AuthDecision::Refused(LogCode::NO_USERNAME)
-        );
-        assert_eq!(
-            ip.decide(&u, None, None, &deny_all, &req("192.0.2.7")),
-            AuthDecision::Refused(LogCode::ACL_DENIED)
-        );
-        // Empty ACL allows.
-        assert_eq!(
-            ip.decide(&u, None, None, &[], &req("192.0.2.7")),
-            AuthDecision::Granted {
-                method: AuthMethod::IpOnly,
-                acl_user: None,
-                rule: None
-            }
-        );
-    }
-
-    #[test]
-    fn decide_acl_after_credentials_is_final() {
-        let u = users();
-        let acl = [deny(&["bob"]), allow(&["alice,bob"])];
-        let c = chain(&["strong", "iponly"]);
-        assert_eq!(
-            c.decide(&u, Some(b"alice"), Some(b"pw"), &acl, &req("10.0.0.1")),
-            AuthDecision::Granted {
-                method: AuthMethod::Strong,
-                acl_user: Some("alice".into()),
-                rule: Some(1)
-            }
-        );
-        // bob authenticates, then the ACL denies: no fall-through to iponly.
-        assert_eq!(
-            c.decide(&u, Some(b"bob"), Some(b"bobpw"), &acl, &req("10.0.0.1")),
-            AuthDecision::Refused(LogCode::ACL_DENIED)
-        );
-        let only_alice = [allow(&["alice"])];
-        assert_eq!(
-            chain(&["useronly"]).decide(&u, Some(b"carol"), None, &only_alice, &req("10.0.0.1")),
-            AuthDecision::Refused(LogCode::ACL_NO_MATCH)
-        );
-        assert_eq!(
-            chain(&["strong"]).decide(
-                &u,
-                Some(b"carol"),
-                Some(b"x"),
-                &only_alice,
-                &req("10.0.0.1")
-            ),
-            AuthDecision::Refused(LogCode::USER_NOT_FOUND)
-        );
-        assert_eq!(
-            chain(&["strong"]).decide(&u, None, None, &only_alice, &req("10.0.0.1")),
-            AuthDecision::Refused(LogCode::NO_USERNAME)
-        );
-        assert_eq!(
-            chain(&["strong"]).decide(
-                &u,
-                Some(b"alice"),
-                Some(b"no"),
-                &only_alice,
-                &req("10.0.0.1")
-            ),
-            AuthDecision::Refused(LogCode::BAD_CL_PASSWORD)
-        );
-    }
-}
+#[path = "auth_tests.rs"]
+mod tests;

@@ -19,10 +19,12 @@
 
 pub mod acl;
 pub mod auth;
+pub mod authcache;
 pub mod bandlim;
 mod chain;
 pub mod connlim;
 pub mod counterfile;
+pub mod crypt;
 pub mod datagram;
 pub mod dnspr;
 pub mod exec;

@@ -7,6 +7,7 @@
 
 use crate::acl::Ace;
 use crate::auth::AuthChain;
+use crate::authcache::ServiceAuthCache;
 use crate::bandlim::BandLimits;
 use crate::connlim::ConnLimits;
 use crate::names::Names;
@@ -59,13 +60,32 @@ pub enum FrontProtocol {
     Auto(TlsOptions),
 }
 
+/// The byte between the user and the host in a mail proxy login (`user@host`), unless a
+/// `delimchar` line says otherwise.
+pub const DEFAULT_DELIMITER: u8 = b'@';
+
 /// The options of a mail proxy service (`pop3p`, `smtpp`, `imapp`).
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MailOptions {
     /// `-hHOST[:PORT]`: where to go when the user name names no host.
     pub default_target: Option<TargetAddr>,
     /// STLS / STARTTLS offered and handled as 3proxy does (`-x` turns it off).
     pub starttls: bool,
+    /// `delimchar`: the byte between user and host; the last one in the login is used
+    /// (default [`DEFAULT_DELIMITER`]). Global in 3proxy, so the daemon gives every mail
+    /// service the last `delimchar` of the configuration.
+    pub delimiter: u8,
+}
+
+impl Default for MailOptions {
+    /// No default host, STLS/STARTTLS on, `@` between user and host (3proxy's defaults).
+    fn default() -> Self {
+        MailOptions {
+            default_target: None,
+            starttls: true,
+            delimiter: DEFAULT_DELIMITER,
+        }
+    }
 }
 
 /// The options of the TLS SNI proxy (`tlspr`, and the TLS branch of `auto`).
@@ -276,6 +296,9 @@ pub struct ServicePolicy {
     pub acl: Arc<[Ace]>,
     /// The global `users` table.
     pub users: Arc<Users>,
+    /// The `authcache` in force at the service line (`None`: nothing is cached, and
+    /// `cache`/`cacheacl` always miss).
+    pub authcache: Option<ServiceAuthCache>,
     /// The `-u` option.
     pub needuser: NeedUser,
     /// Time limits.
@@ -335,6 +358,7 @@ impl ServicePolicy {
             auth: AuthChain::default_chain(),
             acl: Arc::from(Vec::new()),
             users: Arc::new(Users::new()),
+            authcache: None,
             needuser: NeedUser::default(),
             timeouts: Timeouts::default(),
             relay: RelayMode::default(),

@@ -48,7 +48,7 @@
 //! ```
 
 use crate::acl::{AclRequest, CivilTime, Operation};
-use crate::auth::{AuthDecision, AuthOutcome};
+use crate::auth::{AuthDecision, AuthMethod, AuthOutcome};
 use crate::bandlim::{Direction, Pacer};
 use crate::chain::{Chain, ChainStep};
 use crate::connlim::ConnPermit;
@@ -844,8 +844,10 @@ impl Session {
         match event {
             FrontEvent::Credentials(c) => {
                 self.user = Some(String::from_utf8_lossy(&c.username).into_owned());
-                let outcome = self.policy.auth.authenticate(
+                let outcome = self.policy.auth.authenticate_cached(
                     &self.policy.users,
+                    self.policy.authcache.as_ref().map(|a| a.at(now)),
+                    self.client.ip(),
                     Some(&c.username),
                     Some(&c.password),
                 );
@@ -1010,6 +1012,7 @@ impl Session {
         let mut addrs = ArrayVec::<SocketAddr, MAX_CONNECT_ADDRS>::new();
         let mut first_refusal = None;
         let mut first_rule = None;
+        let mut cached_user = None;
         for addr in candidates.iter().take(MAX_CONNECT_ADDRS) {
             let request = AclRequest {
                 user: None,
@@ -1020,8 +1023,9 @@ impl Session {
                 operation: self.operation(),
                 time: self.time,
             };
-            let decision = self.policy.auth.decide(
+            let decision = self.policy.auth.decide_cached(
                 &self.policy.users,
+                self.policy.authcache.as_ref().map(|a| a.at(now)),
                 user,
                 password,
                 &self.policy.acl,
@@ -1034,6 +1038,11 @@ impl Session {
                     method,
                 } => {
                     if addrs.is_empty() {
+                        if matches!(method, AuthMethod::Cache | AuthMethod::CacheAcl) {
+                            // As 3proxy: a cache hit logs as the cached user (with an
+                            // `ip` key, whatever name the client sent).
+                            cached_user = Some(acl_user.clone());
+                        }
                         self.acl_user = acl_user;
                         self.verified = method == crate::auth::AuthMethod::Strong;
                         first_rule = rule;
@@ -1046,6 +1055,9 @@ impl Session {
             }
         }
         self.rule = first_rule;
+        if let Some(user) = cached_user {
+            self.user = user;
+        }
         if let Some(first) = addrs.first().copied() {
             self.note_allowed(first);
             self.plan_chain(first_rule, first);

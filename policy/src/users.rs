@@ -7,10 +7,12 @@
 //!
 //! It is not the `auth` chain (which decides whether a password is needed at all; see
 //! [`crate::auth`]) and it does not read password files: `$file` inclusion is the
-//! configuration parser's job. Only cleartext (`CL`) passwords exist so far; `CR`
-//! (MD5-crypt) and `NT` entries are refused explicitly rather than ignored.
+//! configuration parser's job. Passwords are cleartext (`CL`), MD5-crypt (`CR`, checked
+//! by [`crate::crypt`]) or NT hashes (`NT`); 3proxy's `$3$` crypt and `LM` entries are
+//! refused explicitly rather than ignored.
 
 use crate::acl::ConfigToken;
+use crate::crypt::{CryptError, Md5Crypt, NtHash};
 use core::fmt;
 use std::collections::BTreeMap;
 use subtle::ConstantTimeEq;
@@ -33,12 +35,41 @@ pub const MAX_USERS: usize = 1 << 20;
 pub enum Password {
     /// `CL`: the password itself.
     Cleartext(String),
+    /// `CR`: an MD5-crypt string (`$1$salt$hash`).
+    Md5Crypt(Md5Crypt),
+    /// `NT`: the NT hash (MD4 of the UTF-16LE password).
+    Nt(NtHash),
+}
+
+impl Password {
+    /// The 3proxy log code of a wrong password of this type: `CL` 6, `CR` 7, `NT` 8.
+    pub fn mismatch_code(&self) -> LogCode {
+        match self {
+            Password::Cleartext(_) => LogCode::BAD_CL_PASSWORD,
+            Password::Md5Crypt(_) => LogCode::BAD_CR_PASSWORD,
+            Password::Nt(_) => LogCode::BAD_NT_PASSWORD,
+        }
+    }
+
+    /// Whether `presented` is this password, in constant time for the comparison itself
+    /// (hashing takes the time it takes, whatever the stored value).
+    pub fn matches(&self, presented: &[u8]) -> bool {
+        match self {
+            Password::Cleartext(secret) => constant_time_eq(secret.as_bytes(), presented),
+            Password::Md5Crypt(hash) => {
+                presented.len() <= MAX_PASSWORD_LEN && hash.verify(presented)
+            }
+            Password::Nt(hash) => presented.len() <= MAX_PASSWORD_LEN && hash.verify(presented),
+        }
+    }
 }
 
 impl fmt::Debug for Password {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Password::Cleartext(_) => write!(f, "Cleartext(<redacted>)"),
+            Password::Md5Crypt(h) => write!(f, "{h:?}"),
+            Password::Nt(h) => write!(f, "{h:?}"),
         }
     }
 }
@@ -63,12 +94,21 @@ pub enum UsersError {
         /// Its length in bytes.
         len: usize,
     },
-    /// A password type triproxy does not support yet (`CR`, `NT`, `LM`).
+    /// A password type triproxy does not support (`LM`).
     UnsupportedPasswordType {
         /// The user.
         name: ConfigToken,
-        /// The type as written (`CR`, `NT` or `LM`).
+        /// The type as written (`LM`).
         kind: &'static str,
+    },
+    /// A `CR` or `NT` value that is not a hash triproxy can check.
+    BadHash {
+        /// The user.
+        name: ConfigToken,
+        /// The type as written (`CR` or `NT`).
+        kind: &'static str,
+        /// What is wrong with it.
+        error: CryptError,
     },
     /// `name:TYPE:pass` where TYPE is not `CL`, `CR`, `NT` or empty. The type is not
     /// printed: with a `:` inside a password it may be part of the secret.
@@ -110,8 +150,11 @@ impl fmt::Display for UsersError {
             ),
             UsersError::UnsupportedPasswordType { name, kind } => write!(
                 f,
-                "user `{name}`: password type `{kind}` is not supported yet (only CL)"
+                "user `{name}`: password type `{kind}` is not supported (only CL, CR and NT)"
             ),
+            UsersError::BadHash { name, kind, error } => {
+                write!(f, "user `{name}`: bad `{kind}` password: {error}")
+            }
             UsersError::UnknownPasswordType { name } => write!(
                 f,
                 "user `{name}`: unknown password type (expected CL, CR or NT; \
@@ -169,8 +212,10 @@ impl Users {
     ///
     /// Forms: `name:CL:pass`, `name::pass` (empty type = CL) and `name:pass` (no type = CL;
     /// the password must then contain no `:`). Everything after the second `:` is the
-    /// password, so `name:CL:a:b` has the password `a:b`. `name:CR:...`, `name:NT:...` and
-    /// `name:LM:...` give [`UsersError::UnsupportedPasswordType`]; any other type gives
+    /// password, so `name:CL:a:b` has the password `a:b`. `name:CR:$1$salt$hash` is an
+    /// MD5-crypt hash and `name:NT:HEX32` an NT hash (either refused with
+    /// [`UsersError::BadHash`] when malformed, see [`crate::crypt`]); `name:LM:...` gives
+    /// [`UsersError::UnsupportedPasswordType`]; any other type gives
     /// [`UsersError::UnknownPasswordType`]; an entry without `:` gives
     /// [`UsersError::MissingColon`] (3proxy silently keeps it as an unusable entry).
     ///
@@ -191,9 +236,20 @@ impl Users {
         let password = match rest.split_once(':') {
             None => rest,
             Some(("" | "CL", password)) => password,
-            Some(("CR", _)) => return Err(unsupported(name, "CR")),
-            Some(("NT", _)) => return Err(unsupported(name, "NT")),
-            Some(("LM", _)) => return Err(unsupported(name, "LM")),
+            Some(("CR", hash)) => {
+                let hash = Md5Crypt::parse(hash).map_err(|e| bad_hash(name, "CR", e))?;
+                return self.try_insert(name, Password::Md5Crypt(hash));
+            }
+            Some(("NT", hash)) => {
+                let hash = NtHash::parse(hash).map_err(|e| bad_hash(name, "NT", e))?;
+                return self.try_insert(name, Password::Nt(hash));
+            }
+            Some(("LM", _)) => {
+                return Err(UsersError::UnsupportedPasswordType {
+                    name: ConfigToken::new(name),
+                    kind: "LM",
+                })
+            }
             Some(_) => {
                 return Err(UsersError::UnknownPasswordType {
                     name: ConfigToken::new(name),
@@ -223,17 +279,18 @@ impl Users {
                 len: name.len(),
             });
         }
-        let Password::Cleartext(secret) = &password;
-        if secret.is_empty() {
-            return Err(UsersError::EmptyPassword {
-                name: ConfigToken::new(name),
-            });
-        }
-        if secret.len() > MAX_PASSWORD_LEN {
-            return Err(UsersError::PasswordTooLong {
-                name: ConfigToken::new(name),
-                len: secret.len(),
-            });
+        if let Password::Cleartext(secret) = &password {
+            if secret.is_empty() {
+                return Err(UsersError::EmptyPassword {
+                    name: ConfigToken::new(name),
+                });
+            }
+            if secret.len() > MAX_PASSWORD_LEN {
+                return Err(UsersError::PasswordTooLong {
+                    name: ConfigToken::new(name),
+                    len: secret.len(),
+                });
+            }
         }
         if self.table.len() >= max_users && !self.table.contains_key(name) {
             return Err(UsersError::TooManyUsers { max: max_users });
@@ -272,24 +329,21 @@ impl Users {
     /// Checks a password (3proxy `strongauth`).
     ///
     /// Unknown user (including any name that is not UTF-8, since configured names are) →
-    /// `Err(LogCode::USER_NOT_FOUND)` (5); wrong cleartext password →
-    /// `Err(LogCode::BAD_CL_PASSWORD)` (6). The comparison (`subtle`, over fixed-size
-    /// buffers) takes the same time wherever the passwords differ and whatever their
-    /// lengths (only copying them into those buffers is proportional to the length);
-    /// finding the user is an ordinary map lookup.
+    /// `Err(LogCode::USER_NOT_FOUND)` (5); wrong password → the stored type's code
+    /// ([`Password::mismatch_code`]: `CL` 6, `CR` 7, `NT` 8). The cleartext comparison
+    /// (`subtle`, over fixed-size buffers) takes the same time wherever the passwords
+    /// differ and whatever their lengths (only copying them into those buffers is
+    /// proportional to the length); hashed passwords are hashed and the digests compared
+    /// with `subtle`. Finding the user is an ordinary map lookup.
     pub fn verify(&self, name: &[u8], password: &[u8]) -> Result<(), LogCode> {
         let stored = core::str::from_utf8(name)
             .ok()
             .and_then(|name| self.table.get(name))
             .ok_or(LogCode::USER_NOT_FOUND)?;
-        match stored {
-            Password::Cleartext(secret) => {
-                if constant_time_eq(secret.as_bytes(), password) {
-                    Ok(())
-                } else {
-                    Err(LogCode::BAD_CL_PASSWORD)
-                }
-            }
+        if stored.matches(password) {
+            Ok(())
+        } else {
+            Err(stored.mismatch_code())
         }
     }
 }
@@ -306,10 +360,11 @@ impl Users {
     }
 }
 
-fn unsupported(name: &str, kind: &'static str) -> UsersError {
-    UsersError::UnsupportedPasswordType {
+fn bad_hash(name: &str, kind: &'static str, error: CryptError) -> UsersError {
+    UsersError::BadHash {
         name: ConfigToken::new(name),
         kind,
+        error,
     }
 }
 
@@ -340,6 +395,7 @@ mod tests {
     fn secret(u: &Users, name: &str) -> Option<String> {
         match u.table.get(name)? {
             Password::Cleartext(s) => Some(s.clone()),
+            _ => None,
         }
     }
 
@@ -403,21 +459,57 @@ mod tests {
         assert!(e.to_string().contains("`alice`"));
         assert_eq!(u.add_spec(":CL:pw"), Err(UsersError::EmptyName));
         assert_eq!(u.add_spec(":pw"), Err(UsersError::EmptyName));
-        for (spec, kind) in [
-            ("bob:CR:$1$s$h", "CR"),
-            ("bob:NT:ABCD", "NT"),
-            ("bob:LM:x", "LM"),
+        let e = u.add_spec("bob:LM:x").unwrap_err();
+        assert_eq!(
+            e,
+            UsersError::UnsupportedPasswordType {
+                name: ConfigToken::new("bob"),
+                kind: "LM"
+            }
+        );
+        assert_eq!(
+            e.to_string(),
+            "user `bob`: password type `LM` is not supported (only CL, CR and NT)"
+        );
+        for (spec, kind, error, text) in [
+            (
+                "bob:CR:$1$s$h",
+                "CR",
+                CryptError::BadChecksum,
+                "user `bob`: bad `CR` password: the MD5-crypt hash after the salt must be \
+                 22 characters of ./0-9A-Za-z",
+            ),
+            (
+                "bob:CR:$3$salt$hash",
+                "CR",
+                CryptError::Blake2Crypt,
+                "user `bob`: bad `CR` password: `$3$` (3proxy's BLAKE2 crypt) is not \
+                 supported; use `$1$` (openssl passwd -1)",
+            ),
+            (
+                "bob:CR:plain",
+                "CR",
+                CryptError::NotCrypt,
+                "user `bob`: bad `CR` password: expected MD5-crypt `$1$salt$hash` \
+                 (openssl passwd -1)",
+            ),
+            (
+                "bob:NT:ABCD",
+                "NT",
+                CryptError::BadNtHash,
+                "user `bob`: bad `NT` password: an NT hash is 32 hex digits",
+            ),
         ] {
             let e = u.add_spec(spec).unwrap_err();
             assert_eq!(
                 e,
-                UsersError::UnsupportedPasswordType {
+                UsersError::BadHash {
                     name: ConfigToken::new("bob"),
-                    kind
+                    kind,
+                    error
                 }
             );
-            let msg = e.to_string();
-            assert!(msg.contains("`bob`") && msg.contains(kind), "{msg}");
+            assert_eq!(e.to_string(), text);
         }
         let e = u.add_spec("carol:my:secret").unwrap_err();
         assert_eq!(
@@ -501,6 +593,38 @@ mod tests {
         assert_eq!(u.verify(b"alice\xff", b"pw"), Err(LogCode::USER_NOT_FOUND));
         assert_eq!(LogCode::USER_NOT_FOUND.get(), 5);
         assert_eq!(LogCode::BAD_CL_PASSWORD.get(), 6);
+    }
+
+    #[test]
+    fn verify_hashed_codes() {
+        let mut u = Users::new();
+        // `openssl passwd -1 -salt abc secret`.
+        u.add_spec("carl:CR:$1$abc$iCQ2D3nhptRYi27fDYv2s1").unwrap();
+        u.add_spec("nina:NT:8846F7EAEE8FB117AD06BDD830B7586C")
+            .unwrap();
+        u.add_spec("nora:NT:8846f7eaee8fb117ad06bdd830b7586c")
+            .unwrap();
+        assert_eq!(u.len(), 3);
+        assert_eq!(u.verify(b"carl", b"secret"), Ok(()));
+        assert_eq!(u.verify(b"carl", b"Secret"), Err(LogCode::BAD_CR_PASSWORD));
+        assert_eq!(u.verify(b"carl", b""), Err(LogCode::BAD_CR_PASSWORD));
+        assert_eq!(u.verify(b"nina", b"password"), Ok(()));
+        assert_eq!(u.verify(b"nora", b"password"), Ok(()));
+        assert_eq!(u.verify(b"nina", b"passwor"), Err(LogCode::BAD_NT_PASSWORD));
+        assert_eq!(
+            u.verify(b"nina", &[b'p'; MAX_PASSWORD_LEN + 1]),
+            Err(LogCode::BAD_NT_PASSWORD)
+        );
+        assert_eq!(u.verify(b"carla", b"secret"), Err(LogCode::USER_NOT_FOUND));
+        assert_eq!(LogCode::BAD_CR_PASSWORD.get(), 7);
+        assert_eq!(LogCode::BAD_NT_PASSWORD.get(), 8);
+        // The hash is not a password: presenting it fails.
+        assert_eq!(
+            u.verify(b"nina", b"8846F7EAEE8FB117AD06BDD830B7586C"),
+            Err(LogCode::BAD_NT_PASSWORD)
+        );
+        let dbg = format!("{u:?}");
+        assert!(!dbg.contains("iCQ2") && !dbg.contains("8846"), "{dbg}");
     }
 
     #[test]

@@ -13,10 +13,7 @@ use triproxy_policy::session::Intent;
 use triproxy_wire::LogCode;
 
 fn pop3() -> FrontProtocol {
-    FrontProtocol::Pop3(MailOptions {
-        default_target: None,
-        starttls: true,
-    })
+    FrontProtocol::Pop3(MailOptions::default())
 }
 
 #[test]

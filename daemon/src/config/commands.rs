@@ -98,6 +98,10 @@ pub(crate) enum Supported {
     StackSize,
     Force,
     NoForce,
+    AuthCache,
+    DelimChar,
+    Radius,
+    AuthNServer,
 }
 
 /// The commands triproxy runs, with 3proxy's argument counts.
@@ -160,6 +164,11 @@ const SUPPORTED: &[(&str, Supported, Arity)] = &[
     ("stacksize", Supported::StackSize, Arity::exactly(1)),
     ("force", Supported::Force, Arity::exactly(0)),
     ("noforce", Supported::NoForce, Arity::exactly(0)),
+    ("authcache", Supported::AuthCache, Arity::between(1, 3)),
+    ("delimchar", Supported::DelimChar, Arity::exactly(1)),
+    // Refused with the reason, whatever the arguments.
+    ("radius", Supported::Radius, Arity::at_least(0)),
+    ("authnserver", Supported::AuthNServer, Arity::at_least(0)),
 ];
 
 /// Every other 3proxy 1.0 command (3proxy.md section 5), which triproxy does not run yet.
@@ -173,13 +182,8 @@ const NOT_YET: &[&str] = &[
     "archiver",
     "logdump",
     "nolog",
-    "delimchar",
     // DNS
-    "authnserver",
     "dialer",
-    // users and authentication
-    "authcache",
-    "radius",
     // access control and routing
     "redirect",
     "parentretries",

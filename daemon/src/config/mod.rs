@@ -13,10 +13,11 @@
 //! Commands run in order, as in 3proxy: a service line (`socks`, `proxy`, `tcppm`, `udppm`,
 //! `dnspr`, `pop3p`, `smtpp`, `imapp`, `tlspr`, `auto`, `admin`) takes a
 //! snapshot of the `auth` chain, the `allow`/`deny` list, the `log` target, the `logformat`,
-//! `maxconn` and the `internal` address in force at that line; `flush` empties the ACL for
+//! `maxconn`, the `authcache` settings and the `internal` address in force at that line;
+//! `flush` empties the ACL for
 //! later services; `users`, the `bandlim*`, `count*` and `connlim` rules, `counter`,
-//! `timeouts` and the DNS commands are global and apply to every service wherever they
-//! appear.
+//! `timeouts`, `delimchar` and the DNS commands are global and apply to every service
+//! wherever they appear.
 //!
 //! Supported commands: see the README's compatibility table; the `commands` module classifies every
 //! 3proxy word. A 3proxy command triproxy does not run is an error that says so
@@ -28,9 +29,13 @@
 //! The process-control commands (`daemon`, `pidfile`, `chroot`, `setuid`, ...) are
 //! recorded in [`ProcessConfig`], not applied: reading has no side effect but reading files.
 //!
+//! `radius` and `authnserver` are refused with the reason
+//! ([`ConfigErrorKind::CommandRefused`]).
+//!
 //! This module does not open sockets, start services or open log files; the daemon does that
 //! with the [`Config`] returned here.
 
+mod auth;
 mod commands;
 mod help;
 mod lexer;
@@ -58,6 +63,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use triproxy_policy::acl::{Ace, AclError};
 use triproxy_policy::auth::{AuthChain, AuthError};
+use triproxy_policy::authcache::{AuthCache, AuthCacheError, AuthCacheSettings};
 use triproxy_policy::bandlim::BandLimits;
 use triproxy_policy::connlim::ConnLimits;
 use triproxy_policy::parent::ParentError;
@@ -113,6 +119,9 @@ pub struct Config {
     /// The global password table: every `users` line of the whole configuration, whatever
     /// its position relative to the services.
     pub users: Arc<Users>,
+    /// The process's one authentication cache, of the last `authcache` line's SIZE (as in
+    /// 3proxy, whose table is global); services use it with their own settings.
+    pub authcache: Arc<AuthCache>,
     /// Every `bandlimin`/`bandlimout`/`nobandlim*` rule of the whole configuration, in
     /// order; global like `users`.
     pub bandlimits: Arc<BandLimits>,
@@ -234,6 +243,9 @@ pub struct ServiceConfig {
     pub listen: SocketAddr,
     /// The `auth` chain in force (the default chain when no `auth` line came before).
     pub auth: AuthChain,
+    /// The `authcache` settings in force (`None` before any `authcache` line: nothing is
+    /// cached).
+    pub authcache: Option<AuthCacheSettings>,
     /// The `allow`/`deny` entries in force, in order (empty = allow everything, as 3proxy).
     pub acl: Vec<Ace>,
     /// `-u` / `-u1` / `-u2`.
@@ -510,6 +522,23 @@ pub enum ConfigErrorKind {
     Users(Box<UsersError>),
     /// An `auth` line the authentication chain rejects.
     Auth(Box<AuthError>),
+    /// An `authcache` line the cache rejects.
+    AuthCache(Box<AuthCacheError>),
+    /// A service whose `auth` chain has `cache` or `cacheacl` with no `authcache` line
+    /// before it (3proxy would run it with a cache that never hits).
+    CacheWithoutAuthcache,
+    /// `delimchar` with something other than one printable ASCII character (or `:`).
+    BadDelimChar {
+        /// The argument.
+        value: String,
+    },
+    /// A 3proxy command triproxy refuses for a stated reason.
+    CommandRefused {
+        /// The command.
+        command: &'static str,
+        /// Why.
+        reason: &'static str,
+    },
     /// An `allow`/`deny` line the ACL parser rejects.
     Acl(Box<AclError>),
     /// A `parent` line that cannot be used (or one with no `allow` line before it).
@@ -726,6 +755,18 @@ impl fmt::Display for ConfigErrorKind {
             }
             K::Users(e) => write!(f, "bad `users` entry: {e}"),
             K::Auth(e) => write!(f, "bad `auth`: {e}"),
+            K::AuthCache(e) => write!(f, "bad `authcache`: {e}"),
+            K::CacheWithoutAuthcache => write!(
+                f,
+                "`auth cache`/`cacheacl` needs an `authcache` line before the service"
+            ),
+            K::BadDelimChar { value } => write!(
+                f,
+                "`delimchar` takes one printable ASCII character other than `:`, not `{value}`"
+            ),
+            K::CommandRefused { command, reason } => {
+                write!(f, "`{command}` is not supported: {reason}")
+            }
             K::Acl(e) => write!(f, "bad `allow`/`deny` entry: {e}"),
             K::Parent(e) => write!(f, "bad `parent`: {e}"),
             K::RuleAcl { command, error } => write!(f, "bad `{command}` rule: {error}"),

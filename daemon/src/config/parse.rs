@@ -5,6 +5,7 @@
 //! to read: files are opened when the line naming them runs, so nothing after the first
 //! error is ever read.
 
+use super::auth;
 use super::commands::{self, Arity, Lookup, Supported};
 use super::lexer::{self, Mode, SyntaxError};
 use super::limits;
@@ -27,12 +28,13 @@ use triproxy_dns::proxy::ProxyConfig;
 use triproxy_dns::Family;
 use triproxy_policy::acl::{Ace, Action};
 use triproxy_policy::auth::AuthChain;
+use triproxy_policy::authcache::{AuthCache, AuthCacheSettings, DEFAULT_AUTHCACHE_SIZE};
 use triproxy_policy::bandlim::BandLimits;
 use triproxy_policy::connlim::ConnLimits;
 use triproxy_policy::parent::{ParentError, ParentHop};
 use triproxy_policy::quota::Quotas;
 use triproxy_policy::service::{Anonymity, Timeouts, DEFAULT_TIMEOUTS, TIMEOUT_COUNT};
-use triproxy_policy::service::{MailOptions, TlsOptions};
+use triproxy_policy::service::{MailOptions, TlsOptions, DEFAULT_DELIMITER};
 use triproxy_policy::users::Users;
 use triproxy_wire::TargetAddr;
 
@@ -62,6 +64,12 @@ pub(super) struct Parser {
     external: SourceAddrs,
     backlog: Option<u32>,
     users: Users,
+    /// The `authcache` settings in force for later services.
+    authcache: Option<AuthCacheSettings>,
+    /// The last `authcache` line's SIZE: the capacity of the one table.
+    authcache_size: usize,
+    /// `delimchar`: global, the last line wins (3proxy reads it when a client logs in).
+    delimiter: u8,
     bandlimits: BandLimits,
     quotas: Quotas,
     connlimits: ConnLimits,
@@ -99,6 +107,9 @@ impl Parser {
             backlog: None,
             internal: DEFAULT_INTERNAL,
             users: Users::new(),
+            authcache: None,
+            authcache_size: DEFAULT_AUTHCACHE_SIZE,
+            delimiter: DEFAULT_DELIMITER,
             bandlimits: BandLimits::new(),
             quotas: Quotas::new(),
             connlimits: ConnLimits::new(),
@@ -138,10 +149,18 @@ impl Parser {
         }
     }
 
-    pub(super) fn finish(self) -> Config {
+    pub(super) fn finish(mut self) -> Config {
+        for service in &mut self.services {
+            if let ServiceKind::Pop3p(m) | ServiceKind::Smtpp(m) | ServiceKind::Imapp(m) =
+                &mut service.kind
+            {
+                m.delimiter = self.delimiter;
+            }
+        }
         Config {
             services: self.services,
             users: Arc::new(self.users),
+            authcache: Arc::new(AuthCache::new(self.authcache_size)),
             bandlimits: Arc::new(self.bandlimits),
             quotas: Arc::new(self.quotas),
             connlimits: Arc::new(self.connlimits),
@@ -346,6 +365,16 @@ impl Parser {
                         .map_err(|e| self.error(here, ConfigErrorKind::Users(Box::new(e))))?;
                 }
             }
+            Supported::AuthCache => {
+                let line = auth::authcache(&args).map_err(|k| self.error(here, k))?;
+                self.authcache = Some(line.settings);
+                self.authcache_size = line.size;
+            }
+            Supported::DelimChar => {
+                self.delimiter = auth::delimchar(&args).map_err(|k| self.error(here, k))?;
+            }
+            Supported::Radius => return Err(self.error(here, auth::radius())),
+            Supported::AuthNServer => return Err(self.error(here, auth::authnserver())),
             Supported::Auth => {
                 self.auth = AuthChain::parse(&args)
                     .map_err(|e| self.error(here, ConfigErrorKind::Auth(Box::new(e))))?;
@@ -595,11 +624,15 @@ impl Parser {
                 },
             ));
         }
+        if self.auth.uses_cache() && self.authcache.is_none() {
+            return Err(self.error(here, ConfigErrorKind::CacheWithoutAuthcache));
+        }
         let line = service_line(command, args).map_err(|k| self.error(here, k))?;
         let defaults = ServiceConfig {
             listen: SocketAddr::new(self.internal, line.default_port()),
             kind: line.kind,
             auth: self.auth.clone(),
+            authcache: self.authcache,
             acl: self.acl.clone(),
             needuser: NeedUser::IfOffered,
             maxconn: self.maxconn,
@@ -722,14 +755,17 @@ fn service_line<'a>(
         "pop3p" => ServiceKind::Pop3p(MailOptions {
             default_target: None,
             starttls: true,
+            delimiter: DEFAULT_DELIMITER,
         }),
         "smtpp" => ServiceKind::Smtpp(MailOptions {
             default_target: None,
             starttls: true,
+            delimiter: DEFAULT_DELIMITER,
         }),
         "imapp" => ServiceKind::Imapp(MailOptions {
             default_target: None,
             starttls: true,
+            delimiter: DEFAULT_DELIMITER,
         }),
         "tlspr" => ServiceKind::Tlspr(TlsOptions::default()),
         "auto" => ServiceKind::Auto(TlsOptions::default()),
@@ -1209,6 +1245,7 @@ pub(super) fn standalone(service: &str, args: &[String]) -> Result<Config, Confi
         listen: SocketAddr::new(DEFAULT_INTERNAL, line.default_port()),
         kind: line.kind,
         auth: AuthChain::default_chain(),
+        authcache: None,
         acl: Vec::new(),
         needuser: NeedUser::Never,
         maxconn: DEFAULT_MAXCONN,
@@ -1229,6 +1266,7 @@ pub(super) fn standalone(service: &str, args: &[String]) -> Result<Config, Confi
     Ok(Config {
         services: vec![svc],
         users: Arc::new(Users::new()),
+        authcache: Arc::new(AuthCache::default()),
         bandlimits: Arc::new(BandLimits::new()),
         quotas: Arc::new(Quotas::new()),
         connlimits: Arc::new(ConnLimits::new()),

@@ -164,6 +164,7 @@ impl Front {
         let config = triproxy_pop3::Config {
             default_target: options.default_target.clone(),
             starttls: options.starttls,
+            delimiter: options.delimiter,
             client_timeout: policy.timeouts.handshake,
             server_timeout: policy.timeouts.string_long,
             ..triproxy_pop3::Config::default()
@@ -176,6 +177,7 @@ impl Front {
         let config = triproxy_imap::Config {
             default_target: options.default_target.clone(),
             starttls: options.starttls,
+            delimiter: options.delimiter,
             client_timeout: policy.timeouts.handshake,
             server_timeout: policy.timeouts.string_long,
             ..triproxy_imap::Config::default()
@@ -193,6 +195,7 @@ impl Front {
         let config = triproxy_smtp::Config {
             default_target: options.default_target.clone(),
             starttls: options.starttls,
+            delimiter: options.delimiter,
             command_timeout: policy.timeouts.handshake,
             reply_timeout: policy.timeouts.string_long,
             ..triproxy_smtp::Config::default()
