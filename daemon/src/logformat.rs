@@ -32,6 +32,7 @@ use core::fmt;
 use std::fmt::Write as _;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use triproxy_policy::reason::Reason;
 use triproxy_wire::LogCode;
 
 /// Longest format string accepted, in bytes (3proxy renders into an 8 KiB buffer, so a
@@ -73,14 +74,6 @@ pub enum LogFormatError {
         /// Length of the format in bytes.
         len: usize,
     },
-    /// The first character (after the replacement prefix) is neither `L` nor `G`.
-    ///
-    /// 3proxy silently drops whatever character comes first, so a format written as
-    /// `"%d-%m-%Y ..."` loses its `%`; triproxy asks for an explicit `L` or `G` instead.
-    MissingTimeZone {
-        /// The character found instead.
-        found: char,
-    },
     /// The format starts with `-` (a replacement prefix) but has no `+R` after the
     /// characters to replace.
     BadReplacementPrefix,
@@ -93,11 +86,6 @@ impl fmt::Display for LogFormatError {
             LogFormatError::TooLong { len } => {
                 write!(f, "log format of {len} bytes (at most {MAX_FORMAT_LEN})")
             }
-            LogFormatError::MissingTimeZone { found } => write!(
-                f,
-                "log format must start with `L` (local time) or `G` (GMT), found `{}`",
-                found.escape_default()
-            ),
             LogFormatError::BadReplacementPrefix => write!(
                 f,
                 "log format starts with `-` but has no `+R` ending the replacement prefix `-CHARS+R`"
@@ -148,6 +136,9 @@ pub struct LogFields<'a> {
     pub hops: u32,
     /// Free text: `CONNECT host:port`, an HTTP request line, a status message (`%T`).
     pub text: &'a str,
+    /// The typed cause of a failure (`%X`, and the JSON `reason`); `None` on success or
+    /// when the code says it all.
+    pub reason: Option<&'a Reason>,
 }
 
 impl<'a> LogFields<'a> {
@@ -172,7 +163,38 @@ impl<'a> LogFields<'a> {
             bytes_out: 0,
             hops: 0,
             text: "",
+            reason: None,
         }
+    }
+
+    /// A short readable reason for the record: the typed reason if there is one, else
+    /// what the code's range means (3proxy.md section 10). Never empty.
+    pub fn reason_text(&self) -> String {
+        match self.reason {
+            Some(r) => r.to_string(),
+            None => code_meaning(self.code).to_owned(),
+        }
+    }
+}
+
+/// What a 3proxy code means, by range, for records without a typed reason.
+pub fn code_meaning(code: LogCode) -> &'static str {
+    match code.get() {
+        0 => "ok",
+        1 => "denied by ACL",
+        2 => "redirected",
+        3 => "no ACL entry allows this request",
+        4..=9 => "authentication failed",
+        10 => "traffic limit exceeded",
+        11..=14 => "connection to the target failed",
+        15..=29 => "connection failed",
+        30..=79 => "parent proxy failed",
+        90..=99 => "relay ended abnormally",
+        100 => "host not found",
+        200..=699 => "service protocol error",
+        700..=899 => "service failed",
+        999 => "not implemented",
+        _ => "failed",
     }
 }
 
@@ -194,6 +216,7 @@ impl<'a> LogFields<'a> {
 /// | `%I` `%O` `%h` `%T` | bytes in, bytes out, parent hops, text |
 /// | `%N1-N2T` | words N1 to N2 (1-based, whitespace-separated) of the text |
 /// | `%L` | always `0` (undocumented in 3proxy) |
+/// | `%X` | triproxy's own: a short readable reason next to `%E` (`ok`, `denied by ACL`, `connect failed: refused`, ...) |
 ///
 /// Any other `%x` prints `x`; a `%` at the very end prints `%`. With a replacement prefix
 /// `-CHARS+R`, every character of CHARS and every control character below 0x20 in `%U`,
@@ -204,6 +227,16 @@ pub struct LogFormat {
     zone: TimeZone,
     replace: Option<Replacement>,
     items: Vec<Item>,
+    style: Style,
+}
+
+/// Whether records are 3proxy text or triproxy's JSON objects.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Style {
+    /// A 3proxy `logformat` string with `%` macros.
+    Text,
+    /// One JSON object per record, fixed field names (`logjson`; see [`crate::logjson`]).
+    Json,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -256,6 +289,7 @@ enum Macro {
     Hops,
     Text,
     Cycles,
+    Reason,
 }
 
 impl Macro {
@@ -293,6 +327,8 @@ impl Macro {
             'h' => Macro::Hops,
             'T' => Macro::Text,
             'L' => Macro::Cycles,
+            // triproxy's own: 3proxy prints `X` for `%X`.
+            'X' => Macro::Reason,
             _ => return None,
         })
     }
@@ -348,14 +384,16 @@ impl Default for LogFormat {
 impl LogFormat {
     /// Parses a format as given to 3proxy's `logformat` command or `-f` option.
     ///
-    /// Errors: longer than [`MAX_FORMAT_LEN`] bytes, empty, a `-` prefix without `+R`, or a
-    /// first character other than `L`/`G` (case-insensitive, as in 3proxy).
+    /// Errors: longer than [`MAX_FORMAT_LEN`] bytes, empty, or a `-` prefix without `+R`. The
+    /// first character (after the prefix) selects the zone and is not printed: `G` GMT,
+    /// anything else local time (case-insensitive, as in 3proxy).
     ///
     /// ```
     /// use triproxy::logformat::{LogFormat, TimeZone};
     /// let f = LogFormat::parse("- +_L%t %T").unwrap();
     /// assert_eq!(f.time_zone(), TimeZone::Local);
-    /// assert!(LogFormat::parse("%d-%m-%Y").is_err());
+    /// // 3proxy's rule: the first character is the zone whatever it is (here local time).
+    /// assert_eq!(LogFormat::parse("%d-%m-%Y").unwrap().time_zone(), TimeZone::Local);
     /// ```
     pub fn parse(s: &str) -> Result<LogFormat, LogFormatError> {
         if s.len() > MAX_FORMAT_LEN {
@@ -381,15 +419,17 @@ impl LogFormat {
         let mut chars = rest.chars();
         let zone = match chars.next() {
             None => return Err(LogFormatError::Empty),
-            Some('L' | 'l') => TimeZone::Local,
             Some('G' | 'g') => TimeZone::Gmt,
-            Some(found) => return Err(LogFormatError::MissingTimeZone { found }),
+            // `L`, and as in 3proxy any other character: consumed, local time. The
+            // configuration reader warns about the latter.
+            Some(_) => TimeZone::Local,
         };
         Ok(LogFormat {
             source: s.into(),
             zone,
             replace,
             items: parse_items(chars.as_str()),
+            style: Style::Text,
         })
     }
 
@@ -400,7 +440,25 @@ impl LogFormat {
             zone: TimeZone::Gmt,
             replace: None,
             items: parse_items(DEFAULT_3PROXY.get(1..).unwrap_or_default()),
+            style: Style::Text,
         }
+    }
+
+    /// triproxy's JSON records (the `logjson` command): one object per line, every string
+    /// escaped, so that odd user or host names cannot break a consumer (3proxy issue #641).
+    pub fn json() -> LogFormat {
+        LogFormat {
+            source: "logjson".into(),
+            zone: TimeZone::Gmt,
+            replace: None,
+            items: Vec::new(),
+            style: Style::Json,
+        }
+    }
+
+    /// Text or JSON.
+    pub fn style(&self) -> Style {
+        self.style
     }
 
     /// Which clock the date macros use.
@@ -416,6 +474,10 @@ impl LogFormat {
     /// Appends one record rendered with this format to `out` (no line ending). At most
     /// [`MAX_RECORD_LEN`] bytes are appended.
     pub fn render(&self, rec: &LogFields<'_>, out: &mut String) {
+        if self.style == Style::Json {
+            crate::logjson::render(rec, out);
+            return;
+        }
         let mut w = Budget {
             limit: out.len().saturating_add(MAX_RECORD_LEN),
             out,
@@ -514,6 +576,10 @@ impl LogFormat {
                 Ok(())
             }
             Macro::Cycles => w.write_str("0"),
+            Macro::Reason => {
+                write_replaced(w, &rec.reason_text(), repl);
+                Ok(())
+            }
         };
     }
 }
@@ -775,6 +841,7 @@ mod tests {
             bytes_out: 148,
             hops: 0,
             text: "GET http://127.0.0.1:28081/x HTTP/1.1",
+            reason: None,
         }
     }
 
@@ -849,6 +916,7 @@ mod tests {
             "127.0.0.2 10.1.1.1 192.0.2.7:8080"
         );
         assert_eq!(render("G%I %O %h %L", &r), "286 148 0 0");
+        assert_eq!(render("G%E %X", &r), "00000 ok");
         assert_eq!(render("G%D %b %B", &r), "2000 74 143");
         assert_eq!(render("G%n", &r), "example.org");
         assert_eq!(render("G%T", &r), "GET http://127.0.0.1:28081/x HTTP/1.1");
@@ -951,10 +1019,11 @@ mod tests {
     fn parse_errors() {
         assert_eq!(LogFormat::parse(""), Err(LogFormatError::Empty));
         assert_eq!(LogFormat::parse("- +_"), Err(LogFormatError::Empty));
-        assert_eq!(
-            LogFormat::parse("%d-%m-%Y"),
-            Err(LogFormatError::MissingTimeZone { found: '%' })
-        );
+        // As in 3proxy, the first character is consumed whatever it is (local time).
+        let consumed = LogFormat::parse("%d-%m-%Y").unwrap();
+        assert_eq!(consumed.time_zone(), TimeZone::Local);
+        assert_eq!(render("%d-%m-%Y", &sample()).len(), "d-11-2026".len());
+        assert_eq!(render("x%E", &sample()), "00000");
         assert_eq!(
             LogFormat::parse("-abc"),
             Err(LogFormatError::BadReplacementPrefix)
@@ -971,9 +1040,10 @@ mod tests {
             })
         );
         assert!(LogFormat::parse(&long[..MAX_FORMAT_LEN]).is_ok());
-        assert!(LogFormatError::MissingTimeZone { found: '%' }
-            .to_string()
-            .contains("`L`"));
+        assert_eq!(
+            LogFormatError::BadReplacementPrefix.to_string(),
+            "log format starts with `-` but has no `+R` ending the replacement prefix `-CHARS+R`"
+        );
     }
 
     #[test]

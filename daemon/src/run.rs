@@ -163,6 +163,16 @@ pub fn start(
     runtime: RuntimeKind,
     smol_threads: usize,
 ) -> Result<Vec<Listening>, StartError> {
+    start_logged(config, runtime, smol_threads).map(|(listening, _)| listening)
+}
+
+/// [`start`], also returning the services' log destinations, so that a reload can
+/// [`LogSinks::reopen`] them (after an external logrotate moved the files).
+pub fn start_logged(
+    config: &Config,
+    runtime: RuntimeKind,
+    smol_threads: usize,
+) -> Result<(Vec<Listening>, Arc<LogSinks>), StartError> {
     let fail = |service: &ServiceConfig, error: io::Error| StartError::Service {
         origin: service.origin.clone(),
         addr: service.listen,
@@ -177,7 +187,7 @@ pub fn start(
         };
         listeners.push((service, socket.map_err(|e| fail(service, e))?));
     }
-    let sinks = LogSinks::default();
+    let sinks = Arc::new(LogSinks::new(&config.log_retention));
     let smol = match runtime {
         RuntimeKind::Smol => {
             Some(triproxy_runtime_smol::Runtime::start(smol_threads).map_err(StartError::Runtime)?)
@@ -238,5 +248,5 @@ pub fn start(
             udp,
         });
     }
-    Ok(started)
+    Ok((started, sinks))
 }

@@ -70,7 +70,7 @@ const SAMPLES: &[(&str, usize, Blocker)] = &[
         5,
         Blocker::Unsupported("config"),
     ),
-    ("scripts_3proxy.cfg.in", 4, Blocker::NotYet("syslog")),
+    ("scripts_3proxy.cfg.in", 5, Blocker::Unsupported("pidfile")),
     // Not configurations at all: prose, SQL and Markdown.
     ("cfg_0.scenario.txt", 1, Blocker::Unknown("Please")),
     ("cfg_sql_create.sql", 9, Blocker::Unknown("CREATE")),

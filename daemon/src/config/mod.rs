@@ -35,9 +35,11 @@
 mod commands;
 mod lexer;
 mod limits;
+mod logging;
 mod names;
 mod parse;
 
+pub use logging::{Archiver, ArchiverArg, LogRetention, MAX_ARCHIVER_WORDS, MAX_SYSLOG_IDENT_LEN};
 pub use names::{NamesConfig, MAX_NSCACHE, MAX_NSRECORDS, MIN_NSCACHE};
 
 pub use lexer::SyntaxError;
@@ -121,6 +123,8 @@ pub struct Config {
     pub names: NamesConfig,
     /// Things that were accepted but deserve a look (printed at start).
     pub warnings: Vec<ConfigWarning>,
+    /// `rotate` and `archiver`: global, the last line of each wins (as in 3proxy).
+    pub log_retention: LogRetention,
 }
 
 /// `counter FILE [REPORTTYPE REPORTPATH]`.
@@ -169,6 +173,19 @@ pub enum ConfigWarningKind {
         /// How many were ignored.
         ignored: usize,
     },
+    /// The argument after `log FILE` is not a rotation letter: as in 3proxy, the file is
+    /// not rotated.
+    NotARotation {
+        /// The text given.
+        value: String,
+    },
+    /// A `logformat` or `-f` whose first character is not `L` or `G`: 3proxy takes the
+    /// first character as the time-zone selector whatever it is (local time unless `G`)
+    /// and does not print it, so the record silently loses it.
+    LogFormatZone {
+        /// The character consumed.
+        consumed: char,
+    },
 }
 
 impl fmt::Display for ConfigWarning {
@@ -183,6 +200,15 @@ impl fmt::Display for ConfigWarning {
                 f,
                 "`timeouts` takes at most {} values; {ignored} more ignored",
                 triproxy_policy::service::TIMEOUT_COUNT
+            ),
+            ConfigWarningKind::NotARotation { value } => write!(
+                f,
+                "`{value}` is not a log rotation (3proxy letters: C, H, D, W, M, Y); this log is not rotated"
+            ),
+            ConfigWarningKind::LogFormatZone { consumed } => write!(
+                f,
+                "the log format's first character `{}` is taken as the time zone (local time) and not printed, as in 3proxy; start the format with `L` (local time) or `G` (GMT)",
+                consumed.escape_default()
             ),
         }
     }
@@ -341,6 +367,20 @@ pub enum LogTarget {
     Stdout,
     /// Appended to this file (`log FILE` or `-lFILE`), without rotation.
     File(PathBuf),
+    /// A file whose name changes with time (`log FILE ROTATION`, or a `%` template).
+    Rotating(RotatingLog),
+    /// The local syslog socket, with this ident (`log @IDENT`, `-l@IDENT`).
+    Syslog(String),
+}
+
+/// A rotated log: `log NAME [C|H|D|W|M|Y]` where NAME has a `%` template or a rotation
+/// letter follows. See [`crate::logrotate`].
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct RotatingLog {
+    /// The file name (plain, suffixed by period, or a template).
+    pub name: crate::logrotate::LogName,
+    /// How often the file changes.
+    pub rotation: crate::logrotate::Rotation,
 }
 
 /// A configuration that cannot be used, with the file and line to fix.
@@ -505,10 +545,18 @@ pub enum ConfigErrorKind {
         /// The command or option.
         what: &'static str,
     },
-    /// A rotation argument of `log` that is not a 3proxy rotation letter.
-    InvalidRotation {
-        /// The text given.
-        value: String,
+    /// A `log` file name that cannot be used (too long, a non-date macro in a template).
+    LogName(crate::logrotate::LogNameError),
+    /// A syslog ident (`log @IDENT`) that is too long or holds a space, `:`, `[` or a
+    /// control character (they would break the record's header).
+    BadSyslogIdent {
+        /// The ident given.
+        ident: String,
+    },
+    /// An `archiver` line that cannot be run.
+    BadArchiver {
+        /// What is wrong.
+        problem: &'static str,
     },
     /// An argument that the command does not take.
     UnexpectedArgument {
@@ -684,10 +732,13 @@ impl fmt::Display for ConfigErrorKind {
             }
             K::LogFormat(e) => write!(f, "bad log format: {e}"),
             K::EmptyFileName { what } => write!(f, "`{what}` needs a file name"),
-            K::InvalidRotation { value } => write!(
+            K::LogName(e) => write!(f, "{e}"),
+            K::BadSyslogIdent { ident } => write!(
                 f,
-                "`{value}` is not a log rotation (3proxy letters: C, H, D, W, M, Y)"
+                "`{}` is not a usable syslog ident (at most {MAX_SYSLOG_IDENT_LEN} bytes, no space, `:`, `[` or control character)",
+                ident.escape_default()
             ),
+            K::BadArchiver { problem } => write!(f, "unusable `archiver`: {problem}"),
             K::UnexpectedArgument { command, argument } => {
                 write!(f, "`{command}` does not take the argument `{argument}`")
             }

@@ -8,6 +8,7 @@
 use super::commands::{self, Arity, Lookup, Supported};
 use super::lexer::{self, Mode, SyntaxError};
 use super::limits;
+use super::logging::{self, LogRetention};
 use super::names::NamesConfig;
 use super::{
     Config, ConfigError, ConfigErrorKind, ConfigWarning, ConfigWarningKind, CounterConfig,
@@ -69,6 +70,7 @@ pub(super) struct Parser {
     counter: Option<CounterConfig>,
     names: NamesConfig,
     warnings: Vec<ConfigWarning>,
+    log_retention: LogRetention,
     services: Vec<ServiceConfig>,
     /// Canonical paths of the files being read, outermost first (cycle detection).
     open_files: Vec<PathBuf>,
@@ -96,6 +98,7 @@ impl Parser {
             counter: None,
             names: NamesConfig::default(),
             warnings: Vec::new(),
+            log_retention: LogRetention::default(),
             services: Vec::new(),
             open_files: Vec::new(),
             includers: Vec::new(),
@@ -114,6 +117,18 @@ impl Parser {
             counter: self.counter,
             names: self.names,
             warnings: self.warnings,
+            log_retention: self.log_retention,
+        }
+    }
+
+    /// Records a warning about the line `here`, if there is one.
+    fn warn(&mut self, here: Here<'_>, kind: Option<ConfigWarningKind>) {
+        if let Some(kind) = kind {
+            self.warnings.push(ConfigWarning {
+                file: here.file.to_owned(),
+                line: here.line,
+                kind,
+            });
         }
     }
 
@@ -407,11 +422,26 @@ impl Parser {
                     .map_err(|k| self.error(here, k))?;
             }
             Supported::Log => {
-                self.log = parse_log(&args, here.base_dir).map_err(|k| self.error(here, k))?;
+                let (log, warning) =
+                    logging::parse_log(&args, here.base_dir).map_err(|k| self.error(here, k))?;
+                self.log = log;
+                self.warn(here, warning);
             }
             Supported::LogFormat => {
-                self.logformat = LogFormat::parse(args.first().copied().unwrap_or_default())
+                let format = args.first().copied().unwrap_or_default();
+                self.logformat = LogFormat::parse(format)
                     .map_err(|e| self.error(here, ConfigErrorKind::LogFormat(e)))?;
+                self.warn(here, logging::logformat_zone_warning(format));
+            }
+            Supported::LogJson => self.logformat = LogFormat::json(),
+            Supported::Rotate => {
+                self.log_retention.keep =
+                    logging::parse_rotate(args.first().copied().unwrap_or_default())
+                        .map_err(|k| self.error(here, k))?;
+            }
+            Supported::Archiver => {
+                self.log_retention.archiver =
+                    Some(logging::parse_archiver(&args).map_err(|k| self.error(here, k))?);
             }
             Supported::MaxConn => {
                 self.maxconn = parse_maxconn(args.first().copied().unwrap_or_default())
@@ -508,6 +538,9 @@ impl Parser {
         };
         let mut service = apply_options(defaults, command, line.options, here.base_dir)
             .map_err(|k| self.error(here, k))?;
+        for warning in logging::option_warnings(line.options) {
+            self.warn(here, Some(warning));
+        }
         if let Some(port) = line.port {
             service.listen.set_port(port);
         }
@@ -798,47 +831,6 @@ fn parse_decimal(value: &str) -> Option<u64> {
     value.parse().ok()
 }
 
-/// `log [TARGET [ROTATION]]`.
-fn parse_log(args: &[&str], base_dir: &Path) -> Result<LogTarget, ConfigErrorKind> {
-    let Some((&target, rest)) = args.split_first() else {
-        return Ok(LogTarget::Stdout);
-    };
-    if let Some(&extra) = rest.get(1) {
-        return Err(ConfigErrorKind::UnexpectedArgument {
-            command: "log".to_owned(),
-            argument: extra.to_owned(),
-        });
-    }
-    let not_yet = |feature: String| Err(ConfigErrorKind::NotSupportedYet { feature });
-    let result = if target.is_empty() {
-        Err(ConfigErrorKind::EmptyFileName { what: "log" })
-    } else if target == "/dev/null" {
-        Ok(LogTarget::Off)
-    } else if target.starts_with('@') {
-        not_yet(format!("logging to syslog (`log {target}`)"))
-    } else if target.starts_with('&') {
-        not_yet(format!("ODBC logging (`log {target}`)"))
-    } else if target == "radius" {
-        not_yet("RADIUS accounting (`log radius`)".to_owned())
-    } else if target.contains('%') {
-        not_yet(format!("log file name templates (`log {target}`)"))
-    } else {
-        Ok(LogTarget::File(resolve(base_dir, target)))
-    };
-    let target = result?;
-    if let Some(&rotation) = rest.first() {
-        return match rotation.chars().next() {
-            Some('C' | 'c' | 'H' | 'h' | 'D' | 'd' | 'W' | 'w' | 'M' | 'm' | 'Y' | 'y') => {
-                not_yet(format!("log rotation (`{rotation}`)"))
-            }
-            _ => Err(ConfigErrorKind::InvalidRotation {
-                value: rotation.to_owned(),
-            }),
-        };
-    }
-    Ok(target)
-}
-
 /// 3proxy service options that triproxy does not implement yet (3proxy.md section 3).
 const OPTIONS_NOT_YET: &[char] = &[
     'b', 'c', 'C', 'd', 'D', 'F', 'g', 'h', 'H', 'I', 'N', 'o', 'P', 'r', 'R', 'S', 't', 'T', 'U',
@@ -911,10 +903,8 @@ fn apply_options(
                     LogTarget::Stdout
                 } else if value == "/dev/null" {
                     LogTarget::Off
-                } else if value.starts_with('@') {
-                    return Err(ConfigErrorKind::NotSupportedYet {
-                        feature: format!("logging to syslog (`{arg}`)"),
-                    });
+                } else if let Some(ident) = value.strip_prefix('@') {
+                    logging::syslog(ident)?
                 } else {
                     LogTarget::File(resolve(base_dir, value))
                 }
@@ -1054,6 +1044,14 @@ pub(super) fn standalone(service: &str, args: &[String]) -> Result<Config, Confi
         origin: (ORIGIN.to_owned(), 0),
     };
     let mut svc = apply_options(defaults, service, line.options, Path::new("")).map_err(fail)?;
+    let warnings = logging::option_warnings(line.options)
+        .into_iter()
+        .map(|kind| ConfigWarning {
+            file: ORIGIN.to_owned(),
+            line: 0,
+            kind,
+        })
+        .collect();
     if let Some(port) = line.port {
         svc.listen.set_port(port);
     }
@@ -1066,7 +1064,8 @@ pub(super) fn standalone(service: &str, args: &[String]) -> Result<Config, Confi
         timeouts: Timeouts::default(),
         counter: None,
         names: NamesConfig::default(),
-        warnings: Vec::new(),
+        warnings,
+        log_retention: LogRetention::default(),
     })
 }
 
