@@ -21,7 +21,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
-use triproxy_policy::acl::CivilTime;
+use triproxy_policy::acl::{CivilTime, Logging};
 use triproxy_policy::session::LogRecord;
 use triproxy_runtime_std::Hooks;
 
@@ -289,7 +289,9 @@ impl LogSinks {
         let format = format.clone();
         Ok(Hooks {
             log: Arc::new(move |record: &LogRecord| {
-                if matches!(*writer, Writer::Off) {
+                // `nolog` is applied here, where every destination is chosen: the engine
+                // ends every connection the same way and marks the record.
+                if matches!(*writer, Writer::Off) || record.logging == Logging::Unlogged {
                     return;
                 }
                 let now = SystemTime::now();

@@ -470,7 +470,6 @@ fn unsupported_3proxy_commands_are_told_apart_from_unknown_words() {
         "plugin lib.so func",
         "ssl_mitm",
         "pcre request deny x",
-        "nolog",
         "authcache user 60",
     ] {
         let word = cmd.split(' ').next().unwrap();

@@ -47,7 +47,7 @@
 //! assert!(matches!(s.poll_intent(), Some(Intent::Relay(_))));
 //! ```
 
-use crate::acl::{AclRequest, CivilTime, Operation};
+use crate::acl::{AclRequest, CivilTime, Logging, Operation};
 use crate::auth::{AuthDecision, AuthOutcome};
 use crate::bandlim::{Direction, Pacer};
 use crate::chain::{Chain, ChainStep};
@@ -299,6 +299,10 @@ pub struct LogRecord {
     pub text: String,
     /// From accept to this record (`%D`).
     pub duration: Duration,
+    /// [`Logging::Unlogged`] when the ACL entry that allowed the request was marked
+    /// `nolog`: the daemon does not write the record. The engine still produces it, so
+    /// that every connection ends the same way and only the writer decides what is kept.
+    pub logging: Logging,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -1310,6 +1314,10 @@ impl Session {
             hops: self.hops,
             text,
             duration: now.saturating_duration_since(self.started),
+            logging: self
+                .rule
+                .and_then(|i| self.policy.acl.get(i))
+                .map_or(Logging::Logged, |ace| ace.logging()),
         }
     }
 }

@@ -52,6 +52,7 @@ pub(crate) enum Supported {
     Rotate,
     Archiver,
     LogJson,
+    NoLog,
     MaxConn,
     BandLimIn,
     BandLimOut,
@@ -104,6 +105,7 @@ const SUPPORTED: &[(&str, Supported, Arity)] = &[
     ("archiver", Supported::Archiver, Arity::at_least(2)),
     // triproxy's own: services started after it log one JSON object per line.
     ("logjson", Supported::LogJson, Arity::exactly(0)),
+    ("nolog", Supported::NoLog, Arity::exactly(0)),
     ("maxconn", Supported::MaxConn, Arity::exactly(1)),
     ("bandlimin", Supported::BandLimIn, Arity::at_least(1)),
     ("bandlimout", Supported::BandLimOut, Arity::at_least(1)),
@@ -153,7 +155,6 @@ const NOT_YET: &[&str] = &[
     "stacksize",
     // logging
     "logdump",
-    "nolog",
     "delimchar",
     // DNS
     "authnserver",

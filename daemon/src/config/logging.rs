@@ -4,9 +4,10 @@
 //! This module only reads words; opening files, rotating them and talking to syslog are
 //! the daemon's (`logsink`), and the pure rotation rules are in `logrotate`.
 
-use super::{ConfigErrorKind, ConfigWarningKind, LogTarget, RotatingLog};
+use super::{ConfigErrorKind, ConfigWarningKind, LogTarget, RotatingLog, ServiceKind};
 use crate::logrotate::{LogName, Rotation, MAX_ROTATE_KEEP};
 use std::path::Path;
+use triproxy_policy::acl::{Ace, Action, Logging};
 
 /// Longest syslog ident accepted, in bytes (glibc keeps the pointer; 3proxy's is a config
 /// word, and a record's header should stay short).
@@ -169,6 +170,35 @@ pub(super) fn parse_archiver(args: &[&str]) -> Result<Archiver, ConfigErrorKind>
             })
             .collect(),
     })
+}
+
+/// `nolog`: marks the last `allow` entry, whose connections are then not logged (3proxy
+/// `h_nolog`). After a `deny` entry it is refused: the engine reports which entry allowed
+/// a connection, not which one denied it.
+pub(super) fn apply_nolog(acl: &mut [Ace]) -> Result<(), ConfigErrorKind> {
+    let Some(last) = acl.last_mut() else {
+        return Err(ConfigErrorKind::NoLogWithoutAce);
+    };
+    if last.action == Action::Deny {
+        return Err(ConfigErrorKind::NotSupportedYet {
+            feature: "`nolog` after a `deny` entry (only `allow` entries can be unlogged)"
+                .to_owned(),
+        });
+    }
+    last.set_nolog();
+    Ok(())
+}
+
+/// Refuses a `dnspr` service whose ACL has a `nolog` entry: its records do not say which
+/// entry allowed the query, so the mark would be silently ignored.
+pub(super) fn check_nolog(kind: &ServiceKind, acl: &[Ace]) -> Result<(), ConfigErrorKind> {
+    if matches!(kind, ServiceKind::DnsPr(_)) && acl.iter().any(|a| a.logging() == Logging::Unlogged)
+    {
+        return Err(ConfigErrorKind::NotSupportedYet {
+            feature: "`nolog` for a `dnspr` service".to_owned(),
+        });
+    }
+    Ok(())
 }
 
 /// The warnings about a service line's options: each `-f` whose first character is not a

@@ -553,6 +553,8 @@ pub enum ConfigErrorKind {
         /// The ident given.
         ident: String,
     },
+    /// `nolog` with no `allow`/`deny` line before it.
+    NoLogWithoutAce,
     /// An `archiver` line that cannot be run.
     BadArchiver {
         /// What is wrong.
@@ -739,6 +741,7 @@ impl fmt::Display for ConfigErrorKind {
                 ident.escape_default()
             ),
             K::BadArchiver { problem } => write!(f, "unusable `archiver`: {problem}"),
+            K::NoLogWithoutAce => write!(f, "`nolog` must follow an `allow` or `deny` line"),
             K::UnexpectedArgument { command, argument } => {
                 write!(f, "`{command}` does not take the argument `{argument}`")
             }

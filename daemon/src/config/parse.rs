@@ -434,6 +434,9 @@ impl Parser {
                 self.warn(here, logging::logformat_zone_warning(format));
             }
             Supported::LogJson => self.logformat = LogFormat::json(),
+            Supported::NoLog => {
+                logging::apply_nolog(&mut self.acl).map_err(|k| self.error(here, k))?;
+            }
             Supported::Rotate => {
                 self.log_retention.keep =
                     logging::parse_rotate(args.first().copied().unwrap_or_default())
@@ -520,6 +523,7 @@ impl Parser {
             ));
         }
         let line = service_line(command, args).map_err(|k| self.error(here, k))?;
+        logging::check_nolog(&line.kind, &self.acl).map_err(|k| self.error(here, k))?;
         let defaults = ServiceConfig {
             listen: SocketAddr::new(self.internal, line.default_port()),
             kind: line.kind,
