@@ -132,6 +132,7 @@ pub fn policy_of(
         anonymity: service.anonymity,
         names: Arc::clone(names),
         family: service.family,
+        logdump: service.logdump,
         relay: if service.splice {
             RelayMode::ZeroCopy
         } else {

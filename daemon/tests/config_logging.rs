@@ -159,3 +159,26 @@ fn a_logformat_without_a_zone_letter_warns() {
     // Accepted as written: the first character is consumed when rendering.
     assert_eq!(cfg.services[0].logformat.as_str(), "%t %T");
 }
+
+#[test]
+fn logdump_is_snapshotted_per_service() {
+    let cfg = ok("socks -p1\nlogdump 1000\nsocks -p2\nlogdump 0 500\nsocks -p3\n");
+    let dumps: Vec<(u64, u64)> = cfg
+        .services
+        .iter()
+        .map(|s| (s.logdump.bytes_in, s.logdump.bytes_out))
+        .collect();
+    assert_eq!(dumps, [(0, 0), (1000, 0), (0, 500)]);
+    assert_eq!(
+        message("logdump x\n"),
+        "test.cfg:1: `x` is not a valid logdump (a whole number from 0 to 4294967295)"
+    );
+    assert_eq!(
+        message("logdump 1 4294967296\n"),
+        "test.cfg:1: `4294967296` is not a valid logdump (a whole number from 0 to 4294967295)"
+    );
+    assert_eq!(
+        message("logdump 1 2 3\n"),
+        "test.cfg:1: `logdump` takes 1 to 2 arguments, 3 given"
+    );
+}

@@ -2,7 +2,8 @@
 //! the file named for today (3proxy's `.YYYY.MM.DD` suffix); `log @IDENT` sends RFC 3164
 //! datagrams to the syslog socket named by `TRIPROXY_SYSLOG_SOCKET` (a socket this test
 //! binds); `logjson` writes one JSON object per line that parses even when a user name is
-//! hostile; and `nolog` after an `allow` line keeps that entry's connections out of the log.
+//! hostile; `nolog` after an `allow` line keeps that entry's connections out of the log;
+//! and `logdump` writes interim records that, with the last one, add up to the whole.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 #[macro_use]
@@ -20,6 +21,7 @@ both_runtimes!(
     syslog_records_arrive_on_the_socket,
     json_lines_parse_with_hostile_user_names,
     nolog_drops_the_records_of_its_entry,
+    logdump_writes_interim_records,
 );
 
 /// One connection through a port mapper or SOCKS stream: `hi` echoed, then closed.
@@ -222,4 +224,52 @@ fn nolog_drops_the_records_of_its_entry(runtime: &str) {
     let lines = d.log_lines();
     assert!(!lines.iter().any(|l| l.contains(&quiet_text)), "{lines:#?}");
     assert_eq!(lines.len(), 1, "{lines:#?}");
+}
+
+fn logdump_writes_interim_records(runtime: &str) {
+    let target = echo_target();
+    let d = Daemon::start(
+        &format!(
+            "log\nlogformat \"G%y %p %E %I %O %T\"\nlogdump 1000\nauth iponly\nallow *\ntcppm -i127.0.0.1 0 127.0.0.1 {}\n",
+            target.port()
+        ),
+        runtime,
+    );
+    let mut s = connect(d.addr);
+    let chunk = [7u8; 800];
+    for _ in 0..4 {
+        s.write_all(&chunk).unwrap();
+        assert_eq!(read_n(&mut s, chunk.len()), chunk);
+    }
+    // An interim record comes while the tunnel is still open.
+    let interim = d.wait_code(0, " 127.0.0.1");
+    drop(s);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let totals = loop {
+        let lines = d.log_lines();
+        let sum = |field: usize| -> u64 {
+            lines
+                .iter()
+                .map(|l| {
+                    l.split_whitespace()
+                        .nth(field)
+                        .unwrap()
+                        .parse::<u64>()
+                        .unwrap()
+                })
+                .sum()
+        };
+        if sum(3) == 3200 || Instant::now() > deadline {
+            break (lines.len(), sum(3), sum(4));
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert!(
+        totals.0 >= 2,
+        "interim and last records: {:#?}",
+        d.log_lines()
+    );
+    assert_eq!((totals.1, totals.2), (3200, 3200), "{:#?}", d.log_lines());
+    let bytes_in: u64 = interim.split_whitespace().nth(3).unwrap().parse().unwrap();
+    assert!(bytes_in > 1000, "{interim}");
 }

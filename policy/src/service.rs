@@ -282,6 +282,8 @@ pub struct ServicePolicy {
     pub timeouts: Timeouts,
     /// How established tunnels relay.
     pub relay: RelayMode,
+    /// `logdump`: when a tunnel writes interim log records.
+    pub logdump: crate::relay::LogDump,
     /// Source addresses for outgoing connections.
     pub external: SourceAddrs,
     /// The global `bandlimin`/`bandlimout` rules (shared by every service: one rule is one
@@ -334,6 +336,7 @@ impl ServicePolicy {
             needuser: NeedUser::default(),
             timeouts: Timeouts::default(),
             relay: RelayMode::default(),
+            logdump: crate::relay::LogDump::default(),
             external: SourceAddrs::default(),
             bandlimits: Arc::new(BandLimits::new()),
             quotas: Arc::new(Quotas::new()),

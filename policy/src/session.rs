@@ -339,7 +339,10 @@ pub struct Session {
     front: Option<Front>,
     version: Option<Version>,
     phase: Phase,
+    /// Accept, or the last interim record (`logdump`): where `%D` counts from.
     started: Instant,
+    /// Relay bytes (in, out) already told by interim records (`logdump`).
+    logged: (u64, u64),
     time: CivilTime,
     client: SocketAddr,
     internal: SocketAddr,
@@ -390,6 +393,7 @@ impl Session {
             version: None,
             phase: Phase::Handshake,
             started: now,
+            logged: (0, 0),
             time,
             client,
             internal: local,
@@ -793,6 +797,12 @@ impl Session {
         if self.phase != Phase::Relaying {
             return;
         }
+        // Interim records (`logdump`) already told the bytes up to their moment.
+        let report = RelayReport {
+            bytes_in: report.bytes_in.saturating_sub(self.logged.0),
+            bytes_out: report.bytes_out.saturating_sub(self.logged.1),
+            ..report
+        };
         let reason = match report.end {
             RelayEnd::Clean => None,
             other => Some(Reason::Relay(other)),
@@ -804,6 +814,26 @@ impl Session {
             report.bytes_in,
             report.bytes_out,
         );
+    }
+
+    /// `logdump`: the interim record of a tunnel whose `progress` (the relay's counts so
+    /// far) passed a threshold since the last record, or `None`. As in 3proxy the record
+    /// has code 0 and the bytes and time since the previous record; the next record (an
+    /// interim one or the last) starts counting from here.
+    pub fn interim_record(&mut self, now: Instant, progress: &RelayReport) -> Option<LogRecord> {
+        let dump = self.policy.logdump;
+        if dump.is_off() || self.phase != Phase::Relaying {
+            return None;
+        }
+        let bytes_in = progress.bytes_in.saturating_sub(self.logged.0);
+        let bytes_out = progress.bytes_out.saturating_sub(self.logged.1);
+        if !dump.is_due(bytes_in, bytes_out) {
+            return None;
+        }
+        let record = self.record(now, LogCode::SUCCESS, None, bytes_in, bytes_out);
+        self.logged = (progress.bytes_in, progress.bytes_out);
+        self.started = now;
+        Some(record)
     }
 
     /// Out of line, as is [`Session::authorize_and_connect`]: `handle_input` calls the

@@ -53,6 +53,7 @@ pub(crate) enum Supported {
     Archiver,
     LogJson,
     NoLog,
+    LogDump,
     MaxConn,
     BandLimIn,
     BandLimOut,
@@ -106,6 +107,7 @@ const SUPPORTED: &[(&str, Supported, Arity)] = &[
     // triproxy's own: services started after it log one JSON object per line.
     ("logjson", Supported::LogJson, Arity::exactly(0)),
     ("nolog", Supported::NoLog, Arity::exactly(0)),
+    ("logdump", Supported::LogDump, Arity::between(1, 2)),
     ("maxconn", Supported::MaxConn, Arity::exactly(1)),
     ("bandlimin", Supported::BandLimIn, Arity::at_least(1)),
     ("bandlimout", Supported::BandLimOut, Arity::at_least(1)),
@@ -154,7 +156,6 @@ const NOT_YET: &[&str] = &[
     "maxseg",
     "stacksize",
     // logging
-    "logdump",
     "delimchar",
     // DNS
     "authnserver",

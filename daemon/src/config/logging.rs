@@ -8,6 +8,7 @@ use super::{ConfigErrorKind, ConfigWarningKind, LogTarget, RotatingLog, ServiceK
 use crate::logrotate::{LogName, Rotation, MAX_ROTATE_KEEP};
 use std::path::Path;
 use triproxy_policy::acl::{Ace, Action, Logging};
+use triproxy_policy::relay::LogDump;
 
 /// Longest syslog ident accepted, in bytes (glibc keeps the pointer; 3proxy's is a config
 /// word, and a record's header should stay short).
@@ -169,6 +170,37 @@ pub(super) fn parse_archiver(args: &[&str]) -> Result<Archiver, ConfigErrorKind>
                 _ => ArchiverArg::Text(a.to_owned()),
             })
             .collect(),
+    })
+}
+
+/// Largest `logdump` threshold, in bytes (3proxy keeps it in an `unsigned`).
+pub const MAX_LOGDUMP_BYTES: u64 = u32::MAX as u64;
+
+/// `logdump IN_BYTES [OUT_BYTES]`: interim records for the tunnels of services started
+/// after it; `0` turns a direction off (3proxy `h_logdump`).
+pub(super) fn parse_logdump(args: &[&str]) -> Result<LogDump, ConfigErrorKind> {
+    let number = |value: &str| {
+        let invalid = || ConfigErrorKind::InvalidNumber {
+            what: "logdump",
+            value: value.to_owned(),
+            min: 0,
+            max: MAX_LOGDUMP_BYTES,
+        };
+        if value.is_empty() || !value.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(invalid());
+        }
+        value
+            .parse::<u64>()
+            .ok()
+            .filter(|n| *n <= MAX_LOGDUMP_BYTES)
+            .ok_or_else(invalid)
+    };
+    Ok(LogDump {
+        bytes_in: number(args.first().copied().unwrap_or_default())?,
+        bytes_out: match args.get(1) {
+            Some(v) => number(v)?,
+            None => 0,
+        },
     })
 }
 

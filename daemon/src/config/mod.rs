@@ -240,6 +240,8 @@ pub struct ServiceConfig {
     pub log: LogTarget,
     /// Record format: `-f...`, else the `logformat` in force, else 3proxy's default.
     pub logformat: LogFormat,
+    /// `logdump` in force at the service line: when its tunnels write interim records.
+    pub logdump: triproxy_policy::relay::LogDump,
     /// What a forwarded HTTP request says about its client: `-a`, `-a1`, `-a2` (the HTTP
     /// proxy only; other services ignore it, as 3proxy does).
     pub anonymity: Anonymity,

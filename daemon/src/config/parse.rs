@@ -31,6 +31,7 @@ use triproxy_policy::bandlim::BandLimits;
 use triproxy_policy::connlim::ConnLimits;
 use triproxy_policy::parent::{ParentError, ParentHop};
 use triproxy_policy::quota::Quotas;
+use triproxy_policy::relay::LogDump;
 use triproxy_policy::service::{Anonymity, Timeouts, DEFAULT_TIMEOUTS, TIMEOUT_COUNT};
 use triproxy_policy::service::{MailOptions, TlsOptions};
 use triproxy_policy::users::Users;
@@ -71,6 +72,7 @@ pub(super) struct Parser {
     names: NamesConfig,
     warnings: Vec<ConfigWarning>,
     log_retention: LogRetention,
+    logdump: LogDump,
     services: Vec<ServiceConfig>,
     /// Canonical paths of the files being read, outermost first (cycle detection).
     open_files: Vec<PathBuf>,
@@ -99,6 +101,7 @@ impl Parser {
             names: NamesConfig::default(),
             warnings: Vec::new(),
             log_retention: LogRetention::default(),
+            logdump: LogDump::default(),
             services: Vec::new(),
             open_files: Vec::new(),
             includers: Vec::new(),
@@ -434,6 +437,9 @@ impl Parser {
                 self.warn(here, logging::logformat_zone_warning(format));
             }
             Supported::LogJson => self.logformat = LogFormat::json(),
+            Supported::LogDump => {
+                self.logdump = logging::parse_logdump(&args).map_err(|k| self.error(here, k))?;
+            }
             Supported::NoLog => {
                 logging::apply_nolog(&mut self.acl).map_err(|k| self.error(here, k))?;
             }
@@ -538,6 +544,7 @@ impl Parser {
             family: Family::V4ThenV6,
             log: self.log.clone(),
             logformat: self.logformat.clone(),
+            logdump: self.logdump,
             origin: (here.file.to_owned(), here.line),
         };
         let mut service = apply_options(defaults, command, line.options, here.base_dir)
@@ -1045,6 +1052,7 @@ pub(super) fn standalone(service: &str, args: &[String]) -> Result<Config, Confi
         family: Family::V4ThenV6,
         log: LogTarget::Stdout,
         logformat: LogFormat::default_3proxy(),
+        logdump: LogDump::default(),
         origin: (ORIGIN.to_owned(), 0),
     };
     let mut svc = apply_options(defaults, service, line.options, Path::new("")).map_err(fail)?;
