@@ -177,8 +177,6 @@ enum NameKind {
     Plain,
     /// A `%` template, rendered at the period's start.
     Template(Vec<Piece>),
-    /// Used as is, never suffixed (`-lFILE`).
-    Literal,
 }
 
 impl LogName {
@@ -210,16 +208,6 @@ impl LogName {
         })
     }
 
-    /// A name taken literally (`-lFILE` of a service line: 3proxy neither rotates nor
-    /// expands it).
-    pub fn literal(path: PathBuf) -> LogName {
-        LogName {
-            base_dir: path,
-            source: String::new(),
-            kind: NameKind::Literal,
-        }
-    }
-
     /// Whether the name is a `%` template.
     pub fn is_template(&self) -> bool {
         matches!(self.kind, NameKind::Template(_))
@@ -231,8 +219,6 @@ impl LogName {
     /// for days and weeks, `.YYYY.MM.DD-HH`, `.YYYY.MM.DD-HH.MM`).
     pub fn path_for(&self, rotation: Rotation, period: NaiveDateTime) -> PathBuf {
         let rendered = match &self.kind {
-            // `base_dir` holds the whole path.
-            NameKind::Literal => return self.base_dir.clone(),
             NameKind::Template(pieces) => render_template(pieces, period),
             NameKind::Plain => {
                 let (y, mo, d) = (period.year(), period.month(), period.day());
@@ -462,8 +448,6 @@ mod tests {
             Path::new("/etc/3proxy/logs/p.log")
         );
         assert!(!rel.is_template());
-        let lit = LogName::literal(PathBuf::from("/tmp/x%Y.log"));
-        assert_eq!(lit.path_for(Rotation::Daily, t), Path::new("/tmp/x%Y.log"));
     }
 
     #[test]

@@ -12,14 +12,15 @@
 //!
 //! Commands run in order, as in 3proxy: a service line (`socks`, `proxy`, `tcppm`, `udppm`,
 //! `dnspr`, `pop3p`, `smtpp`, `imapp`, `tlspr`, `auto`) takes a
-//! snapshot of the `auth` chain, the `allow`/`deny` list, the `log` target, the `logformat`,
-//! `maxconn` and the `internal` address in force at that line; `flush` empties the ACL for
-//! later services; `users`, the `bandlim*`, `count*` and `connlim` rules, `counter`,
-//! `timeouts` and the DNS commands are global and apply to every service wherever they
-//! appear.
+//! snapshot of the `auth` chain, the `allow`/`deny` list, the `log` target, the `logformat`
+//! (or `logjson`), `logdump`, `maxconn` and the `internal` address in force at that line;
+//! `flush` empties the ACL for later services; `users`, the `bandlim*`, `count*` and
+//! `connlim` rules, `counter`, `timeouts`, `rotate`, `archiver` and the DNS commands are
+//! global and apply to every service wherever they appear.
 //!
 //! Supported commands: `users`, `auth`, `allow`, `deny`, `flush`, `internal`, `log`,
-//! `logformat`, `maxconn`, `bandlimin`, `bandlimout`, `nobandlimin`, `nobandlimout`,
+//! `logformat`, `rotate`, `archiver`, `logdump`, `nolog`, `logjson` (triproxy's own),
+//! `maxconn`, `bandlimin`, `bandlimout`, `nobandlimin`, `nobandlimout`,
 //! `parent`, `external`, `backlog`, `timeouts`, `connlim`, `noconnlim`, `counter`, `countin`,
 //! `countout`, `countall`, `nocountin`, `nocountout`, `nocountall`, `nserver`, `nscache`,
 //! `nscache6`, `nsrecord`, `fakeresolve`, the services above, `service` (a no-op),
