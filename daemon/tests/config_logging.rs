@@ -182,3 +182,17 @@ fn logdump_is_snapshotted_per_service() {
         "test.cfg:1: `logdump` takes 1 to 2 arguments, 3 given"
     );
 }
+
+#[test]
+fn rotate_without_a_rotated_log_warns() {
+    let cfg = ok("log /l/p.log\nrotate 30\nsocks -p1\n");
+    let warnings: Vec<String> = cfg.warnings.iter().map(|w| w.to_string()).collect();
+    assert_eq!(
+        warnings,
+        ["test.cfg:2: warning: `rotate` and `archiver` act on rotated logs only (`log FILE C|H|D|W|M|Y`), and no service writes one"]
+    );
+    assert!(ok("log /l/p.log M\nrotate 30\nsocks -p1\n")
+        .warnings
+        .is_empty());
+    assert!(ok("log /l/p.log\nsocks -p1\n").warnings.is_empty());
+}

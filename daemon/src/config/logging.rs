@@ -4,7 +4,10 @@
 //! This module only reads words; opening files, rotating them and talking to syslog are
 //! the daemon's (`logsink`), and the pure rotation rules are in `logrotate`.
 
-use super::{ConfigErrorKind, ConfigWarningKind, LogTarget, RotatingLog, ServiceKind};
+use super::{
+    ConfigErrorKind, ConfigWarning, ConfigWarningKind, LogTarget, RotatingLog, ServiceConfig,
+    ServiceKind,
+};
 use crate::logrotate::{LogName, Rotation, MAX_ROTATE_KEEP};
 use std::path::Path;
 use triproxy_policy::acl::{Ace, Action, Logging};
@@ -201,6 +204,23 @@ pub(super) fn parse_logdump(args: &[&str]) -> Result<LogDump, ConfigErrorKind> {
             Some(v) => number(v)?,
             None => 0,
         },
+    })
+}
+
+/// The warning for `rotate` or `archiver` (last one at `origin`) in a configuration where
+/// no service writes a rotated log: they would have nothing to act on.
+pub(super) fn retention_warning(
+    services: &[ServiceConfig],
+    origin: Option<(String, usize)>,
+) -> Option<ConfigWarning> {
+    let (file, line) = origin?;
+    let rotated = services
+        .iter()
+        .any(|s| matches!(&s.log, LogTarget::Rotating(r) if r.rotation != Rotation::Never));
+    (!rotated).then_some(ConfigWarning {
+        file,
+        line,
+        kind: ConfigWarningKind::NothingRotated,
     })
 }
 

@@ -187,6 +187,9 @@ pub enum ConfigWarningKind {
         /// The character consumed.
         consumed: char,
     },
+    /// `rotate` or `archiver` with no service writing a rotated log (`log FILE D`): they
+    /// have nothing to act on.
+    NothingRotated,
 }
 
 impl fmt::Display for ConfigWarning {
@@ -210,6 +213,9 @@ impl fmt::Display for ConfigWarning {
                 f,
                 "the log format's first character `{}` is taken as the time zone (local time) and not printed, as in 3proxy; start the format with `L` (local time) or `G` (GMT)",
                 consumed.escape_default()
+            ),
+            ConfigWarningKind::NothingRotated => f.write_str(
+                "`rotate` and `archiver` act on rotated logs only (`log FILE C|H|D|W|M|Y`), and no service writes one",
             ),
         }
     }

@@ -72,6 +72,9 @@ pub(super) struct Parser {
     names: NamesConfig,
     warnings: Vec<ConfigWarning>,
     log_retention: LogRetention,
+    /// File and line of the last `rotate` or `archiver` (for the warning when no log is
+    /// rotated).
+    retention_origin: Option<(String, usize)>,
     logdump: LogDump,
     services: Vec<ServiceConfig>,
     /// Canonical paths of the files being read, outermost first (cycle detection).
@@ -101,6 +104,7 @@ impl Parser {
             names: NamesConfig::default(),
             warnings: Vec::new(),
             log_retention: LogRetention::default(),
+            retention_origin: None,
             logdump: LogDump::default(),
             services: Vec::new(),
             open_files: Vec::new(),
@@ -109,7 +113,10 @@ impl Parser {
         }
     }
 
-    pub(super) fn finish(self) -> Config {
+    pub(super) fn finish(mut self) -> Config {
+        if let Some(w) = logging::retention_warning(&self.services, self.retention_origin) {
+            self.warnings.push(w);
+        }
         Config {
             services: self.services,
             users: Arc::new(self.users),
@@ -447,10 +454,12 @@ impl Parser {
                 self.log_retention.keep =
                     logging::parse_rotate(args.first().copied().unwrap_or_default())
                         .map_err(|k| self.error(here, k))?;
+                self.retention_origin = Some((here.file.to_owned(), here.line));
             }
             Supported::Archiver => {
                 self.log_retention.archiver =
                     Some(logging::parse_archiver(&args).map_err(|k| self.error(here, k))?);
+                self.retention_origin = Some((here.file.to_owned(), here.line));
             }
             Supported::MaxConn => {
                 self.maxconn = parse_maxconn(args.first().copied().unwrap_or_default())
