@@ -10,10 +10,13 @@ pub mod config;
 pub mod control;
 pub mod counters;
 pub mod logformat;
+pub mod logjson;
+pub mod logrotate;
 pub mod logsink;
 pub mod metrics;
 pub mod process;
 pub mod run;
+pub mod syslog;
 
 /// The configuration used when `triproxy` runs with no arguments: SOCKS on
 /// 127.0.0.1:1080 for clients on this machine only, logging to standard output.

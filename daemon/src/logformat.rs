@@ -32,6 +32,7 @@ use core::fmt;
 use std::fmt::Write as _;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use triproxy_policy::reason::Reason;
 use triproxy_wire::LogCode;
 
 /// Longest format string accepted, in bytes (3proxy renders into an 8 KiB buffer, so a
@@ -73,14 +74,6 @@ pub enum LogFormatError {
         /// Length of the format in bytes.
         len: usize,
     },
-    /// The first character (after the replacement prefix) is neither `L` nor `G`.
-    ///
-    /// 3proxy silently drops whatever character comes first, so a format written as
-    /// `"%d-%m-%Y ..."` loses its `%`; triproxy asks for an explicit `L` or `G` instead.
-    MissingTimeZone {
-        /// The character found instead.
-        found: char,
-    },
     /// The format starts with `-` (a replacement prefix) but has no `+R` after the
     /// characters to replace.
     BadReplacementPrefix,
@@ -93,11 +86,6 @@ impl fmt::Display for LogFormatError {
             LogFormatError::TooLong { len } => {
                 write!(f, "log format of {len} bytes (at most {MAX_FORMAT_LEN})")
             }
-            LogFormatError::MissingTimeZone { found } => write!(
-                f,
-                "log format must start with `L` (local time) or `G` (GMT), found `{}`",
-                found.escape_default()
-            ),
             LogFormatError::BadReplacementPrefix => write!(
                 f,
                 "log format starts with `-` but has no `+R` ending the replacement prefix `-CHARS+R`"
@@ -148,6 +136,9 @@ pub struct LogFields<'a> {
     pub hops: u32,
     /// Free text: `CONNECT host:port`, an HTTP request line, a status message (`%T`).
     pub text: &'a str,
+    /// The typed cause of a failure (`%X`, and the JSON `reason`); `None` on success or
+    /// when the code says it all.
+    pub reason: Option<&'a Reason>,
 }
 
 impl<'a> LogFields<'a> {
@@ -172,7 +163,38 @@ impl<'a> LogFields<'a> {
             bytes_out: 0,
             hops: 0,
             text: "",
+            reason: None,
         }
+    }
+
+    /// A short readable reason for the record: the typed reason if there is one, else
+    /// what the code's range means (3proxy.md section 10). Never empty.
+    pub fn reason_text(&self) -> String {
+        match self.reason {
+            Some(r) => r.to_string(),
+            None => code_meaning(self.code).to_owned(),
+        }
+    }
+}
+
+/// What a 3proxy code means, by range, for records without a typed reason.
+pub fn code_meaning(code: LogCode) -> &'static str {
+    match code.get() {
+        0 => "ok",
+        1 => "denied by ACL",
+        2 => "redirected",
+        3 => "no ACL entry allows this request",
+        4..=9 => "authentication failed",
+        10 => "traffic limit exceeded",
+        11..=14 => "connection to the target failed",
+        15..=29 => "connection failed",
+        30..=79 => "parent proxy failed",
+        90..=99 => "relay ended abnormally",
+        100 => "host not found",
+        200..=699 => "service protocol error",
+        700..=899 => "service failed",
+        999 => "not implemented",
+        _ => "failed",
     }
 }
 
@@ -194,6 +216,7 @@ impl<'a> LogFields<'a> {
 /// | `%I` `%O` `%h` `%T` | bytes in, bytes out, parent hops, text |
 /// | `%N1-N2T` | words N1 to N2 (1-based, whitespace-separated) of the text |
 /// | `%L` | always `0` (undocumented in 3proxy) |
+/// | `%X` | triproxy's own: a short readable reason next to `%E` (`ok`, `denied by ACL`, `connect failed: refused`, ...) |
 ///
 /// Any other `%x` prints `x`; a `%` at the very end prints `%`. With a replacement prefix
 /// `-CHARS+R`, every character of CHARS and every control character below 0x20 in `%U`,
@@ -204,6 +227,16 @@ pub struct LogFormat {
     zone: TimeZone,
     replace: Option<Replacement>,
     items: Vec<Item>,
+    style: Style,
+}
+
+/// Whether records are 3proxy text or triproxy's JSON objects.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Style {
+    /// A 3proxy `logformat` string with `%` macros.
+    Text,
+    /// One JSON object per record, fixed field names (`logjson`; see [`crate::logjson`]).
+    Json,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -256,6 +289,7 @@ enum Macro {
     Hops,
     Text,
     Cycles,
+    Reason,
 }
 
 impl Macro {
@@ -293,6 +327,8 @@ impl Macro {
             'h' => Macro::Hops,
             'T' => Macro::Text,
             'L' => Macro::Cycles,
+            // triproxy's own: 3proxy prints `X` for `%X`.
+            'X' => Macro::Reason,
             _ => return None,
         })
     }
@@ -348,14 +384,16 @@ impl Default for LogFormat {
 impl LogFormat {
     /// Parses a format as given to 3proxy's `logformat` command or `-f` option.
     ///
-    /// Errors: longer than [`MAX_FORMAT_LEN`] bytes, empty, a `-` prefix without `+R`, or a
-    /// first character other than `L`/`G` (case-insensitive, as in 3proxy).
+    /// Errors: longer than [`MAX_FORMAT_LEN`] bytes, empty, or a `-` prefix without `+R`. The
+    /// first character (after the prefix) selects the zone and is not printed: `G` GMT,
+    /// anything else local time (case-insensitive, as in 3proxy).
     ///
     /// ```
     /// use triproxy::logformat::{LogFormat, TimeZone};
     /// let f = LogFormat::parse("- +_L%t %T").unwrap();
     /// assert_eq!(f.time_zone(), TimeZone::Local);
-    /// assert!(LogFormat::parse("%d-%m-%Y").is_err());
+    /// // 3proxy's rule: the first character is the zone whatever it is (here local time).
+    /// assert_eq!(LogFormat::parse("%d-%m-%Y").unwrap().time_zone(), TimeZone::Local);
     /// ```
     pub fn parse(s: &str) -> Result<LogFormat, LogFormatError> {
         if s.len() > MAX_FORMAT_LEN {
@@ -381,15 +419,17 @@ impl LogFormat {
         let mut chars = rest.chars();
         let zone = match chars.next() {
             None => return Err(LogFormatError::Empty),
-            Some('L' | 'l') => TimeZone::Local,
             Some('G' | 'g') => TimeZone::Gmt,
-            Some(found) => return Err(LogFormatError::MissingTimeZone { found }),
+            // `L`, and as in 3proxy any other character: consumed, local time. The
+            // configuration reader warns about the latter.
+            Some(_) => TimeZone::Local,
         };
         Ok(LogFormat {
             source: s.into(),
             zone,
             replace,
             items: parse_items(chars.as_str()),
+            style: Style::Text,
         })
     }
 
@@ -400,7 +440,25 @@ impl LogFormat {
             zone: TimeZone::Gmt,
             replace: None,
             items: parse_items(DEFAULT_3PROXY.get(1..).unwrap_or_default()),
+            style: Style::Text,
         }
+    }
+
+    /// triproxy's JSON records (the `logjson` command): one object per line, every string
+    /// escaped, so that odd user or host names cannot break a consumer (3proxy issue #641).
+    pub fn json() -> LogFormat {
+        LogFormat {
+            source: "logjson".into(),
+            zone: TimeZone::Gmt,
+            replace: None,
+            items: Vec::new(),
+            style: Style::Json,
+        }
+    }
+
+    /// Text or JSON.
+    pub fn style(&self) -> Style {
+        self.style
     }
 
     /// Which clock the date macros use.
@@ -416,6 +474,10 @@ impl LogFormat {
     /// Appends one record rendered with this format to `out` (no line ending). At most
     /// [`MAX_RECORD_LEN`] bytes are appended.
     pub fn render(&self, rec: &LogFields<'_>, out: &mut String) {
+        if self.style == Style::Json {
+            crate::logjson::render(rec, out);
+            return;
+        }
         let mut w = Budget {
             limit: out.len().saturating_add(MAX_RECORD_LEN),
             out,
@@ -514,6 +576,10 @@ impl LogFormat {
                 Ok(())
             }
             Macro::Cycles => w.write_str("0"),
+            Macro::Reason => {
+                write_replaced(w, &rec.reason_text(), repl);
+                Ok(())
+            }
         };
     }
 }
@@ -747,290 +813,5 @@ impl fmt::Write for Budget<'_> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use chrono::TimeZone as _;
-
-    fn at(y: i32, mo: u32, d: u32, h: u32, mi: u32, s: u32, ms: u64) -> SystemTime {
-        let dt = Utc.with_ymd_and_hms(y, mo, d, h, mi, s).unwrap();
-        UNIX_EPOCH + Duration::from_secs(dt.timestamp() as u64) + Duration::from_millis(ms)
-    }
-
-    fn sample<'a>() -> LogFields<'a> {
-        LogFields {
-            time: at(2026, 11, 21, 10, 29, 43, 351),
-            duration: Duration::from_millis(2000),
-            service: "SOCK5",
-            listen_port: 23228,
-            code: LogCode::SUCCESS,
-            user: Some("alice"),
-            client: "127.0.0.1:33054".parse().unwrap(),
-            remote: Some("127.0.0.1:28081".parse().unwrap()),
-            internal: Some("127.0.0.2".parse().unwrap()),
-            external: Some("10.1.1.1".parse().unwrap()),
-            requested_host: Some("example.org"),
-            requested: Some("192.0.2.7:8080".parse().unwrap()),
-            requested_port: None,
-            bytes_in: 286,
-            bytes_out: 148,
-            hops: 0,
-            text: "GET http://127.0.0.1:28081/x HTTP/1.1",
-        }
-    }
-
-    fn render(fmt: &str, rec: &LogFields<'_>) -> String {
-        let f = LogFormat::parse(fmt).unwrap();
-        let mut s = String::new();
-        f.render(rec, &mut s);
-        s
-    }
-
-    #[test]
-    fn golden_default_format() {
-        let mut s = String::new();
-        LogFormat::default_3proxy().render(&sample(), &mut s);
-        assert_eq!(
-            s,
-            "261121102943.351 23228 00000 alice 127.0.0.1:33054 127.0.0.1:28081 148 286 0 GET http://127.0.0.1:28081/x HTTP/1.1"
-        );
-        assert_eq!(
-            LogFormat::default_3proxy(),
-            LogFormat::parse(DEFAULT_3PROXY).unwrap()
-        );
-        assert_eq!(LogFormat::default().as_str(), DEFAULT_3PROXY);
-    }
-
-    #[test]
-    fn every_time_macro() {
-        let r = sample();
-        assert_eq!(render("G%y|%Y|%m|%o|%d", &r), "26|2026|11|Nov|21");
-        assert_eq!(render("G%H|%M|%S|%.", &r), "10|29|43|351");
-        assert_eq!(render("G%t", &r), "1795256983");
-        assert_eq!(render("G%z", &r), "+0000");
-        let early = LogFields {
-            time: at(2001, 1, 2, 3, 4, 5, 6),
-            ..sample()
-        };
-        assert_eq!(
-            render("g%y%m%d %H:%M:%S.%. %o %t", &early),
-            "010102 03:04:05.006 Jan 0978404645"
-        );
-    }
-
-    #[test]
-    fn local_time_matches_chrono_local() {
-        let r = sample();
-        let local = DateTime::<Utc>::from_timestamp(1_795_256_983, 0)
-            .unwrap()
-            .with_timezone(&Local);
-        let off = local.offset().local_minus_utc();
-        let sign = if off < 0 { '-' } else { '+' };
-        let expect = format!(
-            "{} {sign}{:02}{:02}",
-            local.format("%Y%m%d%H%M%S"),
-            off.unsigned_abs() / 3600,
-            off.unsigned_abs() / 60 % 60
-        );
-        assert_eq!(render("L%Y%m%d%H%M%S %z", &r), expect);
-        // %t is zone-independent.
-        assert_eq!(render("L%t", &r), "1795256983");
-    }
-
-    #[test]
-    fn every_connection_macro() {
-        let r = sample();
-        assert_eq!(render("G%U %N %p %E", &r), "alice SOCK5 23228 00000");
-        assert_eq!(
-            render("G%C:%c %R:%r", &r),
-            "127.0.0.1:33054 127.0.0.1:28081"
-        );
-        assert_eq!(
-            render("G%i %e %Q:%q", &r),
-            "127.0.0.2 10.1.1.1 192.0.2.7:8080"
-        );
-        assert_eq!(render("G%I %O %h %L", &r), "286 148 0 0");
-        assert_eq!(render("G%D %b %B", &r), "2000 74 143");
-        assert_eq!(render("G%n", &r), "example.org");
-        assert_eq!(render("G%T", &r), "GET http://127.0.0.1:28081/x HTTP/1.1");
-        let r2 = LogFields {
-            code: LogCode::BAD_CL_PASSWORD,
-            hops: 3,
-            requested_port: Some(443),
-            ..sample()
-        };
-        assert_eq!(render("G%E %h %q", &r2), "00006 3 443");
-    }
-
-    #[test]
-    fn missing_fields_print_placeholders() {
-        let r = LogFields::new("SOCKS", "[::1]:5000".parse().unwrap());
-        assert_eq!(
-            render("G%U %R:%r %i %e %Q:%q %n %D %b %B [%T]", &r),
-            "- 0.0.0.0:0 0.0.0.0 0.0.0.0 0.0.0.0:0 [0.0.0.0] 0 0 0 []"
-        );
-        assert_eq!(render("G%C:%c", &r), "::1:5000");
-        let empty_user = LogFields {
-            user: Some(""),
-            ..r.clone()
-        };
-        assert_eq!(render("G%U", &empty_user), "-");
-        // A host name containing ':' (an IPv6 literal) prints the requested IP instead.
-        let v6 = LogFields {
-            requested_host: Some("::1"),
-            requested: Some("[2001:db8::1]:80".parse().unwrap()),
-            ..r
-        };
-        assert_eq!(render("G%n", &v6), "[2001:db8::1]");
-    }
-
-    #[test]
-    fn percent_literals_and_unknown_macros() {
-        let r = sample();
-        assert_eq!(render("G100%%", &r), "100%");
-        assert_eq!(render("Gx%", &r), "x%");
-        assert_eq!(render("G%x%w%0%é", &r), "xw0é");
-        assert_eq!(render("Gplain text", &r), "plain text");
-        assert_eq!(render("G", &r), "");
-    }
-
-    #[test]
-    fn word_ranges_of_text() {
-        let r = sample();
-        assert_eq!(render("G%1-1T", &r), "GET");
-        assert_eq!(render("G%2-2T", &r), "http://127.0.0.1:28081/x");
-        assert_eq!(render("G%2-3T", &r), "http://127.0.0.1:28081/x HTTP/1.1");
-        assert_eq!(render("G%1-99T", &r), r.text);
-        assert_eq!(render("G[%4-9T]", &r), "[]");
-        assert_eq!(render("G[%3-2T]", &r), "[]");
-        // Not a full `N1-N2T`: the digit prints as an unknown macro.
-        assert_eq!(render("G%1T", &r), "1T");
-        assert_eq!(render("G%1-T", &r), "1-T");
-        let tabs = LogFields {
-            text: "a \t b\tc",
-            ..sample()
-        };
-        assert_eq!(render("G%2-3T", &tabs), "b\tc");
-        // The separator printed is the last whitespace character of the run.
-        assert_eq!(render("G%1-2T", &tabs), "a b");
-    }
-
-    #[test]
-    fn replacement_prefix() {
-        let r = LogFields {
-            user: Some("bob smith\x01"),
-            requested_host: Some("a b"),
-            text: "GET /x y\nz",
-            ..sample()
-        };
-        assert_eq!(
-            render("- +_G%U|%n|%T|%1-2T|%N a b", &r),
-            "bob_smith_|a_b|GET_/x_y_z|GET_/x|SOCK5 a b"
-        );
-        // Several characters; the replacement may be any character.
-        assert_eq!(render("-/:+#G%T", &r), "GET #x y#z");
-        assert_eq!(
-            render(
-                "-\"+_G%T",
-                &LogFields {
-                    text: "say \"hi\"",
-                    ..sample()
-                }
-            ),
-            "say _hi_"
-        );
-        // Empty set: only control characters are replaced.
-        assert_eq!(render("-+.G%T", &r), "GET /x y.z");
-        // Without a prefix nothing is replaced.
-        assert_eq!(render("G%T", &r), "GET /x y\nz");
-        let f = LogFormat::parse("- +_L%T").unwrap();
-        assert_eq!(f.time_zone(), TimeZone::Local);
-        assert_eq!(f.to_string(), "- +_L%T");
-    }
-
-    #[test]
-    fn parse_errors() {
-        assert_eq!(LogFormat::parse(""), Err(LogFormatError::Empty));
-        assert_eq!(LogFormat::parse("- +_"), Err(LogFormatError::Empty));
-        assert_eq!(
-            LogFormat::parse("%d-%m-%Y"),
-            Err(LogFormatError::MissingTimeZone { found: '%' })
-        );
-        assert_eq!(
-            LogFormat::parse("-abc"),
-            Err(LogFormatError::BadReplacementPrefix)
-        );
-        assert_eq!(
-            LogFormat::parse("-abc+"),
-            Err(LogFormatError::BadReplacementPrefix)
-        );
-        let long = format!("G{}", "x".repeat(MAX_FORMAT_LEN));
-        assert_eq!(
-            LogFormat::parse(&long),
-            Err(LogFormatError::TooLong {
-                len: MAX_FORMAT_LEN + 1
-            })
-        );
-        assert!(LogFormat::parse(&long[..MAX_FORMAT_LEN]).is_ok());
-        assert!(LogFormatError::MissingTimeZone { found: '%' }
-            .to_string()
-            .contains("`L`"));
-    }
-
-    #[test]
-    fn output_is_capped_and_appended() {
-        let big = "é".repeat(MAX_RECORD_LEN);
-        let r = LogFields {
-            text: &big,
-            ..sample()
-        };
-        let mut s = String::from("prefix:");
-        LogFormat::parse("G%T%T tail").unwrap().render(&r, &mut s);
-        assert!(s.starts_with("prefix:é"));
-        assert!(s.len() <= "prefix:".len() + MAX_RECORD_LEN);
-        assert!(s.len() > MAX_RECORD_LEN - 2);
-        assert!(!s.ends_with("tail"));
-    }
-
-    #[test]
-    fn extreme_times_do_not_panic() {
-        let mut s = String::new();
-        let f = LogFormat::parse("L%Y %t %z").unwrap();
-        let far = LogFields {
-            time: UNIX_EPOCH + Duration::from_secs(u64::MAX / 4),
-            ..sample()
-        };
-        f.render(&far, &mut s);
-        assert!(s.contains(" 253402300799 "), "{s}");
-        s.clear();
-        let before = LogFields {
-            time: UNIX_EPOCH - Duration::from_secs(1000),
-            ..sample()
-        };
-        LogFormat::parse("G%Y%m%d %t")
-            .unwrap()
-            .render(&before, &mut s);
-        assert_eq!(s, "19700101 0000000000");
-    }
-
-    proptest::proptest! {
-        #[test]
-        fn arbitrary_formats_never_panic(fmt in "\\PC{0,64}", text in "\\PC{0,40}", user in proptest::option::of("\\PC{0,8}")) {
-            if let Ok(f) = LogFormat::parse(&fmt) {
-                let r = LogFields { text: &text, user: user.as_deref(), ..sample() };
-                let mut s = String::new();
-                f.render(&r, &mut s);
-                proptest::prop_assert!(s.len() <= MAX_RECORD_LEN);
-            }
-        }
-
-        #[test]
-        fn arbitrary_macro_soup_never_panics(body in "[%0-9TLGyYmodHMStzDbBUnNpECcRriQqeIOh.\\- +_é]{0,48}") {
-            for prefix in ["G", "L", "- +_G"] {
-                let f = LogFormat::parse(&format!("{prefix}{body}")).unwrap();
-                let mut s = String::new();
-                f.render(&sample(), &mut s);
-                proptest::prop_assert!(s.len() <= MAX_RECORD_LEN);
-            }
-        }
-    }
-}
+#[path = "logformat_tests.rs"]
+mod tests;

@@ -1,86 +1,285 @@
-//! Where log records go: standard output or an append-only file, one whole line per
-//! `write` so that concurrent connections never interleave inside a record.
+//! Where log records go: standard output, an append-only file, a rotated file, or the local
+//! syslog socket; one whole line per `write` so that concurrent connections never
+//! interleave inside a record.
 //!
-//! Services that name the same file share one handle. Rotation, syslog and ODBC come with
-//! the full configuration grammar.
+//! Services that name the same destination share one writer. Rotation follows 3proxy: the
+//! writer checks on each record whether the period changed (the rules are the pure
+//! functions of [`crate::logrotate`]), opens the next file, deletes what `rotate N` no
+//! longer keeps and starts the `archiver` on the closed file on its own thread, so the
+//! logging path never waits for it. [`LogSinks::reopen`] reopens every file (for a reload
+//! after an external logrotate that moved the files). ODBC and RADIUS are not implemented.
 
-use crate::config::LogTarget;
+use crate::config::{ArchiverArg, LogRetention, LogTarget, RotatingLog};
 use crate::logformat::{LogFields, LogFormat};
-use chrono::{Datelike, Local, Timelike};
+use crate::syslog::Syslog;
+use chrono::{DateTime, Datelike, Local, NaiveDateTime, Timelike};
 use std::collections::BTreeMap;
+use std::ffi::OsString;
 use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::process::Command;
 use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
-use triproxy_policy::acl::CivilTime;
+use triproxy_policy::acl::{CivilTime, Logging};
 use triproxy_policy::session::LogRecord;
 use triproxy_runtime_std::Hooks;
+
+/// Prints a notice about the daemon (not a connection): stderr, like start-up errors.
+fn notice(text: &str) {
+    eprintln!("triproxy: {text}");
+}
+
+/// The local civil time of `t`.
+fn local(t: SystemTime) -> NaiveDateTime {
+    DateTime::<Local>::from(t).naive_local()
+}
+
+fn open_append(path: &Path) -> io::Result<File> {
+    OpenOptions::new().create(true).append(true).open(path)
+}
+
+/// A file whose name follows the period (see [`crate::logrotate`]).
+#[derive(Debug)]
+struct RotatingFile {
+    spec: RotatingLog,
+    retention: LogRetention,
+    state: Mutex<Current>,
+}
+
+/// The file a [`RotatingFile`] writes now.
+#[derive(Debug)]
+struct Current {
+    file: File,
+    path: PathBuf,
+    /// Start of the period `file` is for.
+    period: NaiveDateTime,
+}
+
+/// What a period change did, for the caller to finish outside the lock.
+#[derive(Debug, PartialEq, Eq)]
+struct Rotated {
+    /// The file just closed.
+    closed: PathBuf,
+    /// Files deleted (or tried) by `rotate`.
+    deleted: Vec<PathBuf>,
+}
+
+impl RotatingFile {
+    fn open(spec: &RotatingLog, retention: &LogRetention, now: NaiveDateTime) -> io::Result<Self> {
+        let period = spec.rotation.period_start(now);
+        let path = spec.name.path_for(spec.rotation, period);
+        let file = open_append(&path)?;
+        Ok(RotatingFile {
+            spec: spec.clone(),
+            retention: retention.clone(),
+            state: Mutex::new(Current { file, path, period }),
+        })
+    }
+
+    /// Writes `line` as of local time `now`, first moving to the next file if the period
+    /// changed. Returns what a rotation did (the archiver is the caller's to start).
+    fn write_at(&self, line: &[u8], now: NaiveDateTime) -> Option<Rotated> {
+        let mut cur = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        let rotation = self.spec.rotation;
+        let mut rotated = None;
+        if rotation.changed(cur.period, now) {
+            let period = rotation.period_start(now);
+            let path = self.spec.name.path_for(rotation, period);
+            match open_append(&path) {
+                Ok(file) => {
+                    let previous = cur.period;
+                    let closed = std::mem::replace(&mut cur.path, path);
+                    cur.file = file;
+                    cur.period = period;
+                    let ext = self.retention.archiver.as_ref().map(|a| a.ext.as_str());
+                    let deleted: Vec<PathBuf> = self
+                        .spec
+                        .name
+                        .expired(rotation, self.retention.keep, previous, period, ext)
+                        .into_iter()
+                        // A template without the changing fields names the same file
+                        // for several periods: never delete what is open or just closed.
+                        .filter(|p| *p != cur.path && *p != closed)
+                        .collect();
+                    for p in &deleted {
+                        if let Err(e) = std::fs::remove_file(p) {
+                            if e.kind() != io::ErrorKind::NotFound {
+                                notice(&format!("rotate: cannot delete {}: {e}", p.display()));
+                            }
+                        }
+                    }
+                    if closed != cur.path {
+                        rotated = Some(Rotated { closed, deleted });
+                    }
+                }
+                Err(e) => {
+                    // Keep writing to the old file; try again next period.
+                    cur.period = period;
+                    notice(&format!(
+                        "cannot open the next log file {}: {e}; still writing {}",
+                        path.display(),
+                        cur.path.display()
+                    ));
+                }
+            }
+        }
+        let _ = cur.file.write_all(line);
+        rotated
+    }
+
+    fn reopen(&self) -> io::Result<()> {
+        let mut cur = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        cur.file = open_append(&cur.path)?;
+        Ok(())
+    }
+
+    /// Starts the archiver on the closed file, if one is configured, on its own thread.
+    fn archive(&self, closed: &Path) {
+        let Some(archiver) = &self.retention.archiver else {
+            return;
+        };
+        let mut archive = OsString::from(closed.as_os_str());
+        archive.push(".");
+        archive.push(&archiver.ext);
+        let mut cmd = Command::new(&archiver.program);
+        for arg in &archiver.args {
+            match arg {
+                ArchiverArg::Archive => cmd.arg(&archive),
+                ArchiverArg::Closed => cmd.arg(closed),
+                ArchiverArg::Text(t) => cmd.arg(t),
+            };
+        }
+        let program = archiver.program.clone();
+        let spawned = std::thread::Builder::new()
+            .name("triproxy-archiver".to_owned())
+            .spawn(move || match cmd.status() {
+                Ok(status) if status.success() => {}
+                Ok(status) => notice(&format!("archiver `{program}` ended with {status}")),
+                Err(e) => notice(&format!("cannot run archiver `{program}`: {e}")),
+            });
+        if let Err(e) = spawned {
+            notice(&format!("cannot start the archiver thread: {e}"));
+        }
+    }
+}
 
 #[derive(Debug)]
 enum Writer {
     Off,
     Stdout,
-    File(Mutex<File>),
+    File { path: PathBuf, file: Mutex<File> },
+    Rotating(RotatingFile),
+    Syslog(Syslog),
 }
 
 impl Writer {
-    fn write_line(&self, line: &[u8]) {
+    /// Writes one record (`line` without its newline) as of `time`.
+    fn write_record(&self, line: &str, time: SystemTime) {
         // A log that cannot be written must not stop the proxy; the record is lost.
+        let with_newline = || {
+            let mut l = String::with_capacity(line.len() + 1);
+            l.push_str(line);
+            l.push('\n');
+            l
+        };
         match self {
             Writer::Off => {}
             Writer::Stdout => {
-                let _ = io::stdout().lock().write_all(line);
+                let _ = io::stdout().lock().write_all(with_newline().as_bytes());
             }
-            Writer::File(f) => {
-                let mut f = f.lock().unwrap_or_else(|p| p.into_inner());
-                let _ = f.write_all(line);
+            Writer::File { file, .. } => {
+                let mut f = file.lock().unwrap_or_else(|p| p.into_inner());
+                let _ = f.write_all(with_newline().as_bytes());
+            }
+            Writer::Rotating(r) => {
+                if let Some(rotated) = r.write_at(with_newline().as_bytes(), local(time)) {
+                    r.archive(&rotated.closed);
+                }
+            }
+            Writer::Syslog(s) => s.send(local(time), line, &notice),
+        }
+    }
+
+    fn reopen(&self) -> Result<(), (PathBuf, io::Error)> {
+        match self {
+            Writer::Off | Writer::Stdout => Ok(()),
+            Writer::File { path, file } => {
+                let new = open_append(path).map_err(|e| (path.clone(), e))?;
+                *file.lock().unwrap_or_else(|p| p.into_inner()) = new;
+                Ok(())
+            }
+            Writer::Rotating(r) => r.reopen().map_err(|e| {
+                let cur = r.state.lock().unwrap_or_else(|p| p.into_inner());
+                (cur.path.clone(), e)
+            }),
+            Writer::Syslog(s) => {
+                s.reopen();
+                Ok(())
             }
         }
     }
+}
+
+/// Which destination a writer serves, so that services naming the same one share it.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+enum Key {
+    File(PathBuf),
+    Rotating(RotatingLog),
+    Syslog(String),
 }
 
 /// Opens each log destination once and hands out [`Hooks`] that write to it.
 #[derive(Debug, Default)]
 pub struct LogSinks {
-    files: Mutex<BTreeMap<PathBuf, Arc<Writer>>>,
+    retention: LogRetention,
+    writers: Mutex<BTreeMap<Key, Arc<Writer>>>,
 }
 
 impl LogSinks {
-    fn writer(&self, target: &LogTarget) -> io::Result<Arc<Writer>> {
-        Ok(match target {
-            LogTarget::Off => Arc::new(Writer::Off),
-            LogTarget::Stdout => Arc::new(Writer::Stdout),
-            LogTarget::File(path) => {
-                let mut files = self.files.lock().unwrap_or_else(|p| p.into_inner());
-                if let Some(w) = files.get(path) {
-                    Arc::clone(w)
-                } else {
-                    let f = OpenOptions::new().create(true).append(true).open(path)?;
-                    let w = Arc::new(Writer::File(Mutex::new(f)));
-                    files.insert(path.clone(), Arc::clone(&w));
-                    w
-                }
-            }
-        })
+    /// Sinks whose rotated files follow `retention` (`rotate`, `archiver`).
+    pub fn new(retention: &LogRetention) -> LogSinks {
+        LogSinks {
+            retention: retention.clone(),
+            writers: Mutex::default(),
+        }
     }
 
-    /// Reopens every log file (a reload does this, so that logrotate can move the files
-    /// away without `copytruncate`). A file that cannot be opened again keeps its old
-    /// handle, and the reason is printed.
-    pub fn reopen(&self) {
-        let files = self.files.lock().unwrap_or_else(|p| p.into_inner());
-        for (path, writer) in files.iter() {
-            if let Writer::File(handle) = &**writer {
-                match OpenOptions::new().create(true).append(true).open(path) {
-                    Ok(f) => *handle.lock().unwrap_or_else(|p| p.into_inner()) = f,
-                    Err(e) => eprintln!(
-                        "triproxy: cannot reopen the log file {}: {e}; still writing to the old one",
-                        path.display()
-                    ),
-                }
-            }
+    fn writer(&self, target: &LogTarget) -> io::Result<Arc<Writer>> {
+        let key = match target {
+            LogTarget::Off => return Ok(Arc::new(Writer::Off)),
+            LogTarget::Stdout => return Ok(Arc::new(Writer::Stdout)),
+            LogTarget::File(path) => Key::File(path.clone()),
+            LogTarget::Rotating(r) => Key::Rotating(r.clone()),
+            LogTarget::Syslog(ident) => Key::Syslog(ident.clone()),
+        };
+        let mut writers = self.writers.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(w) = writers.get(&key) {
+            return Ok(Arc::clone(w));
         }
+        let w = Arc::new(match &key {
+            Key::File(path) => Writer::File {
+                path: path.clone(),
+                file: Mutex::new(open_append(path)?),
+            },
+            Key::Rotating(r) => Writer::Rotating(RotatingFile::open(
+                r,
+                &self.retention,
+                local(SystemTime::now()),
+            )?),
+            Key::Syslog(ident) => Writer::Syslog(Syslog::new(ident)),
+        });
+        writers.insert(key, Arc::clone(&w));
+        Ok(w)
+    }
+
+    /// Reopens every log file under its current name (and reconnects to syslog), so that
+    /// after an external tool moved the files (logrotate without `copytruncate`) records
+    /// go to new files. Returns the files that could not be reopened; their records keep
+    /// going to the old handle.
+    pub fn reopen(&self) -> Vec<(PathBuf, io::Error)> {
+        let writers = self.writers.lock().unwrap_or_else(|p| p.into_inner());
+        writers.values().filter_map(|w| w.reopen().err()).collect()
     }
 
     /// Hooks for a service that logs to `target` in `format`, with local civil time for
@@ -90,16 +289,16 @@ impl LogSinks {
         let format = format.clone();
         Ok(Hooks {
             log: Arc::new(move |record: &LogRecord| {
-                if matches!(*writer, Writer::Off) {
+                // `nolog` is applied here, where every destination is chosen: the engine
+                // ends every connection the same way and marks the record.
+                if matches!(*writer, Writer::Off) || record.logging == Logging::Unlogged {
                     return;
                 }
-                let mut line = render(&format, record, SystemTime::now());
-                line.push('\n');
-                writer.write_line(line.as_bytes());
+                let now = SystemTime::now();
+                writer.write_record(&render(&format, record, now), now);
             }),
             civil_time: Arc::new(civil_now),
-            // Notices are about the daemon, not a connection: stderr, like start-up errors.
-            notice: Arc::new(|text: &str| eprintln!("triproxy: {text}")),
+            notice: Arc::new(notice),
             // Counted by [`crate::metrics::Metrics::instrument`], which replaces it.
             activity: Arc::new(|_| {}),
         })
@@ -144,8 +343,13 @@ pub fn render(format: &LogFormat, record: &LogRecord, time: SystemTime) -> Strin
         bytes_out: record.bytes_out,
         hops: record.hops,
         text: &record.text,
+        reason: record.reason.as_ref(),
     };
     let mut out = String::with_capacity(160);
     format.render(&fields, &mut out);
     out
 }
+
+#[cfg(test)]
+#[path = "logsink_tests.rs"]
+mod tests;

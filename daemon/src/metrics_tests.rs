@@ -8,6 +8,7 @@ use triproxy_wire::LogCode;
 
 fn record(code: u16, bytes_in: u64, bytes_out: u64) -> LogRecord {
     LogRecord {
+        logging: triproxy_policy::acl::Logging::Logged,
         service: "SOCK5",
         listen_port: 1080,
         code: LogCode(code),

@@ -152,6 +152,7 @@ pub fn policy_of(
         anonymity: service.anonymity,
         names: Arc::clone(names),
         family: service.family,
+        logdump: service.logdump,
         relay: if service.splice {
             RelayMode::ZeroCopy
         } else {
@@ -375,7 +376,7 @@ impl Services {
         let names = Arc::new(names_of(&config));
         let services = Services {
             smol: None,
-            sinks: LogSinks::default(),
+            sinks: LogSinks::new(&config.log_retention),
             parent_random: Arc::new(ParentRandom::new(seed)),
             names: (config.names.clone(), config.timeouts.dns, names),
             running: Vec::new(),
@@ -425,7 +426,12 @@ impl Services {
                 Arc::new(names_of(&config)),
             );
         }
-        self.sinks.reopen();
+        for (path, e) in self.sinks.reopen() {
+            eprintln!(
+                "triproxy: cannot reopen the log {}: {e}; still writing to the old one",
+                path.display()
+            );
+        }
         let settings = self.settings_for(&config)?;
         // Which new service keeps which running TCP listener.
         let mut kept_index: Vec<Option<usize>> = Vec::with_capacity(config.services.len());

@@ -48,8 +48,6 @@ enum Blocker {
 
 /// (file, line of the first blocking command, what blocks it)
 const SAMPLES: &[(&str, usize, Blocker)] = &[
-    // Its `users` line (26, a `CR` password) is read; the log rotation stops it.
-    ("cfg_3proxy.cfg.sample", 41, Blocker::NotYet("log rotation")),
     (
         "cfg_sql_3proxy.cfg.sample",
         16,
@@ -61,8 +59,11 @@ const SAMPLES: &[(&str, usize, Blocker)] = &[
         4,
         Blocker::Message("cannot read `/usr/local/3proxy/conf/3proxy.cfg`"),
     ),
-    ("scripts_3proxy.cfg.inchroot", 8, Blocker::NotYet("syslog")),
-    ("scripts_3proxy.cfg.in", 4, Blocker::NotYet("syslog")),
+    (
+        "scripts_3proxy.cfg.inchroot",
+        14,
+        Blocker::Message("cannot read `/conf/passwd`"),
+    ),
     // Not configurations at all: prose, SQL and Markdown.
     ("cfg_0.scenario.txt", 1, Blocker::Unknown("Please")),
     ("cfg_sql_create.sql", 9, Blocker::Unknown("CREATE")),
@@ -116,7 +117,8 @@ fn every_sample_is_refused_at_its_first_blocking_line() {
 fn every_sample_line_alone_is_handled() {
     let Some(dir) = sample_dir() else { return };
     let mut lines = 0;
-    for (name, _, _) in SAMPLES {
+    let accepted = ["cfg_3proxy.cfg.sample", "scripts_3proxy.cfg.in"];
+    for name in SAMPLES.iter().map(|s| s.0).chain(accepted) {
         let bytes = std::fs::read(dir.join(name)).unwrap();
         let text = String::from_utf8_lossy(&bytes);
         for l in text.lines() {
@@ -183,4 +185,20 @@ fn counters_sample_accounting_lines_parse() {
     assert_eq!(numbers, [1, 2, 3, 4, 202]);
     assert_eq!(cfg.quotas.len(), 6, "and the nocountin exception");
     assert_eq!(cfg.services.len(), 1);
+}
+
+/// 3proxy's annotated sample (CR user, rotated log, archiver, rotate, admin, every service)
+/// and the packaged template (syslog, pid file) are accepted whole.
+#[test]
+fn the_classic_sample_and_the_packaged_template_are_accepted() {
+    let Some(dir) = sample_dir() else { return };
+    let cfg = config::load(&dir.join("cfg_3proxy.cfg.sample")).unwrap();
+    let kinds: Vec<&str> = cfg.services.iter().map(|s| s.kind.command()).collect();
+    assert_eq!(
+        kinds,
+        ["dnspr", "pop3p", "tcppm", "admin", "proxy", "socks"]
+    );
+    let cfg = config::load(&dir.join("scripts_3proxy.cfg.in")).unwrap();
+    assert!(cfg.services.is_empty());
+    assert!(cfg.process.pidfile.is_some());
 }

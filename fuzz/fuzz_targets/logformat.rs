@@ -73,6 +73,7 @@ triproxy_fuzz::target!(|data| {
         bytes_out,
         hops,
         text: &body,
+        reason: None,
     };
     let mut line = String::from("prefix:");
     format.render(&rec, &mut line);

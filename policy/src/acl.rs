@@ -1085,6 +1085,18 @@ pub struct Ace {
     weight: Option<u32>,
     /// `parent` lines after an `allow` line (empty: connect directly).
     parents: Parents,
+    /// `nolog` after the line: connections this entry decides leave no log record.
+    logging: Logging,
+}
+
+/// Whether the connections an ACL entry decides are logged (3proxy's `nolog` command).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Logging {
+    /// The default: one record per connection (or HTTP request).
+    #[default]
+    Logged,
+    /// `nolog`: the record is produced but not written (health checks, monitoring).
+    Unlogged,
 }
 
 impl Ace {
@@ -1170,7 +1182,18 @@ impl Ace {
             times: None,
             weight: None,
             parents: Parents::new(),
+            logging: Logging::Logged,
         }
+    }
+
+    /// `nolog`: the connections this entry decides are not logged.
+    pub fn set_nolog(&mut self) {
+        self.logging = Logging::Unlogged;
+    }
+
+    /// Whether the connections this entry decides are logged.
+    pub fn logging(&self) -> Logging {
+        self.logging
     }
 
     /// Whether every field of the entry matches the request (see [`AclRequest`] for how

@@ -4,7 +4,7 @@
 //! and the log line of each query, as 3proxy writes it (`%T` = `TYPE/name/address`).
 //! The executor (`exec/dnspr.rs`) owns the sockets.
 
-use crate::acl::{AclRequest, CivilTime, Operation};
+use crate::acl::{AclRequest, CivilTime, Logging, Operation};
 use crate::auth::AuthDecision;
 use crate::reason::Reason;
 use crate::service::ServicePolicy;
@@ -74,5 +74,7 @@ pub fn record(
         hops: 0,
         text,
         duration: now.saturating_duration_since(started),
+        // `nolog` is refused for dnspr services by the configuration reader.
+        logging: Logging::Logged,
     }
 }

@@ -61,6 +61,32 @@ pub struct RelayPlan {
     pub quota: Quota,
 }
 
+/// 3proxy's `logdump IN_BYTES [OUT_BYTES]`: a tunnel that has moved more than these many
+/// bytes in a direction since its last log record writes an interim record (code 0, the
+/// bytes and time since the previous record), so long downloads show up in the log while
+/// they run. `0` turns a direction off; both `0` (the default) is off.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct LogDump {
+    /// Bytes from the target to the client (3proxy's `%I`, first argument).
+    pub bytes_in: u64,
+    /// Bytes from the client to the target (`%O`, second argument).
+    pub bytes_out: u64,
+}
+
+impl LogDump {
+    /// Whether no interim records are written.
+    pub fn is_off(self) -> bool {
+        self.bytes_in == 0 && self.bytes_out == 0
+    }
+
+    /// Whether a tunnel that moved `bytes_in`/`bytes_out` since its last record writes an
+    /// interim one now (more than a threshold, as 3proxy compares).
+    pub fn is_due(self, bytes_in: u64, bytes_out: u64) -> bool {
+        (self.bytes_in != 0 && bytes_in > self.bytes_in)
+            || (self.bytes_out != 0 && bytes_out > self.bytes_out)
+    }
+}
+
 /// How a relay ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RelayEnd {

@@ -309,6 +309,8 @@ pub struct ServicePolicy {
     /// checked again against the auth chain and ACL of a reloaded configuration (the
     /// runtime then keeps each tunnel's [`crate::standing::Standing`]).
     pub force: bool,
+    /// `logdump`: when a tunnel writes interim log records.
+    pub logdump: crate::relay::LogDump,
     /// Source addresses for outgoing connections.
     pub external: SourceAddrs,
     /// The global `bandlimin`/`bandlimout` rules (shared by every service: one rule is one
@@ -362,6 +364,7 @@ impl ServicePolicy {
             needuser: NeedUser::default(),
             timeouts: Timeouts::default(),
             relay: RelayMode::default(),
+            logdump: crate::relay::LogDump::default(),
             external: SourceAddrs::default(),
             bandlimits: Arc::new(BandLimits::new()),
             quotas: Arc::new(Quotas::new()),

@@ -47,7 +47,7 @@
 //! assert!(matches!(s.poll_intent(), Some(Intent::Relay(_))));
 //! ```
 
-use crate::acl::{AclRequest, CivilTime, Operation};
+use crate::acl::{AclRequest, CivilTime, Logging, Operation};
 use crate::auth::{AuthDecision, AuthMethod, AuthOutcome};
 use crate::bandlim::{Direction, Pacer};
 use crate::chain::{Chain, ChainStep};
@@ -299,6 +299,10 @@ pub struct LogRecord {
     pub text: String,
     /// From accept to this record (`%D`).
     pub duration: Duration,
+    /// [`Logging::Unlogged`] when the ACL entry that allowed the request was marked
+    /// `nolog`: the daemon does not write the record. The engine still produces it, so
+    /// that every connection ends the same way and only the writer decides what is kept.
+    pub logging: Logging,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -335,7 +339,10 @@ pub struct Session {
     front: Option<Front>,
     version: Option<Version>,
     phase: Phase,
+    /// Accept, or the last interim record (`logdump`): where `%D` counts from.
     started: Instant,
+    /// Relay bytes (in, out) already told by interim records (`logdump`).
+    logged: (u64, u64),
     time: CivilTime,
     client: SocketAddr,
     internal: SocketAddr,
@@ -389,6 +396,7 @@ impl Session {
             version: None,
             phase: Phase::Handshake,
             started: now,
+            logged: (0, 0),
             time,
             client,
             internal: local,
@@ -822,6 +830,12 @@ impl Session {
         if self.phase != Phase::Relaying {
             return;
         }
+        // Interim records (`logdump`) already told the bytes up to their moment.
+        let report = RelayReport {
+            bytes_in: report.bytes_in.saturating_sub(self.logged.0),
+            bytes_out: report.bytes_out.saturating_sub(self.logged.1),
+            ..report
+        };
         let reason = match report.end {
             RelayEnd::Clean => None,
             other => Some(Reason::Relay(other)),
@@ -833,6 +847,26 @@ impl Session {
             report.bytes_in,
             report.bytes_out,
         );
+    }
+
+    /// `logdump`: the interim record of a tunnel whose `progress` (the relay's counts so
+    /// far) passed a threshold since the last record, or `None`. As in 3proxy the record
+    /// has code 0 and the bytes and time since the previous record; the next record (an
+    /// interim one or the last) starts counting from here.
+    pub fn interim_record(&mut self, now: Instant, progress: &RelayReport) -> Option<LogRecord> {
+        let dump = self.policy.logdump;
+        if dump.is_off() || self.phase != Phase::Relaying {
+            return None;
+        }
+        let bytes_in = progress.bytes_in.saturating_sub(self.logged.0);
+        let bytes_out = progress.bytes_out.saturating_sub(self.logged.1);
+        if !dump.is_due(bytes_in, bytes_out) {
+            return None;
+        }
+        let record = self.record(now, LogCode::SUCCESS, None, bytes_in, bytes_out);
+        self.logged = (progress.bytes_in, progress.bytes_out);
+        self.started = now;
+        Some(record)
     }
 
     /// Out of line, as is [`Session::authorize_and_connect`]: `handle_input` calls the
@@ -1360,6 +1394,10 @@ impl Session {
             hops: self.hops,
             text,
             duration: now.saturating_duration_since(self.started),
+            logging: self
+                .rule
+                .and_then(|i| self.policy.acl.get(i))
+                .map_or(Logging::Logged, |ace| ace.logging()),
         }
     }
 }

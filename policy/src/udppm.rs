@@ -13,7 +13,7 @@
 //! quota is spent, code 10. Bandwidth pipes police datagrams (one beyond the allowance
 //! is dropped), as for UDP ASSOCIATE.
 
-use crate::acl::{AclRequest, CivilTime, Operation};
+use crate::acl::{AclRequest, CivilTime, Logging, Operation};
 use crate::auth::AuthDecision;
 use crate::bandlim::{Direction, Pacer};
 use crate::connlim::ConnPermit;
@@ -48,6 +48,8 @@ pub struct Mapping {
     to_client: Pacer,
     to_target: Pacer,
     end: Option<RelayEnd>,
+    /// Whether the `allow` entry that granted the mapping was marked `nolog`.
+    logging: Logging,
 }
 
 impl Mapping {
@@ -76,6 +78,7 @@ impl Mapping {
             bytes_in: 0,
             bytes_out: 0,
             quota: Quota::default(),
+            logging: Logging::Logged,
             _permit: ConnPermit::default(),
             to_client: Pacer::default(),
             to_target: Pacer::default(),
@@ -93,13 +96,20 @@ impl Mapping {
         let decision = policy
             .auth
             .decide(&policy.users, None, None, &policy.acl, &request);
-        if let AuthDecision::Refused(code) = decision {
-            let reason = match code {
-                LogCode::ACL_DENIED => Reason::AclDenied,
-                LogCode::ACL_NO_MATCH => Reason::AclNoMatch,
-                other => Reason::Auth(other),
-            };
-            return Err(Box::new(mapping.record(now, code, Some(reason))));
+        match decision {
+            AuthDecision::Refused(code) => {
+                let reason = match code {
+                    LogCode::ACL_DENIED => Reason::AclDenied,
+                    LogCode::ACL_NO_MATCH => Reason::AclNoMatch,
+                    other => Reason::Auth(other),
+                };
+                return Err(Box::new(mapping.record(now, code, Some(reason))));
+            }
+            AuthDecision::Granted { rule, .. } => {
+                mapping.logging = rule
+                    .and_then(|i| policy.acl.get(i))
+                    .map_or(Logging::Logged, |ace| ace.logging());
+            }
         }
         if !policy.connlimits.is_empty() || !policy.quotas.is_empty() {
             let permit = policy.connlimits.admit(now, &request);
@@ -156,6 +166,7 @@ impl Mapping {
             bytes_in: 0,
             bytes_out: 0,
             quota: Quota::default(),
+            logging: Logging::Logged,
             _permit: ConnPermit::default(),
             to_client: Pacer::default(),
             to_target: Pacer::default(),
@@ -237,6 +248,7 @@ impl Mapping {
             hops: 0,
             text: format!("UDPMAP {}", self.requested),
             duration: now.saturating_duration_since(self.started),
+            logging: self.logging,
         }
     }
 }

@@ -498,3 +498,28 @@ proptest! {
         }
     }
 }
+
+/// `logdump`: due only past a threshold, each direction on its own, and never when off.
+#[test]
+fn logdump_thresholds() {
+    use triproxy_policy::relay::LogDump;
+    let off = LogDump::default();
+    assert!(off.is_off());
+    assert!(!off.is_due(u64::MAX, u64::MAX));
+    let down = LogDump {
+        bytes_in: 1000,
+        bytes_out: 0,
+    };
+    assert!(!down.is_off());
+    assert!(
+        !down.is_due(1000, u64::MAX),
+        "more than, as 3proxy compares"
+    );
+    assert!(down.is_due(1001, 0));
+    let up = LogDump {
+        bytes_in: 0,
+        bytes_out: 10,
+    };
+    assert!(!up.is_due(u64::MAX, 10));
+    assert!(up.is_due(0, 11));
+}

@@ -57,10 +57,29 @@ impl Daemon {
         daemon
     }
 
+    /// [`Daemon::start_binary`] with extra environment variables for the child (such as
+    /// `TRIPROXY_SYSLOG_SOCKET`), so parallel tests need not change this process's.
+    pub fn start_binary_env(
+        bin: &Path,
+        config: &str,
+        runtime: &str,
+        env: &[(&str, &Path)],
+    ) -> Daemon {
+        let path = scratch_dir().join("triproxy.cfg");
+        std::fs::write(&path, config).unwrap();
+        Self::spawn_binary_env(bin, &["--runtime", runtime, path.to_str().unwrap()], env)
+    }
+
     /// Starts `bin` with these arguments and waits for its first listening line.
     pub fn spawn_binary(bin: &Path, args: &[&str]) -> Daemon {
+        Self::spawn_binary_env(bin, args, &[])
+    }
+
+    /// [`Daemon::spawn_binary`] with extra environment variables for the child.
+    pub fn spawn_binary_env(bin: &Path, args: &[&str], env: &[(&str, &Path)]) -> Daemon {
         let mut child = Command::new(bin)
             .args(args)
+            .envs(env.iter().map(|(k, v)| (k, v.as_os_str())))
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()

@@ -543,6 +543,7 @@ fn log(
     started: Instant,
 ) {
     let record = LogRecord {
+        logging: triproxy_policy::acl::Logging::Logged,
         service: SERVICE_NAME,
         listen_port: internal.port(),
         code: handled.code,

@@ -49,6 +49,11 @@ pub(crate) enum Supported {
     Internal,
     Log,
     LogFormat,
+    Rotate,
+    Archiver,
+    LogJson,
+    NoLog,
+    LogDump,
     MaxConn,
     BandLimIn,
     BandLimOut,
@@ -114,6 +119,12 @@ const SUPPORTED: &[(&str, Supported, Arity)] = &[
     ("internal", Supported::Internal, Arity::exactly(1)),
     ("log", Supported::Log, Arity::at_least(0)),
     ("logformat", Supported::LogFormat, Arity::exactly(1)),
+    ("rotate", Supported::Rotate, Arity::exactly(1)),
+    ("archiver", Supported::Archiver, Arity::at_least(2)),
+    // triproxy's own: services started after it log one JSON object per line.
+    ("logjson", Supported::LogJson, Arity::exactly(0)),
+    ("nolog", Supported::NoLog, Arity::exactly(0)),
+    ("logdump", Supported::LogDump, Arity::between(1, 2)),
     ("maxconn", Supported::MaxConn, Arity::exactly(1)),
     ("bandlimin", Supported::BandLimIn, Arity::at_least(1)),
     ("bandlimout", Supported::BandLimOut, Arity::at_least(1)),
@@ -178,10 +189,6 @@ const NOT_YET: &[&str] = &[
     // addresses, sockets, capacity
     "maxseg",
     // logging
-    "rotate",
-    "archiver",
-    "logdump",
-    "nolog",
     // DNS
     "dialer",
     // access control and routing

@@ -13,10 +13,10 @@
 //! Commands run in order, as in 3proxy: a service line (`socks`, `proxy`, `tcppm`, `udppm`,
 //! `dnspr`, `pop3p`, `smtpp`, `imapp`, `tlspr`, `auto`, `admin`) takes a
 //! snapshot of the `auth` chain, the `allow`/`deny` list, the `log` target, the `logformat`,
-//! `maxconn`, the `authcache` settings and the `internal` address in force at that line;
+//! `logdump`, `maxconn`, the `authcache` settings and the `internal` address in force at that line;
 //! `flush` empties the ACL for
 //! later services; `users`, the `bandlim*`, `count*` and `connlim` rules, `counter`,
-//! `timeouts`, `delimchar` and the DNS commands are global and apply to every service
+//! `timeouts`, `rotate`, `archiver`, `delimchar` and the DNS commands are global and apply to every service
 //! wherever they appear.
 //!
 //! Supported commands: see the README's compatibility table; the `commands` module classifies every
@@ -40,11 +40,13 @@ mod commands;
 mod help;
 mod lexer;
 mod limits;
+mod logging;
 mod names;
 mod parse;
 mod process;
 
 pub use help::service_help;
+pub use logging::{Archiver, ArchiverArg, LogRetention, MAX_ARCHIVER_WORDS, MAX_SYSLOG_IDENT_LEN};
 pub use names::{NamesConfig, MAX_NSCACHE, MAX_NSRECORDS, MIN_NSCACHE};
 pub use process::{
     chrooted, mark_chrooted, Account, ProcessConfig, MAX_MONITORED_FILES, MAX_SYSTEM_COMMANDS,
@@ -142,6 +144,8 @@ pub struct Config {
     pub process: ProcessConfig,
     /// Things that were accepted but deserve a look (printed at start).
     pub warnings: Vec<ConfigWarning>,
+    /// `rotate` and `archiver`: global, the last line of each wins (as in 3proxy).
+    pub log_retention: LogRetention,
 }
 
 /// `counter FILE [REPORTTYPE REPORTPATH]`.
@@ -199,6 +203,22 @@ pub enum ConfigWarningKind {
         /// The file.
         path: PathBuf,
     },
+    /// The argument after `log FILE` is not a rotation letter: as in 3proxy, the file is
+    /// not rotated.
+    NotARotation {
+        /// The text given.
+        value: String,
+    },
+    /// A `logformat` or `-f` whose first character is not `L` or `G`: 3proxy takes the
+    /// first character as the time-zone selector whatever it is (local time unless `G`)
+    /// and does not print it, so the record silently loses it.
+    LogFormatZone {
+        /// The character consumed.
+        consumed: char,
+    },
+    /// `rotate` or `archiver` with no service writing a rotated log (`log FILE D`): they
+    /// have nothing to act on.
+    NothingRotated,
 }
 
 impl fmt::Display for ConfigWarning {
@@ -227,6 +247,18 @@ impl fmt::Display for ConfigWarning {
                 f,
                 "monitored file `{}` does not exist yet; it is watched anyway",
                 path.display()
+            ),
+            ConfigWarningKind::NotARotation { value } => write!(
+                f,
+                "`{value}` is not a log rotation (3proxy letters: C, H, D, W, M, Y); this log is not rotated"
+            ),
+            ConfigWarningKind::LogFormatZone { consumed } => write!(
+                f,
+                "the log format's first character `{}` is taken as the time zone (local time) and not printed, as in 3proxy; start the format with `L` (local time) or `G` (GMT)",
+                consumed.escape_default()
+            ),
+            ConfigWarningKind::NothingRotated => f.write_str(
+                "`rotate` and `archiver` act on rotated logs only (`log FILE C|H|D|W|M|Y`), and no service writes one",
             ),
         }
     }
@@ -261,6 +293,8 @@ pub struct ServiceConfig {
     pub log: LogTarget,
     /// Record format: `-f...`, else the `logformat` in force, else 3proxy's default.
     pub logformat: LogFormat,
+    /// `logdump` in force at the service line: when its tunnels write interim records.
+    pub logdump: triproxy_policy::relay::LogDump,
     /// What a forwarded HTTP request says about its client: `-a`, `-a1`, `-a2` (the HTTP
     /// proxy only; other services ignore it, as 3proxy does).
     pub anonymity: Anonymity,
@@ -402,6 +436,20 @@ pub enum LogTarget {
     Stdout,
     /// Appended to this file (`log FILE` or `-lFILE`), without rotation.
     File(PathBuf),
+    /// A file whose name changes with time (`log FILE ROTATION`, or a `%` template).
+    Rotating(RotatingLog),
+    /// The local syslog socket, with this ident (`log @IDENT`, `-l@IDENT`).
+    Syslog(String),
+}
+
+/// A rotated log: `log NAME [C|H|D|W|M|Y]` where NAME has a `%` template or a rotation
+/// letter follows. See [`crate::logrotate`].
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct RotatingLog {
+    /// The file name (plain, suffixed by period, or a template).
+    pub name: crate::logrotate::LogName,
+    /// How often the file changes.
+    pub rotation: crate::logrotate::Rotation,
 }
 
 /// A configuration that cannot be used, with the file and line to fix.
@@ -583,10 +631,20 @@ pub enum ConfigErrorKind {
         /// The command or option.
         what: &'static str,
     },
-    /// A rotation argument of `log` that is not a 3proxy rotation letter.
-    InvalidRotation {
-        /// The text given.
-        value: String,
+    /// A `log` file name that cannot be used (too long, a non-date macro in a template).
+    LogName(crate::logrotate::LogNameError),
+    /// A syslog ident (`log @IDENT`) that is too long or holds a space, `:`, `[` or a
+    /// control character (they would break the record's header).
+    BadSyslogIdent {
+        /// The ident given.
+        ident: String,
+    },
+    /// `nolog` with no `allow`/`deny` line before it.
+    NoLogWithoutAce,
+    /// An `archiver` line that cannot be run.
+    BadArchiver {
+        /// What is wrong.
+        problem: &'static str,
     },
     /// An argument that the command does not take.
     UnexpectedArgument {
@@ -796,10 +854,14 @@ impl fmt::Display for ConfigErrorKind {
             }
             K::LogFormat(e) => write!(f, "bad log format: {e}"),
             K::EmptyFileName { what } => write!(f, "`{what}` needs a file name"),
-            K::InvalidRotation { value } => write!(
+            K::LogName(e) => write!(f, "{e}"),
+            K::BadSyslogIdent { ident } => write!(
                 f,
-                "`{value}` is not a log rotation (3proxy letters: C, H, D, W, M, Y)"
+                "`{}` is not a usable syslog ident (at most {MAX_SYSLOG_IDENT_LEN} bytes, no space, `:`, `[` or control character)",
+                ident.escape_default()
             ),
+            K::BadArchiver { problem } => write!(f, "unusable `archiver`: {problem}"),
+            K::NoLogWithoutAce => write!(f, "`nolog` must follow an `allow` or `deny` line"),
             K::UnexpectedArgument { command, argument } => {
                 write!(f, "`{command}` does not take the argument `{argument}`")
             }

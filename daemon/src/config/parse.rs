@@ -9,6 +9,7 @@ use super::auth;
 use super::commands::{self, Arity, Lookup, Supported};
 use super::lexer::{self, Mode, SyntaxError};
 use super::limits;
+use super::logging::{self, LogRetention};
 use super::names::NamesConfig;
 use super::process::{self, ProcessConfig};
 use super::{
@@ -33,6 +34,7 @@ use triproxy_policy::bandlim::BandLimits;
 use triproxy_policy::connlim::ConnLimits;
 use triproxy_policy::parent::{ParentError, ParentHop};
 use triproxy_policy::quota::Quotas;
+use triproxy_policy::relay::LogDump;
 use triproxy_policy::service::{Anonymity, Timeouts, DEFAULT_TIMEOUTS, TIMEOUT_COUNT};
 use triproxy_policy::service::{MailOptions, TlsOptions, DEFAULT_DELIMITER};
 use triproxy_policy::users::Users;
@@ -78,6 +80,11 @@ pub(super) struct Parser {
     counter: Option<CounterConfig>,
     names: NamesConfig,
     warnings: Vec<ConfigWarning>,
+    log_retention: LogRetention,
+    /// File and line of the last `rotate` or `archiver` (for the warning when no log is
+    /// rotated).
+    retention_origin: Option<(String, usize)>,
+    logdump: LogDump,
     services: Vec<ServiceConfig>,
     /// Canonical paths of the files being read, outermost first (cycle detection).
     open_files: Vec<PathBuf>,
@@ -117,6 +124,9 @@ impl Parser {
             counter: None,
             names: NamesConfig::default(),
             warnings: Vec::new(),
+            log_retention: LogRetention::default(),
+            retention_origin: None,
+            logdump: LogDump::default(),
             services: Vec::new(),
             open_files: Vec::new(),
             includers: Vec::new(),
@@ -150,6 +160,9 @@ impl Parser {
     }
 
     pub(super) fn finish(mut self) -> Config {
+        if let Some(w) = logging::retention_warning(&self.services, self.retention_origin) {
+            self.warnings.push(w);
+        }
         for service in &mut self.services {
             if let ServiceKind::Pop3p(m) | ServiceKind::Smtpp(m) | ServiceKind::Imapp(m) =
                 &mut service.kind
@@ -169,6 +182,18 @@ impl Parser {
             names: self.names,
             process: self.process,
             warnings: self.warnings,
+            log_retention: self.log_retention,
+        }
+    }
+
+    /// Records a warning about the line `here`, if there is one.
+    fn warn(&mut self, here: Here<'_>, kind: Option<ConfigWarningKind>) {
+        if let Some(kind) = kind {
+            self.warnings.push(ConfigWarning {
+                file: here.file.to_owned(),
+                line: here.line,
+                kind,
+            });
         }
     }
 
@@ -479,11 +504,34 @@ impl Parser {
                     .map_err(|k| self.error(here, k))?;
             }
             Supported::Log => {
-                self.log = parse_log(&args, here.base_dir).map_err(|k| self.error(here, k))?;
+                let (log, warning) =
+                    logging::parse_log(&args, here.base_dir).map_err(|k| self.error(here, k))?;
+                self.log = log;
+                self.warn(here, warning);
             }
             Supported::LogFormat => {
-                self.logformat = LogFormat::parse(args.first().copied().unwrap_or_default())
+                let format = args.first().copied().unwrap_or_default();
+                self.logformat = LogFormat::parse(format)
                     .map_err(|e| self.error(here, ConfigErrorKind::LogFormat(e)))?;
+                self.warn(here, logging::logformat_zone_warning(format));
+            }
+            Supported::LogJson => self.logformat = LogFormat::json(),
+            Supported::LogDump => {
+                self.logdump = logging::parse_logdump(&args).map_err(|k| self.error(here, k))?;
+            }
+            Supported::NoLog => {
+                logging::apply_nolog(&mut self.acl).map_err(|k| self.error(here, k))?;
+            }
+            Supported::Rotate => {
+                self.log_retention.keep =
+                    logging::parse_rotate(args.first().copied().unwrap_or_default())
+                        .map_err(|k| self.error(here, k))?;
+                self.retention_origin = Some((here.file.to_owned(), here.line));
+            }
+            Supported::Archiver => {
+                self.log_retention.archiver =
+                    Some(logging::parse_archiver(&args).map_err(|k| self.error(here, k))?);
+                self.retention_origin = Some((here.file.to_owned(), here.line));
             }
             Supported::MaxConn => {
                 self.maxconn = parse_maxconn(args.first().copied().unwrap_or_default())
@@ -585,7 +633,7 @@ impl Parser {
                     self.process.group = Some(account);
                 }
             }
-            Supported::Writable => self.warn(here, ConfigWarningKind::Writable),
+            Supported::Writable => self.warn_at(here, ConfigWarningKind::Writable),
             Supported::StackSize => {
                 parse_decimal(args.first().copied().unwrap_or_default())
                     .filter(|&n| n <= u64::from(u32::MAX))
@@ -600,7 +648,7 @@ impl Parser {
                             },
                         )
                     })?;
-                self.warn(here, ConfigWarningKind::StackSize);
+                self.warn_at(here, ConfigWarningKind::StackSize);
             }
             Supported::Force => self.force = true,
             Supported::NoForce => self.force = false,
@@ -628,6 +676,7 @@ impl Parser {
             return Err(self.error(here, ConfigErrorKind::CacheWithoutAuthcache));
         }
         let line = service_line(command, args).map_err(|k| self.error(here, k))?;
+        logging::check_nolog(&line.kind, &self.acl).map_err(|k| self.error(here, k))?;
         let defaults = ServiceConfig {
             listen: SocketAddr::new(self.internal, line.default_port()),
             kind: line.kind,
@@ -643,11 +692,15 @@ impl Parser {
             family: Family::V4ThenV6,
             log: self.log.clone(),
             logformat: self.logformat.clone(),
+            logdump: self.logdump,
             origin: (here.file.to_owned(), here.line),
             force: self.force,
         };
         let mut service = apply_options(defaults, command, line.options, here.base_dir)
             .map_err(|k| self.error(here, k))?;
+        for warning in logging::option_warnings(line.options) {
+            self.warn(here, Some(warning));
+        }
         if let Some(port) = line.port {
             service.listen.set_port(port);
         }
@@ -655,7 +708,7 @@ impl Parser {
         Ok(())
     }
 
-    fn warn(&mut self, here: Here<'_>, kind: ConfigWarningKind) {
+    fn warn_at(&mut self, here: Here<'_>, kind: ConfigWarningKind) {
         self.warnings.push(ConfigWarning {
             file: here.file.to_owned(),
             line: here.line,
@@ -678,7 +731,7 @@ impl Parser {
             ));
         }
         if !path.exists() {
-            self.warn(
+            self.warn_at(
                 here,
                 ConfigWarningKind::MonitorMissing { path: path.clone() },
             );
@@ -996,47 +1049,6 @@ fn parse_decimal(value: &str) -> Option<u64> {
     value.parse().ok()
 }
 
-/// `log [TARGET [ROTATION]]`.
-fn parse_log(args: &[&str], base_dir: &Path) -> Result<LogTarget, ConfigErrorKind> {
-    let Some((&target, rest)) = args.split_first() else {
-        return Ok(LogTarget::Stdout);
-    };
-    if let Some(&extra) = rest.get(1) {
-        return Err(ConfigErrorKind::UnexpectedArgument {
-            command: "log".to_owned(),
-            argument: extra.to_owned(),
-        });
-    }
-    let not_yet = |feature: String| Err(ConfigErrorKind::NotSupportedYet { feature });
-    let result = if target.is_empty() {
-        Err(ConfigErrorKind::EmptyFileName { what: "log" })
-    } else if target == "/dev/null" {
-        Ok(LogTarget::Off)
-    } else if target.starts_with('@') {
-        not_yet(format!("logging to syslog (`log {target}`)"))
-    } else if target.starts_with('&') {
-        not_yet(format!("ODBC logging (`log {target}`)"))
-    } else if target == "radius" {
-        not_yet("RADIUS accounting (`log radius`)".to_owned())
-    } else if target.contains('%') {
-        not_yet(format!("log file name templates (`log {target}`)"))
-    } else {
-        Ok(LogTarget::File(resolve(base_dir, target)))
-    };
-    let target = result?;
-    if let Some(&rotation) = rest.first() {
-        return match rotation.chars().next() {
-            Some('C' | 'c' | 'H' | 'h' | 'D' | 'd' | 'W' | 'w' | 'M' | 'm' | 'Y' | 'y') => {
-                not_yet(format!("log rotation (`{rotation}`)"))
-            }
-            _ => Err(ConfigErrorKind::InvalidRotation {
-                value: rotation.to_owned(),
-            }),
-        };
-    }
-    Ok(target)
-}
-
 /// 3proxy service options that triproxy does not implement yet (3proxy.md section 3).
 const OPTIONS_NOT_YET: &[char] = &[
     'b', 'c', 'C', 'd', 'D', 'F', 'g', 'h', 'H', 'I', 'N', 'o', 'P', 'r', 'R', 'S', 't', 'T', 'U',
@@ -1112,10 +1124,8 @@ fn apply_options(
                     LogTarget::Stdout
                 } else if value == "/dev/null" {
                     LogTarget::Off
-                } else if value.starts_with('@') {
-                    return Err(ConfigErrorKind::NotSupportedYet {
-                        feature: format!("logging to syslog (`{arg}`)"),
-                    });
+                } else if let Some(ident) = value.strip_prefix('@') {
+                    logging::syslog(ident)?
                 } else {
                     LogTarget::File(resolve(base_dir, value))
                 }
@@ -1256,10 +1266,19 @@ pub(super) fn standalone(service: &str, args: &[String]) -> Result<Config, Confi
         family: Family::V4ThenV6,
         log: LogTarget::Stdout,
         logformat: LogFormat::default_3proxy(),
+        logdump: LogDump::default(),
         origin: (ORIGIN.to_owned(), 0),
         force: true,
     };
     let mut svc = apply_options(defaults, service, line.options, Path::new("")).map_err(fail)?;
+    let warnings = logging::option_warnings(line.options)
+        .into_iter()
+        .map(|kind| ConfigWarning {
+            file: ORIGIN.to_owned(),
+            line: 0,
+            kind,
+        })
+        .collect();
     if let Some(port) = line.port {
         svc.listen.set_port(port);
     }
@@ -1274,7 +1293,8 @@ pub(super) fn standalone(service: &str, args: &[String]) -> Result<Config, Confi
         counter: None,
         names: NamesConfig::default(),
         process: ProcessConfig::default(),
-        warnings: Vec::new(),
+        warnings,
+        log_retention: LogRetention::default(),
     })
 }
 

@@ -44,6 +44,8 @@ pub trait Start {
     fn start(config: &str, runtime: &str) -> Daemon;
     /// Starts the binary with these arguments and waits for its first listening line.
     fn spawn(args: &[&str]) -> Daemon;
+    /// [`Start::start`] with extra environment variables for the daemon.
+    fn start_env(config: &str, runtime: &str, env: &[(&str, &Path)]) -> Daemon;
 }
 
 impl Start for Daemon {
@@ -53,6 +55,15 @@ impl Start for Daemon {
 
     fn spawn(args: &[&str]) -> Daemon {
         Daemon::spawn_binary(Path::new(env!("CARGO_BIN_EXE_triproxy")), args)
+    }
+
+    fn start_env(config: &str, runtime: &str, env: &[(&str, &Path)]) -> Daemon {
+        Daemon::start_binary_env(
+            Path::new(env!("CARGO_BIN_EXE_triproxy")),
+            config,
+            runtime,
+            env,
+        )
     }
 }
 

@@ -132,6 +132,10 @@ async fn relay<R: Io>(io: &R, client: &R::Stream, tunnel: &mut Tunnel<R::Stream>
                 };
             }
         }
+        // `logdump`: decided by the session from the counts so far.
+        if let Some(record) = tunnel.session.interim_record(now, &relay.report()) {
+            io.log(&record);
+        }
         if let Some(end) = relay.end() {
             if end != RelayEnd::Clean {
                 // Each peer sees the end at once; what the stores hold is dropped.

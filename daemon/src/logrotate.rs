@@ -1,0 +1,547 @@
+//! Log file rotation as pure functions of a local civil time: which period a moment falls
+//! in, the file name of a period, and which old files `rotate N` deletes.
+//!
+//! This follows 3proxy (`src/conf.c dologname`, `src/3proxy.c timechanged`): a rotated log
+//! is never renamed. The file being written always carries its period in its name, either
+//! through a `%` template (`log /var/log/3proxy-%Y%m%d.log D`) or, without one, through a
+//! date suffix 3proxy style (`log /var/log/3proxy.log D` writes
+//! `/var/log/3proxy.log.2026.12.02`). When the period changes the writer opens the next
+//! name; nothing is moved, so `tail -F` and archivers see closed files only.
+//!
+//! Nothing here reads a clock or touches a file: the writer (`logsink`) passes the local
+//! time of each record and carries out the answers, which keeps every rule unit-tested
+//! without waiting for a day to pass.
+
+use chrono::{Datelike, Duration as ChronoDuration, Months, NaiveDate, NaiveDateTime, Timelike};
+use std::path::{Path, PathBuf};
+
+/// Most old periods one rotation looks back over to delete expired files. After a long
+/// stop (the daemon was down for months), files older than this many periods beyond the
+/// `rotate` count are left alone rather than probing thousands of names.
+pub const MAX_EXPIRED_PER_ROTATION: u32 = 64;
+
+/// Largest `rotate` count accepted (100 years of daily files).
+pub const MAX_ROTATE_KEEP: u32 = 36_500;
+
+/// Longest log file name (template or plain) accepted, in bytes (3proxy refuses 4096 and
+/// more).
+pub const MAX_LOG_NAME_LEN: usize = 4095;
+
+/// How often a log file changes: 3proxy's rotation letters (`C`, `H`, `D`, `W`, `M`, `Y`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Rotation {
+    /// One file for the life of the process.
+    Never,
+    /// `C`: every minute (3proxy's letter; handy for tests).
+    Minutely,
+    /// `H`: every hour.
+    Hourly,
+    /// `D`: every day at local midnight.
+    Daily,
+    /// `W`: every week, starting on Sunday at local midnight (as 3proxy).
+    Weekly,
+    /// `M`: every month.
+    Monthly,
+    /// `Y`: every year.
+    Annually,
+}
+
+impl Rotation {
+    /// The rotation a 3proxy rotation argument selects by its first letter
+    /// (case-insensitive), or `None` for any other text (3proxy then does not rotate).
+    pub fn from_argument(arg: &str) -> Option<Rotation> {
+        Some(match arg.chars().next()?.to_ascii_uppercase() {
+            'C' => Rotation::Minutely,
+            'H' => Rotation::Hourly,
+            'D' => Rotation::Daily,
+            'W' => Rotation::Weekly,
+            'M' => Rotation::Monthly,
+            'Y' => Rotation::Annually,
+            _ => return None,
+        })
+    }
+
+    /// The first moment of the period `t` is in. For [`Rotation::Never`] this is `t`
+    /// itself: the caller keeps the period it opened with.
+    pub fn period_start(self, t: NaiveDateTime) -> NaiveDateTime {
+        let date = t.date();
+        let midnight = |d: NaiveDate| d.and_hms_opt(0, 0, 0).unwrap_or(t);
+        match self {
+            Rotation::Never => t,
+            Rotation::Minutely => date.and_hms_opt(t.hour(), t.minute(), 0).unwrap_or(t),
+            Rotation::Hourly => date.and_hms_opt(t.hour(), 0, 0).unwrap_or(t),
+            Rotation::Daily => midnight(date),
+            Rotation::Weekly => {
+                let back = ChronoDuration::days(i64::from(date.weekday().num_days_from_sunday()));
+                midnight(date.checked_sub_signed(back).unwrap_or(date))
+            }
+            Rotation::Monthly => midnight(date.with_day(1).unwrap_or(date)),
+            Rotation::Annually => midnight(date.with_ordinal(1).unwrap_or(date)),
+        }
+    }
+
+    /// Whether a record at `now` belongs to another file than the one opened for the
+    /// period starting at `current` (never for [`Rotation::Never`]). A clock set back
+    /// also changes the period, as in 3proxy.
+    pub fn changed(self, current: NaiveDateTime, now: NaiveDateTime) -> bool {
+        self != Rotation::Never && self.period_start(now) != current
+    }
+
+    /// The start of the period `n` periods before the one starting at `start`, on the
+    /// calendar (a month back is a calendar month, not 3proxy's 28 days). `None` for
+    /// [`Rotation::Never`] or before the representable range.
+    pub fn periods_back(self, start: NaiveDateTime, n: u32) -> Option<NaiveDateTime> {
+        let n64 = i64::from(n);
+        let back = match self {
+            Rotation::Never => return None,
+            Rotation::Minutely => ChronoDuration::try_minutes(n64)?,
+            Rotation::Hourly => ChronoDuration::try_hours(n64)?,
+            Rotation::Daily => ChronoDuration::try_days(n64)?,
+            Rotation::Weekly => ChronoDuration::try_weeks(n64)?,
+            Rotation::Monthly => return start.checked_sub_months(Months::new(n)),
+            Rotation::Annually => return start.checked_sub_months(Months::new(n.checked_mul(12)?)),
+        };
+        // Minutes and hours across a DST change stay aligned: local civil time has no
+        // gaps here, it is a plain calendar.
+        start.checked_sub_signed(back)
+    }
+}
+
+/// Why a log file name cannot be used.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum LogNameError {
+    /// Longer than [`MAX_LOG_NAME_LEN`] bytes.
+    TooLong {
+        /// Its length.
+        len: usize,
+    },
+    /// A `%` macro other than the date and time ones in a file name template.
+    NotADateMacro {
+        /// The character after `%`.
+        found: char,
+    },
+}
+
+impl core::fmt::Display for LogNameError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            LogNameError::TooLong { len } => write!(
+                f,
+                "log file name of {len} bytes (at most {MAX_LOG_NAME_LEN})"
+            ),
+            LogNameError::NotADateMacro { found } => write!(
+                f,
+                "`%{}` in a log file name: only the date macros %y %Y %m %o %d %H %M %S and %% may be used",
+                found.escape_default()
+            ),
+        }
+    }
+}
+
+impl std::error::Error for LogNameError {}
+
+/// One piece of a file name template.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+enum Piece {
+    Literal(String),
+    Year2,
+    Year4,
+    Month,
+    MonthName,
+    Day,
+    Hour,
+    Minute,
+    Second,
+}
+
+const MONTHS: [&str; 12] = [
+    "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+];
+
+/// A log file's name: plain (a date suffix is added when rotating) or a `%` template.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct LogName {
+    /// The directory relative names are under (the configuration file's).
+    base_dir: PathBuf,
+    /// The name as written.
+    source: String,
+    /// How `source` becomes a file name.
+    kind: NameKind,
+}
+
+/// How a [`LogName`] is turned into a file name.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+enum NameKind {
+    /// A plain name: 3proxy's date suffix is added when rotating.
+    Plain,
+    /// A `%` template, rendered at the period's start.
+    Template(Vec<Piece>),
+}
+
+impl LogName {
+    /// A name as written after `log`: with a `%` it is a template of date macros (`%y %Y
+    /// %m %o %d %H %M %S`, `%%` for a `%`), rendered in local time. Relative names are
+    /// under `base_dir`.
+    ///
+    /// ```
+    /// use triproxy::logrotate::{LogName, Rotation};
+    /// let t = chrono::NaiveDate::from_ymd_opt(2026, 12, 2).unwrap().and_hms_opt(18, 5, 0).unwrap();
+    /// let n = LogName::parse("/var/log/p-%Y%m%d.log", "/etc".as_ref()).unwrap();
+    /// assert_eq!(n.path_for(Rotation::Daily, t), std::path::Path::new("/var/log/p-20261202.log"));
+    /// let plain = LogName::parse("p.log", "/etc".as_ref()).unwrap();
+    /// assert_eq!(plain.path_for(Rotation::Hourly, t), std::path::Path::new("/etc/p.log.2026.12.02-18"));
+    /// ```
+    pub fn parse(name: &str, base_dir: &Path) -> Result<LogName, LogNameError> {
+        if name.len() > MAX_LOG_NAME_LEN {
+            return Err(LogNameError::TooLong { len: name.len() });
+        }
+        let kind = if name.contains('%') {
+            NameKind::Template(parse_template(name)?)
+        } else {
+            NameKind::Plain
+        };
+        Ok(LogName {
+            base_dir: base_dir.to_path_buf(),
+            source: name.to_owned(),
+            kind,
+        })
+    }
+
+    /// Whether the name is a `%` template.
+    pub fn is_template(&self) -> bool {
+        matches!(self.kind, NameKind::Template(_))
+    }
+
+    /// The file name for the period starting at `period` (as given by
+    /// [`Rotation::period_start`]): the template rendered at that moment, or the plain
+    /// name with 3proxy's suffix for `rotation` (none, `.YYYY`, `.YYYY.MM`, `.YYYY.MM.DD`
+    /// for days and weeks, `.YYYY.MM.DD-HH`, `.YYYY.MM.DD-HH.MM`).
+    pub fn path_for(&self, rotation: Rotation, period: NaiveDateTime) -> PathBuf {
+        let rendered = match &self.kind {
+            NameKind::Template(pieces) => render_template(pieces, period),
+            NameKind::Plain => {
+                let (y, mo, d) = (period.year(), period.month(), period.day());
+                let (h, mi) = (period.hour(), period.minute());
+                let suffix = match rotation {
+                    Rotation::Never => String::new(),
+                    Rotation::Annually => format!(".{y:04}"),
+                    Rotation::Monthly => format!(".{y:04}.{mo:02}"),
+                    Rotation::Daily | Rotation::Weekly => format!(".{y:04}.{mo:02}.{d:02}"),
+                    Rotation::Hourly => format!(".{y:04}.{mo:02}.{d:02}-{h:02}"),
+                    Rotation::Minutely => format!(".{y:04}.{mo:02}.{d:02}-{h:02}.{mi:02}"),
+                };
+                format!("{}{suffix}", self.source)
+            }
+        };
+        let p = Path::new(&rendered);
+        if p.is_absolute() {
+            p.to_path_buf()
+        } else {
+            self.base_dir.join(p)
+        }
+    }
+
+    /// The files `rotate keep` deletes when the period starting at `current` begins, the
+    /// previous file having been opened for the period starting at `previous`: the files of
+    /// the periods that are now more than `keep` periods old and were not already past that
+    /// age at the previous rotation (at most [`MAX_EXPIRED_PER_ROTATION`]). With an
+    /// archiver, the archives (`name.EXT`) are what is kept, so those are deleted.
+    ///
+    /// 3proxy deletes exactly the file `keep` periods back, keeping `keep - 1` old files;
+    /// triproxy keeps `keep` old files, as 3proxy's manual describes the command.
+    pub fn expired(
+        &self,
+        rotation: Rotation,
+        keep: u32,
+        previous: NaiveDateTime,
+        current: NaiveDateTime,
+        archive_ext: Option<&str>,
+    ) -> Vec<PathBuf> {
+        let mut out = Vec::new();
+        if rotation == Rotation::Never || keep == 0 {
+            return out;
+        }
+        // The newest period to delete: `keep + 1` back from the current one.
+        let Some(mut period) = rotation.periods_back(current, keep.saturating_add(1)) else {
+            return out;
+        };
+        // The newest period the previous rotation already deleted.
+        let done = rotation.periods_back(previous, keep.saturating_add(1));
+        for _ in 0..MAX_EXPIRED_PER_ROTATION {
+            if done.is_some_and(|d| period <= d) {
+                break;
+            }
+            let mut path = self.path_for(rotation, period).into_os_string();
+            if let Some(ext) = archive_ext {
+                path.push(".");
+                path.push(ext);
+            }
+            out.push(PathBuf::from(path));
+            match rotation.periods_back(period, 1) {
+                Some(p) => period = rotation.period_start(p),
+                None => break,
+            }
+        }
+        out
+    }
+}
+
+fn parse_template(name: &str) -> Result<Vec<Piece>, LogNameError> {
+    let mut pieces = Vec::new();
+    let mut lit = String::new();
+    let mut chars = name.chars();
+    while let Some(c) = chars.next() {
+        if c != '%' {
+            lit.push(c);
+            continue;
+        }
+        let piece = match chars.next() {
+            // A trailing `%` is itself, as in logformat.
+            None | Some('%') => {
+                lit.push('%');
+                continue;
+            }
+            Some('y') => Piece::Year2,
+            Some('Y') => Piece::Year4,
+            Some('m') => Piece::Month,
+            Some('o') => Piece::MonthName,
+            Some('d') => Piece::Day,
+            Some('H') => Piece::Hour,
+            Some('M') => Piece::Minute,
+            Some('S') => Piece::Second,
+            Some(found) => return Err(LogNameError::NotADateMacro { found }),
+        };
+        if !lit.is_empty() {
+            pieces.push(Piece::Literal(core::mem::take(&mut lit)));
+        }
+        pieces.push(piece);
+    }
+    if !lit.is_empty() {
+        pieces.push(Piece::Literal(lit));
+    }
+    Ok(pieces)
+}
+
+fn render_template(pieces: &[Piece], t: NaiveDateTime) -> String {
+    let mut s = String::new();
+    for p in pieces {
+        let two = |v: u32| format!("{v:02}");
+        match p {
+            Piece::Literal(l) => s.push_str(l),
+            Piece::Year2 => s.push_str(&two(t.year().rem_euclid(100).unsigned_abs())),
+            Piece::Year4 => s.push_str(&format!("{:04}", t.year())),
+            Piece::Month => s.push_str(&two(t.month())),
+            Piece::MonthName => {
+                let idx = usize::try_from(t.month0()).unwrap_or(0);
+                s.push_str(MONTHS.get(idx).copied().unwrap_or("Jan"));
+            }
+            Piece::Day => s.push_str(&two(t.day())),
+            Piece::Hour => s.push_str(&two(t.hour())),
+            Piece::Minute => s.push_str(&two(t.minute())),
+            Piece::Second => s.push_str(&two(t.second())),
+        }
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(y: i32, mo: u32, d: u32, h: u32, mi: u32, s: u32) -> NaiveDateTime {
+        NaiveDate::from_ymd_opt(y, mo, d)
+            .unwrap()
+            .and_hms_opt(h, mi, s)
+            .unwrap()
+    }
+
+    #[test]
+    fn rotation_letters_as_3proxy() {
+        assert_eq!(Rotation::from_argument("C"), Some(Rotation::Minutely));
+        assert_eq!(Rotation::from_argument("hourly"), Some(Rotation::Hourly));
+        assert_eq!(Rotation::from_argument("d"), Some(Rotation::Daily));
+        assert_eq!(Rotation::from_argument("Weekly"), Some(Rotation::Weekly));
+        assert_eq!(Rotation::from_argument("m"), Some(Rotation::Monthly));
+        assert_eq!(Rotation::from_argument("Y"), Some(Rotation::Annually));
+        assert_eq!(Rotation::from_argument("N"), None);
+        assert_eq!(Rotation::from_argument(""), None);
+    }
+
+    #[test]
+    fn period_starts() {
+        // Wednesday 2 December 2026, 18:05:42.
+        let t = at(2026, 12, 2, 18, 5, 42);
+        assert_eq!(
+            Rotation::Minutely.period_start(t),
+            at(2026, 12, 2, 18, 5, 0)
+        );
+        assert_eq!(Rotation::Hourly.period_start(t), at(2026, 12, 2, 18, 0, 0));
+        assert_eq!(Rotation::Daily.period_start(t), at(2026, 12, 2, 0, 0, 0));
+        // Weeks start on Sunday, as in 3proxy.
+        assert_eq!(Rotation::Weekly.period_start(t), at(2026, 11, 29, 0, 0, 0));
+        assert_eq!(
+            Rotation::Weekly.period_start(at(2026, 11, 29, 0, 0, 0)),
+            at(2026, 11, 29, 0, 0, 0)
+        );
+        assert_eq!(Rotation::Monthly.period_start(t), at(2026, 12, 1, 0, 0, 0));
+        assert_eq!(Rotation::Annually.period_start(t), at(2026, 1, 1, 0, 0, 0));
+        assert_eq!(Rotation::Never.period_start(t), t);
+    }
+
+    #[test]
+    fn period_changes() {
+        let open = Rotation::Daily.period_start(at(2026, 12, 2, 10, 0, 0));
+        assert!(!Rotation::Daily.changed(open, at(2026, 12, 2, 23, 59, 59)));
+        assert!(Rotation::Daily.changed(open, at(2026, 12, 3, 0, 0, 0)));
+        // A clock set back is a change too.
+        assert!(Rotation::Daily.changed(open, at(2026, 12, 1, 23, 0, 0)));
+        assert!(!Rotation::Never.changed(open, at(2030, 1, 1, 0, 0, 0)));
+        let minute = Rotation::Minutely.period_start(at(2026, 12, 2, 10, 0, 30));
+        assert!(Rotation::Minutely.changed(minute, at(2026, 12, 2, 10, 1, 0)));
+    }
+
+    #[test]
+    fn periods_back_on_the_calendar() {
+        let t = at(2026, 3, 31, 0, 0, 0);
+        assert_eq!(
+            Rotation::Daily.periods_back(t, 31),
+            Some(at(2026, 2, 28, 0, 0, 0))
+        );
+        assert_eq!(
+            Rotation::Monthly.periods_back(at(2026, 3, 1, 0, 0, 0), 2),
+            Some(at(2026, 1, 1, 0, 0, 0))
+        );
+        assert_eq!(
+            Rotation::Annually.periods_back(at(2026, 1, 1, 0, 0, 0), 3),
+            Some(at(2023, 1, 1, 0, 0, 0))
+        );
+        assert_eq!(
+            Rotation::Weekly.periods_back(at(2026, 11, 29, 0, 0, 0), 1),
+            Some(at(2026, 11, 22, 0, 0, 0))
+        );
+        assert_eq!(Rotation::Never.periods_back(t, 1), None);
+        assert_eq!(Rotation::Annually.periods_back(t, u32::MAX), None);
+    }
+
+    #[test]
+    fn plain_names_get_3proxy_suffixes() {
+        let n = LogName::parse("/var/log/3proxy.log", Path::new("/etc")).unwrap();
+        let t = at(2026, 12, 2, 18, 5, 0);
+        let p = |r: Rotation| n.path_for(r, r.period_start(t)).display().to_string();
+        assert_eq!(
+            p(Rotation::Never),
+            "/var/log/3proxy.log.".trim_end_matches('.')
+        );
+        assert_eq!(p(Rotation::Annually), "/var/log/3proxy.log.2026");
+        assert_eq!(p(Rotation::Monthly), "/var/log/3proxy.log.2026.12");
+        assert_eq!(p(Rotation::Daily), "/var/log/3proxy.log.2026.12.02");
+        assert_eq!(p(Rotation::Weekly), "/var/log/3proxy.log.2026.11.29");
+        assert_eq!(p(Rotation::Hourly), "/var/log/3proxy.log.2026.12.02-18");
+        assert_eq!(
+            p(Rotation::Minutely),
+            "/var/log/3proxy.log.2026.12.02-18.05"
+        );
+        let rel = LogName::parse("logs/p.log", Path::new("/etc/3proxy")).unwrap();
+        assert_eq!(
+            rel.path_for(Rotation::Never, t),
+            Path::new("/etc/3proxy/logs/p.log")
+        );
+        assert!(!rel.is_template());
+    }
+
+    #[test]
+    fn templates_render_date_macros() {
+        let n = LogName::parse("/l/%y|%Y|%m|%o|%d|%H|%M|%S|%%|x%", Path::new("/")).unwrap();
+        assert!(n.is_template());
+        assert_eq!(
+            n.path_for(Rotation::Never, at(2026, 2, 3, 4, 5, 6)),
+            Path::new("/l/26|2026|02|Feb|03|04|05|06|%|x%")
+        );
+        let daily = LogName::parse("/l/3proxy-%y%m%d.log", Path::new("/")).unwrap();
+        let t = at(2026, 12, 2, 18, 5, 0);
+        assert_eq!(
+            daily.path_for(Rotation::Daily, Rotation::Daily.period_start(t)),
+            Path::new("/l/3proxy-261202.log")
+        );
+    }
+
+    #[test]
+    fn template_errors() {
+        assert_eq!(
+            LogName::parse("/l/%N.log", Path::new("/")),
+            Err(LogNameError::NotADateMacro { found: 'N' })
+        );
+        assert_eq!(
+            LogNameError::NotADateMacro { found: 'N' }.to_string(),
+            "`%N` in a log file name: only the date macros %y %Y %m %o %d %H %M %S and %% may be used"
+        );
+        let long = "a".repeat(MAX_LOG_NAME_LEN + 1);
+        assert_eq!(
+            LogName::parse(&long, Path::new("/")),
+            Err(LogNameError::TooLong {
+                len: MAX_LOG_NAME_LEN + 1
+            })
+        );
+    }
+
+    #[test]
+    fn rotate_keeps_n_old_files() {
+        let n = LogName::parse("/l/p.log", Path::new("/")).unwrap();
+        let prev = at(2026, 12, 1, 0, 0, 0);
+        let cur = at(2026, 12, 2, 0, 0, 0);
+        // Kept: 12.01 and 11.30 (2 old files); deleted: 11.29.
+        assert_eq!(
+            n.expired(Rotation::Daily, 2, prev, cur, None),
+            vec![PathBuf::from("/l/p.log.2026.11.29")]
+        );
+        assert_eq!(
+            n.expired(Rotation::Daily, 2, prev, cur, Some("gz")),
+            vec![PathBuf::from("/l/p.log.2026.11.29.gz")]
+        );
+        assert!(n.expired(Rotation::Daily, 0, prev, cur, None).is_empty());
+        assert!(n.expired(Rotation::Never, 2, prev, cur, None).is_empty());
+    }
+
+    #[test]
+    fn rotate_after_a_gap_deletes_every_expired_period() {
+        let n = LogName::parse("/l/h-%H.log", Path::new("/")).unwrap();
+        // Stopped writing at 10:xx, next record at 14:xx, keep 1: 13 is kept, 12 to 9
+        // expire now (8 expired at the previous rotation, into 10).
+        let got = n.expired(
+            Rotation::Hourly,
+            1,
+            at(2026, 1, 1, 10, 0, 0),
+            at(2026, 1, 1, 14, 0, 0),
+            None,
+        );
+        assert_eq!(
+            got,
+            vec![
+                PathBuf::from("/l/h-12.log"),
+                PathBuf::from("/l/h-11.log"),
+                PathBuf::from("/l/h-10.log"),
+                PathBuf::from("/l/h-09.log")
+            ]
+        );
+        // A very long gap is bounded.
+        let far = n.expired(
+            Rotation::Minutely,
+            1,
+            at(2000, 1, 1, 0, 0, 0),
+            at(2026, 1, 1, 0, 0, 0),
+            None,
+        );
+        assert_eq!(far.len(), MAX_EXPIRED_PER_ROTATION as usize);
+        // A clock set back deletes nothing new.
+        assert!(n
+            .expired(
+                Rotation::Hourly,
+                1,
+                at(2026, 1, 1, 14, 0, 0),
+                at(2026, 1, 1, 13, 0, 0),
+                None
+            )
+            .is_empty());
+    }
+}
