@@ -124,8 +124,16 @@ pub fn run_system(process: &ProcessConfig) {
 /// Step 4: `chroot`, then `setgid` (supplementary groups cleared), then `setuid`.
 /// Names are looked up before the chroot, where the system's databases are.
 pub fn drop_privileges(process: &ProcessConfig) -> Result<(), ProcessError> {
-    let uid = process.user.as_ref().map(user_id).transpose()?;
-    let gid = process.group.as_ref().map(group_id).transpose()?;
+    let uid = process
+        .user
+        .as_ref()
+        .map(|a| account_id(a, Database::Users))
+        .transpose()?;
+    let gid = process
+        .group
+        .as_ref()
+        .map(|a| account_id(a, Database::Groups))
+        .transpose()?;
     if let Some(dir) = &process.chroot {
         if !crate::config::chrooted() {
             chroot(dir)?;
@@ -178,74 +186,109 @@ fn chroot(dir: &Path) -> Result<(), ProcessError> {
 /// Longest user or group database entry read (getpwnam_r/getgrnam_r buffers).
 const MAX_ENTRY_LEN: usize = 64 * 1024;
 
-fn user_id(account: &Account) -> Result<u32, ProcessError> {
-    let name = match account {
-        Account::Id(id) => return Ok(*id),
-        Account::Name(name) => name,
-    };
-    let missing = || ProcessError::NoSuchAccount {
-        what: "user",
-        name: name.clone(),
-    };
-    let c = CString::new(name.as_bytes()).map_err(|_| missing())?;
-    let mut buf = vec![0 as libc::c_char; MAX_ENTRY_LEN];
-    // SAFETY: zeroed passwd is a valid out-parameter (plain integers and null pointers).
-    let mut entry: libc::passwd = unsafe { std::mem::zeroed() };
-    let mut found: *mut libc::passwd = std::ptr::null_mut();
-    // SAFETY: every pointer is valid for the call and `buf.len()` is its real length.
-    let rc = unsafe {
-        libc::getpwnam_r(
-            c.as_ptr(),
-            &mut entry,
-            buf.as_mut_ptr(),
-            buf.len(),
-            &mut found,
-        )
-    };
-    if rc != 0 || found.is_null() {
-        return Err(missing());
-    }
-    if entry.pw_uid == 0 {
-        return Err(ProcessError::Privileges {
-            step: "setuid",
-            error: io::Error::other(format!("`{name}` is root")),
-        });
-    }
-    Ok(entry.pw_uid)
+/// Which account database a name is looked up in.
+#[derive(Clone, Copy)]
+enum Database {
+    Users,
+    Groups,
 }
 
-fn group_id(account: &Account) -> Result<u32, ProcessError> {
+impl Database {
+    fn what(self) -> &'static str {
+        match self {
+            Database::Users => "user",
+            Database::Groups => "group",
+        }
+    }
+
+    /// The id of `name` (`c`), or `None` when it is not in the database.
+    fn lookup(self, c: &CString) -> Option<u32> {
+        let mut buf = vec![0 as libc::c_char; MAX_ENTRY_LEN];
+        match self {
+            Database::Users => {
+                // SAFETY: zeroed passwd is a valid out-parameter (integers and null pointers).
+                let mut entry: libc::passwd = unsafe { std::mem::zeroed() };
+                let mut found: *mut libc::passwd = std::ptr::null_mut();
+                // SAFETY: every pointer is valid for the call; `buf.len()` is its length.
+                let rc = unsafe {
+                    libc::getpwnam_r(
+                        c.as_ptr(),
+                        &mut entry,
+                        buf.as_mut_ptr(),
+                        buf.len(),
+                        &mut found,
+                    )
+                };
+                (rc == 0 && !found.is_null()).then_some(entry.pw_uid)
+            }
+            Database::Groups => {
+                // SAFETY: zeroed group is a valid out-parameter.
+                let mut entry: libc::group = unsafe { std::mem::zeroed() };
+                let mut found: *mut libc::group = std::ptr::null_mut();
+                // SAFETY: every pointer is valid for the call; `buf.len()` is its length.
+                let rc = unsafe {
+                    libc::getgrnam_r(
+                        c.as_ptr(),
+                        &mut entry,
+                        buf.as_mut_ptr(),
+                        buf.len(),
+                        &mut found,
+                    )
+                };
+                (rc == 0 && !found.is_null()).then_some(entry.gr_gid)
+            }
+        }
+    }
+}
+
+/// The numeric id of `account` in `database`; root (0) is refused.
+fn account_id(account: &Account, database: Database) -> Result<u32, ProcessError> {
     let name = match account {
         Account::Id(id) => return Ok(*id),
         Account::Name(name) => name,
     };
     let missing = || ProcessError::NoSuchAccount {
-        what: "group",
+        what: database.what(),
         name: name.clone(),
     };
     let c = CString::new(name.as_bytes()).map_err(|_| missing())?;
-    let mut buf = vec![0 as libc::c_char; MAX_ENTRY_LEN];
-    // SAFETY: zeroed group is a valid out-parameter.
-    let mut entry: libc::group = unsafe { std::mem::zeroed() };
-    let mut found: *mut libc::group = std::ptr::null_mut();
-    // SAFETY: every pointer is valid for the call and `buf.len()` is its real length.
-    let rc = unsafe {
-        libc::getgrnam_r(
-            c.as_ptr(),
-            &mut entry,
-            buf.as_mut_ptr(),
-            buf.len(),
-            &mut found,
-        )
-    };
-    if rc != 0 || found.is_null() {
-        return Err(missing());
+    match database.lookup(&c) {
+        None => Err(missing()),
+        Some(0) => Err(ProcessError::Privileges {
+            step: match database {
+                Database::Users => "setuid",
+                Database::Groups => "setgid",
+            },
+            error: io::Error::other(format!("`{name}` is root's {}", database.what())),
+        }),
+        Some(id) => Ok(id),
     }
-    if entry.gr_gid == 0 {
-        return Err(ProcessError::Privileges {
-            step: "setgid",
-            error: io::Error::other(format!("`{name}` is root's group")),
-        });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn accounts_are_looked_up_and_root_is_refused() {
+        assert_eq!(
+            account_id(&Account::Id(65534), Database::Users).ok(),
+            Some(65534)
+        );
+        let root = account_id(&Account::Name("root".into()), Database::Users);
+        assert!(matches!(
+            root,
+            Err(ProcessError::Privileges { step: "setuid", .. })
+        ));
+        let root = account_id(&Account::Name("root".into()), Database::Groups);
+        assert!(matches!(
+            root,
+            Err(ProcessError::Privileges { step: "setgid", .. })
+        ));
+        let missing = account_id(&Account::Name("no-such-user-x".into()), Database::Users);
+        assert_eq!(
+            missing.map_err(|e| e.to_string()),
+            Err("there is no user named `no-such-user-x` on this system".to_owned())
+        );
     }
-    Ok(entry.gr_gid)
 }
