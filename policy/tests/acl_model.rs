@@ -348,7 +348,19 @@ fn model_check(rules: &[Rule], q: &Req) -> (AclVerdict, Option<usize>) {
     if rules.is_empty() {
         return (AclVerdict::Allow, None);
     }
+    // A UDP ASSOCIATE naming no destination is not refused by a `deny` that restricts the
+    // destination: that entry refuses only some datagrams, which are checked one by one.
+    let op = OPS[q.op];
+    let no_destination = op == Operation::UdpAssoc
+        && (q.ip == 0 || q.ip == 1)
+        && q.host == 0
+        && matches!(PORTS[q.port], None | Some(0));
     for (i, r) in rules.iter().enumerate() {
+        let partial_deny = !r.allow
+            && (written(r, 2, &r.targets).is_some() || written(r, 3, &r.ports).is_some());
+        if no_destination && partial_deny {
+            continue;
+        }
         if model_matches(r, q) {
             let v = if r.allow {
                 AclVerdict::Allow
