@@ -7,6 +7,7 @@ pub mod dnsmasq;
 pub mod mail;
 pub mod origin;
 pub mod response;
+pub mod samples;
 
 use std::io::{Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
