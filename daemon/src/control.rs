@@ -192,7 +192,9 @@ pub fn run(
                         stop = Some(signal);
                     }
                 }
-                reload(source, services, accounting, watched, &cause);
+                crate::notify::reloading();
+                let outcome = reload(source, services, accounting, watched, &cause);
+                crate::notify::reloaded(&outcome);
                 if let Some(signal) = stop {
                     return signal;
                 }
@@ -201,14 +203,15 @@ pub fn run(
     }
 }
 
-/// One reload; failures are printed and the configuration in force stays.
+/// One reload; failures are printed and the configuration in force stays. Returns the
+/// outcome in a few words (the service manager's status line).
 pub fn reload(
     source: &Source,
     services: &mut Services,
     accounting: &Arc<Mutex<Accounting>>,
     watched: &Watched,
     cause: &Cause,
-) {
+) -> String {
     // `config FILE` names the file a reload reads (3proxy), e.g. inside a chroot.
     let source = match &services.config().process.config_file {
         Some(path) => Source::File(path.clone()),
@@ -224,7 +227,10 @@ pub fn reload(
                 "triproxy: reload ({cause}) refused: {} error(s); the previous configuration stays in force",
                 errors.len()
             );
-            return;
+            return format!(
+                "reload refused ({} error(s)); previous configuration in force",
+                errors.len()
+            );
         }
     };
     for w in &config.warnings {
@@ -250,7 +256,7 @@ pub fn reload(
         }
         Err(e) => {
             eprintln!("triproxy: reload ({cause}): {e}");
-            return;
+            return format!("reload failed: {e}");
         }
     }
     *watched.lock().unwrap_or_else(|p| p.into_inner()) = monitor;
@@ -258,12 +264,17 @@ pub fn reload(
     if let Err(e) = acc.reload(services.config(), &local_now()) {
         eprintln!("triproxy: {e}");
     }
+    format!(
+        "reloaded; {} service(s) listening",
+        services.listening().len()
+    )
 }
 
 /// The orderly stop: no new clients; established connections get [`DRAIN_GRACE`] to end,
 /// then the rest are ended (each still writes its log record, within [`DRAIN_FINAL`]);
 /// the counters are saved.
 pub fn stop(services: &mut Services, accounting: &Arc<Mutex<Accounting>>) {
+    crate::notify::stopping();
     services.stop_all();
     let wait_until_idle = |limit: Duration| {
         let start = Instant::now();

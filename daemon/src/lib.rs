@@ -14,6 +14,7 @@ pub mod logjson;
 pub mod logrotate;
 pub mod logsink;
 pub mod metrics;
+pub mod notify;
 pub mod process;
 pub mod run;
 pub mod syslog;

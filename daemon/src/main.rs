@@ -224,6 +224,7 @@ fn main() -> ExitCode {
             l.service, l.addr, cli.runtime
         );
     }
+    triproxy::notify::ready(services.listening().len());
     let why = control::run(&source, &mut services, &accounting, &watched, &received);
     eprintln!("triproxy: {why}: stopping");
     control::stop(&mut services, &accounting);

@@ -1,5 +1,6 @@
 //! Process control end to end: `setuid`/`setgid` after binding (checked through /proc),
-//! `daemon` with `pidfile`, start-up errors that name the line and exit 2, and `--check`.
+//! `daemon` with `pidfile`, start-up errors that name the line and exit 2, `--check`, and
+//! the service-manager notifications (`NOTIFY_SOCKET`) a systemd `Type=notify` unit reads.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 #[macro_use]
@@ -8,13 +9,17 @@ mod common;
 use common::{echo_target, socks5_connect, Daemon, Start};
 use std::io::{Read, Write};
 use std::net::TcpListener;
+use std::os::unix::net::UnixDatagram;
 use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
 const BIN: &str = env!("CARGO_BIN_EXE_triproxy");
 
-both_runtimes!(privileges_are_dropped_after_binding);
+both_runtimes!(
+    privileges_are_dropped_after_binding,
+    the_service_manager_hears_ready_reloading_and_stopping,
+);
 
 fn is_root() -> bool {
     std::fs::read_to_string("/proc/self/status")
@@ -217,4 +222,50 @@ fn check_prints_the_services_or_every_error() {
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("-PPORT"), "{text}");
     let _ = Daemon::spawn;
+}
+
+/// The daemon tells the socket in `NOTIFY_SOCKET` it is ready (with its pid and a status)
+/// once it listens; a reload is bracketed by RELOADING=1 (with MONOTONIC_USEC) and READY=1,
+/// also when the new file is refused; SIGTERM sends STOPPING=1.
+fn the_service_manager_hears_ready_reloading_and_stopping(runtime: &str) {
+    let dir = triproxy_test_support::scratch_dir();
+    let socket_path = dir.join("notify.sock");
+    let manager = UnixDatagram::bind(&socket_path).unwrap();
+    manager
+        .set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
+    let next = || {
+        let mut buf = [0u8; 4096];
+        let n = manager.recv(&mut buf).expect("a notification");
+        String::from_utf8_lossy(&buf[..n]).into_owned()
+    };
+    let config = "socks -p0 -i127.0.0.1\n";
+    let mut d = Daemon::start_env(config, runtime, &[("NOTIFY_SOCKET", &socket_path)]);
+    let ready = next();
+    let pid = d.pid();
+    assert_eq!(
+        ready,
+        format!("READY=1\nSTATUS=1 service(s) listening\nMAINPID={pid}\n")
+    );
+
+    d.signal("USR1");
+    let reloading = next();
+    assert!(
+        reloading.starts_with("RELOADING=1\nSTATUS=reloading\nMONOTONIC_USEC="),
+        "{reloading}"
+    );
+    assert_eq!(next(), "READY=1\nSTATUS=reloaded; 1 service(s) listening\n");
+
+    // A broken file: refused, the old configuration stays, and the manager hears it.
+    let path = d.config.clone().unwrap();
+    std::fs::write(&path, "socks -p0 -i127.0.0.1\nnosuchcommand\n").unwrap();
+    d.signal("USR1");
+    assert!(next().starts_with("RELOADING=1\n"));
+    assert_eq!(
+        next(),
+        "READY=1\nSTATUS=reload refused (1 error(s)); previous configuration in force\n"
+    );
+
+    assert!(d.terminate().success());
+    assert_eq!(next(), "STOPPING=1\nSTATUS=stopping\n");
 }

@@ -50,11 +50,7 @@ impl Daemon {
     /// Starts `bin` with `config` written to a scratch file, on `runtime` (`std` or
     /// `smol`). The config's first service should listen on `-p0 -i127.0.0.1`.
     pub fn start_binary(bin: &Path, config: &str, runtime: &str) -> Daemon {
-        let path = scratch_dir().join("triproxy.cfg");
-        std::fs::write(&path, config).unwrap();
-        let mut daemon = Self::spawn_binary(bin, &["--runtime", runtime, path.to_str().unwrap()]);
-        daemon.config = Some(path);
-        daemon
+        Self::start_binary_env(bin, config, runtime, &[])
     }
 
     /// [`Daemon::start_binary`] with extra environment variables for the child (such as
@@ -67,7 +63,10 @@ impl Daemon {
     ) -> Daemon {
         let path = scratch_dir().join("triproxy.cfg");
         std::fs::write(&path, config).unwrap();
-        Self::spawn_binary_env(bin, &["--runtime", runtime, path.to_str().unwrap()], env)
+        let mut daemon =
+            Self::spawn_binary_env(bin, &["--runtime", runtime, path.to_str().unwrap()], env);
+        daemon.config = Some(path);
+        daemon
     }
 
     /// Starts `bin` with these arguments and waits for its first listening line.
