@@ -38,14 +38,16 @@ pub(crate) fn serve_connection<T: Send + 'static>(
     service: &Arc<triproxy_runtime_std::ServiceSlot>,
 ) -> Option<impl Future<Output = ()> + Send + 'static> {
     let local = net::accepted_local(listen, client.get_ref()).ok()?;
-    let active = hooks.track_connection();
     let origin = exec::Origin {
         peer,
         local,
         time: (hooks.civil_time)(),
     };
-    let live =
-        triproxy_runtime_std::live::register(std::os::fd::AsFd::as_fd(client.get_ref()), service);
+    let live = triproxy_runtime_std::live::register(
+        std::os::fd::AsFd::as_fd(client.get_ref()),
+        service,
+        &hooks,
+    );
     let io = SmolIo {
         hooks,
         timer: Mutex::new(None),
@@ -53,9 +55,8 @@ pub(crate) fn serve_connection<T: Send + 'static>(
     };
     Some(async move {
         let _slot = &slot; // released when the task ends
-        let _active = &active; // reports the end when the task ends
-                               // Moved into the body so that `io` (and its registration) is dropped before
-                               // `client` is closed, whether the task ends or is cancelled.
+                           // Moved into the body so that `io` (and its registration, which reports the end)
+                           // is dropped before `client` is closed, whether the task ends or is cancelled.
         let client = client;
         let io = io;
         exec::serve(&io, &client, &origin, &policy).await;

@@ -24,9 +24,10 @@ pub struct Hooks {
     ///
     /// The log hook cannot give that: a connection may write several records (one per
     /// forwarded HTTP request) or none, and writes them only at the end. Both runtimes
-    /// call it the same way, through [`Hooks::track_connection`], whose guard reports the
-    /// end even if the session unwinds. Datagram services do not call it (they have no
-    /// accepted connections).
+    /// call it the same way, through the connection's [`crate::live::Registration`] (the
+    /// admin, which is not in that registry, through [`Hooks::track_connection`]), whose
+    /// guard reports the end even if the session unwinds. Datagram services do not call
+    /// it (they have no accepted connections).
     pub activity: Arc<dyn Fn(Activity) + Send + Sync>,
 }
 

@@ -34,9 +34,8 @@ pub fn serve_connection(
         // The client is already gone; there is no one to answer and nothing to log.
         return;
     };
-    let _active = hooks.track_connection();
     // Dropped before `client` (arguments outlive locals): see `live::Registration`.
-    let live = crate::live::register(std::os::fd::AsFd::as_fd(&client), slot);
+    let live = crate::live::register(std::os::fd::AsFd::as_fd(&client), slot, hooks);
     let io = StdIo {
         hooks,
         live: Some(&live),

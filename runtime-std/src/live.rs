@@ -7,12 +7,15 @@
 //! asks the new policy about each established tunnel of a service and ends those it
 //! refuses, with the refusal's code ([`recheck`]).
 //!
-//! Both runtimes register each accepted client here for the life of its session. The cost
-//! is one lock round per connection start and end, one small allocation per connection,
-//! and, for a tunnel of a `force` service, its [`Standing`].
+//! Both runtimes register each accepted client here for the life of its session, and only
+//! here: the registration also reports the connection's start and end to
+//! [`Hooks::activity`] (the metrics' connection counts), so one guard marks a connection's
+//! lifetime. The cost is one lock round per connection start and end, one small allocation
+//! per connection, and, for a tunnel of a `force` service, its [`Standing`].
 
 #![allow(unsafe_code)]
 
+use crate::hooks::{ActiveConnection, Hooks};
 use crate::slot::ServiceSlot;
 use std::os::fd::{AsRawFd, BorrowedFd, RawFd};
 use std::sync::atomic::{AtomicU16, Ordering};
@@ -50,16 +53,22 @@ fn registry() -> std::sync::MutexGuard<'static, Registry> {
     LIVE.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-/// A connection's place in the registry; dropping it takes the connection out. It must be
-/// dropped before the socket is closed (declare it after the socket).
+/// A connection's place in the registry; dropping it takes the connection out and then
+/// reports its end to the activity hook. It must be dropped before the socket is closed
+/// (declare it after the socket).
 #[derive(Debug)]
 pub struct Registration {
     index: usize,
     entry: Arc<Entry>,
+    /// Dropped after [`Registration::drop`] has taken the entry out.
+    _active: ActiveConnection,
 }
 
-/// Registers the client socket `fd` of a connection accepted by the service of `slot`.
-pub fn register(fd: BorrowedFd<'_>, slot: &Arc<ServiceSlot>) -> Registration {
+/// Registers the client socket `fd` of a connection accepted by the service of `slot`,
+/// and reports the start to `hooks`' activity hook (the end follows when the registration
+/// is dropped).
+pub fn register(fd: BorrowedFd<'_>, slot: &Arc<ServiceSlot>, hooks: &Hooks) -> Registration {
+    let active = hooks.track_connection();
     let entry = Arc::new(Entry {
         fd: fd.as_raw_fd(),
         slot: Arc::clone(slot),
@@ -81,7 +90,11 @@ pub fn register(fd: BorrowedFd<'_>, slot: &Arc<ServiceSlot>) -> Registration {
         }
     };
     r.count += 1;
-    Registration { index, entry }
+    Registration {
+        index,
+        entry,
+        _active: active,
+    }
 }
 
 impl Registration {
