@@ -2,7 +2,8 @@
 //! `monitor`ed file put a new configuration in force for new clients while open tunnels
 //! keep flowing and each port keeps exactly one listener; a broken file keeps the old
 //! configuration; many reloads in a row leak nothing; SIGTERM writes the records of the
-//! tunnels it ends; the pid file holds the pid.
+//! tunnels it ends; the pid file holds the pid; `force` ends the tunnels and the plain HTTP
+//! forwarding connections the new configuration refuses, `noforce` keeps them.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 #[macro_use]
@@ -26,6 +27,7 @@ both_runtimes!(
     the_pid_file_holds_the_pid,
     force_closes_exactly_the_tunnels_the_new_configuration_refuses,
     noforce_keeps_established_tunnels,
+    force_ends_http_forwarding_connections_the_new_configuration_refuses,
 );
 
 /// A port that is free now (bound and released).
@@ -383,4 +385,91 @@ fn noforce_keeps_established_tunnels(runtime: &str) {
         "{line}"
     );
     echo(&mut bob, b"bob under noforce");
+}
+
+/// A keep-alive connection to the HTTP proxy as `user`, with one request sent.
+fn http_request(proxy: SocketAddr, origin: SocketAddr, path: &str, user: &str) -> TcpStream {
+    let mut s = connect(proxy);
+    send_request(&mut s, origin, path, user);
+    s
+}
+
+fn send_request(s: &mut TcpStream, origin: SocketAddr, path: &str, user: &str) {
+    use base64::Engine as _;
+    let credentials = base64::engine::general_purpose::STANDARD.encode(user);
+    let head = format!(
+        "GET http://{origin}{path} HTTP/1.1\r\nHost: {origin}\r\nProxy-Authorization: Basic {credentials}\r\n\r\n"
+    );
+    s.write_all(head.as_bytes()).unwrap();
+}
+
+/// Reads until `what` has arrived (the answer's head and body so far).
+fn read_until(s: &mut TcpStream, what: &[u8]) -> Vec<u8> {
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    while !got.windows(what.len()).any(|w| w == what) {
+        let n = s.read(&mut buf).unwrap();
+        assert!(
+            n > 0,
+            "closed before {:?}: {:?}",
+            String::from_utf8_lossy(what),
+            String::from_utf8_lossy(&got)
+        );
+        got.extend_from_slice(&buf[..n]);
+    }
+    got
+}
+
+/// Plain HTTP forwarding under `force`: a request in progress whose user the new
+/// configuration removes is ended and logged with code 5; an idle keep-alive connection
+/// whose last request is still granted goes on; one whose user's password changed is
+/// closed between requests, without a record.
+fn force_ends_http_forwarding_connections_the_new_configuration_refuses(runtime: &str) {
+    use common::origin::{Origin, HOLD_FIRST};
+    let origin = Origin::start("origin");
+    let port = free_port();
+    let config = |users: &str| {
+        format!("log\nusers {users}\nauth strong\nallow alice,bob\nproxy -p{port} -i127.0.0.1\n")
+    };
+    let daemon = Daemon::start(&config("alice:CL:a bob:CL:b"), runtime);
+    // bob's answer is held half-way; alice's request is answered and her connection idles.
+    let mut bob = http_request(daemon.addr, origin.addr, "/hold", "bob:b");
+    read_until(&mut bob, HOLD_FIRST);
+    let mut alice = http_request(daemon.addr, origin.addr, "/first", "alice:a");
+    read_until(&mut alice, b"origin GET /first");
+    daemon.wait_code(0, "/first");
+
+    rewrite(&daemon, &config("alice:CL:a"));
+    daemon.signal("USR1");
+    let line = reloaded(&daemon, 0);
+    assert!(
+        line.contains("1 established connection(s) closed"),
+        "{line}"
+    );
+    assert!(closed(&mut bob), "bob's connection is closed");
+    let record = daemon.wait_code(5, "/hold");
+    assert!(record.contains(" bob "), "{record}");
+
+    // alice's connection carries another request.
+    send_request(&mut alice, origin.addr, "/second", "alice:a");
+    read_until(&mut alice, b"origin GET /second");
+    daemon.wait_code(0, "/second");
+
+    // A new password: alice's idle connection is closed, with no record for it.
+    rewrite(&daemon, &config("alice:CL:new"));
+    daemon.signal("USR1");
+    let line = reloaded(&daemon, 1);
+    assert!(
+        line.contains("1 established connection(s) closed"),
+        "{line}"
+    );
+    assert!(closed(&mut alice), "alice's idle connection is closed");
+    origin.release();
+    std::thread::sleep(Duration::from_millis(200));
+    let sixes = daemon
+        .log_lines()
+        .iter()
+        .filter(|l| l.split_whitespace().nth(2) == Some("00006"))
+        .count();
+    assert_eq!(sixes, 0, "{:#?}", daemon.log_lines());
 }

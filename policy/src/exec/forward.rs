@@ -42,12 +42,27 @@ pub(super) async fn run<R: Io>(hs: &mut Handshake<'_, R>) {
     // waited for.
     let mut blocked = [Interest::default(); 2];
     let mut target_seen = hs.target_gen;
+    let force = hs.session.force();
+    let mut granted_seen = hs.session.forward_granted();
+    let mut revoked = false;
     loop {
+        // A reload under `force` shut the client socket down after marking the connection
+        // (see `Io::revoked`), so this check comes before the read that sees the shutdown.
+        if force && !revoked {
+            if let Some(code) = io.revoked() {
+                revoked = true;
+                hs.session.forward_revoked(io.now(), code);
+            }
+        }
         while let Some(intent) = hs.session.poll_intent() {
             match hs.carry_out(intent).await {
                 Next::Close => return,
                 Next::Continue | Next::Relay(_) | Next::Forward => {}
             }
+        }
+        if force && hs.session.forward_granted() != granted_seen {
+            granted_seen = hs.session.forward_granted();
+            io.established(&hs.session);
         }
         if hs.session.is_done() {
             return;

@@ -93,15 +93,18 @@ pub trait Io {
     /// Writes a finished connection's record to the service's log.
     fn log(&self, record: &LogRecord);
 
-    /// The connection's tunnel is established and its relay starts: a runtime that lets a
-    /// reload re-check tunnels (`force`) keeps [`Session::standing`] now. Called only for
-    /// services whose policy has `force`.
+    /// The connection's tunnel is established and its relay starts, or a plain HTTP
+    /// forwarding connection sent a newly granted request on its way: a runtime that lets
+    /// a reload re-check connections (`force`) keeps [`Session::standing`] now, replacing
+    /// what it kept before. Called only for services whose policy has `force`.
     fn established(&self, session: &crate::session::Session) {
         let _ = session;
     }
 
     /// Whether the connection was ended from outside, and with which code: a reload under
-    /// `force` refused it. Asked once the relay ended.
+    /// `force` refused it. Asked once a tunnel's relay ended, and on every turn of a
+    /// forwarding connection's loop (an atomic load in the runtimes). A runtime must mark
+    /// the connection before it shuts the client socket down.
     fn revoked(&self) -> Option<triproxy_wire::LogCode> {
         None
     }

@@ -17,6 +17,12 @@
 //!
 //! Bandwidth pipes and traffic quotas of the request apply to every byte read from either
 //! side; a spent quota ends the connection with code 10.
+//!
+//! Under `force`, each granted request is what the connection stands on until the next
+//! one ([`Session::forward_granted`] tells the executor when to keep a new
+//! [`Session::standing`]); a reload that refuses it ends the connection
+//! ([`Session::forward_revoked`]), logging the request in progress, if any, with the
+//! refusal's code.
 
 use super::{
     ConnPermit, Intent, LogCode, OriginMove, Phase, Quota, Reason, RelayPlan, Session, ORIGIN_POOL,
@@ -85,6 +91,8 @@ pub(super) struct Forwarding {
     allowed: Option<SocketAddr>,
     /// Pacing and quota of the current request.
     plan: Option<RelayPlan>,
+    /// How many requests were granted and routed so far (wrapping).
+    granted: u32,
 }
 
 impl Forwarding {
@@ -120,6 +128,7 @@ impl Session {
             route: Route::default(),
             allowed: None,
             plan: None,
+            granted: 0,
         }));
         self.phase = Phase::Forwarding;
         self.intents.push_back(Intent::Forward);
@@ -342,6 +351,7 @@ impl Session {
             RequestForm::Origin
         };
         forward.plan = Some(plan);
+        forward.granted = forward.granted.wrapping_add(1);
         self.phase = Phase::Forwarding;
         forward.exchange.handle_route(now, form, &fields);
         self.pump(now);
@@ -552,6 +562,29 @@ impl Session {
         self.charge(Way::Up, now, n);
         if let Some(forward) = self.forward.as_mut() {
             forward.exchange.handle_client_read(now, n);
+        }
+        self.pump(now);
+    }
+
+    /// How many requests of this forwarding connection were granted and sent on their
+    /// way (wrapping): when it changes, [`Session::standing`] describes the new request.
+    pub fn forward_granted(&self) -> u32 {
+        self.forward.as_ref().map_or(0, |f| f.granted)
+    }
+
+    /// A reload under `force` refused what the connection stands on (its last granted
+    /// request), with `code`: the connection ends, and a request in progress is logged
+    /// with that code. Between requests nothing is logged.
+    pub fn forward_revoked(&mut self, now: Instant, code: LogCode) {
+        if let Some(forward) = self.forward.as_mut() {
+            forward.exchange.abort();
+            forward.current = None;
+        }
+        self.intents
+            .push_back(Intent::Origin(OriginMove::DropCurrent));
+        if self.request.is_some() {
+            let end = crate::relay::RelayEnd::Revoked(code);
+            self.finish(now, code, Some(Reason::Relay(end)), 0, 0);
         }
         self.pump(now);
     }
