@@ -49,26 +49,22 @@ pub(crate) struct Outbox {
 }
 
 impl Outbox {
-    /// Encodes `msg` at the end of the queue; false if it could not be queued.
+    /// Encodes `msg` at the end of the queue, in place (into the last transmit if it fits
+    /// there, else into a new one); false if it could not be queued.
     pub(crate) fn push(&mut self, msg: &impl Message) -> bool {
         let len = msg.len();
-        let mut buf = [0u8; MAX_TRANSMIT];
-        let Some(mut room) = buf.get_mut(..len) else {
+        if len > MAX_TRANSMIT {
+            return false;
+        }
+        let fits_last = self.queue.last().is_some_and(|t| t.remaining() >= len);
+        if !fits_last && self.queue.try_push(Transmit::new()).is_err() {
+            return false;
+        }
+        let Some(last) = self.queue.last_mut() else {
             return false;
         };
-        msg.write(&mut room);
-        let Some(bytes) = buf.get(..len) else {
-            return false;
-        };
-        if let Some(last) = self.queue.last_mut() {
-            if last.extend(bytes).is_ok() {
-                return true;
-            }
-        }
-        match Transmit::from_slice(bytes) {
-            Ok(t) => self.queue.try_push(t).is_ok(),
-            Err(_) => false,
-        }
+        last.append_with(len, |mut room| msg.write(&mut room))
+            .is_ok()
     }
 
     /// The oldest transmit.

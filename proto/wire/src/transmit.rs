@@ -44,6 +44,34 @@ impl Transmit {
         })
     }
 
+    /// Appends `len` bytes that `fill` writes in place (it gets exactly `len` bytes of
+    /// room, zeroed), or reports how much room they would need. Nothing message-sized is
+    /// built on the caller's stack: machines queue their replies at the deepest point of a
+    /// handshake, and every stack page touched there stays with an idle thread-per-
+    /// connection tunnel.
+    pub fn append_with(
+        &mut self,
+        len: usize,
+        fill: impl FnOnce(&mut [u8]),
+    ) -> Result<(), TransmitFull> {
+        static ZEROS: [u8; MAX_TRANSMIT] = [0; MAX_TRANSMIT];
+        let start = self.buf.len();
+        let full = TransmitFull {
+            required: start + len,
+        };
+        let zeros = ZEROS.get(..len).ok_or(full)?;
+        self.buf.try_extend_from_slice(zeros).map_err(|_| full)?;
+        if let Some(room) = self.buf.get_mut(start..) {
+            fill(room);
+        }
+        Ok(())
+    }
+
+    /// Room left for more bytes.
+    pub fn remaining(&self) -> usize {
+        self.buf.remaining_capacity()
+    }
+
     /// Builds a transmit from a slice.
     pub fn from_slice(bytes: &[u8]) -> Result<Self, TransmitFull> {
         let mut t = Self::new();
@@ -71,5 +99,30 @@ impl fmt::Debug for Transmit {
             write!(f, "{b:02x}")?;
         }
         write!(f, ")")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn append_with_fills_in_place_and_refuses_what_does_not_fit() {
+        let mut t = Transmit::from_slice(b"ab").unwrap();
+        t.append_with(3, |room| {
+            assert_eq!(room, [0, 0, 0]);
+            room.copy_from_slice(b"cde");
+        })
+        .unwrap();
+        assert_eq!(t.as_bytes(), b"abcde");
+        assert_eq!(t.remaining(), MAX_TRANSMIT - 5);
+        let err = t
+            .append_with(MAX_TRANSMIT - 4, |_| panic!("no room"))
+            .unwrap_err();
+        assert_eq!(err.required, MAX_TRANSMIT + 1);
+        assert_eq!(t.as_bytes(), b"abcde", "unchanged");
+        t.append_with(MAX_TRANSMIT - 5, |room| room.fill(7))
+            .unwrap();
+        assert_eq!(t.remaining(), 0);
     }
 }
