@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # Idle-tunnel memory A/B (BENCHMARKS.md):
 #
-#   scripts/bench-idle-ab.sh BASE_BIN [TUNNELS [ROUNDS]]     # defaults: 3000 tunnels, 2 rounds
+#   scripts/bench-idle-ab.sh BASE_BIN [TUNNELS [ROUNDS [SERVICE]]]
+#   # defaults: 3000 tunnels, 2 rounds, socks (or proxy: HTTP CONNECT)
 #
 # Compares the release triproxy of this tree with BASE_BIN (a triproxy built from another
 # commit, e.g. `git worktree add ../base REV && cargo build --release` there). For each
-# round and runtime (std, smol), each binary in turn runs `maxconn 5000` and one SOCKS5
-# service on 127.0.0.1:21190, and `triproxy-load idle` opens TUNNELS tunnels through it to
+# round and runtime (std, smol), each binary in turn runs `maxconn 5000` and one SERVICE
+# (SOCKS5 or HTTP CONNECT) on 127.0.0.1:21190, and `triproxy-load idle` opens TUNNELS tunnels through it to
 # its hold target and reports the proxy's resident memory per tunnel (RSS growth / TUNNELS).
 # The binaries alternate so that the machine's drift falls on both. Results go to
 # target/bench/idle-ab.md. Nothing listens beyond 127.0.0.1.
@@ -19,6 +20,12 @@ mkdir -p "$OUT"
 BASE=${1:?usage: scripts/bench-idle-ab.sh BASE_BIN [TUNNELS [ROUNDS]]}
 TUNNELS=${2:-3000}
 ROUNDS=${3:-2}
+SERVICE=${4:-socks}
+case $SERVICE in
+    socks) SCHEME=socks5 ;;
+    proxy) SCHEME=http ;;
+    *) echo "SERVICE is socks or proxy" >&2; exit 2 ;;
+esac
 PORT=21190
 
 log() { printf 'bench-idle-ab: %s\n' "$*" >&2; }
@@ -31,9 +38,9 @@ cargo build --release -p triproxy -p triproxy-conformance --bin triproxy --bin t
 HEAD_BIN=$ROOT/target/release/triproxy
 LOAD=$ROOT/target/release/triproxy-load
 bench_start_run triproxy-idle-ab
-printf 'maxconn 5000\nauth iponly\nallow * 127.0.0.1\nsocks -p%s -i127.0.0.1\n' "$PORT" >"$RUN/idle.cfg"
+printf 'maxconn 5000\nauth iponly\nallow * 127.0.0.1\n%s -p%s -i127.0.0.1\n' "$SERVICE" "$PORT" >"$RUN/idle.cfg"
 
-REPORT=$OUT/idle-ab.md
+REPORT=$OUT/idle-ab-$SERVICE.md
 {
     echo "| round | runtime | binary | tunnels open | RSS per tunnel (B) |"
     echo "|---:|---|---|---:|---:|"
@@ -48,7 +55,7 @@ one() { # $1 round, $2 runtime, $3 label, $4 binary
         sleep 0.05
     done
     local line
-    line=$("$LOAD" idle --proxy "socks5://127.0.0.1:$PORT" --pid "$pid" --tunnels "$TUNNELS" | tail -n1)
+    line=$("$LOAD" idle --proxy "$SCHEME://127.0.0.1:$PORT" --pid "$pid" --tunnels "$TUNNELS" | tail -n1)
     kill "$pid"
     wait "$pid" 2>/dev/null || true
     log "$1 $2 $3: $line"

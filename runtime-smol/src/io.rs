@@ -48,19 +48,28 @@ pub(crate) fn serve_connection<T: Send + 'static>(
         service,
         &hooks,
     );
-    let io = SmolIo {
-        hooks,
-        timer: Mutex::new(None),
-        live: Some(live),
+    let conn = Connection {
+        io: SmolIo {
+            hooks,
+            timer: Mutex::new(None),
+            live: Some(live),
+        },
+        client,
     };
     Some(async move {
         let _slot = &slot; // released when the task ends
-                           // Moved into the body so that `io` (and its registration, which reports the end)
-                           // is dropped before `client` is closed, whether the task ends or is cancelled.
-        let client = client;
-        let io = io;
-        exec::serve(&io, &client, &origin, &policy).await;
+        exec::serve(&conn.io, &conn.client, &origin, &policy).await;
     })
+}
+
+/// A connection's socket and primitives, captured once by its task. The field order is
+/// the drop order: `io` (and its registration, which reports the end) goes before
+/// `client` is closed, whether the task ends or is cancelled (see
+/// `live::Registration`). One captured value rather than locals moved inside the task's
+/// body, which the task would store a second time.
+struct Connection {
+    io: SmolIo,
+    client: Async<TcpStream>,
 }
 
 /// The task that serves the datagram service `service` on `socket` (bound to `local`), at
