@@ -17,6 +17,7 @@
 //! time of each record and carries out the answers, which keeps every rule unit-tested
 //! without waiting for a day to pass.
 
+use crate::logformat::DateField;
 use chrono::{Datelike, NaiveDate, NaiveDateTime, Timelike};
 use std::path::{Path, PathBuf};
 use triproxy_policy::period::{CivilMinute, Period};
@@ -118,19 +119,9 @@ impl std::error::Error for LogNameError {}
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 enum Piece {
     Literal(String),
-    Year2,
-    Year4,
-    Month,
-    MonthName,
-    Day,
-    Hour,
-    Minute,
-    Second,
+    /// A date macro, rendered as in log records.
+    Date(DateField),
 }
-
-const MONTHS: [&str; 12] = [
-    "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
-];
 
 /// A log file's name: plain (a date suffix is added when rotating) or a `%` template.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -266,15 +257,10 @@ fn parse_template(name: &str) -> Result<Vec<Piece>, LogNameError> {
                 lit.push('%');
                 continue;
             }
-            Some('y') => Piece::Year2,
-            Some('Y') => Piece::Year4,
-            Some('m') => Piece::Month,
-            Some('o') => Piece::MonthName,
-            Some('d') => Piece::Day,
-            Some('H') => Piece::Hour,
-            Some('M') => Piece::Minute,
-            Some('S') => Piece::Second,
-            Some(found) => return Err(LogNameError::NotADateMacro { found }),
+            Some(c) => match DateField::from_char(c) {
+                Some(field) => Piece::Date(field),
+                None => return Err(LogNameError::NotADateMacro { found: c }),
+            },
         };
         if !lit.is_empty() {
             pieces.push(Piece::Literal(core::mem::take(&mut lit)));
@@ -290,20 +276,12 @@ fn parse_template(name: &str) -> Result<Vec<Piece>, LogNameError> {
 fn render_template(pieces: &[Piece], t: NaiveDateTime) -> String {
     let mut s = String::new();
     for p in pieces {
-        let two = |v: u32| format!("{v:02}");
         match p {
             Piece::Literal(l) => s.push_str(l),
-            Piece::Year2 => s.push_str(&two(t.year().rem_euclid(100).unsigned_abs())),
-            Piece::Year4 => s.push_str(&format!("{:04}", t.year())),
-            Piece::Month => s.push_str(&two(t.month())),
-            Piece::MonthName => {
-                let idx = usize::try_from(t.month0()).unwrap_or(0);
-                s.push_str(MONTHS.get(idx).copied().unwrap_or("Jan"));
+            // Writing to a `String` cannot fail.
+            Piece::Date(field) => {
+                let _ = field.write(&t, &mut s);
             }
-            Piece::Day => s.push_str(&two(t.day())),
-            Piece::Hour => s.push_str(&two(t.hour())),
-            Piece::Minute => s.push_str(&two(t.minute())),
-            Piece::Second => s.push_str(&two(t.second())),
         }
     }
     s
@@ -404,6 +382,28 @@ mod tests {
             daily.path_for(Period::Daily, period_start(Period::Daily, t)),
             Path::new("/l/3proxy-261202.log")
         );
+    }
+
+    #[test]
+    fn templates_and_records_render_dates_alike() {
+        use crate::logformat::{LogFields, LogFormat};
+        use std::time::{Duration, SystemTime};
+        let macros = "%y|%Y|%m|%o|%d|%H|%M|%S";
+        // 1999-12-31 23:58:07 UTC, rendered by a GMT record format and, as a plain
+        // calendar time, by a file name template.
+        let time = SystemTime::UNIX_EPOCH + Duration::from_secs(946_684_687);
+        let rec = LogFields {
+            time,
+            ..LogFields::new("SOCK5", "127.0.0.1:4000".parse().unwrap())
+        };
+        let mut line = String::new();
+        LogFormat::parse(&format!("G{macros}"))
+            .unwrap()
+            .render(&rec, &mut line);
+        let name = LogName::parse(&format!("/{macros}"), Path::new("/")).unwrap();
+        let path = name.path_for(Period::Never, at(1999, 12, 31, 23, 58, 7));
+        assert_eq!(line, "99|1999|12|Dec|31|23|58|07");
+        assert_eq!(path, Path::new("/").join(&line));
     }
 
     #[test]
