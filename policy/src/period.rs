@@ -459,34 +459,29 @@ mod tests {
 
     #[test]
     fn periods_back_on_the_calendar() {
+        // (period, from, how many back, expected), dates as (y, m, d, h, min); a shorter
+        // month keeps its last day.
+        #[rustfmt::skip]
+        let cases = [
+            (Period::Daily,    (2026, 3, 31, 0, 0),  31, (2026, 2, 28, 0, 0)),
+            (Period::Monthly,  (2026, 3, 31, 0, 0),  1,  (2026, 2, 28, 0, 0)),
+            (Period::Monthly,  (2026, 3, 31, 0, 0),  3,  (2025, 12, 31, 0, 0)),
+            (Period::Monthly,  (2026, 3, 1, 0, 0),   2,  (2026, 1, 1, 0, 0)),
+            (Period::Annually, (2024, 2, 29, 0, 0),  1,  (2023, 2, 28, 0, 0)),
+            (Period::Annually, (2026, 1, 1, 0, 0),   3,  (2023, 1, 1, 0, 0)),
+            (Period::Weekly,   (2026, 11, 29, 0, 0), 1,  (2026, 11, 22, 0, 0)),
+            (Period::Hourly,   (2026, 1, 1, 1, 30),  2,  (2025, 12, 31, 23, 30)),
+            (Period::Minutely, (2026, 1, 1, 0, 0),   1,  (2025, 12, 31, 23, 59)),
+        ];
+        let c = |(y, m, d, h, min)| civil(y, m, d, h, min);
+        for (period, from, n, expected) in cases {
+            assert_eq!(
+                period.back(c(from), n),
+                Some(c(expected)),
+                "{period:?} {n} back"
+            );
+        }
         let t = civil(2026, 3, 31, 0, 0);
-        assert_eq!(Period::Daily.back(t, 31), Some(civil(2026, 2, 28, 0, 0)));
-        assert_eq!(Period::Monthly.back(t, 1), Some(civil(2026, 2, 28, 0, 0)));
-        assert_eq!(Period::Monthly.back(t, 3), Some(civil(2025, 12, 31, 0, 0)));
-        assert_eq!(
-            Period::Monthly.back(civil(2026, 3, 1, 0, 0), 2),
-            Some(civil(2026, 1, 1, 0, 0))
-        );
-        assert_eq!(
-            Period::Annually.back(civil(2024, 2, 29, 0, 0), 1),
-            Some(civil(2023, 2, 28, 0, 0))
-        );
-        assert_eq!(
-            Period::Annually.back(civil(2026, 1, 1, 0, 0), 3),
-            Some(civil(2023, 1, 1, 0, 0))
-        );
-        assert_eq!(
-            Period::Weekly.back(civil(2026, 11, 29, 0, 0), 1),
-            Some(civil(2026, 11, 22, 0, 0))
-        );
-        assert_eq!(
-            Period::Hourly.back(civil(2026, 1, 1, 1, 30), 2),
-            Some(civil(2025, 12, 31, 23, 30))
-        );
-        assert_eq!(
-            Period::Minutely.back(civil(2026, 1, 1, 0, 0), 1),
-            Some(civil(2025, 12, 31, 23, 59))
-        );
         assert_eq!(Period::Never.back(t, 1), None);
         assert_eq!(Period::Annually.back(t, u32::MAX), None, "beyond i32 years");
     }
