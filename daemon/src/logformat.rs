@@ -27,7 +27,7 @@
 //! assert_eq!(line, "1970-01-02 00:00:00 SOCK5 00000 - 127.0.0.1 CONNECT example.org:443");
 //! ```
 
-use chrono::{DateTime, Datelike, Local, Timelike, Utc};
+use chrono::{DateTime, Datelike, Local, NaiveDateTime, Timelike, Utc};
 use core::fmt;
 use std::fmt::Write as _;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -53,6 +53,69 @@ const DEFAULT_3PROXY: &str = "G%y%m%d%H%M%S.%. %p %E %U %C:%c %R:%r %O %I %h %T"
 const MONTHS: [&str; 12] = [
     "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
 ];
+
+/// One of 3proxy's date and time macros, `%y %Y %m %o %d %H %M %S` (3proxy `src/log.c
+/// dobuf2`): the one renderer of these fields for log records and for log file name
+/// templates (`log /var/log/3proxy-%y%m%d.log D`, see [`crate::logrotate::LogName`]).
+///
+/// They are the same fields on purpose: 3proxy renders a file name template with its
+/// record renderer (`src/conf.c dologname` calls `dobuf2` with the name as the format).
+/// What differs lies around the fields, not in them: a template has no time-zone
+/// character and is always in local time, and triproxy refuses its other macros (3proxy
+/// would fill them from an empty connection).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub(crate) enum DateField {
+    /// `%y`: year, 2 digits.
+    Year2,
+    /// `%Y`: year, 4 digits.
+    Year4,
+    /// `%m`: month, 01..12.
+    Month,
+    /// `%o`: month, `Jan`..`Dec`.
+    MonthName,
+    /// `%d`: day of the month, 2 digits.
+    Day,
+    /// `%H`: hour, 2 digits.
+    Hour,
+    /// `%M`: minute, 2 digits.
+    Minute,
+    /// `%S`: second, 2 digits.
+    Second,
+}
+
+impl DateField {
+    /// The field `%c` names, if `c` is one of `y Y m o d H M S`.
+    pub(crate) fn from_char(c: char) -> Option<DateField> {
+        Some(match c {
+            'y' => DateField::Year2,
+            'Y' => DateField::Year4,
+            'm' => DateField::Month,
+            'o' => DateField::MonthName,
+            'd' => DateField::Day,
+            'H' => DateField::Hour,
+            'M' => DateField::Minute,
+            'S' => DateField::Second,
+            _ => return None,
+        })
+    }
+
+    /// Writes this field of `t` as 3proxy prints it.
+    pub(crate) fn write(self, t: &NaiveDateTime, out: &mut impl fmt::Write) -> fmt::Result {
+        match self {
+            DateField::Year2 => write!(out, "{:02}", t.year().rem_euclid(100)),
+            DateField::Year4 => write!(out, "{:04}", t.year()),
+            DateField::Month => write!(out, "{:02}", t.month()),
+            DateField::MonthName => {
+                let idx = usize::try_from(t.month0()).unwrap_or(0);
+                out.write_str(MONTHS.get(idx).copied().unwrap_or("Jan"))
+            }
+            DateField::Day => write!(out, "{:02}", t.day()),
+            DateField::Hour => write!(out, "{:02}", t.hour()),
+            DateField::Minute => write!(out, "{:02}", t.minute()),
+            DateField::Second => write!(out, "{:02}", t.second()),
+        }
+    }
+}
 
 /// Which clock the date and time macros show.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -257,14 +320,7 @@ impl Replacement {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Macro {
-    Year2,
-    Year4,
-    Month,
-    MonthName,
-    Day,
-    Hour,
-    Minute,
-    Second,
+    Date(DateField),
     UnixSeconds,
     Millis,
     Offset,
@@ -294,15 +350,10 @@ enum Macro {
 
 impl Macro {
     fn from_char(c: char) -> Option<Macro> {
+        if let Some(field) = DateField::from_char(c) {
+            return Some(Macro::Date(field));
+        }
         Some(match c {
-            'y' => Macro::Year2,
-            'Y' => Macro::Year4,
-            'm' => Macro::Month,
-            'o' => Macro::MonthName,
-            'd' => Macro::Day,
-            'H' => Macro::Hour,
-            'M' => Macro::Minute,
-            'S' => Macro::Second,
             't' => Macro::UnixSeconds,
             '.' => Macro::Millis,
             'z' => Macro::Offset,
@@ -336,17 +387,7 @@ impl Macro {
     fn needs_time(self) -> bool {
         matches!(
             self,
-            Macro::Year2
-                | Macro::Year4
-                | Macro::Month
-                | Macro::MonthName
-                | Macro::Day
-                | Macro::Hour
-                | Macro::Minute
-                | Macro::Second
-                | Macro::UnixSeconds
-                | Macro::Millis
-                | Macro::Offset
+            Macro::Date(_) | Macro::UnixSeconds | Macro::Millis | Macro::Offset
         )
     }
 }
@@ -508,17 +549,7 @@ impl LogFormat {
         let repl = self.replace.as_ref();
         // `Budget` never fails to write; a full budget just drops the rest.
         let _ = match m {
-            Macro::Year2 => write!(w, "{:02}", c.year.rem_euclid(100)),
-            Macro::Year4 => write!(w, "{:04}", c.year),
-            Macro::Month => write!(w, "{:02}", c.month),
-            Macro::MonthName => {
-                let idx = usize::try_from(c.month.saturating_sub(1)).unwrap_or(0);
-                w.write_str(MONTHS.get(idx).copied().unwrap_or("Jan"))
-            }
-            Macro::Day => write!(w, "{:02}", c.day),
-            Macro::Hour => write!(w, "{:02}", c.hour),
-            Macro::Minute => write!(w, "{:02}", c.minute),
-            Macro::Second => write!(w, "{:02}", c.second),
+            Macro::Date(field) => field.write(&c.local, w),
             Macro::UnixSeconds => write!(w, "{:010}", c.unix_secs),
             Macro::Millis => write!(w, "{:03}", c.millis),
             Macro::Offset => {
@@ -713,12 +744,8 @@ fn write_words(w: &mut Budget<'_>, text: &str, from: u32, to: u32, repl: Option<
 /// Broken-down time of a record in the selected zone.
 #[derive(Debug, Clone, Copy)]
 struct Civil {
-    year: i32,
-    month: u32,
-    day: u32,
-    hour: u32,
-    minute: u32,
-    second: u32,
+    /// Date and time of day in the selected zone.
+    local: NaiveDateTime,
     millis: u32,
     unix_secs: i64,
     offset_secs: i32,
@@ -726,12 +753,7 @@ struct Civil {
 
 impl Civil {
     const EPOCH: Civil = Civil {
-        year: 1970,
-        month: 1,
-        day: 1,
-        hour: 0,
-        minute: 0,
-        second: 0,
+        local: DateTime::<Utc>::UNIX_EPOCH.naive_utc(),
         millis: 0,
         unix_secs: 0,
         offset_secs: 0,
@@ -756,12 +778,7 @@ impl Civil {
             }
         };
         Civil {
-            year: naive.year(),
-            month: naive.month(),
-            day: naive.day(),
-            hour: naive.hour(),
-            minute: naive.minute(),
-            second: naive.second(),
+            local: naive,
             millis,
             unix_secs: secs,
             offset_secs,

@@ -8,12 +8,19 @@
 //! `/var/log/3proxy.log.2026.12.02`). When the period changes the writer opens the next
 //! name; nothing is moved, so `tail -F` and archivers see closed files only.
 //!
+//! The calendar is policy's [`Period`], the one traffic counters use: the rotation
+//! letters, where a period starts, stepping back over periods and 3proxy's date suffix.
+//! This module adds what is particular to log files: local time as chrono values, file
+//! name templates and which old files `rotate` deletes.
+//!
 //! Nothing here reads a clock or touches a file: the writer (`logsink`) passes the local
 //! time of each record and carries out the answers, which keeps every rule unit-tested
 //! without waiting for a day to pass.
 
-use chrono::{Datelike, Duration as ChronoDuration, Months, NaiveDate, NaiveDateTime, Timelike};
+use crate::logformat::DateField;
+use chrono::{Datelike, NaiveDate, NaiveDateTime, Timelike};
 use std::path::{Path, PathBuf};
+use triproxy_policy::period::{CivilMinute, Period};
 
 /// Most old periods one rotation looks back over to delete expired files. After a long
 /// stop (the daemon was down for months), files older than this many periods beyond the
@@ -27,84 +34,51 @@ pub const MAX_ROTATE_KEEP: u32 = 36_500;
 /// more).
 pub const MAX_LOG_NAME_LEN: usize = 4095;
 
-/// How often a log file changes: 3proxy's rotation letters (`C`, `H`, `D`, `W`, `M`, `Y`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum Rotation {
-    /// One file for the life of the process.
-    Never,
-    /// `C`: every minute (3proxy's letter; handy for tests).
-    Minutely,
-    /// `H`: every hour.
-    Hourly,
-    /// `D`: every day at local midnight.
-    Daily,
-    /// `W`: every week, starting on Sunday at local midnight (as 3proxy).
-    Weekly,
-    /// `M`: every month.
-    Monthly,
-    /// `Y`: every year.
-    Annually,
+/// The first moment of the period `t` is in, in local civil time ([`Period::start`]). For
+/// [`Period::Never`] this is `t` itself, seconds included: the caller keeps the moment it
+/// opened with (a template's `%S` shows it).
+pub fn period_start(period: Period, t: NaiveDateTime) -> NaiveDateTime {
+    if period == Period::Never {
+        return t;
+    }
+    naive(period.start(civil(t))).unwrap_or(t)
 }
 
-impl Rotation {
-    /// The rotation a 3proxy rotation argument selects by its first letter
-    /// (case-insensitive), or `None` for any other text (3proxy then does not rotate).
-    pub fn from_argument(arg: &str) -> Option<Rotation> {
-        Some(match arg.chars().next()?.to_ascii_uppercase() {
-            'C' => Rotation::Minutely,
-            'H' => Rotation::Hourly,
-            'D' => Rotation::Daily,
-            'W' => Rotation::Weekly,
-            'M' => Rotation::Monthly,
-            'Y' => Rotation::Annually,
-            _ => return None,
-        })
-    }
+/// Whether a record at `now` belongs to another file than the one opened for the period
+/// starting at `current` (never for [`Period::Never`]). A clock set back also changes the
+/// period, as in 3proxy.
+pub fn changed(period: Period, current: NaiveDateTime, now: NaiveDateTime) -> bool {
+    period.changed(civil(current), civil(now))
+}
 
-    /// The first moment of the period `t` is in. For [`Rotation::Never`] this is `t`
-    /// itself: the caller keeps the period it opened with.
-    pub fn period_start(self, t: NaiveDateTime) -> NaiveDateTime {
-        let date = t.date();
-        let midnight = |d: NaiveDate| d.and_hms_opt(0, 0, 0).unwrap_or(t);
-        match self {
-            Rotation::Never => t,
-            Rotation::Minutely => date.and_hms_opt(t.hour(), t.minute(), 0).unwrap_or(t),
-            Rotation::Hourly => date.and_hms_opt(t.hour(), 0, 0).unwrap_or(t),
-            Rotation::Daily => midnight(date),
-            Rotation::Weekly => {
-                let back = ChronoDuration::days(i64::from(date.weekday().num_days_from_sunday()));
-                midnight(date.checked_sub_signed(back).unwrap_or(date))
-            }
-            Rotation::Monthly => midnight(date.with_day(1).unwrap_or(date)),
-            Rotation::Annually => midnight(date.with_ordinal(1).unwrap_or(date)),
-        }
-    }
+/// The start of the period `n` periods before the one starting at `start`, on the
+/// calendar ([`Period::back`]: a month back is a calendar month, not 3proxy's 28 days).
+/// `None` for [`Period::Never`] or before the representable range.
+fn periods_back(period: Period, start: NaiveDateTime, n: u32) -> Option<NaiveDateTime> {
+    // Minutes and hours across a DST change stay aligned: local civil time has no gaps
+    // here, it is a plain calendar.
+    naive(period.back(civil(start), n)?)
+}
 
-    /// Whether a record at `now` belongs to another file than the one opened for the
-    /// period starting at `current` (never for [`Rotation::Never`]). A clock set back
-    /// also changes the period, as in 3proxy.
-    pub fn changed(self, current: NaiveDateTime, now: NaiveDateTime) -> bool {
-        self != Rotation::Never && self.period_start(now) != current
+/// The calendar minute of a local date and time (seconds dropped).
+fn civil(t: NaiveDateTime) -> CivilMinute {
+    let field = |v: u32| u8::try_from(v).unwrap_or(0);
+    CivilMinute {
+        year: t.year(),
+        month: field(t.month()),
+        day: field(t.day()),
+        hour: field(t.hour()),
+        minute: field(t.minute()),
     }
+}
 
-    /// The start of the period `n` periods before the one starting at `start`, on the
-    /// calendar (a month back is a calendar month, not 3proxy's 28 days). `None` for
-    /// [`Rotation::Never`] or before the representable range.
-    pub fn periods_back(self, start: NaiveDateTime, n: u32) -> Option<NaiveDateTime> {
-        let n64 = i64::from(n);
-        let back = match self {
-            Rotation::Never => return None,
-            Rotation::Minutely => ChronoDuration::try_minutes(n64)?,
-            Rotation::Hourly => ChronoDuration::try_hours(n64)?,
-            Rotation::Daily => ChronoDuration::try_days(n64)?,
-            Rotation::Weekly => ChronoDuration::try_weeks(n64)?,
-            Rotation::Monthly => return start.checked_sub_months(Months::new(n)),
-            Rotation::Annually => return start.checked_sub_months(Months::new(n.checked_mul(12)?)),
-        };
-        // Minutes and hours across a DST change stay aligned: local civil time has no
-        // gaps here, it is a plain calendar.
-        start.checked_sub_signed(back)
-    }
+/// The local date and time of a calendar minute, if chrono can represent it.
+fn naive(c: CivilMinute) -> Option<NaiveDateTime> {
+    NaiveDate::from_ymd_opt(c.year, c.month.into(), c.day.into())?.and_hms_opt(
+        c.hour.into(),
+        c.minute.into(),
+        0,
+    )
 }
 
 /// Why a log file name cannot be used.
@@ -145,19 +119,9 @@ impl std::error::Error for LogNameError {}
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 enum Piece {
     Literal(String),
-    Year2,
-    Year4,
-    Month,
-    MonthName,
-    Day,
-    Hour,
-    Minute,
-    Second,
+    /// A date macro, rendered as in log records.
+    Date(DateField),
 }
-
-const MONTHS: [&str; 12] = [
-    "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
-];
 
 /// A log file's name: plain (a date suffix is added when rotating) or a `%` template.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -185,12 +149,13 @@ impl LogName {
     /// under `base_dir`.
     ///
     /// ```
-    /// use triproxy::logrotate::{LogName, Rotation};
+    /// use triproxy::logrotate::LogName;
+    /// use triproxy_policy::period::Period;
     /// let t = chrono::NaiveDate::from_ymd_opt(2026, 12, 2).unwrap().and_hms_opt(18, 5, 0).unwrap();
     /// let n = LogName::parse("/var/log/p-%Y%m%d.log", "/etc".as_ref()).unwrap();
-    /// assert_eq!(n.path_for(Rotation::Daily, t), std::path::Path::new("/var/log/p-20261202.log"));
+    /// assert_eq!(n.path_for(Period::Daily, t), std::path::Path::new("/var/log/p-20261202.log"));
     /// let plain = LogName::parse("p.log", "/etc".as_ref()).unwrap();
-    /// assert_eq!(plain.path_for(Rotation::Hourly, t), std::path::Path::new("/etc/p.log.2026.12.02-18"));
+    /// assert_eq!(plain.path_for(Period::Hourly, t), std::path::Path::new("/etc/p.log.2026.12.02-18"));
     /// ```
     pub fn parse(name: &str, base_dir: &Path) -> Result<LogName, LogNameError> {
         if name.len() > MAX_LOG_NAME_LEN {
@@ -213,25 +178,15 @@ impl LogName {
         matches!(self.kind, NameKind::Template(_))
     }
 
-    /// The file name for the period starting at `period` (as given by
-    /// [`Rotation::period_start`]): the template rendered at that moment, or the plain
-    /// name with 3proxy's suffix for `rotation` (none, `.YYYY`, `.YYYY.MM`, `.YYYY.MM.DD`
-    /// for days and weeks, `.YYYY.MM.DD-HH`, `.YYYY.MM.DD-HH.MM`).
-    pub fn path_for(&self, rotation: Rotation, period: NaiveDateTime) -> PathBuf {
+    /// The file name for the period starting at `period` (as given by [`period_start`]):
+    /// the template rendered at that moment, or the plain name with 3proxy's suffix for
+    /// `rotation` ([`Period::file_suffix`]: none, `.YYYY`, `.YYYY.MM`, `.YYYY.MM.DD` for
+    /// days and weeks, `.YYYY.MM.DD-HH`, `.YYYY.MM.DD-HH.MM`).
+    pub fn path_for(&self, rotation: Period, period: NaiveDateTime) -> PathBuf {
         let rendered = match &self.kind {
             NameKind::Template(pieces) => render_template(pieces, period),
             NameKind::Plain => {
-                let (y, mo, d) = (period.year(), period.month(), period.day());
-                let (h, mi) = (period.hour(), period.minute());
-                let suffix = match rotation {
-                    Rotation::Never => String::new(),
-                    Rotation::Annually => format!(".{y:04}"),
-                    Rotation::Monthly => format!(".{y:04}.{mo:02}"),
-                    Rotation::Daily | Rotation::Weekly => format!(".{y:04}.{mo:02}.{d:02}"),
-                    Rotation::Hourly => format!(".{y:04}.{mo:02}.{d:02}-{h:02}"),
-                    Rotation::Minutely => format!(".{y:04}.{mo:02}.{d:02}-{h:02}.{mi:02}"),
-                };
-                format!("{}{suffix}", self.source)
+                format!("{}{}", self.source, rotation.file_suffix(civil(period)))
             }
         };
         let p = Path::new(&rendered);
@@ -252,22 +207,22 @@ impl LogName {
     /// triproxy keeps `keep` old files, as 3proxy's manual describes the command.
     pub fn expired(
         &self,
-        rotation: Rotation,
+        rotation: Period,
         keep: u32,
         previous: NaiveDateTime,
         current: NaiveDateTime,
         archive_ext: Option<&str>,
     ) -> Vec<PathBuf> {
         let mut out = Vec::new();
-        if rotation == Rotation::Never || keep == 0 {
+        if rotation == Period::Never || keep == 0 {
             return out;
         }
         // The newest period to delete: `keep + 1` back from the current one.
-        let Some(mut period) = rotation.periods_back(current, keep.saturating_add(1)) else {
+        let Some(mut period) = periods_back(rotation, current, keep.saturating_add(1)) else {
             return out;
         };
         // The newest period the previous rotation already deleted.
-        let done = rotation.periods_back(previous, keep.saturating_add(1));
+        let done = periods_back(rotation, previous, keep.saturating_add(1));
         for _ in 0..MAX_EXPIRED_PER_ROTATION {
             if done.is_some_and(|d| period <= d) {
                 break;
@@ -278,8 +233,8 @@ impl LogName {
                 path.push(ext);
             }
             out.push(PathBuf::from(path));
-            match rotation.periods_back(period, 1) {
-                Some(p) => period = rotation.period_start(p),
+            match periods_back(rotation, period, 1) {
+                Some(p) => period = period_start(rotation, p),
                 None => break,
             }
         }
@@ -302,15 +257,10 @@ fn parse_template(name: &str) -> Result<Vec<Piece>, LogNameError> {
                 lit.push('%');
                 continue;
             }
-            Some('y') => Piece::Year2,
-            Some('Y') => Piece::Year4,
-            Some('m') => Piece::Month,
-            Some('o') => Piece::MonthName,
-            Some('d') => Piece::Day,
-            Some('H') => Piece::Hour,
-            Some('M') => Piece::Minute,
-            Some('S') => Piece::Second,
-            Some(found) => return Err(LogNameError::NotADateMacro { found }),
+            Some(c) => match DateField::from_char(c) {
+                Some(field) => Piece::Date(field),
+                None => return Err(LogNameError::NotADateMacro { found: c }),
+            },
         };
         if !lit.is_empty() {
             pieces.push(Piece::Literal(core::mem::take(&mut lit)));
@@ -326,20 +276,12 @@ fn parse_template(name: &str) -> Result<Vec<Piece>, LogNameError> {
 fn render_template(pieces: &[Piece], t: NaiveDateTime) -> String {
     let mut s = String::new();
     for p in pieces {
-        let two = |v: u32| format!("{v:02}");
         match p {
             Piece::Literal(l) => s.push_str(l),
-            Piece::Year2 => s.push_str(&two(t.year().rem_euclid(100).unsigned_abs())),
-            Piece::Year4 => s.push_str(&format!("{:04}", t.year())),
-            Piece::Month => s.push_str(&two(t.month())),
-            Piece::MonthName => {
-                let idx = usize::try_from(t.month0()).unwrap_or(0);
-                s.push_str(MONTHS.get(idx).copied().unwrap_or("Jan"));
+            // Writing to a `String` cannot fail.
+            Piece::Date(field) => {
+                let _ = field.write(&t, &mut s);
             }
-            Piece::Day => s.push_str(&two(t.day())),
-            Piece::Hour => s.push_str(&two(t.hour())),
-            Piece::Minute => s.push_str(&two(t.minute())),
-            Piece::Second => s.push_str(&two(t.second())),
         }
     }
     s
@@ -357,94 +299,70 @@ mod tests {
     }
 
     #[test]
-    fn rotation_letters_as_3proxy() {
-        assert_eq!(Rotation::from_argument("C"), Some(Rotation::Minutely));
-        assert_eq!(Rotation::from_argument("hourly"), Some(Rotation::Hourly));
-        assert_eq!(Rotation::from_argument("d"), Some(Rotation::Daily));
-        assert_eq!(Rotation::from_argument("Weekly"), Some(Rotation::Weekly));
-        assert_eq!(Rotation::from_argument("m"), Some(Rotation::Monthly));
-        assert_eq!(Rotation::from_argument("Y"), Some(Rotation::Annually));
-        assert_eq!(Rotation::from_argument("N"), None);
-        assert_eq!(Rotation::from_argument(""), None);
-    }
-
-    #[test]
-    fn period_starts() {
+    fn period_starts_in_local_time() {
         // Wednesday 2 December 2026, 18:05:42.
         let t = at(2026, 12, 2, 18, 5, 42);
-        assert_eq!(
-            Rotation::Minutely.period_start(t),
-            at(2026, 12, 2, 18, 5, 0)
-        );
-        assert_eq!(Rotation::Hourly.period_start(t), at(2026, 12, 2, 18, 0, 0));
-        assert_eq!(Rotation::Daily.period_start(t), at(2026, 12, 2, 0, 0, 0));
+        assert_eq!(period_start(Period::Minutely, t), at(2026, 12, 2, 18, 5, 0));
+        assert_eq!(period_start(Period::Hourly, t), at(2026, 12, 2, 18, 0, 0));
         // Weeks start on Sunday, as in 3proxy.
-        assert_eq!(Rotation::Weekly.period_start(t), at(2026, 11, 29, 0, 0, 0));
-        assert_eq!(
-            Rotation::Weekly.period_start(at(2026, 11, 29, 0, 0, 0)),
-            at(2026, 11, 29, 0, 0, 0)
-        );
-        assert_eq!(Rotation::Monthly.period_start(t), at(2026, 12, 1, 0, 0, 0));
-        assert_eq!(Rotation::Annually.period_start(t), at(2026, 1, 1, 0, 0, 0));
-        assert_eq!(Rotation::Never.period_start(t), t);
+        assert_eq!(period_start(Period::Weekly, t), at(2026, 11, 29, 0, 0, 0));
+        assert_eq!(period_start(Period::Annually, t), at(2026, 1, 1, 0, 0, 0));
+        // Never keeps the moment, seconds included.
+        assert_eq!(period_start(Period::Never, t), t);
     }
 
     #[test]
     fn period_changes() {
-        let open = Rotation::Daily.period_start(at(2026, 12, 2, 10, 0, 0));
-        assert!(!Rotation::Daily.changed(open, at(2026, 12, 2, 23, 59, 59)));
-        assert!(Rotation::Daily.changed(open, at(2026, 12, 3, 0, 0, 0)));
+        let open = period_start(Period::Daily, at(2026, 12, 2, 10, 0, 0));
+        assert!(!changed(Period::Daily, open, at(2026, 12, 2, 23, 59, 59)));
+        assert!(changed(Period::Daily, open, at(2026, 12, 3, 0, 0, 0)));
         // A clock set back is a change too.
-        assert!(Rotation::Daily.changed(open, at(2026, 12, 1, 23, 0, 0)));
-        assert!(!Rotation::Never.changed(open, at(2030, 1, 1, 0, 0, 0)));
-        let minute = Rotation::Minutely.period_start(at(2026, 12, 2, 10, 0, 30));
-        assert!(Rotation::Minutely.changed(minute, at(2026, 12, 2, 10, 1, 0)));
+        assert!(changed(Period::Daily, open, at(2026, 12, 1, 23, 0, 0)));
+        assert!(!changed(Period::Never, open, at(2030, 1, 1, 0, 0, 0)));
+        let minute = period_start(Period::Minutely, at(2026, 12, 2, 10, 0, 30));
+        assert!(!changed(
+            Period::Minutely,
+            minute,
+            at(2026, 12, 2, 10, 0, 59)
+        ));
+        assert!(changed(Period::Minutely, minute, at(2026, 12, 2, 10, 1, 0)));
     }
 
     #[test]
     fn periods_back_on_the_calendar() {
         let t = at(2026, 3, 31, 0, 0, 0);
         assert_eq!(
-            Rotation::Daily.periods_back(t, 31),
+            periods_back(Period::Daily, t, 31),
             Some(at(2026, 2, 28, 0, 0, 0))
         );
         assert_eq!(
-            Rotation::Monthly.periods_back(at(2026, 3, 1, 0, 0, 0), 2),
+            periods_back(Period::Monthly, at(2026, 3, 1, 0, 0, 0), 2),
             Some(at(2026, 1, 1, 0, 0, 0))
         );
-        assert_eq!(
-            Rotation::Annually.periods_back(at(2026, 1, 1, 0, 0, 0), 3),
-            Some(at(2023, 1, 1, 0, 0, 0))
-        );
-        assert_eq!(
-            Rotation::Weekly.periods_back(at(2026, 11, 29, 0, 0, 0), 1),
-            Some(at(2026, 11, 22, 0, 0, 0))
-        );
-        assert_eq!(Rotation::Never.periods_back(t, 1), None);
-        assert_eq!(Rotation::Annually.periods_back(t, u32::MAX), None);
+        assert_eq!(periods_back(Period::Never, t, 1), None);
+        assert_eq!(periods_back(Period::Annually, t, u32::MAX), None);
+        // Beyond chrono's calendar (years past 262,143 BC).
+        assert_eq!(periods_back(Period::Annually, t, 300_000), None);
     }
 
     #[test]
     fn plain_names_get_3proxy_suffixes() {
         let n = LogName::parse("/var/log/3proxy.log", Path::new("/etc")).unwrap();
         let t = at(2026, 12, 2, 18, 5, 0);
-        let p = |r: Rotation| n.path_for(r, r.period_start(t)).display().to_string();
+        let p = |r: Period| n.path_for(r, period_start(r, t)).display().to_string();
         assert_eq!(
-            p(Rotation::Never),
+            p(Period::Never),
             "/var/log/3proxy.log.".trim_end_matches('.')
         );
-        assert_eq!(p(Rotation::Annually), "/var/log/3proxy.log.2026");
-        assert_eq!(p(Rotation::Monthly), "/var/log/3proxy.log.2026.12");
-        assert_eq!(p(Rotation::Daily), "/var/log/3proxy.log.2026.12.02");
-        assert_eq!(p(Rotation::Weekly), "/var/log/3proxy.log.2026.11.29");
-        assert_eq!(p(Rotation::Hourly), "/var/log/3proxy.log.2026.12.02-18");
-        assert_eq!(
-            p(Rotation::Minutely),
-            "/var/log/3proxy.log.2026.12.02-18.05"
-        );
+        assert_eq!(p(Period::Annually), "/var/log/3proxy.log.2026");
+        assert_eq!(p(Period::Monthly), "/var/log/3proxy.log.2026.12");
+        assert_eq!(p(Period::Daily), "/var/log/3proxy.log.2026.12.02");
+        assert_eq!(p(Period::Weekly), "/var/log/3proxy.log.2026.11.29");
+        assert_eq!(p(Period::Hourly), "/var/log/3proxy.log.2026.12.02-18");
+        assert_eq!(p(Period::Minutely), "/var/log/3proxy.log.2026.12.02-18.05");
         let rel = LogName::parse("logs/p.log", Path::new("/etc/3proxy")).unwrap();
         assert_eq!(
-            rel.path_for(Rotation::Never, t),
+            rel.path_for(Period::Never, t),
             Path::new("/etc/3proxy/logs/p.log")
         );
         assert!(!rel.is_template());
@@ -455,15 +373,37 @@ mod tests {
         let n = LogName::parse("/l/%y|%Y|%m|%o|%d|%H|%M|%S|%%|x%", Path::new("/")).unwrap();
         assert!(n.is_template());
         assert_eq!(
-            n.path_for(Rotation::Never, at(2026, 2, 3, 4, 5, 6)),
+            n.path_for(Period::Never, at(2026, 2, 3, 4, 5, 6)),
             Path::new("/l/26|2026|02|Feb|03|04|05|06|%|x%")
         );
         let daily = LogName::parse("/l/3proxy-%y%m%d.log", Path::new("/")).unwrap();
         let t = at(2026, 12, 2, 18, 5, 0);
         assert_eq!(
-            daily.path_for(Rotation::Daily, Rotation::Daily.period_start(t)),
+            daily.path_for(Period::Daily, period_start(Period::Daily, t)),
             Path::new("/l/3proxy-261202.log")
         );
+    }
+
+    #[test]
+    fn templates_and_records_render_dates_alike() {
+        use crate::logformat::{LogFields, LogFormat};
+        use std::time::{Duration, SystemTime};
+        let macros = "%y|%Y|%m|%o|%d|%H|%M|%S";
+        // 1999-12-31 23:58:07 UTC, rendered by a GMT record format and, as a plain
+        // calendar time, by a file name template.
+        let time = SystemTime::UNIX_EPOCH + Duration::from_secs(946_684_687);
+        let rec = LogFields {
+            time,
+            ..LogFields::new("SOCK5", "127.0.0.1:4000".parse().unwrap())
+        };
+        let mut line = String::new();
+        LogFormat::parse(&format!("G{macros}"))
+            .unwrap()
+            .render(&rec, &mut line);
+        let name = LogName::parse(&format!("/{macros}"), Path::new("/")).unwrap();
+        let path = name.path_for(Period::Never, at(1999, 12, 31, 23, 58, 7));
+        assert_eq!(line, "99|1999|12|Dec|31|23|58|07");
+        assert_eq!(path, Path::new("/").join(&line));
     }
 
     #[test]
@@ -492,15 +432,15 @@ mod tests {
         let cur = at(2026, 12, 2, 0, 0, 0);
         // Kept: 12.01 and 11.30 (2 old files); deleted: 11.29.
         assert_eq!(
-            n.expired(Rotation::Daily, 2, prev, cur, None),
+            n.expired(Period::Daily, 2, prev, cur, None),
             vec![PathBuf::from("/l/p.log.2026.11.29")]
         );
         assert_eq!(
-            n.expired(Rotation::Daily, 2, prev, cur, Some("gz")),
+            n.expired(Period::Daily, 2, prev, cur, Some("gz")),
             vec![PathBuf::from("/l/p.log.2026.11.29.gz")]
         );
-        assert!(n.expired(Rotation::Daily, 0, prev, cur, None).is_empty());
-        assert!(n.expired(Rotation::Never, 2, prev, cur, None).is_empty());
+        assert!(n.expired(Period::Daily, 0, prev, cur, None).is_empty());
+        assert!(n.expired(Period::Never, 2, prev, cur, None).is_empty());
     }
 
     #[test]
@@ -509,7 +449,7 @@ mod tests {
         // Stopped writing at 10:xx, next record at 14:xx, keep 1: 13 is kept, 12 to 9
         // expire now (8 expired at the previous rotation, into 10).
         let got = n.expired(
-            Rotation::Hourly,
+            Period::Hourly,
             1,
             at(2026, 1, 1, 10, 0, 0),
             at(2026, 1, 1, 14, 0, 0),
@@ -526,7 +466,7 @@ mod tests {
         );
         // A very long gap is bounded.
         let far = n.expired(
-            Rotation::Minutely,
+            Period::Minutely,
             1,
             at(2000, 1, 1, 0, 0, 0),
             at(2026, 1, 1, 0, 0, 0),
@@ -536,7 +476,7 @@ mod tests {
         // A clock set back deletes nothing new.
         assert!(n
             .expired(
-                Rotation::Hourly,
+                Period::Hourly,
                 1,
                 at(2026, 1, 1, 14, 0, 0),
                 at(2026, 1, 1, 13, 0, 0),

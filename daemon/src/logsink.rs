@@ -11,6 +11,7 @@
 
 use crate::config::{ArchiverArg, LogRetention, LogTarget, RotatingLog};
 use crate::logformat::{LogFields, LogFormat};
+use crate::logrotate;
 use crate::syslog::Syslog;
 use chrono::{DateTime, Datelike, Local, NaiveDateTime, Timelike};
 use std::collections::BTreeMap;
@@ -67,7 +68,7 @@ struct Rotated {
 
 impl RotatingFile {
     fn open(spec: &RotatingLog, retention: &LogRetention, now: NaiveDateTime) -> io::Result<Self> {
-        let period = spec.rotation.period_start(now);
+        let period = logrotate::period_start(spec.rotation, now);
         let path = spec.name.path_for(spec.rotation, period);
         let file = open_append(&path)?;
         Ok(RotatingFile {
@@ -83,8 +84,8 @@ impl RotatingFile {
         let mut cur = self.state.lock().unwrap_or_else(|p| p.into_inner());
         let rotation = self.spec.rotation;
         let mut rotated = None;
-        if rotation.changed(cur.period, now) {
-            let period = rotation.period_start(now);
+        if logrotate::changed(rotation, cur.period, now) {
+            let period = logrotate::period_start(rotation, now);
             let path = self.spec.name.path_for(rotation, period);
             match open_append(&path) {
                 Ok(file) => {

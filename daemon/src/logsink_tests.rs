@@ -2,9 +2,10 @@
 
 use super::*;
 use crate::config::Archiver;
-use crate::logrotate::{LogName, Rotation};
+use crate::logrotate::LogName;
 use chrono::NaiveDate;
 use std::time::{Duration, Instant};
+use triproxy_policy::period::Period;
 
 fn at(d: u32, h: u32, mi: u32) -> NaiveDateTime {
     NaiveDate::from_ymd_opt(2026, 12, d)
@@ -30,7 +31,7 @@ fn rotation_moves_to_the_next_file_and_keeps_n() {
     let dir = temp_dir("rotate");
     let spec = RotatingLog {
         name: LogName::parse("p.log", &dir).unwrap(),
-        rotation: Rotation::Hourly,
+        rotation: Period::Hourly,
     };
     let retention = LogRetention {
         keep: 1,
@@ -58,7 +59,7 @@ fn a_template_without_the_changing_field_never_deletes_the_open_file() {
     let dir = temp_dir("template");
     let spec = RotatingLog {
         name: LogName::parse("y-%Y.log", &dir).unwrap(),
-        rotation: Rotation::Daily,
+        rotation: Period::Daily,
     };
     let retention = LogRetention {
         keep: 1,
@@ -77,7 +78,7 @@ fn archiver_runs_on_the_closed_file_and_reopen_follows_a_move() {
     let dir = temp_dir("archiver");
     let spec = RotatingLog {
         name: LogName::parse("a.log", &dir).unwrap(),
-        rotation: Rotation::Minutely,
+        rotation: Period::Minutely,
     };
     let retention = LogRetention {
         keep: 0,

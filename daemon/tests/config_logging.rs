@@ -9,8 +9,8 @@ mod config_util;
 use config_util::{ok, parse, parse_in, TempDir};
 use triproxy::config::{Archiver, ArchiverArg, LogTarget};
 use triproxy::logformat::Style;
-use triproxy::logrotate::Rotation;
 use triproxy_policy::acl::Logging;
+use triproxy_policy::period::Period;
 
 /// The full message of the error `text` gives.
 fn message(text: &str) -> String {
@@ -28,7 +28,7 @@ fn rotated_and_templated_logs() {
     let LogTarget::Rotating(r) = &cfg.services[0].log else {
         panic!("{:?}", cfg.services[0].log);
     };
-    assert_eq!(r.rotation, Rotation::Daily);
+    assert_eq!(r.rotation, Period::Daily);
     assert!(!r.name.is_template());
     let t = chrono::NaiveDate::from_ymd_opt(2026, 12, 2)
         .unwrap()
@@ -41,12 +41,12 @@ fn rotated_and_templated_logs() {
     let LogTarget::Rotating(r) = &cfg.services[1].log else {
         panic!("{:?}", cfg.services[1].log);
     };
-    assert_eq!(r.rotation, Rotation::Never);
+    assert_eq!(r.rotation, Period::Never);
     assert!(r.name.is_template());
     let LogTarget::Rotating(r) = &cfg.services[2].log else {
         panic!("{:?}", cfg.services[2].log);
     };
-    assert_eq!(r.rotation, Rotation::Weekly);
+    assert_eq!(r.rotation, Period::Weekly);
     assert_eq!(cfg.services[3].log, LogTarget::Syslog("3proxy".to_owned()));
     // Not a rotation letter: not rotated, as in 3proxy, with a warning.
     assert_eq!(cfg.services[4].log, LogTarget::File("/l/x.log".into()));

@@ -567,9 +567,9 @@ impl Quotas {
     pub fn tick(&self, now: &LocalStamp, report: Option<Period>) -> Option<Report> {
         let previous = self.lock_last().replace(*now);
         let report = match (report, previous) {
-            (Some(period), Some(prev)) if period != Period::Never && period.changed(&prev, now) => {
+            (Some(period), Some(prev)) if period.changed(prev.civil(), now.civil()) => {
                 Some(Report {
-                    suffix: period.file_suffix(&prev),
+                    suffix: period.file_suffix(prev.civil()),
                     lines: self
                         .counters()
                         .filter(|c| c.period >= period)
@@ -592,7 +592,7 @@ impl Quotas {
             }
             match times.cleared {
                 None => times.cleared = Some(*now),
-                Some(cleared) if c.period.changed(&cleared, now) => {
+                Some(cleared) if c.period.changed(cleared.civil(), now.civil()) => {
                     times.cleared = Some(*now);
                     // Bytes added since the load above belong to the new period.
                     c.bytes.fetch_sub(bytes, Ordering::Relaxed);

@@ -8,9 +8,10 @@ use super::{
     ConfigErrorKind, ConfigWarning, ConfigWarningKind, LogTarget, RotatingLog, ServiceConfig,
     ServiceKind,
 };
-use crate::logrotate::{LogName, Rotation, MAX_ROTATE_KEEP};
+use crate::logrotate::{LogName, MAX_ROTATE_KEEP};
 use std::path::Path;
 use triproxy_policy::acl::{Ace, Action, Logging};
+use triproxy_policy::period::Period;
 use triproxy_policy::relay::LogDump;
 
 /// Longest syslog ident accepted, in bytes (glibc keeps the pointer; 3proxy's is a config
@@ -82,11 +83,11 @@ pub(super) fn parse_log(
         return not_yet("RADIUS accounting (`log radius`)".to_owned());
     }
     let (rotation, warning) = match rest.first() {
-        None => (Rotation::Never, None),
-        Some(&arg) => match Rotation::from_argument(arg) {
+        None => (Period::Never, None),
+        Some(&arg) => match Period::from_letter(arg) {
             Some(r) => (r, None),
             None => (
-                Rotation::Never,
+                Period::Never,
                 Some(ConfigWarningKind::NotARotation {
                     value: arg.to_owned(),
                 }),
@@ -94,7 +95,7 @@ pub(super) fn parse_log(
         },
     };
     let name = LogName::parse(target, base_dir).map_err(ConfigErrorKind::LogName)?;
-    let target = if rotation == Rotation::Never && !name.is_template() {
+    let target = if rotation == Period::Never && !name.is_template() {
         LogTarget::File(super::parse::resolve(base_dir, target))
     } else {
         LogTarget::Rotating(RotatingLog { name, rotation })
@@ -216,7 +217,7 @@ pub(super) fn retention_warning(
     let (file, line) = origin?;
     let rotated = services
         .iter()
-        .any(|s| matches!(&s.log, LogTarget::Rotating(r) if r.rotation != Rotation::Never));
+        .any(|s| matches!(&s.log, LogTarget::Rotating(r) if r.rotation != Period::Never));
     (!rotated).then_some(ConfigWarning {
         file,
         line,
@@ -297,11 +298,11 @@ mod tests {
         let Ok((LogTarget::Rotating(r), None)) = log(&["/l/x.log", "daily"]) else {
             panic!("not rotating");
         };
-        assert_eq!(r.rotation, Rotation::Daily);
+        assert_eq!(r.rotation, Period::Daily);
         let Ok((LogTarget::Rotating(r), None)) = log(&["/l/x-%Y.log"]) else {
             panic!("not a template");
         };
-        assert_eq!(r.rotation, Rotation::Never);
+        assert_eq!(r.rotation, Period::Never);
         assert_eq!(
             log(&["x.log", "Q"]),
             Ok((

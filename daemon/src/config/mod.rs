@@ -449,7 +449,7 @@ pub struct RotatingLog {
     /// The file name (plain, suffixed by period, or a template).
     pub name: crate::logrotate::LogName,
     /// How often the file changes.
-    pub rotation: crate::logrotate::Rotation,
+    pub rotation: Period,
 }
 
 /// A configuration that cannot be used, with the file and line to fix.
