@@ -356,8 +356,8 @@ fn model_check(rules: &[Rule], q: &Req) -> (AclVerdict, Option<usize>) {
         && q.host == 0
         && matches!(PORTS[q.port], None | Some(0));
     for (i, r) in rules.iter().enumerate() {
-        let partial_deny = !r.allow
-            && (written(r, 2, &r.targets).is_some() || written(r, 3, &r.ports).is_some());
+        let partial_deny =
+            !r.allow && (written(r, 2, &r.targets).is_some() || written(r, 3, &r.ports).is_some());
         if no_destination && partial_deny {
             continue;
         }
