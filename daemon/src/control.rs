@@ -123,7 +123,7 @@ pub type Watched = Arc<Mutex<Vec<PathBuf>>>;
 
 /// What is known of a watched file: modification time and size (`None`: missing).
 fn look(path: &std::path::Path) -> Option<(SystemTime, u64)> {
-    let meta = std::fs::metadata(path).ok()?;
+    let meta = std::fs::metadata(crate::config::in_root(path)).ok()?;
     Some((meta.modified().ok()?, meta.len()))
 }
 

@@ -172,7 +172,7 @@ impl Accounting {
 
 /// Reads and parses the counter file; a missing file is a new one.
 fn read_counter_file(path: &Path) -> Result<CounterFile, AccountingError> {
-    let bytes = match std::fs::read(path) {
+    let bytes = match std::fs::read(crate::config::in_root(path)) {
         Ok(b) => b,
         Err(e) if e.kind() == io::ErrorKind::NotFound => Vec::new(),
         Err(error) => {
@@ -204,7 +204,8 @@ fn write_report(base: &Path, report: &Report) -> Result<(), AccountingError> {
         text.push_str(&line.to_string());
         text.push('\n');
     }
-    std::fs::write(&path, text).map_err(|error| AccountingError::Write { path, error })
+    std::fs::write(crate::config::in_root(&path), text)
+        .map_err(|error| AccountingError::Write { path, error })
 }
 
 /// Writes `bytes` beside `path` and renames it over `path`.
@@ -213,14 +214,15 @@ fn replace_file(path: &Path, bytes: &[u8]) -> Result<(), AccountingError> {
         path: path.to_path_buf(),
         error,
     };
-    let mut tmp_name = path.as_os_str().to_owned();
+    let reached = crate::config::in_root(path);
+    let mut tmp_name = reached.as_os_str().to_owned();
     tmp_name.push(".tmp");
     let tmp = PathBuf::from(tmp_name);
     let mut f = std::fs::File::create(&tmp).map_err(fail)?;
     f.write_all(bytes).map_err(fail)?;
     f.sync_all().map_err(fail)?;
     drop(f);
-    std::fs::rename(&tmp, path).map_err(fail)
+    std::fs::rename(&tmp, &reached).map_err(fail)
 }
 
 /// Runs [`Accounting::minute`] at the start of every minute on a thread of its own,

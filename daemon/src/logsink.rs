@@ -36,8 +36,13 @@ fn local(t: SystemTime) -> NaiveDateTime {
     DateTime::<Local>::from(t).naive_local()
 }
 
+/// Opens a log file by its configured name (inside the `chroot` root once the process is
+/// there: [`crate::config::in_root`]).
 fn open_append(path: &Path) -> io::Result<File> {
-    OpenOptions::new().create(true).append(true).open(path)
+    OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(crate::config::in_root(path))
 }
 
 /// A file whose name follows the period (see [`crate::logrotate`]).
@@ -104,7 +109,7 @@ impl RotatingFile {
                         .filter(|p| *p != cur.path && *p != closed)
                         .collect();
                     for p in &deleted {
-                        if let Err(e) = std::fs::remove_file(p) {
+                        if let Err(e) = std::fs::remove_file(crate::config::in_root(p)) {
                             if e.kind() != io::ErrorKind::NotFound {
                                 notice(&format!("rotate: cannot delete {}: {e}", p.display()));
                             }
@@ -140,6 +145,7 @@ impl RotatingFile {
         let Some(archiver) = &self.retention.archiver else {
             return;
         };
+        let closed = crate::config::in_root(closed);
         let mut archive = OsString::from(closed.as_os_str());
         archive.push(".");
         archive.push(&archiver.ext);
@@ -147,7 +153,7 @@ impl RotatingFile {
         for arg in &archiver.args {
             match arg {
                 ArchiverArg::Archive => cmd.arg(&archive),
-                ArchiverArg::Closed => cmd.arg(closed),
+                ArchiverArg::Closed => cmd.arg(&*closed),
                 ArchiverArg::Text(t) => cmd.arg(t),
             };
         }

@@ -88,11 +88,10 @@ pub fn write_pidfile(process: &ProcessConfig) -> Result<(), ProcessError> {
     let Some(path) = &process.pidfile else {
         return Ok(());
     };
-    std::fs::write(path, format!("{}\n", std::process::id())).map_err(|error| {
-        ProcessError::PidFile {
-            path: path.clone(),
-            error,
-        }
+    let pid = format!("{}\n", std::process::id());
+    std::fs::write(crate::config::in_root(path), pid).map_err(|error| ProcessError::PidFile {
+        path: path.clone(),
+        error,
     })
 }
 
@@ -100,7 +99,7 @@ pub fn write_pidfile(process: &ProcessConfig) -> Result<(), ProcessError> {
 /// `chroot`, is left alone).
 pub fn remove_pidfile(process: &ProcessConfig) {
     if let Some(path) = &process.pidfile {
-        let _ = std::fs::remove_file(path);
+        let _ = std::fs::remove_file(crate::config::in_root(path));
     }
 }
 
@@ -137,7 +136,7 @@ pub fn drop_privileges(process: &ProcessConfig) -> Result<(), ProcessError> {
     if let Some(dir) = &process.chroot {
         if !crate::config::chrooted() {
             chroot(dir)?;
-            crate::config::mark_chrooted();
+            crate::config::mark_chrooted(dir);
         }
     }
     if let Some(gid) = gid {

@@ -1,6 +1,7 @@
 //! Process control end to end: `setuid`/`setgid` after binding (checked through /proc),
 //! `daemon` with `pidfile`, start-up errors that name the line and exit 2, `--check`, and
-//! the service-manager notifications (`NOTIFY_SOCKET`) a systemd `Type=notify` unit reads.
+//! the service-manager notifications (`NOTIFY_SOCKET`) a systemd `Type=notify` unit reads,
+//! and `chroot`: every configured file stays inside the root, before and after it.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 #[macro_use]
@@ -19,6 +20,7 @@ const BIN: &str = env!("CARGO_BIN_EXE_triproxy");
 both_runtimes!(
     privileges_are_dropped_after_binding,
     the_service_manager_hears_ready_reloading_and_stopping,
+    chroot_keeps_every_file_in_the_root_before_and_after,
 );
 
 fn is_root() -> bool {
@@ -268,4 +270,92 @@ fn the_service_manager_hears_ready_reloading_and_stopping(runtime: &str) {
 
     assert!(d.terminate().success());
     assert_eq!(next(), "STOPPING=1\nSTATUS=stopping\n");
+}
+
+/// Every file whose name comes after `chroot DIR` is inside DIR, whether the daemon opens it
+/// before the chroot (the pid file, the first log file) or after it (records after a reload
+/// that reads `config /conf/inner.cfg` inside the root, the counter file saved at exit, the
+/// pid file's removal). As 3proxy's `scripts/3proxy.cfg.chroot` sample: a top file with
+/// `chroot` and an `include` of the real configuration inside the root.
+fn chroot_keeps_every_file_in_the_root_before_and_after(runtime: &str) {
+    if !is_root() {
+        eprintln!("not root: chroot cannot be tried here (skipped)");
+        return;
+    }
+    let jail = triproxy_test_support::scratch_dir();
+    for dir in ["conf", "logs", "count", "run"] {
+        std::fs::create_dir_all(jail.join(dir)).unwrap();
+    }
+    // A fixed port: a reload keeps a listener whose address did not change.
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let inner = format!(
+        "config /conf/inner.cfg
+pidfile /run/t.pid
+log /logs/p.log D
+counter /count/t.3cf
+countin \"1/all\" D 100 *
+auth iponly
+allow * 127.0.0.1
+socks -p{port} -i127.0.0.1
+"
+    );
+    std::fs::write(jail.join("conf/inner.cfg"), inner).unwrap();
+    let top = triproxy_test_support::scratch_dir().join("top.cfg");
+    std::fs::write(
+        &top,
+        format!("chroot {}\ninclude /conf/inner.cfg\n", jail.display()),
+    )
+    .unwrap();
+    let mut d = Daemon::spawn(&["--runtime", runtime, top.to_str().unwrap()]);
+    let pid = d.pid();
+    assert_eq!(
+        std::fs::read_link(format!("/proc/{pid}/root")).unwrap(),
+        std::fs::canonicalize(&jail).unwrap(),
+        "the daemon's root"
+    );
+    let pidfile = jail.join("run/t.pid");
+    assert_eq!(
+        std::fs::read_to_string(&pidfile).unwrap().trim(),
+        pid.to_string()
+    );
+    let target = echo_target();
+    let records = |n: usize| {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let text: String = std::fs::read_dir(jail.join("logs"))
+                .unwrap()
+                .map_while(Result::ok)
+                .map(|e| std::fs::read_to_string(e.path()).unwrap_or_default())
+                .collect();
+            if text.lines().filter(|l| l.contains("CONNECT")).count() >= n {
+                return text;
+            }
+            assert!(Instant::now() < deadline, "{n} records wanted: {text:?}");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    };
+    drop(socks5_connect(d.addr, target));
+    records(1);
+    // A reload reads `config /conf/inner.cfg` inside the root; records still land there.
+    d.signal("USR1");
+    let line = d.wait_stderr("reloaded", 0, |l| l.contains(": reload"));
+    assert!(line.contains(": reloaded ("), "{line}");
+    drop(socks5_connect(d.addr, target));
+    records(2);
+    assert!(d.terminate().success());
+    let errors: Vec<String> = d
+        .stderr_lines()
+        .into_iter()
+        .filter(|l| l.contains("cannot"))
+        .collect();
+    assert!(errors.is_empty(), "{errors:#?}");
+    assert!(
+        jail.join("count/t.3cf").exists(),
+        "the counter file is saved at exit, inside the root"
+    );
+    assert!(!pidfile.exists(), "the pid file is removed at exit");
 }

@@ -94,9 +94,12 @@ pub(super) fn parse_log(
             ),
         },
     };
-    let name = LogName::parse(target, base_dir).map_err(ConfigErrorKind::LogName)?;
+    // The name with the `chroot` mapping applied (and relative names under `base_dir`).
+    let path = super::parse::resolve(base_dir, target);
+    let name =
+        LogName::parse(&path.to_string_lossy(), base_dir).map_err(ConfigErrorKind::LogName)?;
     let target = if rotation == Period::Never && !name.is_template() {
-        LogTarget::File(super::parse::resolve(base_dir, target))
+        LogTarget::File(path)
     } else {
         LogTarget::Rotating(RotatingLog { name, rotation })
     };

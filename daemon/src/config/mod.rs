@@ -56,8 +56,8 @@ pub use help::service_help;
 pub use logging::{Archiver, ArchiverArg, LogRetention, MAX_ARCHIVER_WORDS, MAX_SYSLOG_IDENT_LEN};
 pub use names::{NamesConfig, MAX_NSCACHE, MAX_NSRECORDS, MIN_NSCACHE};
 pub use process::{
-    chrooted, mark_chrooted, Account, ProcessConfig, MAX_MONITORED_FILES, MAX_SYSTEM_COMMANDS,
-    MAX_SYSTEM_COMMAND_LEN,
+    chrooted, in_root, mark_chrooted, Account, ProcessConfig, MAX_MONITORED_FILES,
+    MAX_SYSTEM_COMMANDS, MAX_SYSTEM_COMMAND_LEN,
 };
 
 pub use lexer::SyntaxError;

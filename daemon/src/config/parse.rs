@@ -103,7 +103,9 @@ pub(super) struct Parser {
 
 impl Parser {
     pub(super) fn new() -> Parser {
-        ROOT.with(|root| *root.borrow_mut() = None);
+        // Inside a chroot already (a reload), names are mapped from the start, so that
+        // they come out as at start-up (see `process::in_root`).
+        ROOT.with(|root| *root.borrow_mut() = process::current_root());
         Parser {
             auth: AuthChain::default_chain(),
             acl: Vec::new(),
@@ -215,7 +217,8 @@ impl Parser {
             base_dir: Path::new(""),
         };
         let bytes = self.read_file(here, path, MAX_CONFIG_FILE_LEN)?;
-        let canonical = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
+        let canonical =
+            std::fs::canonicalize(process::in_root(path)).unwrap_or_else(|_| path.to_path_buf());
         self.open_files.push(canonical);
         let base = path.parent().unwrap_or(Path::new(""));
         self.run_text(&bytes, &name, base);
@@ -329,7 +332,7 @@ impl Parser {
             path: path.to_path_buf(),
             reason: e.to_string(),
         };
-        let file = File::open(path).map_err(|e| self.error(here, read_err(e)))?;
+        let file = File::open(process::in_root(path)).map_err(|e| self.error(here, read_err(e)))?;
         let mut bytes = Vec::new();
         let cap = u64::try_from(limit).unwrap_or(u64::MAX).saturating_add(1);
         file.take(cap)
@@ -393,7 +396,7 @@ impl Parser {
                 },
             ));
         }
-        let canonical = std::fs::canonicalize(&path).map_err(|e| {
+        let canonical = std::fs::canonicalize(process::in_root(&path)).map_err(|e| {
             self.error(
                 here,
                 ConfigErrorKind::Read {
@@ -435,8 +438,11 @@ thread_local! {
     /// `chroot` line ran: 3proxy chroots when it parses that line, so every absolute file
     /// name after it (`include`, `$FILE`, `log`, `counter`, `pidfile`, `config`, `monitor`)
     /// is inside the new root. triproxy chroots only after binding, so the reader maps
-    /// those names itself. A per-thread value rather than a parameter of every file-naming
-    /// command; [`Parser`] clears it when it starts and when it is dropped.
+    /// those names itself, and on a reload inside the root it maps them from the first
+    /// line: a configured name always names the file from outside the root, and
+    /// `process::in_root` turns it into the name the process can reach. A per-thread value
+    /// rather than a parameter of every file-naming command; [`Parser`] sets it when it
+    /// starts and clears it when it is dropped.
     static ROOT: std::cell::RefCell<Option<PathBuf>> = const { std::cell::RefCell::new(None) };
 }
 

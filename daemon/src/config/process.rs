@@ -17,18 +17,39 @@ pub const MAX_SYSTEM_COMMANDS: usize = 64;
 /// Most `monitor`ed files.
 pub const MAX_MONITORED_FILES: usize = 256;
 
-/// Whether this process has confined itself with `chroot` (then a reload reads absolute
-/// file names as they are: they already are inside the root).
-static CHROOTED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+/// The `chroot` directory this process has confined itself to, once it has.
+static CHROOTED: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
 
-/// Notes that the process is now inside its `chroot` directory.
-pub fn mark_chrooted() {
-    CHROOTED.store(true, std::sync::atomic::Ordering::Release);
+/// Notes that the process is now inside `root` (its `chroot` directory).
+pub fn mark_chrooted(root: &Path) {
+    let _ = CHROOTED.set(root.to_path_buf());
 }
 
 /// Whether [`mark_chrooted`] was called.
 pub fn chrooted() -> bool {
-    CHROOTED.load(std::sync::atomic::Ordering::Acquire)
+    CHROOTED.get().is_some()
+}
+
+/// The `chroot` directory the process is in, if it is in one.
+pub(super) fn current_root() -> Option<PathBuf> {
+    CHROOTED.get().cloned()
+}
+
+/// The name by which this process reaches `path` now. After a `chroot DIR` line the reader
+/// maps every absolute file name into DIR (3proxy chroots when it reads that line; triproxy
+/// only after binding), so configured names always name the file from outside the root:
+/// before the chroot they are used as they are, after it (a rotated log, the counter file,
+/// a reload reading `config FILE`, the pid file's removal) the root is taken off again.
+/// Every file the daemon opens by a configured name goes through here.
+pub fn in_root(path: &Path) -> std::borrow::Cow<'_, Path> {
+    let inside = CHROOTED
+        .get()
+        .filter(|root| *root != Path::new("/"))
+        .and_then(|root| path.strip_prefix(root).ok());
+    match inside {
+        Some(inside) => std::borrow::Cow::Owned(Path::new("/").join(inside)),
+        None => std::borrow::Cow::Borrowed(path),
+    }
 }
 
 /// What the process-control commands asked for.

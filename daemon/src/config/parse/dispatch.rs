@@ -293,11 +293,10 @@ impl Parser {
             Supported::Chroot => {
                 process::parse_chroot(&mut self.process, &args, here.base_dir)
                     .map_err(|k| self.error(here, k))?;
-                // A process that already chrooted (a reload) reads names as they are.
-                if !process::chrooted() {
-                    let root = self.process.chroot.clone();
-                    ROOT.with(|r| *r.borrow_mut() = root);
-                }
+                // Names are mapped on a reload too, so that a configured name always names
+                // the file from outside the root (see `process::in_root`).
+                let root = self.process.chroot.clone();
+                ROOT.with(|r| *r.borrow_mut() = root);
             }
             Supported::SetUid | Supported::SetGid => {
                 let what = if cmd == Supported::SetUid {
