@@ -408,10 +408,15 @@ impl Services {
     /// traffic counters of unchanged rules carry over; log files are reopened.
     ///
     /// Everything that can fail (opening new listeners and log files) is done before
-    /// anything changes: on an error the old configuration stays in force, whole. The one
-    /// exception is a datagram service (`udppm`, `dnspr`), which is always restarted on its
-    /// address (its loop runs with the settings of its start); if its address cannot be
-    /// bound again, that service alone is lost, and the error says so.
+    /// anything changes: on an error the old configuration stays in force, whole.
+    ///
+    /// A datagram service (`udppm`, `dnspr`) is kept too, with its socket, its open
+    /// mappings and its queries in flight: its loop takes the new policy for each new
+    /// client or query, and writes to the new log. It is restarted on its address only
+    /// when what its loop fixed at its start changed: its command and arguments
+    /// (`udppm` target, `-s`; `dnspr` `-s`/`-F`), its `maxconn`, or the name servers
+    /// (`nserver`, `nscache`, `nsrecord`, `fakeresolve`, the DNS timeout). If its address
+    /// cannot be bound again then, that service alone is lost, and the error says so.
     pub fn reload(&mut self, mut config: Config) -> Result<ReloadReport, StartError> {
         if let Some(b) = Arc::get_mut(&mut config.bandlimits) {
             b.adopt(&self.config.bandlimits);
@@ -419,7 +424,9 @@ impl Services {
         if let Some(q) = Arc::get_mut(&mut config.quotas) {
             q.adopt(&self.config.quotas);
         }
-        if self.names.0 != config.names || self.names.1 != config.timeouts.dns {
+        // A datagram loop keeps the name servers of its start (see below).
+        let same_names = self.names.0 == config.names && self.names.1 == config.timeouts.dns;
+        if !same_names {
             self.names = (
                 config.names.clone(),
                 config.timeouts.dns,
@@ -438,12 +445,17 @@ impl Services {
         let mut claimed = vec![false; self.running.len()];
         for service in &config.services {
             let key = Key::of(service);
-            let found = (!key.udp && key.reusable())
+            let found = key
+                .reusable()
                 .then(|| {
                     self.running
                         .iter()
                         .enumerate()
-                        .find(|(i, r)| !claimed[*i] && r.key == key)
+                        .find(|(i, r)| {
+                            !claimed[*i]
+                                && r.key == key
+                                && (!key.udp || self.datagram_kept(r, service, same_names))
+                        })
                         .map(|(i, _)| i)
                 })
                 .flatten();
@@ -533,6 +545,15 @@ impl Services {
             Some(e) => Err(e),
             None => Ok(report),
         }
+    }
+
+    /// Whether the running datagram service `running` can go on serving `service` of the
+    /// new configuration (see [`Services::reload`]).
+    fn datagram_kept(&self, running: &Running, service: &ServiceConfig, same_names: bool) -> bool {
+        let Some(old) = self.config.services.get(running.index) else {
+            return false;
+        };
+        same_names && old.kind == service.kind && old.maxconn == service.maxconn
     }
 
     /// What a web admin at `service` answers with: every running service, the counters and

@@ -110,19 +110,6 @@ fn malformed_queries_get_formerr_or_nothing_and_harm_nothing(runtime: &str) {
     assert_eq!(out.trim(), "10.1.2.3");
 }
 
-/// A UDP echo on 127.0.0.1: every datagram goes back to its sender.
-fn udp_echo() -> SocketAddr {
-    let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
-    let addr = socket.local_addr().unwrap();
-    thread::spawn(move || {
-        let mut buf = [0u8; 65536];
-        while let Ok((n, from)) = socket.recv_from(&mut buf) {
-            let _ = socket.send_to(&buf[..n], from);
-        }
-    });
-    addr
-}
-
 const PYTHON_UDPPM: &str = r#"
 import socket, sys, os
 port, count = int(sys.argv[1]), int(sys.argv[2])

@@ -3,7 +3,8 @@
 //! keep flowing and each port keeps exactly one listener; a broken file keeps the old
 //! configuration; many reloads in a row leak nothing; SIGTERM writes the records of the
 //! tunnels it ends; the pid file holds the pid; `force` ends the tunnels and the plain HTTP
-//! forwarding connections the new configuration refuses, `noforce` keeps them.
+//! forwarding connections the new configuration refuses, `noforce` keeps them; a datagram
+//! service keeps its socket and open mappings across a reload.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 #[macro_use]
@@ -28,6 +29,7 @@ both_runtimes!(
     force_closes_exactly_the_tunnels_the_new_configuration_refuses,
     noforce_keeps_established_tunnels,
     force_ends_http_forwarding_connections_the_new_configuration_refuses,
+    datagram_services_keep_their_mappings_across_a_reload,
 );
 
 /// A port that is free now (bound and released).
@@ -472,4 +474,62 @@ fn force_ends_http_forwarding_connections_the_new_configuration_refuses(runtime:
         .filter(|l| l.split_whitespace().nth(2) == Some("00006"))
         .count();
     assert_eq!(sixes, 0, "{:#?}", daemon.log_lines());
+}
+
+/// `udppm` across reloads: an ACL change keeps the service, its socket and the open mapping
+/// (which goes on with the policy it was opened with) while a new client gets the new ACL,
+/// logged to the new log; a new target restarts it.
+fn datagram_services_keep_their_mappings_across_a_reload(runtime: &str) {
+    use common::udp_echo;
+    use std::net::UdpSocket;
+    let echo = udp_echo();
+    let port = free_port();
+    let config = |acl: &str, target: SocketAddr| {
+        format!(
+            "log\nauth iponly\n{acl}\nudppm -i127.0.0.1 {port} 127.0.0.1 {}\n",
+            target.port()
+        )
+    };
+    let daemon = Daemon::start(&config("allow *", echo), runtime);
+    let service: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let round_trip = |u: &UdpSocket, what: &[u8]| -> bool {
+        u.send_to(what, service).unwrap();
+        let mut buf = [0u8; 64];
+        matches!(u.recv_from(&mut buf), Ok((n, _)) if &buf[..n] == what)
+    };
+    let client = |wait_ms| {
+        let u = UdpSocket::bind("127.0.0.1:0").unwrap();
+        u.set_read_timeout(Some(Duration::from_millis(wait_ms)))
+            .unwrap();
+        u
+    };
+    let kept = client(5000);
+    assert!(round_trip(&kept, b"before"));
+
+    rewrite(&daemon, &config("deny *", echo));
+    daemon.signal("USR1");
+    let line = reloaded(&daemon, 0);
+    assert!(
+        line.contains("1 service(s) kept their listener, 0 started, 0 stopped"),
+        "{line}"
+    );
+    assert!(round_trip(&kept, b"after"), "the open mapping goes on");
+    let stranger = client(700);
+    assert!(
+        !round_trip(&stranger, b"refused"),
+        "a new client gets the new ACL"
+    );
+    daemon.wait_code(1, "UDPMAP");
+
+    // Another target: the service is restarted on its address.
+    let other = udp_echo();
+    rewrite(&daemon, &config("allow *", other));
+    daemon.signal("USR1");
+    let line = reloaded(&daemon, 1);
+    assert!(
+        line.contains("0 service(s) kept their listener, 1 started, 1 stopped"),
+        "{line}"
+    );
+    let fresh = client(5000);
+    assert!(round_trip(&fresh, b"restarted"));
 }

@@ -72,23 +72,23 @@ struct Connection {
     client: Async<TcpStream>,
 }
 
-/// The task that serves the datagram service `service` on `socket` (bound to `local`), at
-/// most `max_clients` clients at once, until the service is stopped.
+/// The task that serves the datagram service `service` on `socket` (bound to `local`),
+/// with the settings in `slot` as they are at each new client or query (at most the
+/// `maxconn` of its start at once), until the service is stopped.
 pub(crate) fn serve_datagrams(
     socket: Async<UdpSocket>,
     local: SocketAddr,
-    policy: Arc<ServicePolicy>,
     service: DatagramService,
-    max_clients: usize,
-    hooks: Hooks,
     slot: Arc<triproxy_runtime_std::ServiceSlot>,
 ) -> impl Future<Output = ()> + Send + 'static {
     let io = SmolIo {
-        hooks,
+        hooks: slot.following_hooks(),
         timer: Mutex::new(None),
         live: None,
     };
     async move {
+        let policy = || slot.policy();
+        let max_clients = slot.load().maxconn;
         let stop = slot.stop_flag();
         exec::serve_datagrams(&io, &socket, local, &policy, &service, max_clients, stop).await;
     }

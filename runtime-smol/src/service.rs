@@ -63,20 +63,9 @@ pub fn spawn_datagram_service(
 ) -> io::Result<ServiceHandle> {
     let local = socket.local_addr()?;
     let socket = Async::new(socket)?;
-    let settings = slot.load();
-    let loop_slot = Arc::clone(&slot);
-    let task = runtime.executor.spawn(async move {
-        serve_datagrams(
-            socket,
-            local,
-            Arc::clone(&settings.policy),
-            service,
-            settings.maxconn,
-            settings.hooks.clone(),
-            loop_slot,
-        )
-        .await;
-    });
+    let task = runtime
+        .executor
+        .spawn(serve_datagrams(socket, local, service, Arc::clone(&slot)));
     Ok(ServiceHandle {
         local_addr: local,
         task,

@@ -50,26 +50,29 @@ pub fn serve_connection(
     }
 }
 
-/// Serves the datagram service `service` on `socket` (bound to `local`), at most
-/// `max_clients` at once, on the calling thread until the process ends.
+/// Serves the datagram service `service` on `socket` (bound to `local`), with the settings
+/// in `slot` as they are at each new client or query (at most the `maxconn` of its start
+/// at once), on the calling thread until the service is stopped.
 pub fn serve_datagrams(
     socket: &UdpSocket,
     local: SocketAddr,
-    policy: &Arc<ServicePolicy>,
+    slot: &Arc<crate::ServiceSlot>,
     service: &DatagramService,
-    max_clients: usize,
-    hooks: &Hooks,
-    stop: &std::sync::atomic::AtomicBool,
 ) {
-    let io = StdIo { hooks, live: None };
+    let hooks = slot.following_hooks();
+    let io = StdIo {
+        hooks: &hooks,
+        live: None,
+    };
+    let policy = || slot.policy();
     run_to_end(std::pin::pin!(exec::serve_datagrams(
         &io,
         socket,
         local,
-        policy,
+        &policy,
         service,
-        max_clients,
-        stop
+        slot.load().maxconn,
+        slot.stop_flag(),
     )));
 }
 

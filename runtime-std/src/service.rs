@@ -208,18 +208,7 @@ pub fn spawn_datagram_service(
     let loop_slot = Arc::clone(&slot);
     let thread = thread::Builder::new()
         .name(format!("serve udp {local_addr}"))
-        .spawn(move || {
-            let settings = loop_slot.load();
-            crate::io::serve_datagrams(
-                &socket,
-                local_addr,
-                &settings.policy,
-                &service,
-                settings.maxconn,
-                &settings.hooks,
-                loop_slot.stop_flag(),
-            )
-        })?;
+        .spawn(move || crate::io::serve_datagrams(&socket, local_addr, &loop_slot, &service))?;
     Ok(ServiceHandle {
         local_addr,
         thread,

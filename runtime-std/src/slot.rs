@@ -64,6 +64,27 @@ impl ServiceSlot {
         *self.current.write().unwrap_or_else(|p| p.into_inner()) = next;
     }
 
+    /// The policy in force now: what a datagram service's loop takes for each new client
+    /// or query (`triproxy_policy::exec::PolicySource`).
+    pub fn policy(&self) -> Arc<ServicePolicy> {
+        Arc::clone(&self.load().policy)
+    }
+
+    /// Hooks that follow the slot: each record and notice goes where the settings in force
+    /// at that moment send it. A datagram service's loop keeps running across reloads, so
+    /// its hooks cannot be the ones of its start.
+    pub fn following_hooks(self: &Arc<Self>) -> Hooks {
+        let start = self.load();
+        let log_slot = Arc::clone(self);
+        let notice_slot = Arc::clone(self);
+        Hooks {
+            log: Arc::new(move |record| (log_slot.load().hooks.log)(record)),
+            notice: Arc::new(move |text| (notice_slot.load().hooks.notice)(text)),
+            civil_time: Arc::clone(&start.hooks.civil_time),
+            activity: Arc::clone(&start.hooks.activity),
+        }
+    }
+
     /// Marks the service stopped: it accepts no more clients. Established connections are
     /// not affected. The runtime's stop function also wakes the acceptors.
     pub fn mark_stopped(&self) {

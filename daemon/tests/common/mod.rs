@@ -82,6 +82,19 @@ pub fn echo_target() -> SocketAddr {
     })
 }
 
+/// A UDP echo on 127.0.0.1: every datagram goes back to its sender.
+pub fn udp_echo() -> SocketAddr {
+    let socket = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let addr = socket.local_addr().unwrap();
+    thread::spawn(move || {
+        let mut buf = [0u8; 65536];
+        while let Ok((n, from)) = socket.recv_from(&mut buf) {
+            let _ = socket.send_to(&buf[..n], from);
+        }
+    });
+    addr
+}
+
 /// [`http_server`] listening on `bind` (a loopback address such as `[::1]:0`).
 pub fn http_server_on(bind: &str, body: &'static str) -> SocketAddr {
     serve_each(bind, move |mut s| {

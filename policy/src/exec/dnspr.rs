@@ -21,9 +21,8 @@ use super::udp::BATCH;
 use super::Io;
 use crate::dnspr;
 use crate::names::lock;
-use crate::service::ServicePolicy;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 use std::time::Instant;
 use triproxy_dns::proxy::{
     answer, error_reply, forward_ok, parse_query, plan, Plan, ProxyConfig, Query, MAX_FORWARDED,
@@ -35,7 +34,7 @@ use triproxy_wire::{DomainName, LogCode};
 pub(super) struct Service<'a, R: Io> {
     pub socket: &'a R::Datagram,
     pub local: SocketAddr,
-    pub policy: &'a Arc<ServicePolicy>,
+    pub policy: super::PolicySource<'a>,
     pub config: ProxyConfig,
     /// Set when the service must end (see `exec::serve_datagrams`); queries in flight are
     /// dropped (their clients ask again, as after any lost datagram).
@@ -66,7 +65,9 @@ enum Kind {
 
 /// Serves DNS until the service is stopped.
 pub(super) async fn run<R: Io>(io: &R, service: &Service<'_, R>, max_pending: usize) {
-    let resolver = service.policy.names.resolver();
+    // The name servers of the start: a reload that changes them restarts the service.
+    let start = (service.policy)();
+    let resolver = start.names.resolver();
     let mut pending: Vec<Pending<R>> = Vec::new();
     let mut buf = vec![0u8; MAX_FORWARDED];
     loop {
@@ -232,7 +233,8 @@ async fn from_clients<R: Io>(
         };
         let now = io.now();
         let datagram = buf.get(..n).unwrap_or_default();
-        if let Err(code) = dnspr::admit(service.policy, client, io.civil_time()) {
+        let policy = (service.policy)();
+        if let Err(code) = dnspr::admit(&policy, client, io.civil_time()) {
             log(io, service, client, None, now, code, String::new(), (n, 0));
             continue;
         }
@@ -346,7 +348,7 @@ async fn from_clients<R: Io>(
                     asked: n,
                     kind: Kind::Forward {
                         server,
-                        deadline: now + service.policy.timeouts.dns,
+                        deadline: now + policy.timeouts.dns,
                     },
                     socket,
                     done: None,
@@ -456,7 +458,7 @@ fn log<R: Io>(
     (asked, answered): (usize, usize),
 ) {
     let record = dnspr::record(
-        service.policy,
+        &(service.policy)(),
         client,
         service.local,
         server,

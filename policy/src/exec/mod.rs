@@ -237,6 +237,12 @@ pub async fn serve<R: Io>(
     tunnel(io, client, &mut established).await;
 }
 
+/// Where a datagram service's loop takes the policy for each new client (`udppm`) or
+/// query (`dnspr`) from: the service's current settings, which a reload replaces while the
+/// loop runs, so that a reload keeps the socket, the open mappings (on the policy they were
+/// opened with) and the queries in flight.
+pub type PolicySource<'a> = &'a (dyn Fn() -> Arc<ServicePolicy> + Send + Sync);
+
 /// Serves a datagram service on `socket` (bound to `local`) until `stop` is set (a reload
 /// replaced the service, or the daemon stops), with at most `max_clients` clients at once
 /// (`maxconn`): the one loop of each kind, for every runtime.
@@ -247,7 +253,7 @@ pub async fn serve_datagrams<R: Io>(
     io: &R,
     socket: &R::Datagram,
     local: SocketAddr,
-    policy: &Arc<ServicePolicy>,
+    policy: PolicySource<'_>,
     service: &DatagramService,
     max_clients: usize,
     stop: &core::sync::atomic::AtomicBool,

@@ -8,19 +8,17 @@
 use super::udp::BATCH;
 use super::{resolve, Io};
 use crate::datagram::Associations;
-use crate::service::ServicePolicy;
 use crate::session::ResolveError;
 use crate::udp::MAX_DATAGRAM;
 use crate::udppm::Mapping;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
-use std::sync::Arc;
 use triproxy_wire::TargetAddr;
 
 /// What the loop serves.
 pub(super) struct Service<'a, R: Io> {
     pub socket: &'a R::Datagram,
     pub local: SocketAddr,
-    pub policy: &'a Arc<ServicePolicy>,
+    pub policy: super::PolicySource<'a>,
     pub target: &'a TargetAddr,
     pub single: bool,
     /// Set when the service must end (see `exec::serve_datagrams`).
@@ -35,8 +33,8 @@ struct Client<R: Io> {
 
 /// Serves the mapping until the service is stopped.
 pub(super) async fn run<R: Io>(io: &R, service: &Service<'_, R>, max_clients: usize) {
-    let mut table: Associations<Client<R>> =
-        Associations::new(service.policy.timeouts.string_long, max_clients.max(1));
+    let idle = (service.policy)().timeouts.string_long;
+    let mut table: Associations<Client<R>> = Associations::new(idle, max_clients.max(1));
     let mut buf = vec![0u8; MAX_DATAGRAM];
     loop {
         let now = io.now();
@@ -146,7 +144,8 @@ async fn from_target<R: Io>(
 /// A new client: the target resolved, the mapping decided, its socket opened. `None` when
 /// refused (logged) or when no socket could be had.
 async fn open<R: Io>(io: &R, service: &Service<'_, R>, from: SocketAddr) -> Option<Client<R>> {
-    let policy = service.policy;
+    let current = (service.policy)();
+    let policy = &current;
     let now = io.now();
     let target = match service.target {
         TargetAddr::Ip(addr) => *addr,
