@@ -1,6 +1,7 @@
 //! End-to-end: SOCKS5 UDP ASSOCIATE (RFC 1928 section 7) on both runtimes, driven by a
 //! Python client on raw sockets and by hand-made datagrams: round trips to a UDP echo,
-//! names, strangers, fragments, the ACL per datagram, and the association's end.
+//! names, strangers, fragments, the ACL per datagram, the association's end, and a reload
+//! under `force` that refuses it.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 #[macro_use]
@@ -17,22 +18,10 @@ both_runtimes!(
     names_strangers_fragments_and_the_acl,
     the_association_ends_with_its_control_connection,
     ten_thousand_abandoned_associations_leave_no_fd_behind,
+    force_ends_an_association_the_new_configuration_refuses,
 );
 
 const OPEN: &str = "log\nauth iponly\nallow * 127.0.0.1\nsocks -p0 -i127.0.0.1\n";
-
-/// A UDP echo on 127.0.0.1: every datagram goes back to its sender.
-fn udp_echo() -> SocketAddr {
-    let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
-    let addr = socket.local_addr().unwrap();
-    thread::spawn(move || {
-        let mut buf = [0u8; 65536];
-        while let Ok((n, from)) = socket.recv_from(&mut buf) {
-            let _ = socket.send_to(&buf[..n], from);
-        }
-    });
-    addr
-}
 
 /// The client side of RFC 1928 section 7, in Python with only the standard library.
 const PYTHON_CLIENT: &str = r#"
@@ -249,4 +238,43 @@ fn ten_thousand_abandoned_associations_leave_no_fd_behind(runtime: &str) {
         );
         thread::sleep(Duration::from_millis(50));
     }
+}
+
+/// Under `force`, a reload whose ACL refuses UDP ASSOCIATE ends the association: its
+/// control connection is closed and its record carries the refusal's code.
+fn force_ends_an_association_the_new_configuration_refuses(runtime: &str) {
+    let echo = udp_echo();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let config = |acl: &str| format!("log\nauth iponly\n{acl}\nsocks -p{port} -i127.0.0.1\n");
+    let d = Daemon::start(&config("allow * 127.0.0.1"), runtime);
+    let client = UdpSocket::bind("127.0.0.1:0").unwrap();
+    client
+        .set_read_timeout(Some(Duration::from_millis(2000)))
+        .unwrap();
+    let (mut ctl, relay) = associate(d.addr, "0.0.0.0:0".parse().unwrap());
+    let mut dgram = header_ipv4(echo, 0);
+    dgram.extend_from_slice(b"before the reload");
+    client.send_to(&dgram, relay).unwrap();
+    assert_eq!(recv(&client).expect("echo"), dgram);
+
+    std::fs::write(d.config.as_ref().unwrap(), config("deny *")).unwrap();
+    d.signal("USR1");
+    let line = d.wait_stderr("reloaded", 0, |l| l.contains(": reloaded ("));
+    assert!(
+        line.contains("1 established connection(s) closed"),
+        "{line}"
+    );
+    let mut rest = Vec::new();
+    let _ = ctl.read_to_end(&mut rest);
+    let record = d.wait_code(1, "UDPMAP");
+    assert!(
+        record.contains(" 17 17 "),
+        "its bytes are counted: {record}"
+    );
+    client.send_to(&dgram, relay).unwrap();
+    assert_eq!(recv(&client), None, "the relay socket is closed");
 }

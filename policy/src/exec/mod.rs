@@ -493,8 +493,13 @@ impl<R: Io> Handshake<'_, R> {
                 Err(_) => self.session.handle_associate_failed(io.now()),
             },
             Intent::RelayDatagrams(plan) => {
+                // Under `force` the association stands on its UDP ASSOCIATE request: a
+                // reload that refuses it shuts the control connection, which ends it.
+                if self.session.force() {
+                    io.established(&self.session);
+                }
                 // Boxed, as forwarding: its state stays out of the handshake's frames.
-                let report = match self.udp_relay.take() {
+                let mut report = match self.udp_relay.take() {
                     Some(socket) => Box::pin(udp::run(io, self.client, &socket, *plan)).await,
                     None => crate::relay::RelayReport {
                         bytes_in: 0,
@@ -502,6 +507,9 @@ impl<R: Io> Handshake<'_, R> {
                         end: crate::relay::RelayEnd::SystemError,
                     },
                 };
+                if let Some(code) = io.revoked() {
+                    report.end = crate::relay::RelayEnd::Revoked(code);
+                }
                 self.session.handle_relay_end(io.now(), report);
             }
             Intent::Forward => return Next::Forward,
