@@ -30,6 +30,7 @@ both_runtimes!(
     noforce_keeps_established_tunnels,
     force_ends_http_forwarding_connections_the_new_configuration_refuses,
     datagram_services_keep_their_mappings_across_a_reload,
+    force_keeps_tunnels_granted_from_the_auth_cache,
 );
 
 /// A port that is free now (bound and released).
@@ -532,4 +533,41 @@ fn datagram_services_keep_their_mappings_across_a_reload(runtime: &str) {
     );
     let fresh = client(5000);
     assert!(round_trip(&fresh, b"restarted"));
+}
+
+/// A tunnel granted by a cache hit that presented the cached password stands as one that
+/// passed `strong`: a reload that changes nothing keeps it; one that changes the user's
+/// password ends it (code 6), like the tunnel that passed `strong` itself.
+fn force_keeps_tunnels_granted_from_the_auth_cache(runtime: &str) {
+    let target = echo_target();
+    let port = free_port();
+    let config = |users: &str, extra: &str| {
+        format!(
+            "log\nusers {users}\nauthcache user,password 60\nauth cache strong\nallow alice\n{extra}socks -p{port} -i127.0.0.1\n"
+        )
+    };
+    let daemon = Daemon::start(&config("alice:CL:a", ""), runtime);
+    let mut first = socks5_login(daemon.addr, target, "alice", "a");
+    let mut cached = socks5_login(daemon.addr, target, "alice", "a");
+    echo(&mut first, b"strong");
+    echo(&mut cached, b"from the cache");
+
+    // Another line that changes nothing for alice.
+    rewrite(&daemon, &config("alice:CL:a", "maxconn 50\n"));
+    daemon.signal("USR1");
+    let line = reloaded(&daemon, 0);
+    assert!(
+        line.contains("0 established connection(s) closed"),
+        "{line}"
+    );
+    echo(&mut cached, b"still flowing");
+
+    rewrite(&daemon, &config("alice:CL:new", ""));
+    daemon.signal("USR1");
+    let line = reloaded(&daemon, 1);
+    assert!(
+        line.contains("2 established connection(s) closed"),
+        "{line}"
+    );
+    assert!(closed(&mut first) && closed(&mut cached));
 }

@@ -235,7 +235,18 @@ impl Session {
                             cached_user = Some(acl_user.clone());
                         }
                         self.acl_user = acl_user;
-                        self.verified = method == crate::auth::AuthMethod::Strong;
+                        self.verified = match method {
+                            AuthMethod::Strong => true,
+                            // A hit that had to present the cached password: that password
+                            // passed `strong` against this same table (each configuration
+                            // starts with an empty cache).
+                            AuthMethod::Cache | AuthMethod::CacheAcl => self
+                                .policy
+                                .authcache
+                                .as_ref()
+                                .is_some_and(|c| c.settings.keys.password),
+                            _ => false,
+                        };
                         first_rule = rule;
                     }
                     addrs.push(*addr);
