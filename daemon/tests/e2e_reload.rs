@@ -71,6 +71,14 @@ fn rewrite(daemon: &Daemon, text: &str) {
     std::fs::write(daemon.config.as_ref().unwrap(), text).unwrap();
 }
 
+/// Rewrites the configuration, asks for a reload with SIGUSR1 and waits for the `nth`
+/// (0-based) "reloaded" line, which it returns.
+fn reload_with(daemon: &Daemon, text: &str, nth: usize) -> String {
+    rewrite(daemon, text);
+    daemon.signal("USR1");
+    reloaded(daemon, nth)
+}
+
 /// Waits for the `nth` (0-based) "reloaded" line.
 fn reloaded(daemon: &Daemon, nth: usize) -> String {
     daemon.wait_stderr("reloaded", nth, |l| l.contains(": reloaded ("))
@@ -188,9 +196,7 @@ fn listeners_are_added_and_removed(runtime: &str) {
         "{}socks -p{second} -i127.0.0.1\n",
         config(port, "allow *", "")
     );
-    rewrite(&daemon, &two);
-    daemon.signal("USR1");
-    let line = reloaded(&daemon, 0);
+    let line = reload_with(&daemon, &two, 0);
     assert!(line.contains("1 started, 0 stopped"), "{line}");
     assert_eq!((listeners_on(port), listeners_on(second)), (1, 1));
     let target = echo_target();
@@ -198,12 +204,11 @@ fn listeners_are_added_and_removed(runtime: &str) {
     let mut s = socks5_connect(via_second, target);
     echo(&mut s, b"second");
     // The first service goes; its open tunnel does not.
-    rewrite(
+    let line = reload_with(
         &daemon,
         &format!("log\nauth iponly\nallow *\nsocks -p{second} -i127.0.0.1\n"),
+        1,
     );
-    daemon.signal("USR1");
-    let line = reloaded(&daemon, 1);
     assert!(line.contains("0 started, 1 stopped"), "{line}");
     assert_eq!((listeners_on(port), listeners_on(second)), (0, 1));
     assert!(std::net::TcpStream::connect(daemon.addr).is_err(), "closed");
@@ -348,9 +353,11 @@ fn force_closes_exactly_the_tunnels_the_new_configuration_refuses(runtime: &str)
     echo(&mut alice, b"alice");
     echo(&mut bob, b"bob");
     // bob is removed from the users table.
-    rewrite(&daemon, &users_config(port, "alice:CL:a", "alice,bob", ""));
-    daemon.signal("USR1");
-    let line = reloaded(&daemon, 0);
+    let line = reload_with(
+        &daemon,
+        &users_config(port, "alice:CL:a", "alice,bob", ""),
+        0,
+    );
     assert!(
         line.contains("1 established connection(s) closed"),
         "{line}"
@@ -361,9 +368,7 @@ fn force_closes_exactly_the_tunnels_the_new_configuration_refuses(runtime: &str)
     assert!(record.contains(" bob "), "{record}");
     echo(&mut alice, b"alice keeps flowing");
     // A changed password ends alice's tunnel too (code 6), with its own record.
-    rewrite(&daemon, &users_config(port, "alice:CL:new", "alice", ""));
-    daemon.signal("USR1");
-    reloaded(&daemon, 1);
+    reload_with(&daemon, &users_config(port, "alice:CL:new", "alice", ""), 1);
     assert!(closed(&mut alice));
     let record = daemon.wait_code(6, "CONNECT");
     assert!(record.contains(" alice "), "{record}");
@@ -377,12 +382,11 @@ fn noforce_keeps_established_tunnels(runtime: &str) {
         runtime,
     );
     let mut bob = socks5_login(daemon.addr, target, "bob", "b");
-    rewrite(
+    let line = reload_with(
         &daemon,
         &users_config(port, "alice:CL:a", "alice", "noforce\n"),
+        0,
     );
-    daemon.signal("USR1");
-    let line = reloaded(&daemon, 0);
     assert!(
         line.contains("0 established connection(s) closed"),
         "{line}"
@@ -442,9 +446,7 @@ fn force_ends_http_forwarding_connections_the_new_configuration_refuses(runtime:
     read_until(&mut alice, b"origin GET /first");
     daemon.wait_code(0, "/first");
 
-    rewrite(&daemon, &config("alice:CL:a"));
-    daemon.signal("USR1");
-    let line = reloaded(&daemon, 0);
+    let line = reload_with(&daemon, &config("alice:CL:a"), 0);
     assert!(
         line.contains("1 established connection(s) closed"),
         "{line}"
@@ -459,9 +461,7 @@ fn force_ends_http_forwarding_connections_the_new_configuration_refuses(runtime:
     daemon.wait_code(0, "/second");
 
     // A new password: alice's idle connection is closed, with no record for it.
-    rewrite(&daemon, &config("alice:CL:new"));
-    daemon.signal("USR1");
-    let line = reloaded(&daemon, 1);
+    let line = reload_with(&daemon, &config("alice:CL:new"), 1);
     assert!(
         line.contains("1 established connection(s) closed"),
         "{line}"
@@ -507,9 +507,7 @@ fn datagram_services_keep_their_mappings_across_a_reload(runtime: &str) {
     let kept = client(5000);
     assert!(round_trip(&kept, b"before"));
 
-    rewrite(&daemon, &config("deny *", echo));
-    daemon.signal("USR1");
-    let line = reloaded(&daemon, 0);
+    let line = reload_with(&daemon, &config("deny *", echo), 0);
     assert!(
         line.contains("1 service(s) kept their listener, 0 started, 0 stopped"),
         "{line}"
@@ -524,9 +522,7 @@ fn datagram_services_keep_their_mappings_across_a_reload(runtime: &str) {
 
     // Another target: the service is restarted on its address.
     let other = udp_echo();
-    rewrite(&daemon, &config("allow *", other));
-    daemon.signal("USR1");
-    let line = reloaded(&daemon, 1);
+    let line = reload_with(&daemon, &config("allow *", other), 1);
     assert!(
         line.contains("0 service(s) kept their listener, 1 started, 1 stopped"),
         "{line}"
@@ -553,18 +549,14 @@ fn force_keeps_tunnels_granted_from_the_auth_cache(runtime: &str) {
     echo(&mut cached, b"from the cache");
 
     // Another line that changes nothing for alice.
-    rewrite(&daemon, &config("alice:CL:a", "maxconn 50\n"));
-    daemon.signal("USR1");
-    let line = reloaded(&daemon, 0);
+    let line = reload_with(&daemon, &config("alice:CL:a", "maxconn 50\n"), 0);
     assert!(
         line.contains("0 established connection(s) closed"),
         "{line}"
     );
     echo(&mut cached, b"still flowing");
 
-    rewrite(&daemon, &config("alice:CL:new", ""));
-    daemon.signal("USR1");
-    let line = reloaded(&daemon, 1);
+    let line = reload_with(&daemon, &config("alice:CL:new", ""), 1);
     assert!(
         line.contains("2 established connection(s) closed"),
         "{line}"

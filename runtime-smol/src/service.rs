@@ -44,12 +44,15 @@ pub struct ServiceHandle {
 }
 
 impl ServiceHandle {
-    /// Stops the service: its loop is cancelled and its socket closed. Established
-    /// connections are tasks of their own and go on to their end; a datagram service's
-    /// open mappings end without their records.
+    /// Stops the service: its loop is cancelled and its socket closed before this returns
+    /// (so the address can be bound again at once, as a reload that restarts a datagram
+    /// service does). Established connections are tasks of their own and go on to their
+    /// end; a datagram service's open mappings end without their records.
     pub fn stop(self) {
         self.slot.mark_stopped();
-        drop(self.task);
+        // Dropping the task would only schedule the cancellation; waiting for it is what
+        // guarantees the loop's future, and with it the socket, is gone.
+        future::block_on(self.task.cancel());
     }
 }
 
