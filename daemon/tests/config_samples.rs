@@ -250,3 +250,52 @@ fn the_russian_howto_configuration_loads() {
         )]
     );
 }
+
+/// The two chroot samples together, accepted once the files they name exist: the
+/// packaged `scripts/3proxy.cfg.chroot` with its root moved to a scratch folder (the only
+/// change), whose `include /conf/3proxy.cfg` is `scripts/3proxy.cfg.inchroot` as it is,
+/// with the password, counter and bandwidth files it includes. Every absolute name is
+/// read inside the root.
+#[test]
+fn the_chroot_samples_load_once_their_files_exist() {
+    let Some(dir) = sample_dir() else { return };
+    let root = std::env::temp_dir().join(format!("triproxy-chroot-{}", std::process::id()));
+    let conf = root.join("conf");
+    std::fs::create_dir_all(&conf).unwrap();
+    let outer = std::fs::read_to_string(dir.join("scripts_3proxy.cfg.chroot")).unwrap();
+    let outer = outer.replace("/usr/local/3proxy", &root.display().to_string());
+    std::fs::copy(
+        dir.join("scripts_3proxy.cfg.inchroot"),
+        conf.join("3proxy.cfg"),
+    )
+    .unwrap();
+    std::fs::write(conf.join("passwd"), "admin:CL:secret\nalice:CL:wonder\n").unwrap();
+    std::fs::write(conf.join("counters"), "countin \"1/month\" M 1000 alice\n").unwrap();
+    std::fs::write(conf.join("bandlimiters"), "bandlimin 1000000 alice\n").unwrap();
+    let top = root.join("outer.cfg");
+    std::fs::write(&top, outer).unwrap();
+    let loaded = config::load(&top);
+    std::fs::remove_dir_all(&root).ok();
+    let cfg = loaded.unwrap_or_else(|e| panic!("{e}"));
+    let kinds: Vec<&str> = cfg.services.iter().map(|s| s.kind.command()).collect();
+    assert_eq!(kinds, ["proxy", "socks", "admin"]);
+    assert_eq!(cfg.process.chroot, Some(root.clone()));
+    assert_eq!(
+        (cfg.process.user.clone(), cfg.process.group.clone()),
+        (
+            Some(config::Account::Name("proxy".to_owned())),
+            Some(config::Account::Name("proxy".to_owned()))
+        )
+    );
+    // `config /conf/3proxy.cfg` and `counter /count/3proxy.3cf` name files in the root.
+    assert_eq!(cfg.process.config_file, Some(root.join("conf/3proxy.cfg")));
+    assert_eq!(
+        cfg.counter.as_ref().map(|c| c.file.clone()),
+        Some(root.join("count/3proxy.3cf"))
+    );
+    let mut users: Vec<&str> = cfg.users.names().collect();
+    users.sort_unstable();
+    assert_eq!(users, ["admin", "alice"]);
+    assert_eq!(cfg.quotas.len(), 1);
+    assert_eq!(cfg.bandlimits.len(), 1);
+}
