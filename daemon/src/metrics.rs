@@ -1,10 +1,10 @@
 //! The daemon's metrics registry, and its rendering in Prometheus text format 0.0.4.
 //!
-//! One [`Metrics`] is created in `main` and handed to [`crate::run::start`]; every service
-//! gets [`Hooks`] wrapped by [`Metrics::instrument`], so the counts come from the same two
-//! signals for every protocol and both runtimes: the log hook (one [`LogRecord`] per
-//! finished request or connection: bytes and codes) and the activity hook (accepted and
-//! ended connections: the total and the gauge). Per counter rule, the quota use is read
+//! One [`Metrics`] is created in `main` and handed to [`crate::run::Services::prepare`];
+//! every service gets [`Hooks`] wrapped by [`Metrics::instrument`], so the counts come
+//! from the same two signals for every protocol and both runtimes: the log hook (one
+//! [`LogRecord`] per finished request or connection: bytes and codes) and the activity
+//! hook (accepted and ended connections: the total and the gauge). Per counter rule, the quota use is read
 //! from the quota engine when rendering ([`CounterRow`]), not copied here.
 //!
 //! A service is keyed by its command and listen address ([`ServiceKey`]), not by its

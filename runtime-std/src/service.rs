@@ -157,7 +157,7 @@ impl Shared {
 /// accepts while no other worker waits in `accept()` starts one more, unless `maxconn`
 /// workers exist; so at most `maxconn` clients are served and the others wait in the
 /// listen backlog, as with 3proxy's `maxconn`. Workers are reused; one that waits
-/// [`WORKER_IDLE_EXIT`] for a client exits (the first worker never does). Exiting on idle
+/// `WORKER_IDLE_EXIT` (60 s) for a client exits (the first worker never does). Exiting on idle
 /// time rather than on a count of idle workers keeps a steady load from creating and
 /// ending threads all the time.
 ///

@@ -3,7 +3,7 @@
 //!
 //! Zero-copy mode splices `src -> pipe -> dst` in the kernel; buffered mode reads into a
 //! user-space buffer and writes it out. Either way the pipe or buffer comes from
-//! [`crate::pool`] only while bytes are held and goes back when empty: an idle tunnel
+//! the pipe and buffer pool (`crate::pool`) only while bytes are held and goes back when empty: an idle tunnel
 //! holds neither. What to move, when, and how much is the relay machine's decision
 //! (`triproxy_policy::relay`); this module only performs it.
 

@@ -3,7 +3,7 @@
 //! a process's descendants (so a forking proxy such as Dante is counted whole), the whole
 //! machine's busy time (`/proc/stat`), and the tool's own file-descriptor limit.
 //!
-//! The files are read and parsed by the [`procfs`](::procfs) crate; this module is the glue
+//! The files are read and parsed by the [`procfs`] crate; this module is the glue
 //! that turns its values into the tool's units (clock ticks, KiB) and refuses values that
 //! cannot be right (a negative thread count or child time). Every scan is capped at
 //! [`MAX_PROC_SCAN`] `/proc` entries and every tree at [`MAX_TREE`] processes. Files are

@@ -348,7 +348,7 @@ impl Exchange for EchoExchange {
     }
 }
 
-/// The UDP echo target: answers every datagram to its sender, on [`ECHO_THREADS`] threads
+/// The UDP echo target: answers every datagram to its sender, on `ECHO_THREADS` threads
 /// sharing one socket, until stopped or its deadline.
 #[derive(Debug)]
 pub struct UdpEcho {
