@@ -81,3 +81,26 @@ pub fn err_at(text: &str, line: usize) -> ConfigErrorKind {
     assert!(msg.starts_with(&format!("test.cfg:{line}: ")), "{msg}");
     e.kind
 }
+
+/// A socket address literal.
+pub fn addr(s: &str) -> std::net::SocketAddr {
+    s.parse().unwrap()
+}
+
+/// An ACL entry from its fields.
+pub fn ace(action: triproxy_policy::acl::Action, fields: &[&str]) -> triproxy_policy::acl::Ace {
+    triproxy_policy::acl::Ace::parse(action, fields).unwrap()
+}
+
+/// The (command, min, max, given) of an argument-count error on line 1 of `text`.
+pub fn arg_count(text: &str) -> (String, usize, Option<usize>, usize) {
+    match err_at(text, 1) {
+        ConfigErrorKind::ArgumentCount {
+            command,
+            min,
+            max,
+            given,
+        } => (command, min, max, given),
+        other => panic!("{other:?}"),
+    }
+}
