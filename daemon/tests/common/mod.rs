@@ -4,6 +4,7 @@
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
 pub mod dnsmasq;
+pub mod forward;
 pub mod mail;
 pub mod origin;
 pub mod response;
