@@ -41,18 +41,21 @@
 //! [`ExchangeConfig::idle_timeout`] while an exchange moves no byte, [`LINGER`] to drain a
 //! client before closing on it.
 
-use crate::body::{BodyError, BodyScanner, Framing};
+mod buf;
+mod failure;
+
+use crate::body::{BodyScanner, Framing};
 use crate::connect_client::Credentials;
-use crate::forward::{
-    forward_request, forward_response, Forward, ForwardError, ResponseError, MAX_RESPONSE_HEAD,
-};
+use crate::forward::{forward_request, forward_response, Forward, ForwardError, MAX_RESPONSE_HEAD};
 use crate::proxy_server::{Refusal, MAX_REQUEST_HEAD};
 use crate::RequestError;
+use buf::{pass, Buf, FIRST_ALLOCATION};
 use core::fmt;
 use core::time::Duration;
+pub use failure::{ExchangeError, ExchangeFailure};
 use std::collections::VecDeque;
 use std::time::Instant;
-use triproxy_wire::{LogCode, TargetAddr};
+use triproxy_wire::TargetAddr;
 
 /// Body bytes taken from one side per read, and held per direction at most twice.
 pub const BODY_CHUNK: usize = 32 * 1024;
@@ -60,9 +63,6 @@ pub const BODY_CHUNK: usize = 32 * 1024;
 /// How long a connection being closed after an error response is drained (its input read
 /// and dropped) so that closing it does not reset the response away.
 pub const LINGER: Duration = Duration::from_secs(2);
-
-/// A buffer's first allocation, grown by doubling up to the phase's cap.
-const FIRST_ALLOCATION: usize = 4096;
 
 /// How an [`Exchange`] behaves.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -124,218 +124,6 @@ pub enum ExchangeEvent {
     /// The exchange (or the wait for the next request) failed; the connection ends once
     /// [`Exchange::to_client`] is written. Bytes so far are in the failure.
     Failed(ExchangeFailure),
-}
-
-/// Why forwarding stopped.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ExchangeError {
-    /// The request head (400).
-    Request(ForwardError),
-    /// The client's chunked request body (the connection closes).
-    RequestBody(BodyError),
-    /// The origin's response head (502).
-    Response(ResponseError),
-    /// A `101 Switching Protocols`, which the proxy never asked for (it drops `Upgrade`)
-    /// (502).
-    UnexpectedUpgrade,
-    /// The origin's response body (the client connection closes).
-    ResponseBody(BodyError),
-    /// The origin closed or failed before its response was complete (502 if the response
-    /// had not started).
-    OriginClosed,
-    /// The client closed or failed in the middle of an exchange.
-    ClientClosed,
-    /// The client closed with a request head incomplete.
-    ClientClosedInHead,
-    /// No complete request head in time (nothing is sent).
-    HeadTimeout,
-    /// No new request in time after the previous one (not logged by 3proxy).
-    KeepAliveEnded,
-    /// No byte moved in an exchange for the idle timeout (504 if the response had not
-    /// started).
-    Idle,
-}
-
-impl ExchangeError {
-    /// The 3proxy log code: the request-head codes of [`RequestError::log_code`] (a
-    /// framing error is a malformed request, 512), 536 for a bad request body (3proxy's
-    /// upload chunk errors), 522 for an unusable response or an origin that closed
-    /// without one (3proxy's "invalid server response"), 533 for a bad response body (its
-    /// chunk relay errors), 96 for an origin gone mid-body, 95 for a client gone
-    /// mid-exchange, 507/508 for a head that never completed, 555 for the end of the
-    /// keep-alive wait (which 3proxy does not log) and 92 for an idle exchange.
-    pub fn log_code(&self) -> LogCode {
-        match self {
-            ExchangeError::Request(ForwardError::Request(e)) => e.log_code(),
-            ExchangeError::Request(ForwardError::Framing(_)) => LogCode(512),
-            ExchangeError::RequestBody(_) => LogCode(536),
-            ExchangeError::Response(_)
-            | ExchangeError::UnexpectedUpgrade
-            | ExchangeError::OriginClosed => LogCode(522),
-            ExchangeError::ResponseBody(BodyError::Truncated) => LogCode(96),
-            ExchangeError::ResponseBody(_) => LogCode(533),
-            ExchangeError::ClientClosed => LogCode(95),
-            ExchangeError::ClientClosedInHead => LogCode(508),
-            ExchangeError::HeadTimeout => LogCode(507),
-            ExchangeError::KeepAliveEnded => LogCode(555),
-            ExchangeError::Idle => LogCode(92),
-        }
-    }
-
-    /// Whether 3proxy would log it: everything but the end of the keep-alive wait.
-    pub fn is_logged(&self) -> bool {
-        *self != ExchangeError::KeepAliveEnded
-    }
-}
-
-impl fmt::Display for ExchangeError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            ExchangeError::Request(e) => e.fmt(f),
-            ExchangeError::RequestBody(e) => write!(f, "request body: {e}"),
-            ExchangeError::Response(e) => write!(f, "origin response: {e}"),
-            ExchangeError::UnexpectedUpgrade => f.write_str("origin switched protocols unasked"),
-            ExchangeError::ResponseBody(e) => write!(f, "origin response body: {e}"),
-            ExchangeError::OriginClosed => f.write_str("origin closed before its response"),
-            ExchangeError::ClientClosed => f.write_str("client closed during the exchange"),
-            ExchangeError::ClientClosedInHead => {
-                f.write_str("client closed in the middle of a request head")
-            }
-            ExchangeError::HeadTimeout => f.write_str("request head not complete in time"),
-            ExchangeError::KeepAliveEnded => f.write_str("no further request in time"),
-            ExchangeError::Idle => f.write_str("idle timeout: no traffic either way"),
-        }
-    }
-}
-
-/// A failure and how far the exchange got.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ExchangeFailure {
-    /// What went wrong.
-    pub error: ExchangeError,
-    /// Whether a request was routed (an origin connection was in use): the driver drops
-    /// it.
-    pub routed: bool,
-    /// The response status, if the response had started.
-    pub status: Option<u16>,
-    /// Bytes passed to the origin in this exchange.
-    pub to_origin: u64,
-    /// Bytes passed to the client in this exchange.
-    pub to_client: u64,
-}
-
-/// A bounded byte queue: data is `bytes[start..end]`.
-#[derive(Default)]
-struct Buf {
-    bytes: Vec<u8>,
-    start: usize,
-    end: usize,
-}
-
-impl Buf {
-    fn from_vec(bytes: Vec<u8>) -> Buf {
-        let end = bytes.len();
-        Buf {
-            bytes,
-            start: 0,
-            end,
-        }
-    }
-
-    fn data(&self) -> &[u8] {
-        self.bytes.get(self.start..self.end).unwrap_or_default()
-    }
-
-    fn len(&self) -> usize {
-        self.end - self.start
-    }
-
-    fn is_empty(&self) -> bool {
-        self.start == self.end
-    }
-
-    fn consume(&mut self, n: usize) {
-        self.start = (self.start + n).min(self.end);
-        if self.start == self.end {
-            self.start = 0;
-            self.end = 0;
-        }
-    }
-
-    fn extend(&mut self, data: &[u8]) {
-        self.compact();
-        self.bytes.truncate(self.end);
-        self.bytes.extend_from_slice(data);
-        self.end = self.bytes.len();
-    }
-
-    fn clear(&mut self) {
-        self.start = 0;
-        self.end = 0;
-    }
-
-    /// Moves the data to the front of the allocation.
-    fn compact(&mut self) {
-        if self.start > 0 {
-            self.bytes.copy_within(self.start..self.end, 0);
-            self.end -= self.start;
-            self.start = 0;
-        }
-    }
-
-    /// Room for a read while the buffer holds less than `cap` bytes; the allocation is at
-    /// least `first` bytes (a body is read a whole chunk at a time from the start; a head
-    /// grows from [`FIRST_ALLOCATION`]).
-    fn space(&mut self, cap: usize, first: usize) -> Option<&mut [u8]> {
-        if self.len() >= cap {
-            return None;
-        }
-        let first = first.min(cap);
-        if self.bytes.len() < first {
-            self.compact();
-            self.bytes.resize(first, 0);
-        }
-        if self.end == self.bytes.len() {
-            self.compact();
-        }
-        if self.end == self.bytes.len() {
-            let grown = (self.bytes.len() * 2).clamp(FIRST_ALLOCATION, cap.max(1));
-            if grown <= self.bytes.len() {
-                return None;
-            }
-            self.bytes.resize(grown, 0);
-        }
-        let limit = (self.start + cap).min(self.bytes.len());
-        self.bytes
-            .get_mut(self.end..limit)
-            .filter(|s| !s.is_empty())
-    }
-
-    fn filled(&mut self, n: usize) {
-        self.end = (self.end + n).min(self.bytes.len());
-    }
-
-    /// Gives the allocation back when empty (an idle keep-alive connection holds none).
-    fn release(&mut self) {
-        if self.is_empty() {
-            self.bytes = Vec::new();
-        }
-    }
-}
-
-/// Moves the first `n` bytes of `from` to the end of `to`: the buffers trade places when
-/// `to` is empty and `from` holds exactly those bytes (no copy).
-fn pass(from: &mut Buf, to: &mut Buf, n: usize) {
-    if n == 0 {
-        return;
-    }
-    if to.is_empty() && n == from.len() {
-        core::mem::swap(from, to);
-        return;
-    }
-    let n = n.min(from.len());
-    to.extend(from.data().get(..n).unwrap_or_default());
-    from.consume(n);
 }
 
 /// The response side of an exchange.
