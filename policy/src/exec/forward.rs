@@ -43,7 +43,8 @@ pub(super) async fn run<R: Io>(hs: &mut Handshake<'_, R>) {
     let mut blocked = [Interest::default(); 2];
     let mut target_seen = hs.target_gen;
     let force = hs.session.force();
-    let mut granted_seen = hs.session.forward_granted();
+    // From 0, so that a request granted before this loop started is kept too.
+    let mut granted_seen = 0;
     let mut revoked = false;
     loop {
         // A reload under `force` shut the client socket down after marking the connection
