@@ -69,13 +69,7 @@ fn smuggling_framings_are_400_and_close(runtime: &str) {
 fn acl_checks_the_operation_of_each_request(runtime: &str) {
     let d = start(runtime, "auth iponly\nallow * * * * HTTP_GET\ndeny *\n");
     let o = Origin::start("acl");
-    let code = |args: &[&str]| {
-        let mut all = vec!["--write-out", "%{http_code}", "-o", "/dev/null"];
-        all.extend_from_slice(args);
-        let (ok, code, err) = curl_via(&d, &all);
-        assert!(ok, "curl: {err}");
-        code
-    };
+    let code = |args: &[&str]| status_via(&d, args);
     assert_eq!(code(&[&url(o.addr, "/get")]), "200");
     assert_eq!(code(&["--data", "x=1", &url(o.addr, "/post")]), "403");
     record(&d, 0, &format!("GET {}", url(o.addr, "/get")));
@@ -176,18 +170,7 @@ fn basic_auth_against_auth_strong(runtime: &str) {
         resp.head
     );
     record(&d, 4, &format!("GET {}", url(o.addr, "/secret")));
-    let (ok, code, err) = curl_via(
-        &d,
-        &[
-            "--write-out",
-            "%{http_code}",
-            "-o",
-            "/dev/null",
-            &url(o.addr, "/secret"),
-        ],
-    );
-    assert!(ok, "curl: {err}");
-    assert_eq!(code, "407");
+    assert_eq!(status_via(&d, &[&url(o.addr, "/secret")]), "407");
     assert_eq!(
         o.accepted(),
         0,
@@ -235,18 +218,7 @@ fn origin_failures_are_502(runtime: &str) {
     let line = wait_nth_code(&d, "a 502 code", is_bad_gateway_code, 1);
     assert!(line.contains(&format!("GET http://{gone}/")), "{line}");
 
-    let (ok, code, err) = curl_via(
-        &d,
-        &[
-            "--write-out",
-            "%{http_code}",
-            "-o",
-            "/dev/null",
-            &url(o.addr, "/hangup"),
-        ],
-    );
-    assert!(ok, "curl: {err}");
-    assert_eq!(code, "502");
+    assert_eq!(status_via(&d, &[&url(o.addr, "/hangup")]), "502");
     // An origin that closes without an answer is 3proxy's "invalid server response".
     let line = wait_nth_code(&d, "code 522", |c| c == 522, 1);
     assert!(
@@ -496,18 +468,7 @@ fn countin_cuts_a_forwarded_download_then_refuses(runtime: &str) {
     );
     record(&d, 10, &format!("GET {}", url(o.addr, &path)));
     let accepted = o.accepted();
-    let (ok, code, err) = curl_via(
-        &d,
-        &[
-            "--write-out",
-            "%{http_code}",
-            "-o",
-            "/dev/null",
-            &url(o.addr, "/again"),
-        ],
-    );
-    assert!(ok, "curl: {err}");
-    assert_eq!(code, "503");
+    assert_eq!(status_via(&d, &[&url(o.addr, "/again")]), "503");
     assert_eq!(
         o.accepted(),
         accepted,

@@ -1,4 +1,7 @@
 //! Tests of ACL parsing and first-match evaluation.
+//!
+//! A test module only: `acl.rs` includes it under `#[cfg(test)]`, so its `unwrap()`s
+//! never see network or configuration input.
 use super::*;
 use std::net::IpAddr;
 use triproxy_wire::{DomainName, LogCode};

@@ -1,4 +1,7 @@
 //! Tests of the `auth` chain.
+//!
+//! A test module only: `auth.rs` includes it under `#[cfg(test)]`, so its `unwrap()`s
+//! never see network or configuration input.
 use super::*;
 use crate::acl::{CivilTime, Operation};
 

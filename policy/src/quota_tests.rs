@@ -1,5 +1,8 @@
 //! Tests of [`super`]: selection against a straight-line model of 3proxy's two scans,
 //! charging, periods, reports and the counter file.
+//!
+//! A test module only: `quota.rs` includes it under `#[cfg(test)]`, so its `unwrap()`s
+//! never see network or configuration input.
 
 use super::*;
 use crate::acl::{Action, CivilTime, Operation};

@@ -3,7 +3,7 @@
 //! over a kept connection, and scratch files.
 
 use super::response::{read_response, Response};
-use super::{connect, curl, Daemon, Fnv, Start, Stream64};
+use super::{connect, curl, Daemon, Start};
 use std::io::{BufReader, BufWriter, ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::PathBuf;
@@ -125,6 +125,15 @@ pub fn curl_via(d: &Daemon, args: &[&str]) -> (bool, String, String) {
     curl(&all)
 }
 
+/// The HTTP status curl got through the proxy of `d` with `args` (the body is dropped).
+pub fn status_via(d: &Daemon, args: &[&str]) -> String {
+    let mut all = vec!["--write-out", "%{http_code}", "-o", "/dev/null"];
+    all.extend_from_slice(args);
+    let (ok, code, err) = curl_via(d, &all);
+    assert!(ok, "curl: {err}");
+    code
+}
+
 /// A request head in absolute form for `origin`: `METHOD http://origin/path HTTP/1.1`,
 /// its `Host`, and `extra` field lines (each ending in CRLF).
 pub fn head(method: &str, o: SocketAddr, path: &str, extra: &str) -> String {
@@ -191,19 +200,9 @@ pub fn scratch_file(name: &str) -> PathBuf {
 pub fn generated_file(name: &str, seed: u64, len: usize) -> (PathBuf, u64) {
     let path = scratch_file(name);
     let mut out = BufWriter::new(std::fs::File::create(&path).unwrap());
-    let mut gen = Stream64::new(seed);
-    let mut h = Fnv::new();
-    let mut buf = vec![0u8; 64 * 1024];
-    let mut left = len;
-    while left > 0 {
-        let n = left.min(buf.len());
-        gen.fill(&mut buf[..n]);
-        h.update(&buf[..n]);
-        out.write_all(&buf[..n]).unwrap();
-        left -= n;
-    }
+    let hash = super::origin::generate_in_pieces(seed, len, |piece| out.write_all(piece).unwrap());
     out.flush().unwrap();
-    (path, h.0)
+    (path, hash)
 }
 
 /// The resident set size of process `pid`, in KiB (`VmRSS` in `/proc/PID/status`).

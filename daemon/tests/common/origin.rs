@@ -60,7 +60,13 @@ pub fn generated(len: usize) -> Vec<u8> {
 
 /// The FNV-1a hash of [`generated`]`(len)`, computed in pieces (no `len`-byte buffer).
 pub fn generated_hash(len: usize) -> u64 {
-    let mut gen = Stream64::new(SEED);
+    generate_in_pieces(SEED, len, |_| {})
+}
+
+/// Generates `len` bytes from `seed` in 64 KiB pieces, gives each to `each`, and returns
+/// the FNV-1a hash of them all.
+pub fn generate_in_pieces(seed: u64, len: usize, mut each: impl FnMut(&[u8])) -> u64 {
+    let mut gen = Stream64::new(seed);
     let mut h = Fnv::new();
     let mut buf = vec![0u8; 64 * 1024];
     let mut left = len;
@@ -68,6 +74,7 @@ pub fn generated_hash(len: usize) -> u64 {
         let n = left.min(buf.len());
         gen.fill(&mut buf[..n]);
         h.update(&buf[..n]);
+        each(&buf[..n]);
         left -= n;
     }
     h.0
